@@ -1,0 +1,378 @@
+// Package store holds the CA's state: accounts and API keys, domain
+// validations, orders and their reviews, reserved serials, certificates and
+// their revocation, CRL shard state and leases, the hash-chained audit log,
+// and the status-change event log that the OCSP and CRL pipelines consume.
+//
+// This package declares the records, the errors callers branch on, and
+// Store, the full method set the adapters implement. Consumers should not
+// take a Store: each declares the two or three methods it uses as its own
+// small interface (STYLE.md §5), which both adapters satisfy.
+//
+// Adapters: internal/store/sqlite (embedded default, one file, WAL) and
+// internal/store/postgres (pgx v5 pool). internal/store/storetest is the
+// conformance suite both must pass.
+//
+// Who may import it: issuer/, crlgen/, the presigner and cmd/. The responder
+// and origin must not (they read caches and published files, never the
+// database); a dependency test enforces that.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/trustline/trustline/internal/issuerid"
+	"github.com/trustline/trustline/internal/reason"
+	"github.com/trustline/trustline/internal/serial"
+	"github.com/trustline/trustline/internal/shard"
+	"github.com/trustline/trustline/internal/status"
+)
+
+// Errors callers branch on. Adapters wrap them with context; test with
+// errors.Is.
+var (
+	// ErrNotFound: no row with that key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrDuplicate: a row with that key exists (a serial collision, an
+	// account email or id already taken).
+	ErrDuplicate = errors.New("store: duplicate")
+	// ErrConflict: an optimistic update lost (the row's Version moved on), or
+	// a compare-and-swap saw another value.
+	ErrConflict = errors.New("store: conflict")
+	// ErrAlreadyRevoked: Revoke on a revoked certificate.
+	ErrAlreadyRevoked = errors.New("store: certificate already revoked")
+)
+
+// Role is an account's role; it decides which endpoints it may call.
+type Role string
+
+const (
+	RoleSubscriber Role = "subscriber"
+	RoleReviewer   Role = "reviewer"
+	RoleAdmin      Role = "admin"
+)
+
+// Valid reports whether r is one of the three roles.
+func (r Role) Valid() bool {
+	return r == RoleSubscriber || r == RoleReviewer || r == RoleAdmin
+}
+
+// Account is a subscriber, reviewer or admin. IDs are chosen by the caller
+// (random, URL-safe) so both adapters behave alike.
+type Account struct {
+	ID        string
+	Email     string // unique, lowercase
+	Role      Role
+	CreatedAt time.Time
+}
+
+// APIKey is the stored half of an API key: its public id and the SHA-256 of
+// its secret. The secret itself is never stored.
+type APIKey struct {
+	ID        string // unique; the public part of the bearer token
+	AccountID string
+	Hash      []byte // SHA-256 of the secret part
+	CreatedAt time.Time
+}
+
+// ValidationStatus is the state of a domain validation.
+type ValidationStatus string
+
+const (
+	ValidationPending ValidationStatus = "pending"
+	ValidationValid   ValidationStatus = "valid"
+	ValidationInvalid ValidationStatus = "invalid" // attempts exhausted or expired
+)
+
+// Validation is one attempt to prove control of a domain (BR §3.2.2.4).
+type Validation struct {
+	ID        string
+	AccountID string
+	Domain    string // lowercase, no trailing dot
+	Method    string // "email", "dns-txt", "http-token", "whois-email"
+	Contact   string // address mailed, DNS name or URL checked
+	// Secret is what must be matched: for email methods the SHA-256 of the
+	// mailed code (never the code), for dns-txt/http-token the random value
+	// the subscriber publishes.
+	Secret    []byte
+	Status    ValidationStatus
+	Attempts  int
+	CreatedAt time.Time
+	ExpiresAt time.Time // a pending validation is dead after this
+	// ValidatedAt and ValidUntil are set when Status becomes valid;
+	// ValidUntil is ValidatedAt plus the BR reuse period.
+	ValidatedAt time.Time
+	ValidUntil  time.Time
+	Evidence    []byte // JSON: method, random value, time, contact, …
+	// Version increments on every update; UpdateValidation succeeds only
+	// if the stored row still has the Version the caller read.
+	Version int
+}
+
+// OrderStatus is where an order stands.
+type OrderStatus string
+
+const (
+	OrderPendingReview OrderStatus = "pending_review"
+	OrderIssued        OrderStatus = "issued"
+	OrderRejected      OrderStatus = "rejected"
+	// OrderProcessing: approved or auto-approved, being signed. An order
+	// left here by a crash is retried.
+	OrderProcessing OrderStatus = "processing"
+)
+
+// Order is a request for a certificate.
+type Order struct {
+	ID           string
+	AccountID    string
+	Profile      string // "dv", "ov", "ev"
+	CSR          []byte // DER
+	Names        []string
+	Organization []byte // JSON, empty for DV
+	Status       OrderStatus
+	Serial       serial.Serial // set once issued
+	RejectReason string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	Version      int // see Validation.Version
+}
+
+// OrderFilter selects orders for ListOrders; zero fields match anything.
+type OrderFilter struct {
+	AccountID string
+	Status    OrderStatus
+	Limit     int // 0: adapter default (100)
+}
+
+// Review is one reviewer's decision on an order.
+type Review struct {
+	OrderID    string
+	ReviewerID string
+	Decision   string // "approve" or "reject"
+	Notes      string
+	Evidence   []byte // JSON
+	At         time.Time
+}
+
+// ReviewPattern is a Manual Review List entry: DV orders with a name that
+// matches go to review.
+type ReviewPattern struct {
+	ID        string
+	Pattern   string
+	CreatedBy string
+	CreatedAt time.Time
+}
+
+// Certificate is an issued certificate with its revocation state.
+type Certificate struct {
+	Serial    serial.Serial
+	IssuerID  issuerid.ID
+	Shard     shard.Index // fixed at issuance; named in the CRLDP
+	AccountID string
+	OrderID   string
+	DER       []byte
+	NotBefore time.Time
+	NotAfter  time.Time
+	Status    status.Status // Good or Revoked
+	RevokedAt time.Time     // zero unless revoked
+	Reason    reason.Reason // meaningful only when revoked
+	// OCSPRefreshAt is when the pre-signed OCSP response is next due;
+	// zero means "now".
+	OCSPRefreshAt time.Time
+}
+
+// CertSummary is a Certificate without its DER: what scans return.
+type CertSummary struct {
+	Serial        serial.Serial
+	IssuerID      issuerid.ID
+	Shard         shard.Index
+	AccountID     string
+	NotAfter      time.Time
+	Status        status.Status
+	RevokedAt     time.Time
+	Reason        reason.Reason
+	OCSPRefreshAt time.Time
+}
+
+// ShardQuery selects the certificates of one CRL shard.
+type ShardQuery struct {
+	Issuer issuerid.ID
+	Shard  shard.Index
+	// RevokedOnly limits the scan to revoked certificates (what a CRL needs).
+	RevokedOnly bool
+	// NotAfterAfter, if set, skips certificates that expired at or before
+	// it (a CRL keeps entries until one CRL after expiry).
+	NotAfterAfter time.Time
+}
+
+// Page walks all certificates in serial order, for warm starts.
+type Page struct {
+	AfterSerial   serial.Serial // exclusive; "" starts at the beginning
+	NotAfterAfter time.Time     // skip expired, if set
+	Limit         int           // 0: adapter default (1000)
+}
+
+// Revocation asks Revoke to revoke a certificate.
+type Revocation struct {
+	Serial serial.Serial
+	Reason reason.Reason
+	At     time.Time
+}
+
+// OCSPRefresh moves a certificate's next OCSP refresh point.
+type OCSPRefresh struct {
+	Serial serial.Serial
+	At     time.Time
+}
+
+// EventKind says what changed.
+type EventKind string
+
+const (
+	EventIssued  EventKind = "issued"
+	EventRevoked EventKind = "revoked"
+)
+
+// Event is one entry of the status-change log. Seq is assigned by the
+// store, strictly increasing; consumers remember the last Seq they handled.
+type Event struct {
+	Seq      int64
+	Kind     EventKind
+	Serial   serial.Serial
+	IssuerID issuerid.ID
+	Shard    shard.Index
+	At       time.Time
+}
+
+// CRL is the stored state of one published CRL: a shard of an issuer's
+// subscriber CRLs, or (Shard = FullCRL) the full CRL an issuer publishes.
+type CRL struct {
+	IssuerID   issuerid.ID
+	Shard      int // shard index, or FullCRL
+	Number     int64
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	DER        []byte
+}
+
+// FullCRL is the Shard value of an unpartitioned CRL (the root's).
+const FullCRL = -1
+
+// AuditEntry is one record of the append-only audit log. Seq, PrevHash and
+// Hash are assigned by the store when it appends.
+type AuditEntry struct {
+	Seq      int64
+	At       time.Time
+	Kind     string // "certificate.issued", "certificate.revoked", "review.approved", …
+	Actor    string // account id or "system"
+	Subject  string // serial, order id, …
+	Payload  []byte // JSON
+	PrevHash []byte
+	Hash     []byte
+}
+
+// ChainHash computes an audit entry's Hash from the previous entry's Hash
+// and the entry's own fields: SHA-256 over prev ‖ seq ‖ unix-nanos ‖ each
+// of kind, actor, subject, payload as length-prefixed bytes. Times are
+// hashed at microsecond precision (what both databases keep).
+func ChainHash(prev []byte, e AuditEntry) []byte {
+	h := sha256.New()
+	var n [8]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	put(prev)
+	binary.BigEndian.PutUint64(n[:], uint64(e.Seq))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(e.At.UTC().Truncate(time.Microsecond).UnixNano()))
+	h.Write(n[:])
+	put([]byte(e.Kind))
+	put([]byte(e.Actor))
+	put([]byte(e.Subject))
+	put(e.Payload)
+	return h.Sum(nil)
+}
+
+// Store is everything an adapter implements. It is declared here for the
+// adapters and the conformance suite; consumers declare their own subsets.
+//
+// Times go in and come out in UTC at microsecond precision.
+type Store interface {
+	// Accounts and keys.
+	CreateAccount(ctx context.Context, a Account, k APIKey) error // both or neither; ErrDuplicate
+	AddAPIKey(ctx context.Context, k APIKey) error
+	Account(ctx context.Context, id string) (Account, error)
+	AccountByEmail(ctx context.Context, email string) (Account, error)
+	APIKey(ctx context.Context, keyID string) (APIKey, Account, error)
+
+	// Validations.
+	CreateValidation(ctx context.Context, v Validation) error
+	Validation(ctx context.Context, id string) (Validation, error)
+	UpdateValidation(ctx context.Context, v Validation) (Validation, error) // CAS on Version; returns the row with Version+1
+	// ValidValidations returns the account's validations with Status valid
+	// and ValidUntil after now.
+	ValidValidations(ctx context.Context, accountID string, now time.Time) ([]Validation, error)
+
+	// Orders and reviews.
+	CreateOrder(ctx context.Context, o Order) error
+	Order(ctx context.Context, id string) (Order, error)
+	UpdateOrder(ctx context.Context, o Order) (Order, error) // CAS on Version
+	ListOrders(ctx context.Context, f OrderFilter) ([]Order, error) // newest first
+	AddReview(ctx context.Context, r Review) error
+	Reviews(ctx context.Context, orderID string) ([]Review, error) // oldest first
+	AddReviewPattern(ctx context.Context, p ReviewPattern) error
+	ReviewPatterns(ctx context.Context) ([]ReviewPattern, error)
+	DeleteReviewPattern(ctx context.Context, id string) error
+
+	// Serials: reserved before anything is signed, never released.
+	ReserveSerial(ctx context.Context, s serial.Serial, issuer issuerid.ID, at time.Time) error // ErrDuplicate on collision
+
+	// Certificates. InsertCertificate requires the serial to be reserved;
+	// it stores the row, an EventIssued and the audit entry in one
+	// transaction. InsertCertificates is the bulk path (CopyFrom / batched
+	// transactions) for load tests; it writes events but no audit entries.
+	InsertCertificate(ctx context.Context, c Certificate, a AuditEntry) error
+	InsertCertificates(ctx context.Context, cs []Certificate) error
+	Certificate(ctx context.Context, s serial.Serial) (Certificate, error)
+	// Revoke marks the certificate revoked, appends an EventRevoked and the
+	// audit entry in one transaction, and returns the updated row.
+	Revoke(ctx context.Context, r Revocation, a AuditEntry) (Certificate, error)
+	ScanShard(ctx context.Context, q ShardQuery, fn func(CertSummary) error) error
+	ListCertificates(ctx context.Context, p Page) ([]CertSummary, error)
+	// DueForOCSP returns certificates, not expired at now, whose
+	// OCSPRefreshAt is at or before due, earliest first.
+	DueForOCSP(ctx context.Context, due, now time.Time, limit int) ([]CertSummary, error)
+	SetOCSPRefresh(ctx context.Context, rs []OCSPRefresh) error
+	CountCertificates(ctx context.Context) (int64, error)
+
+	// Status-change events.
+	EventsAfter(ctx context.Context, seq int64, limit int) ([]Event, error)
+	LastEventSeq(ctx context.Context) (int64, error)
+
+	// CRLs. PublishCRL stores c only if the stored Number for that
+	// (issuer, shard) equals prevNumber (0 when none is stored) and
+	// c.Number is greater; otherwise ErrConflict.
+	CRL(ctx context.Context, issuer issuerid.ID, shard int) (CRL, error)
+	ListCRLs(ctx context.Context, issuer issuerid.ID) ([]CRL, error)
+	PublishCRL(ctx context.Context, c CRL, prevNumber int64) error
+
+	// Leases: AcquireLease succeeds if the lease is free, expired at now,
+	// or already held by holder; it then runs until `until`.
+	AcquireLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+
+	// Audit log.
+	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
+	ScanAudit(ctx context.Context, afterSeq int64, fn func(AuditEntry) error) error
+
+	// Meta: small named values (instance prefix, PKI state, …).
+	Meta(ctx context.Context, key string) ([]byte, error) // ErrNotFound
+	PutMeta(ctx context.Context, key string, value []byte) error
+
+	Close() error
+}
