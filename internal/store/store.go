@@ -321,7 +321,7 @@ type Store interface {
 	// Orders and reviews.
 	CreateOrder(ctx context.Context, o Order) error
 	Order(ctx context.Context, id string) (Order, error)
-	UpdateOrder(ctx context.Context, o Order) (Order, error) // CAS on Version
+	UpdateOrder(ctx context.Context, o Order) (Order, error)        // CAS on Version
 	ListOrders(ctx context.Context, f OrderFilter) ([]Order, error) // newest first
 	AddReview(ctx context.Context, r Review) error
 	Reviews(ctx context.Context, orderID string) ([]Review, error) // oldest first

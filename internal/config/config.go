@@ -1,0 +1,201 @@
+// Package config reads Trustline's configuration: one YAML file, decoded
+// strictly (an unknown or misspelt key is an error), then overridden by
+// command-line flags, then checked by Validate with messages that name the
+// key and the rule it broke.
+//
+// Dev is the configuration of `trustline dev`, the all-in-one process
+// (CONTRACT.md). Each production role gets its own struct here as it is
+// built. Only cmd/ imports this package; the parts it configures take their
+// own Config structs, filled in by cmd/.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxFileSize bounds a configuration file; anything larger is a mistake.
+const MaxFileSize = 1 << 20
+
+// Dev configures `trustline dev`.
+type Dev struct {
+	// DataDir holds the SQLite store, the dev PKI, the API keys and mail.
+	DataDir string `yaml:"data_dir"`
+	// Listen addresses (host:port). Each listener answers GET /healthz.
+	API  string `yaml:"api"`
+	OCSP string `yaml:"ocsp"`
+	CRL  string `yaml:"crl"`
+	// Postgres, when set, replaces the embedded SQLite store
+	// (postgres://user@host:port/db?sslmode=disable).
+	Postgres string `yaml:"postgres"`
+	// Redis, when set, replaces the in-process OCSP response cache
+	// (redis://host:port/db).
+	Redis string `yaml:"redis"`
+	// HSM, when Module is set, holds every CA and responder private key.
+	HSM HSM `yaml:"hsm"`
+	// Log is "text" or "json"; LogLevel is debug, info, warn or error.
+	Log      string `yaml:"log"`
+	LogLevel string `yaml:"log_level"`
+	// ShutdownTimeout bounds a clean stop after SIGINT/SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// CRLPeriod is how often CRLs are republished; dev mode keeps it
+	// ≤ 60 s so revocations show quickly (CONTRACT.md).
+	CRLPeriod time.Duration `yaml:"crl_period"`
+	// CRLShards is the number of CRL shards per intermediate. Changing it
+	// moves no existing certificate (the shard is fixed at issuance).
+	CRLShards int `yaml:"crl_shards"`
+}
+
+// HSM names a PKCS#11 token.
+type HSM struct {
+	Module string `yaml:"module"` // path to the PKCS#11 library
+	Token  string `yaml:"token"`  // token label
+	PIN    string `yaml:"pin"`    // user PIN; never logged
+	// Sessions is the size of the session pool.
+	Sessions int `yaml:"sessions"`
+}
+
+// DefaultDev returns the defaults CONTRACT.md gives for `trustline dev`.
+func DefaultDev() Dev {
+	return Dev{
+		DataDir:         "./var/dev",
+		API:             "127.0.0.1:8080",
+		OCSP:            "127.0.0.1:8081",
+		CRL:             "127.0.0.1:8082",
+		Log:             "text",
+		LogLevel:        "info",
+		ShutdownTimeout: 10 * time.Second,
+		CRLPeriod:       30 * time.Second,
+		CRLShards:       4,
+		HSM:             HSM{Sessions: 4},
+	}
+}
+
+// LoadDev reads path over the defaults. Unknown keys, a second YAML
+// document, and files over MaxFileSize are errors.
+func LoadDev(path string) (Dev, error) {
+	cfg := DefaultDev()
+	if err := decodeFile(path, &cfg); err != nil {
+		return Dev{}, err
+	}
+	return cfg, nil
+}
+
+func decodeFile(path string, into any) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return fmt.Errorf("config: reading %s: %w", path, err)
+	}
+	if len(b) > MaxFileSize {
+		return fmt.Errorf("config: %s is larger than %d bytes", path, MaxFileSize)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file keeps the defaults
+		}
+		return fmt.Errorf("config: %s: %s", path, oneLine(err.Error()))
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: holds more than one YAML document", path)
+	}
+	return nil
+}
+
+// oneLine folds yaml's multi-line messages so a start-up error stays one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+// Validate checks every field and returns all problems at once, one per
+// line of the error, each naming its key.
+func (c Dev) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must be set")
+	}
+	seen := map[string]string{}
+	for _, l := range []struct{ key, addr string }{{"api", c.API}, {"ocsp", c.OCSP}, {"crl", c.CRL}} {
+		if err := checkListen(l.addr); err != nil {
+			bad(l.key, "%v", err)
+			continue
+		}
+		if other, dup := seen[l.addr]; dup && !strings.HasSuffix(l.addr, ":0") {
+			bad(l.key, "%s is also the %s address", l.addr, other)
+		}
+		seen[l.addr] = l.key
+	}
+	if c.Postgres != "" {
+		if u, err := url.Parse(c.Postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad("postgres", "want a postgres:// URL")
+		}
+	}
+	if c.Redis != "" {
+		if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			bad("redis", "want a redis:// or rediss:// URL")
+		}
+	}
+	if c.HSM.Module != "" {
+		if c.HSM.Token == "" {
+			bad("hsm.token", "must be set with hsm.module")
+		}
+		if c.HSM.Sessions < 1 || c.HSM.Sessions > 256 {
+			bad("hsm.sessions", "%d out of range [1, 256]", c.HSM.Sessions)
+		}
+	} else if c.HSM.Token != "" || c.HSM.PIN != "" {
+		bad("hsm.module", "must be set with hsm.token and hsm.pin")
+	}
+	switch c.Log {
+	case "text", "json":
+	default:
+		bad("log", "%q: want text or json", c.Log)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 5*time.Minute {
+		bad("shutdown_timeout", "%v out of range (0, 5m]", c.ShutdownTimeout)
+	}
+	if c.CRLPeriod < time.Second || c.CRLPeriod > time.Minute {
+		bad("crl_period", "%v out of range [1s, 60s]: dev mode publishes CRLs within a minute", c.CRLPeriod)
+	}
+	if c.CRLShards < 1 || c.CRLShards > 4096 {
+		bad("crl_shards", "%d out of range [1, 4096]", c.CRLShards)
+	}
+	return errors.Join(errs...)
+}
+
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: listen host must be an IP address or localhost", addr)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%q: bad port", addr)
+	}
+	return nil
+}

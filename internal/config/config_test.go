@@ -1,0 +1,110 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "trustline.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	if err := DefaultDev().Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+func TestLoadOverridesDefaults(t *testing.T) {
+	got, err := LoadDev(write(t, "data_dir: /srv/tl\napi: 127.0.0.1:9000\ncrl_period: 45s\nhsm:\n  sessions: 8\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultDev()
+	want.DataDir, want.API, want.CRLPeriod, want.HSM.Sessions = "/srv/tl", "127.0.0.1:9000", 45*time.Second, 8
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("LoadDev (-want +got):\n%s", d)
+	}
+}
+
+func TestLoadEmptyFileKeepsDefaults(t *testing.T) {
+	got, err := LoadDev(write(t, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(DefaultDev(), got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"unknown key", "data_dri: x\n", "data_dri"},
+		{"wrong type", "crl_shards: many\n", "line 1"},
+		{"broken yaml", "api: [\n", "trustline.yaml"},
+		{"two documents", "api: 127.0.0.1:1\n---\napi: 127.0.0.1:2\n", "more than one YAML document"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadDev(write(t, tt.body))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("LoadDev error = %v, want mention of %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+	if _, err := LoadDev(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func TestLoadRejectsHugeFile(t *testing.T) {
+	_, err := LoadDev(write(t, "# "+strings.Repeat("x", MaxFileSize)+"\n"))
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Dev)
+		want   string
+	}{
+		{"no data dir", func(c *Dev) { c.DataDir = "" }, "data_dir"},
+		{"bad api addr", func(c *Dev) { c.API = "8080" }, "api:"},
+		{"hostname listen", func(c *Dev) { c.OCSP = "example.com:80" }, "ocsp:"},
+		{"same addr twice", func(c *Dev) { c.CRL = c.API }, "also the api address"},
+		{"postgres scheme", func(c *Dev) { c.Postgres = "mysql://x" }, "postgres:"},
+		{"redis scheme", func(c *Dev) { c.Redis = "http://x" }, "redis:"},
+		{"hsm without token", func(c *Dev) { c.HSM.Module = "/lib/x.so" }, "hsm.token"},
+		{"pin without module", func(c *Dev) { c.HSM.PIN = "1234" }, "hsm.module"},
+		{"crl period too long", func(c *Dev) { c.CRLPeriod = 2 * time.Minute }, "crl_period"},
+		{"shards", func(c *Dev) { c.CRLShards = 0 }, "crl_shards"},
+		{"log format", func(c *Dev) { c.Log = "xml" }, "log:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultDev()
+			tt.mutate(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want mention of %q", err, tt.want)
+			}
+		})
+	}
+}
