@@ -199,3 +199,59 @@ func checkListen(addr string) error {
 	}
 	return nil
 }
+
+// CAInit configures `trustline ca init`, the production key ceremony:
+// every key is generated in the HSM; certificates, pki.json and a JSON
+// summary are written to Out.
+type CAInit struct {
+	Out          string `yaml:"out"`
+	HSM          HSM    `yaml:"hsm"`
+	Organization string `yaml:"organization"`
+	Country      string `yaml:"country"`
+	CommonPrefix string `yaml:"common_prefix"`
+	RootKeyAlg   string `yaml:"root_key_alg"`
+	Issuers      []struct {
+		ID     string `yaml:"id"`
+		KeyAlg string `yaml:"key_alg"`
+	} `yaml:"issuers"`
+	// BaseURL is the CRL origin the intermediates' CRL distribution point
+	// and caIssuers name.
+	BaseURL string `yaml:"base_url"`
+	// ResponderValidity is the delegated OCSP responder certificates'
+	// lifetime, [24h, 2160h].
+	ResponderValidity time.Duration `yaml:"responder_validity"`
+}
+
+// LoadCAInit reads a ceremony file strictly.
+func LoadCAInit(path string) (CAInit, error) {
+	c := CAInit{HSM: HSM{Sessions: 2}, RootKeyAlg: "ecdsa-p384", ResponderValidity: 30 * 24 * time.Hour, Country: "US"}
+	if err := decodeFile(path, &c); err != nil {
+		return CAInit{}, err
+	}
+	return c, nil
+}
+
+// Validate checks the ceremony file; key algorithms and issuer ids are
+// checked again by the PKI code.
+func (c CAInit) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Out == "" {
+		bad("out", "must be set")
+	}
+	if c.HSM.Module == "" || c.HSM.Token == "" {
+		bad("hsm", "module and token are required: a ceremony keeps every key in the HSM")
+	}
+	if c.Organization == "" || c.CommonPrefix == "" {
+		bad("organization", "organization and common_prefix are required")
+	}
+	if len(c.Issuers) == 0 {
+		bad("issuers", "at least one intermediate is required")
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("base_url", "want an http(s) URL of the CRL origin")
+	}
+	return errors.Join(errs...)
+}

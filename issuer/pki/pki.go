@@ -522,3 +522,6 @@ func (f FileKeys) GenerateKey(_ context.Context, label string, alg keyfile.Algor
 func (f FileKeys) FindKey(_ context.Context, label string) (crypto.Signer, error) {
 	return keyfile.Load(filepath.Join(f.Dir, label+".key"))
 }
+
+// Dir is the directory the hierarchy lives in.
+func (p *PKI) Dir() string { return p.dir }

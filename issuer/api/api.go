@@ -1,0 +1,533 @@
+// Package api is Trustline's issuance API: JSON over HTTP with bearer API
+// keys (CONTRACT.md "Issuance API"). Errors are RFC 9457 problem details
+// (application/problem+json) whose detail says what was wrong; request
+// bodies are bounded and decoded strictly.
+//
+// Roles are enforced on every endpoint: subscribers see and revoke only
+// their own orders and certificates, reviewers review, admins manage
+// accounts and the Manual Review List and may revoke any certificate.
+//
+// It turns the issuer's typed errors into HTTP answers and holds no
+// business logic of its own. Wired by cmd/.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/trustline/trustline/internal/reason"
+	"github.com/trustline/trustline/internal/serial"
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/profile"
+)
+
+// MaxBody bounds every request body (a CSR in PEM is a few KiB).
+const MaxBody = 64 << 10
+
+// Store is the subset of the store the handlers read directly.
+type Store interface {
+	Certificate(ctx context.Context, s serial.Serial) (store.Certificate, error)
+	ListOrders(ctx context.Context, f store.OrderFilter) ([]store.Order, error)
+	AddReviewPattern(ctx context.Context, p store.ReviewPattern) error
+	ReviewPatterns(ctx context.Context) ([]store.ReviewPattern, error)
+}
+
+// Revoker revokes certificates.
+type Revoker interface {
+	Revoke(ctx context.Context, r issuer.RevokeRequest) (store.Certificate, error)
+}
+
+// Deps are the services behind the API.
+type Deps struct {
+	Store       Store
+	Accounts    *issuer.Accounts
+	Validations *issuer.Validations
+	Orders      *issuer.Orders
+	CA          Revoker
+	PKI         *pki.PKI
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+// Handler serves the API under /api/v1/.
+type Handler struct {
+	d   Deps
+	mux *http.ServeMux
+}
+
+// New builds the handler.
+func New(d Deps) *Handler {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	h := &Handler{d: d, mux: http.NewServeMux()}
+	anyone := []store.Role{store.RoleSubscriber, store.RoleReviewer, store.RoleAdmin}
+	h.mux.HandleFunc("POST /api/v1/accounts", h.createAccount)
+	h.mux.HandleFunc("GET /api/v1/issuers", h.issuers)
+	h.mux.Handle("GET /api/v1/account", h.auth(anyone, h.whoami))
+	h.mux.Handle("POST /api/v1/validations", h.auth(anyone, h.startValidation))
+	h.mux.Handle("GET /api/v1/validations/{id}", h.auth(anyone, h.getValidation))
+	h.mux.Handle("POST /api/v1/validations/{id}/confirm", h.auth(anyone, h.confirmValidation))
+	h.mux.Handle("POST /api/v1/orders", h.auth(anyone, h.createOrder))
+	h.mux.Handle("GET /api/v1/orders", h.auth(anyone, h.listOrders))
+	h.mux.Handle("GET /api/v1/orders/{id}", h.auth(anyone, h.getOrder))
+	h.mux.Handle("GET /api/v1/certificates/{serial}", h.auth(anyone, h.getCertificate))
+	h.mux.Handle("POST /api/v1/certificates/{serial}/revoke", h.auth(anyone, h.revoke))
+	admin := []store.Role{store.RoleAdmin}
+	h.mux.Handle("POST /api/v1/admin/accounts", h.auth(admin, h.adminCreateAccount))
+	h.mux.Handle("POST /api/v1/admin/review-list", h.auth(admin, h.addReviewPattern))
+	h.mux.Handle("GET /api/v1/admin/review-list", h.auth(admin, h.listReviewPatterns))
+	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		problem(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+truncate(r.URL.Path, 100))
+	})
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h.mux.ServeHTTP(w, r)
+}
+
+type ctxKey struct{}
+
+// auth resolves the bearer token and checks the role.
+func (h *Handler) auth(roles []store.Role, next func(http.ResponseWriter, *http.Request, store.Account)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="trustline"`)
+			problem(w, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <api key>")
+			return
+		}
+		acct, err := h.d.Accounts.Authenticate(r.Context(), strings.TrimSpace(tok))
+		if err != nil {
+			if errors.Is(err, issuer.ErrUnauthenticated) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="trustline", error="invalid_token"`)
+				problem(w, http.StatusUnauthorized, "invalid API key")
+				return
+			}
+			h.fail(w, r, err)
+			return
+		}
+		for _, role := range roles {
+			if acct.Role == role {
+				next(w, r, acct)
+				return
+			}
+		}
+		problem(w, http.StatusForbidden, fmt.Sprintf("this endpoint needs the %s role", roles[0]))
+	})
+}
+
+// problem writes an RFC 9457 problem document.
+func problem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail,
+	})
+}
+
+// fail maps an error to its HTTP answer. Unexpected errors are logged and
+// answered 500 without their text.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		in  *issuer.InputError
+		cf  *issuer.ConflictError
+		fb  *issuer.ForbiddenError
+		nf  *issuer.NotFoundError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		problem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBody))
+	case errors.As(err, &in):
+		problem(w, http.StatusBadRequest, in.Detail)
+	case errors.As(err, &cf):
+		problem(w, http.StatusConflict, cf.Detail)
+	case errors.As(err, &fb):
+		problem(w, http.StatusForbidden, fb.Detail)
+	case errors.As(err, &nf):
+		problem(w, http.StatusNotFound, nf.Detail)
+	case errors.Is(err, issuer.ErrNoIssuer):
+		problem(w, http.StatusBadRequest, "no intermediate issues for this key type")
+	case errors.Is(err, context.Canceled):
+		// The client went away.
+	default:
+		h.d.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		problem(w, http.StatusInternalServerError, "internal error; the request may be retried")
+	}
+}
+
+// decode reads one strict JSON object into v.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &issuer.InputError{Detail: "Content-Type must be application/json"}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return &issuer.InputError{Detail: "request body is empty; want a JSON object"}
+		}
+		return &issuer.InputError{Detail: "malformed JSON: " + truncate(err.Error(), 200)}
+	}
+	if dec.More() {
+		return &issuer.InputError{Detail: "malformed JSON: more than one value in the body"}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Accounts.
+
+func (h *Handler) createAccount(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email string `json:"email"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	acct, key, err := h.d.Accounts.Create(r.Context(), req.Email, store.RoleSubscriber)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": acct.ID, "api_key": key, "role": acct.Role})
+}
+
+func (h *Handler) adminCreateAccount(w http.ResponseWriter, r *http.Request, _ store.Account) {
+	var req struct {
+		Email string     `json:"email"`
+		Role  store.Role `json:"role"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if req.Role == "" {
+		req.Role = store.RoleSubscriber
+	}
+	acct, key, err := h.d.Accounts.Create(r.Context(), req.Email, req.Role)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": acct.ID, "api_key": key, "role": acct.Role})
+}
+
+func (h *Handler) whoami(w http.ResponseWriter, _ *http.Request, a store.Account) {
+	writeJSON(w, http.StatusOK, map[string]any{"id": a.ID, "email": a.Email, "role": a.Role})
+}
+
+// Issuers.
+
+func (h *Handler) issuers(w http.ResponseWriter, _ *http.Request) {
+	out := []map[string]any{}
+	for _, is := range h.d.PKI.Intermediates {
+		item := map[string]any{
+			"id":          is.ID,
+			"key_type":    is.KeyAlg.String(),
+			"certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.Cert.Raw})),
+			"not_after":   is.Cert.NotAfter.UTC(),
+		}
+		if is.Responder != nil {
+			item["ocsp_responder_certificate"] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.Responder.Raw}))
+		}
+		out = append(out, item)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Validations.
+
+type validationJSON struct {
+	ID          string     `json:"id"`
+	Domain      string     `json:"domain"`
+	Method      string     `json:"method"`
+	Contact     string     `json:"contact,omitempty"`
+	Status      string     `json:"status"`
+	ExpiresAt   time.Time  `json:"expires_at"`
+	ValidUntil  *time.Time `json:"valid_until,omitempty"`
+	AttemptsMax int        `json:"attempts_max,omitempty"`
+	Attempts    int        `json:"attempts"`
+}
+
+func toValidationJSON(v store.Validation) validationJSON {
+	out := validationJSON{ID: v.ID, Domain: v.Domain, Method: v.Method, Contact: v.Contact, Status: string(v.Status),
+		ExpiresAt: v.ExpiresAt.UTC(), Attempts: v.Attempts}
+	if v.Method == "email" {
+		out.AttemptsMax = issuer.MaxAttempts
+	}
+	if v.Status == store.ValidationValid {
+		u := v.ValidUntil.UTC()
+		out.ValidUntil = &u
+	}
+	return out
+}
+
+func (h *Handler) startValidation(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	var req struct {
+		Domain string `json:"domain"`
+		Method string `json:"method"`
+		Email  string `json:"email"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	switch req.Method {
+	case "email":
+		v, err := h.d.Validations.StartEmail(r.Context(), acct, req.Domain, req.Email)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, toValidationJSON(v))
+	case "":
+		problem(w, http.StatusBadRequest, `method is required ("email")`)
+	default:
+		problem(w, http.StatusBadRequest, fmt.Sprintf("validation method %q is not offered (offered: email)", truncate(req.Method, 32)))
+	}
+}
+
+func (h *Handler) getValidation(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	v, err := h.d.Validations.Get(r.Context(), acct, r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toValidationJSON(v))
+}
+
+func (h *Handler) confirmValidation(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if req.Code == "" || len(req.Code) > 128 {
+		problem(w, http.StatusBadRequest, "code is required")
+		return
+	}
+	v, err := h.d.Validations.Confirm(r.Context(), acct, r.PathValue("id"), req.Code)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toValidationJSON(v))
+}
+
+// Orders.
+
+type orderJSON struct {
+	ID           string    `json:"id"`
+	Status       string    `json:"status"`
+	Profile      string    `json:"profile"`
+	Names        []string  `json:"names"`
+	Serial       string    `json:"serial,omitempty"`
+	RejectReason string    `json:"reject_reason,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+func toOrderJSON(o store.Order) orderJSON {
+	return orderJSON{ID: o.ID, Status: string(o.Status), Profile: o.Profile, Names: o.Names, Serial: string(o.Serial),
+		RejectReason: o.RejectReason, CreatedAt: o.CreatedAt.UTC()}
+}
+
+func (h *Handler) createOrder(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	var req struct {
+		CSR          string                `json:"csr"`
+		Profile      string                `json:"profile"`
+		Organization *profile.Organization `json:"organization"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if req.CSR == "" {
+		problem(w, http.StatusBadRequest, "csr is required (PEM)")
+		return
+	}
+	if req.Profile == "" {
+		req.Profile = "dv"
+	}
+	ord, err := h.d.Orders.Create(r.Context(), acct, issuer.OrderRequest{CSR: []byte(req.CSR), Profile: req.Profile, Organization: req.Organization})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/orders/"+ord.ID)
+	writeJSON(w, http.StatusCreated, toOrderJSON(ord))
+}
+
+func (h *Handler) getOrder(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	ord, err := h.d.Orders.Get(r.Context(), acct, r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toOrderJSON(ord))
+}
+
+func (h *Handler) listOrders(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	ords, err := h.d.Store.ListOrders(r.Context(), store.OrderFilter{AccountID: acct.ID, Limit: 100})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := make([]orderJSON, 0, len(ords))
+	for _, o := range ords {
+		out = append(out, toOrderJSON(o))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Certificates.
+
+// visibleCertificate returns the certificate if acct may see it: its
+// owner, reviewers and admins. Others get 404, not 403, so serials of
+// other accounts are not confirmed.
+func (h *Handler) visibleCertificate(r *http.Request, acct store.Account) (store.Certificate, error) {
+	s, err := serial.Parse(r.PathValue("serial"))
+	if err != nil || string(s) != r.PathValue("serial") {
+		return store.Certificate{}, &issuer.InputError{Detail: "serial must be lowercase hex without separators"}
+	}
+	c, err := h.d.Store.Certificate(r.Context(), s)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && c.AccountID != acct.ID && acct.Role == store.RoleSubscriber) {
+		return store.Certificate{}, &issuer.NotFoundError{Detail: "no such certificate"}
+	}
+	return c, err
+}
+
+func (h *Handler) getCertificate(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	c, err := h.visibleCertificate(r, acct)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	is, ok := h.d.PKI.Issuer(c.IssuerID)
+	if !ok {
+		h.fail(w, r, fmt.Errorf("certificate %s names unknown issuer %s", c.Serial, c.IssuerID))
+		return
+	}
+	w.Header().Set("Content-Type", "application/pem-certificate-chain")
+	pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.DER})
+	pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: is.Cert.Raw})
+}
+
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	rs := reason.Unspecified
+	if req.Reason != "" {
+		var err error
+		if rs, err = reason.Parse(req.Reason); err != nil {
+			problem(w, http.StatusBadRequest, fmt.Sprintf("unknown reason %q", truncate(req.Reason, 40)))
+			return
+		}
+	}
+	if !rs.AllowedForSubscriber() {
+		problem(w, http.StatusBadRequest, fmt.Sprintf("reason %s is not allowed for subscriber certificates (BR 7.2.2): use keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn or unspecified", rs))
+		return
+	}
+	c, err := h.visibleCertificate(r, acct)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if acct.Role == store.RoleReviewer && c.AccountID != acct.ID {
+		problem(w, http.StatusForbidden, "reviewers may not revoke other accounts' certificates")
+		return
+	}
+	if rs == reason.PrivilegeWithdrawn && acct.Role != store.RoleAdmin {
+		problem(w, http.StatusForbidden, "privilegeWithdrawn is the CA's reason; subscribers choose another")
+		return
+	}
+	got, err := h.d.CA.Revoke(r.Context(), issuer.RevokeRequest{Serial: c.Serial, Reason: rs, Actor: acct.ID})
+	if errors.Is(err, store.ErrAlreadyRevoked) {
+		problem(w, http.StatusConflict, "certificate is already revoked")
+		return
+	}
+	if err != nil && got.Serial == "" {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"serial": got.Serial, "status": "revoked", "reason": got.Reason.String(), "revoked_at": got.RevokedAt.UTC()})
+}
+
+// Manual Review List.
+
+func (h *Handler) addReviewPattern(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	var req struct {
+		Pattern string `json:"pattern"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	p := strings.ToLower(strings.TrimSpace(req.Pattern))
+	if p == "" || len(p) > 253 || strings.ContainsAny(p, " /\\") {
+		problem(w, http.StatusBadRequest, "pattern must be a glob over DNS names, e.g. *bank*")
+		return
+	}
+	rp := store.ReviewPattern{ID: issuer.NewID("rl_"), Pattern: p, CreatedBy: acct.ID, CreatedAt: h.d.Now()}
+	if err := h.d.Store.AddReviewPattern(r.Context(), rp); err != nil {
+		if errors.Is(err, store.ErrDuplicate) {
+			problem(w, http.StatusConflict, "pattern already listed")
+			return
+		}
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": rp.ID, "pattern": rp.Pattern})
+}
+
+func (h *Handler) listReviewPatterns(w http.ResponseWriter, r *http.Request, _ store.Account) {
+	ps, err := h.d.Store.ReviewPatterns(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := []map[string]any{}
+	for _, p := range ps {
+		out = append(out, map[string]any{"id": p.ID, "pattern": p.Pattern, "created_at": p.CreatedAt.UTC()})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

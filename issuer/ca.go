@@ -1,0 +1,353 @@
+// Package issuer is Trustline's issuance core: the signing path from an
+// approved order to a stored certificate (seed steps 8 and 9), revocation,
+// and the services the API drives — accounts and API keys, domain
+// validation (BR §3.2.2.4), orders and their review.
+//
+// The signing path, in order: choose the intermediate by the subscriber's
+// key type and the profile; reserve a serial in the store (an instance
+// prefix octet and 128 random bits; a collision retries); build the
+// template from the profile with the certificate's CRL shard fixed from
+// the serial; sign it with a throwaway key and lint it with zlint (BR
+// §4.3.1.2); sign with the real key only if the lints pass; check the
+// signature and that the signed TBS is the linted one; store the
+// certificate, its status-change event and its audit entry in one
+// transaction; hand the certificate to the status sink (the OCSP
+// pre-signer) before returning.
+//
+// It imports the store's records and small interfaces over it, the PKI and
+// the linter. The responder and the origin never import it.
+package issuer
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/trustline/trustline/internal/issuerid"
+	"github.com/trustline/trustline/internal/linter"
+	"github.com/trustline/trustline/internal/reason"
+	"github.com/trustline/trustline/internal/serial"
+	"github.com/trustline/trustline/internal/shard"
+	"github.com/trustline/trustline/internal/status"
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/profile"
+)
+
+// CertStore is the subset of the store the signing path uses.
+type CertStore interface {
+	ReserveSerial(ctx context.Context, s serial.Serial, issuer issuerid.ID, at time.Time) error
+	InsertCertificate(ctx context.Context, c store.Certificate, a store.AuditEntry) error
+	Revoke(ctx context.Context, r store.Revocation, a store.AuditEntry) (store.Certificate, error)
+}
+
+// StatusSink learns of every issuance and revocation before the API
+// answers: the OCSP pre-signer puts the fresh response in its cache.
+type StatusSink interface {
+	CertificateChanged(ctx context.Context, c store.Certificate) error
+}
+
+// Config configures the signing path.
+type Config struct {
+	// OCSPURL is written into AIA id-ad-ocsp ("http://127.0.0.1:8081/").
+	OCSPURL string
+	// BaseURL is the CRL origin's base URL: CRL distribution points and
+	// caIssuers are under it (see pki.ShardCRLURL, pki.CAIssuersURL).
+	BaseURL string
+	// Shards is the number of CRL shards per intermediate, in [1, 4096].
+	// Changing it moves no existing certificate.
+	Shards int
+	// Validity of subscriber certificates; 0 means profile.Default. It is
+	// always capped by BR §6.3.2 at the time of issuance.
+	Validity time.Duration
+	// SerialPrefix is this instance's first serial octet, in [0x01, 0x7f]:
+	// non-zero so serials keep their length, below 0x80 so they stay
+	// positive without padding. Instances that issue concurrently must use
+	// different prefixes.
+	SerialPrefix byte
+	// Route chooses the intermediate per key family ("ecdsa", "rsa") and,
+	// optionally, per profile ("ev/rsa"): the most specific entry wins.
+	Route map[string]issuerid.ID
+}
+
+// Validate checks the configuration against the PKI.
+func (c Config) Validate(p *pki.PKI) error {
+	var errs []error
+	if c.OCSPURL == "" || c.BaseURL == "" {
+		errs = append(errs, errors.New("issuer: OCSPURL and BaseURL are required"))
+	}
+	if err := shard.ValidCount(c.Shards); err != nil {
+		errs = append(errs, fmt.Errorf("issuer: %w", err))
+	}
+	if c.SerialPrefix == 0 || c.SerialPrefix > 0x7f {
+		errs = append(errs, fmt.Errorf("issuer: SerialPrefix %#x out of range [0x01, 0x7f]", c.SerialPrefix))
+	}
+	if c.Validity < 0 {
+		errs = append(errs, errors.New("issuer: Validity must not be negative"))
+	}
+	for k, id := range c.Route {
+		if _, ok := p.Issuer(id); !ok {
+			errs = append(errs, fmt.Errorf("issuer: route %q names unknown issuer %q", k, id))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultRoute sends each key family to the first intermediate of the same
+// family.
+func DefaultRoute(p *pki.PKI) map[string]issuerid.ID {
+	r := map[string]issuerid.ID{}
+	for _, is := range p.Intermediates {
+		fam := keyFamily(is.Cert.PublicKey)
+		if _, ok := r[fam]; !ok && fam != "" {
+			r[fam] = is.ID
+		}
+	}
+	return r
+}
+
+func keyFamily(pub crypto.PublicKey) string {
+	switch pub.(type) {
+	case *ecdsa.PublicKey:
+		return "ecdsa"
+	case *rsa.PublicKey:
+		return "rsa"
+	}
+	return ""
+}
+
+// CA signs and revokes.
+type CA struct {
+	cfg    Config
+	store  CertStore
+	pki    *pki.PKI
+	lint   *linter.Linter
+	sink   StatusSink
+	log    *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
+	serial io.Reader
+}
+
+// Deps are the CA's collaborators; Now and Rand default to the real clock
+// and crypto/rand.
+type Deps struct {
+	Store  CertStore
+	PKI    *pki.PKI
+	Linter *linter.Linter
+	Sink   StatusSink // may be nil
+	Log    *slog.Logger
+	Now    func() time.Time
+	Rand   io.Reader
+}
+
+// New checks cfg and builds the CA.
+func New(cfg Config, d Deps) (*CA, error) {
+	if d.Store == nil || d.PKI == nil || d.Linter == nil || d.Log == nil {
+		return nil, errors.New("issuer: Store, PKI, Linter and Log are required")
+	}
+	if cfg.Route == nil {
+		cfg.Route = DefaultRoute(d.PKI)
+	}
+	if err := cfg.Validate(d.PKI); err != nil {
+		return nil, err
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Rand == nil {
+		d.Rand = rand.Reader
+	}
+	return &CA{cfg: cfg, store: d.Store, pki: d.PKI, lint: d.Linter, sink: d.Sink, log: d.Log,
+		now: d.Now, rand: d.Rand, serial: d.Rand}, nil
+}
+
+// SetSink installs the status sink; cmd/ wires the pre-signer after both
+// exist.
+func (ca *CA) SetSink(s StatusSink) { ca.sink = s }
+
+// IssueRequest is an approved order ready for signing.
+type IssueRequest struct {
+	AccountID string
+	OrderID   string
+	Profile   profile.Name
+	Names     []string // validated, lowercase
+	PublicKey crypto.PublicKey
+	Org       profile.Organization // OV/EV
+	Actor     string               // who approved: the account, or a reviewer
+}
+
+// ErrNoIssuer: no intermediate is configured for the key type.
+var ErrNoIssuer = errors.New("issuer: no intermediate for this key type")
+
+// IssuerFor returns the intermediate that signs pub under prof.
+func (ca *CA) IssuerFor(prof profile.Name, pub crypto.PublicKey) (*pki.Issuer, error) {
+	fam := keyFamily(pub)
+	id, ok := ca.cfg.Route[string(prof)+"/"+fam]
+	if !ok {
+		id, ok = ca.cfg.Route[fam]
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w (%T)", ErrNoIssuer, pub)
+	}
+	is, ok := ca.pki.Issuer(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoIssuer, id)
+	}
+	return is, nil
+}
+
+const maxSerialTries = 5
+
+// NewSerial reserves a fresh serial for issuer: the prefix octet and 128
+// random bits (17 octets, positive). The reservation is committed before
+// anything is signed, so a crash can waste a serial but never reuse one.
+func (ca *CA) NewSerial(ctx context.Context, issuer issuerid.ID) (serial.Serial, error) {
+	b := make([]byte, 17)
+	for try := 0; try < maxSerialTries; try++ {
+		b[0] = ca.cfg.SerialPrefix
+		if _, err := io.ReadFull(ca.serial, b[1:]); err != nil {
+			return "", fmt.Errorf("issuer: reading serial randomness: %w", err)
+		}
+		s, err := serial.FromBytes(b)
+		if err != nil {
+			return "", fmt.Errorf("issuer: %w", err)
+		}
+		err = ca.store.ReserveSerial(ctx, s, issuer, ca.now())
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, store.ErrDuplicate) {
+			return "", fmt.Errorf("issuer: reserving serial: %w", err)
+		}
+		ca.log.Warn("serial collision, retrying", "serial", s)
+	}
+	return "", fmt.Errorf("issuer: %d serial collisions in a row: the random source is broken", maxSerialTries)
+}
+
+// Issue signs and stores a certificate for r.
+func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, error) {
+	is, err := ca.IssuerFor(r.Profile, r.PublicKey)
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	sn, err := ca.NewSerial(ctx, is.ID)
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	sh := shard.For(sn, ca.cfg.Shards)
+	now := ca.now()
+	tmpl, err := profile.Template(profile.Request{
+		Profile:      r.Profile,
+		Serial:       sn,
+		Names:        r.Names,
+		PublicKey:    r.PublicKey,
+		NotBefore:    now,
+		Validity:     ca.cfg.Validity,
+		Org:          r.Org,
+		OCSPURL:      ca.cfg.OCSPURL,
+		CAIssuersURL: pki.CAIssuersURL(ca.cfg.BaseURL, is.ID),
+		CRLURL:       pki.ShardCRLURL(ca.cfg.BaseURL, is.ID, int(sh)),
+	})
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("issuer: %w", err)
+	}
+	tbs, err := ca.lint.Prelint(tmpl, is.Cert, r.PublicKey)
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("issuer: refusing to sign %s: %w", sn, err)
+	}
+	der, err := x509.CreateCertificate(ca.rand, tmpl, is.Cert, r.PublicKey, is.Signer)
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("issuer: signing %s with %s: %w", sn, is.ID, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("issuer: parsing signed %s: %w", sn, err)
+	}
+	if err := linter.SameTBS(tbs, cert); err != nil {
+		return store.Certificate{}, fmt.Errorf("issuer: %s: %w", sn, err)
+	}
+	if err := cert.CheckSignatureFrom(is.Cert); err != nil {
+		return store.Certificate{}, fmt.Errorf("issuer: %s signature does not verify: %w", sn, err)
+	}
+	row := store.Certificate{
+		Serial:    sn,
+		IssuerID:  is.ID,
+		Shard:     sh,
+		AccountID: r.AccountID,
+		OrderID:   r.OrderID,
+		DER:       der,
+		NotBefore: cert.NotBefore,
+		NotAfter:  cert.NotAfter,
+		Status:    status.Good,
+	}
+	sum := sha256.Sum256(der)
+	payload, _ := json.Marshal(map[string]any{
+		"issuer": is.ID, "profile": r.Profile, "names": r.Names, "order": r.OrderID,
+		"account": r.AccountID, "not_after": cert.NotAfter, "sha256": hex.EncodeToString(sum[:]), "shard": sh,
+	})
+	audit := store.AuditEntry{At: now, Kind: "certificate.issued", Actor: orSystem(r.Actor), Subject: string(sn), Payload: payload}
+	if err := ca.store.InsertCertificate(ctx, row, audit); err != nil {
+		return store.Certificate{}, fmt.Errorf("issuer: storing %s: %w", sn, err)
+	}
+	ca.log.Info("certificate issued", "serial", sn, "issuer", is.ID, "profile", r.Profile, "order", r.OrderID)
+	if ca.sink != nil {
+		if err := ca.sink.CertificateChanged(ctx, row); err != nil {
+			return row, fmt.Errorf("issuer: %s stored, but its OCSP response is not ready: %w", sn, err)
+		}
+	}
+	return row, nil
+}
+
+// RevokeRequest asks for a revocation.
+type RevokeRequest struct {
+	Serial serial.Serial
+	Reason reason.Reason
+	Actor  string // account id of the subscriber or admin
+}
+
+// ErrReasonNotAllowed: BR §7.2.2 does not allow this reason for a
+// subscriber certificate.
+var ErrReasonNotAllowed = errors.New("issuer: revocation reason not allowed for subscriber certificates")
+
+// Revoke revokes a subscriber certificate. Whether the actor may do so is
+// the caller's check.
+func (ca *CA) Revoke(ctx context.Context, r RevokeRequest) (store.Certificate, error) {
+	if !r.Reason.AllowedForSubscriber() {
+		return store.Certificate{}, fmt.Errorf("%w: %s", ErrReasonNotAllowed, r.Reason)
+	}
+	now := ca.now()
+	payload, _ := json.Marshal(map[string]any{"reason": r.Reason.String(), "revoked_at": now.UTC()})
+	audit := store.AuditEntry{At: now, Kind: "certificate.revoked", Actor: orSystem(r.Actor), Subject: string(r.Serial), Payload: payload}
+	c, err := ca.store.Revoke(ctx, store.Revocation{Serial: r.Serial, Reason: r.Reason, At: now}, audit)
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("issuer: revoking %s: %w", r.Serial, err)
+	}
+	ca.log.Info("certificate revoked", "serial", r.Serial, "reason", r.Reason, "actor", r.Actor)
+	if ca.sink != nil {
+		if err := ca.sink.CertificateChanged(ctx, c); err != nil {
+			return c, fmt.Errorf("issuer: %s revoked, but its OCSP response is not updated yet: %w", r.Serial, err)
+		}
+	}
+	return c, nil
+}
+
+func orSystem(actor string) string {
+	if actor == "" {
+		return "system"
+	}
+	return actor
+}
+
+func serialFromBytes(b []byte) (serial.Serial, error) { return serial.FromBytes(b) }

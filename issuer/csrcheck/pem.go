@@ -1,0 +1,43 @@
+package csrcheck
+
+import (
+	"encoding/pem"
+	"strings"
+)
+
+// DecodePEM returns the DER of the one "CERTIFICATE REQUEST" PEM block in
+// in (RFC 7468 §7). Text around the block is ignored, as openssl's -text
+// output puts some there; a second block of any type, a block with
+// headers, or input over MaxInputSize is refused with an *Error of Kind
+// BadCSR. The legacy label "NEW CERTIFICATE REQUEST" is not accepted.
+func DecodePEM(in []byte) ([]byte, error) {
+	if len(in) > MaxInputSize {
+		return nil, refuse(BadCSR, "the PEM input is %d bytes, more than the %d allowed", len(in), MaxInputSize)
+	}
+	var der []byte
+	blocks := 0
+	for rest := in; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		blocks++
+		switch {
+		case strings.Contains(b.Type, "PRIVATE KEY"):
+			// Said plainly because the subscriber has just sent us a secret.
+			return nil, refuse(BadCSR, "the input contains a private key; send only the certificate request, never the private key")
+		case b.Type != "CERTIFICATE REQUEST":
+			return nil, refuse(BadCSR, "the input has a PEM block of type %s; expected \"CERTIFICATE REQUEST\"", snippet(b.Type, 40))
+		case len(b.Headers) != 0:
+			return nil, refuse(BadCSR, "the CERTIFICATE REQUEST PEM block has headers; expected none")
+		case blocks > 1:
+			return nil, refuse(BadCSR, "the input has more than one CERTIFICATE REQUEST PEM block; send exactly one")
+		}
+		der = b.Bytes
+	}
+	if blocks == 0 {
+		return nil, refuse(BadCSR, "no PEM block found; expected one beginning \"-----BEGIN CERTIFICATE REQUEST-----\"")
+	}
+	return der, nil
+}

@@ -1,0 +1,256 @@
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/trustline/trustline/internal/linter"
+	"github.com/trustline/trustline/internal/mail"
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/csrcheck"
+	"github.com/trustline/trustline/issuer/profile"
+)
+
+// OrderStore is the subset of the store orders use.
+type OrderStore interface {
+	CreateOrder(ctx context.Context, o store.Order) error
+	Order(ctx context.Context, id string) (store.Order, error)
+	UpdateOrder(ctx context.Context, o store.Order) (store.Order, error)
+	ListOrders(ctx context.Context, f store.OrderFilter) ([]store.Order, error)
+	ReviewPatterns(ctx context.Context) ([]store.ReviewPattern, error)
+	Account(ctx context.Context, id string) (store.Account, error)
+}
+
+// Issuing is what orders need of the CA.
+type Issuing interface {
+	Issue(ctx context.Context, r IssueRequest) (store.Certificate, error)
+}
+
+// Orders takes certificate orders (seed steps 4–6 and 10): checks the CSR
+// and the names' validations, sends DV orders straight to signing unless a
+// name is on the Manual Review List, and queues OV, EV and listed orders
+// for review.
+type Orders struct {
+	store   OrderStore
+	ca      Issuing
+	vals    *Validations
+	mail    mail.Sender
+	policy  csrcheck.Policy
+	now     func() time.Time
+	log     *slog.Logger
+	baseURL string // API base URL, for the "retrieve it here" mail
+}
+
+// OrdersDeps are the order service's collaborators.
+type OrdersDeps struct {
+	Store       OrderStore
+	CA          Issuing
+	Validations *Validations
+	Mail        mail.Sender
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+// NewOrders builds the order service; apiBaseURL is where subscribers
+// retrieve certificates ("http://127.0.0.1:8080").
+func NewOrders(apiBaseURL string, policy csrcheck.Policy, d OrdersDeps) (*Orders, error) {
+	if err := policy.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Orders{store: d.Store, ca: d.CA, vals: d.Validations, mail: d.Mail, policy: policy,
+		now: d.Now, log: d.Log, baseURL: strings.TrimSuffix(apiBaseURL, "/")}, nil
+}
+
+// OrderRequest is a new order as the API receives it.
+type OrderRequest struct {
+	CSR          []byte // PEM or DER
+	Profile      string
+	Organization *profile.Organization
+}
+
+// Create validates and records an order, issuing a DV certificate at once
+// when no review is needed.
+func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest) (store.Order, error) {
+	prof, err := profile.Parse(r.Profile)
+	if err != nil {
+		return store.Order{}, &InputError{Detail: err.Error()}
+	}
+	der := r.CSR
+	if strings.HasPrefix(strings.TrimSpace(string(r.CSR)), "-----BEGIN") {
+		if der, err = csrcheck.DecodePEM(r.CSR); err != nil {
+			return store.Order{}, &InputError{Detail: err.Error()}
+		}
+	}
+	req, err := o.policy.Check(der)
+	if err != nil {
+		return store.Order{}, &InputError{Detail: err.Error()}
+	}
+	var orgJSON []byte
+	if prof.NeedsReview() {
+		if r.Organization == nil {
+			return store.Order{}, &InputError{Detail: fmt.Sprintf("profile %s needs an organization", prof)}
+		}
+		if err := r.Organization.Validate(prof); err != nil {
+			return store.Order{}, &InputError{Detail: err.Error()}
+		}
+		orgJSON, _ = json.Marshal(r.Organization)
+	} else if r.Organization != nil {
+		return store.Order{}, &InputError{Detail: "a dv order carries no organization"}
+	}
+	uncovered, err := o.vals.Uncovered(ctx, acct.ID, req.Names)
+	if err != nil {
+		return store.Order{}, err
+	}
+	if len(uncovered) > 0 {
+		return store.Order{}, &ForbiddenError{Detail: "no valid domain validation covers: " + strings.Join(uncovered, ", ")}
+	}
+	listed, err := o.onReviewList(ctx, req.Names)
+	if err != nil {
+		return store.Order{}, err
+	}
+	now := o.now()
+	ord := store.Order{
+		ID: NewID("ord_"), AccountID: acct.ID, Profile: string(prof), CSR: req.CSR.Raw, Names: req.Names,
+		Organization: orgJSON, Status: store.OrderProcessing, CreatedAt: now, UpdatedAt: now,
+	}
+	if prof.NeedsReview() || listed != "" {
+		ord.Status = store.OrderPendingReview
+	}
+	if err := o.store.CreateOrder(ctx, ord); err != nil {
+		return store.Order{}, fmt.Errorf("issuer: recording order: %w", err)
+	}
+	if ord.Status == store.OrderPendingReview {
+		o.log.Info("order queued for review", "order", ord.ID, "profile", prof, "listed_pattern", listed)
+		return ord, nil
+	}
+	return o.Process(ctx, ord, acct.ID)
+}
+
+// onReviewList returns the first Manual Review List pattern a name
+// matches, or "".
+func (o *Orders) onReviewList(ctx context.Context, names []string) (string, error) {
+	pats, err := o.store.ReviewPatterns(ctx)
+	if err != nil {
+		return "", fmt.Errorf("issuer: reading review list: %w", err)
+	}
+	for _, p := range pats {
+		for _, n := range names {
+			if ok, _ := path.Match(p.Pattern, n); ok {
+				return p.Pattern, nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// Process signs an order in state processing and records the outcome. On
+// an infrastructure failure the order stays processing, to be retried by
+// ResumeProcessing; a certificate the linter refuses rejects the order.
+func (o *Orders) Process(ctx context.Context, ord store.Order, actor string) (store.Order, error) {
+	req, err := o.policy.Check(ord.CSR)
+	if err != nil {
+		return o.reject(ctx, ord, "CSR no longer acceptable: "+err.Error())
+	}
+	var org profile.Organization
+	if len(ord.Organization) > 0 {
+		if err := json.Unmarshal(ord.Organization, &org); err != nil {
+			return store.Order{}, fmt.Errorf("issuer: order %s organization: %w", ord.ID, err)
+		}
+	}
+	cert, err := o.ca.Issue(ctx, IssueRequest{
+		AccountID: ord.AccountID, OrderID: ord.ID, Profile: profile.Name(ord.Profile), Names: ord.Names,
+		PublicKey: req.CSR.PublicKey, Org: org, Actor: actor,
+	})
+	if cert.Serial == "" && err != nil {
+		if lintFailure(err) {
+			return o.reject(ctx, ord, err.Error())
+		}
+		return store.Order{}, err
+	}
+	if err != nil {
+		// Stored, but a later step (the OCSP response) failed: the
+		// certificate exists, so the order is issued; log loudly.
+		o.log.Error("post-issuance step failed", "order", ord.ID, "serial", cert.Serial, "err", err)
+	}
+	ord.Status, ord.Serial, ord.UpdatedAt = store.OrderIssued, cert.Serial, o.now()
+	updated, err := o.store.UpdateOrder(ctx, ord)
+	if err != nil {
+		return store.Order{}, fmt.Errorf("issuer: order %s issued as %s, but recording it failed: %w", ord.ID, cert.Serial, err)
+	}
+	o.notifyIssued(ctx, updated)
+	return updated, nil
+}
+
+// lintFailure: the linter refused the certificate; retrying cannot help.
+func lintFailure(err error) bool {
+	var f *linter.Failure
+	return errors.As(err, &f)
+}
+
+func (o *Orders) reject(ctx context.Context, ord store.Order, why string) (store.Order, error) {
+	ord.Status, ord.RejectReason, ord.UpdatedAt = store.OrderRejected, truncate(why, 1000), o.now()
+	updated, err := o.store.UpdateOrder(ctx, ord)
+	if err != nil {
+		return store.Order{}, fmt.Errorf("issuer: rejecting order %s: %w", ord.ID, err)
+	}
+	return updated, nil
+}
+
+// notifyIssued mails the account where to retrieve its certificate (seed
+// step 10). A mail failure is logged, never fatal: the certificate exists.
+func (o *Orders) notifyIssued(ctx context.Context, ord store.Order) {
+	acct, err := o.store.Account(ctx, ord.AccountID)
+	if err != nil {
+		o.log.Error("cannot notify: account lookup failed", "order", ord.ID, "err", err)
+		return
+	}
+	msg := mail.Message{
+		To:      acct.Email,
+		Subject: "Your certificate for " + ord.Names[0] + " is ready",
+		Body: fmt.Sprintf("Your order %s has been issued.\n\nSerial: %s\nNames: %s\n\n"+
+			"Retrieve the certificate and its chain here:\n%s/api/v1/certificates/%s\n",
+			ord.ID, ord.Serial, strings.Join(ord.Names, ", "), o.baseURL, ord.Serial),
+	}
+	if err := o.mail.Send(ctx, msg); err != nil {
+		o.log.Error("cannot notify", "order", ord.ID, "err", err)
+	}
+}
+
+// Get returns an order the account may see: its own, or any for reviewers
+// and admins.
+func (o *Orders) Get(ctx context.Context, acct store.Account, id string) (store.Order, error) {
+	ord, err := o.store.Order(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ord.AccountID != acct.ID && acct.Role == store.RoleSubscriber) {
+		return store.Order{}, &NotFoundError{Detail: "no such order"}
+	}
+	if err != nil {
+		return store.Order{}, fmt.Errorf("issuer: reading order: %w", err)
+	}
+	return ord, nil
+}
+
+// ResumeProcessing retries orders a crash left in state processing.
+func (o *Orders) ResumeProcessing(ctx context.Context) (int, error) {
+	ords, err := o.store.ListOrders(ctx, store.OrderFilter{Status: store.OrderProcessing, Limit: 1000})
+	if err != nil {
+		return 0, fmt.Errorf("issuer: listing processing orders: %w", err)
+	}
+	n := 0
+	for _, ord := range ords {
+		if _, err := o.Process(ctx, ord, "system"); err != nil {
+			o.log.Error("resuming order failed", "order", ord.ID, "err", err)
+			continue
+		}
+		n++
+	}
+	return n, nil
+}
