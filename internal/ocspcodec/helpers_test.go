@@ -1,0 +1,58 @@
+package ocspcodec
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// tlv builds a DER element from a tag and the concatenated parts; tests use
+// it to write requests by hand.
+func tlv(tag byte, parts ...[]byte) []byte {
+	content := bytes.Join(parts, nil)
+	return appendElement(nil, tag, content)
+}
+
+// readTestdata returns a file from testdata/.
+func readTestdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// readCert parses a PEM certificate from testdata/.
+func readCert(t testing.TB, name string) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode(readTestdata(t, name))
+	if block == nil {
+		t.Fatalf("%s: no PEM block", name)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return c
+}
+
+// issuerHashesOf computes the CertID issuer hashes of cert independently of
+// the Signer: the name hash over RawSubject, the key hash over the public
+// key BIT STRING contents.
+func issuerHashesOf(t testing.TB, cert *x509.Certificate, h HashAlg) (name, key []byte) {
+	t.Helper()
+	spk, err := subjectPublicKey(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hn := h.New()
+	hn.Write(cert.RawSubject)
+	name = hn.Sum(nil)
+	hn.Reset()
+	hn.Write(spk)
+	return name, hn.Sum(nil)
+}
