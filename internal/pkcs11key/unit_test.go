@@ -1,0 +1,221 @@
+package pkcs11key
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/big"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/pkcs11"
+	"github.com/trustline/trustline/internal/keyfile"
+)
+
+func fmtV(v any) string { return fmt.Sprintf("%v %+v %#v %s", v, v, v, v) }
+
+func TestECDSADER(t *testing.T) {
+	type sig struct{ R, S *big.Int }
+	tests := []struct {
+		name string
+		r, s []byte
+	}{
+		{"plain", []byte{0x01}, []byte{0x02}},
+		{"high bit needs a zero octet", []byte{0x80, 0x01}, []byte{0xff, 0xff}},
+		{"leading zeros stripped", []byte{0x00, 0x00, 0x7f}, []byte{0x00, 0x01}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const size = 32
+			raw := make([]byte, 2*size)
+			copy(raw[size-len(tt.r):size], tt.r)
+			copy(raw[2*size-len(tt.s):], tt.s)
+			got, err := ecdsaDER(raw, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := asn1.Marshal(sig{new(big.Int).SetBytes(tt.r), new(big.Int).SetBytes(tt.s)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("DER (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, bad := range [][]byte{nil, make([]byte, 63), make([]byte, 65), make([]byte, 64)} {
+		if _, err := ecdsaDER(bad, 32); err == nil {
+			t.Errorf("ecdsaDER(%d bytes) succeeded", len(bad))
+		}
+	}
+}
+
+// TestDigestInfoPrefix checks the hand-written prefixes against DER built
+// from RFC 8017's DigestInfo definition.
+func TestDigestInfoPrefix(t *testing.T) {
+	type digestInfo struct {
+		Alg    pkix.AlgorithmIdentifier
+		Digest []byte
+	}
+	oids := map[crypto.Hash]asn1.ObjectIdentifier{
+		crypto.SHA256: {2, 16, 840, 1, 101, 3, 4, 2, 1},
+		crypto.SHA384: {2, 16, 840, 1, 101, 3, 4, 2, 2},
+		crypto.SHA512: {2, 16, 840, 1, 101, 3, 4, 2, 3},
+	}
+	for h, oid := range oids {
+		t.Run(h.String(), func(t *testing.T) {
+			digest := make([]byte, h.Size())
+			want, err := asn1.Marshal(digestInfo{pkix.AlgorithmIdentifier{Algorithm: oid, Parameters: asn1.NullRawValue}, digest})
+			if err != nil {
+				t.Fatal(err)
+			}
+			prefix, ok := digestInfoPrefix(h)
+			if !ok {
+				t.Fatal("no prefix")
+			}
+			if diff := cmp.Diff(want, append(prefix, digest...)); diff != "" {
+				t.Errorf("DigestInfo (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, h := range []crypto.Hash{0, crypto.MD5, crypto.SHA1, crypto.SHA224, crypto.SHA3_256} {
+		if _, ok := digestInfoPrefix(h); ok {
+			t.Errorf("digestInfoPrefix(%v) is supported", h)
+		}
+	}
+}
+
+func TestECPublicKey(t *testing.T) {
+	k, err := keyfile.Generate(keyfile.ECDSAP384, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := k.Public().(*ecdsa.PublicKey)
+	point, err := pub.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped, _ := asn1.Marshal(point)
+	p384, _ := asn1.Marshal(oidP384)
+	p521, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 132, 0, 35})
+	tests := []struct {
+		name          string
+		params, point []byte
+		wantErr       bool
+	}{
+		{"DER point", p384, wrapped, false},
+		{"raw point", p384, point, false},
+		{"P-521", p521, wrapped, true},
+		{"params not an OID", wrapped, wrapped, true},
+		{"params with trailing data", append(p384, 0), wrapped, true},
+		{"point off the curve", p384, append([]byte{4}, make([]byte, 96)...), true},
+		{"compressed point", p384, append([]byte{2}, point[1:49]...), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ecPublicKey(tt.params, tt.point)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("succeeded")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Equal(pub) {
+				t.Error("decoded key differs")
+			}
+		})
+	}
+}
+
+func TestRSAPublicKey(t *testing.T) {
+	n := new(big.Int).Lsh(big.NewInt(1), 2047).Bytes()
+	tests := []struct {
+		name    string
+		e       []byte
+		wantErr bool
+	}{
+		{"65537", []byte{1, 0, 1}, false},
+		{"3", []byte{3}, false},
+		{"even", []byte{1, 0, 0}, true},
+		{"one", []byte{1}, true},
+		{"empty", nil, true},
+		{"huge", []byte{1, 0, 0, 0, 0, 1}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := rsaPublicKey(n, tt.e)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("rsaPublicKey: %v, wantErr %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestULong(t *testing.T) {
+	b8 := binary.NativeEndian.AppendUint64(nil, 0x1234)
+	b4 := binary.NativeEndian.AppendUint32(nil, 0x1234)
+	for _, b := range [][]byte{b8, b4} {
+		if v, err := ulong(b); err != nil || v != 0x1234 {
+			t.Errorf("ulong(%x) = %x, %v", b, v, err)
+		}
+	}
+	if _, err := ulong([]byte{1, 2}); err == nil {
+		t.Error("ulong of 2 bytes succeeded")
+	}
+}
+
+func TestSessionLost(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{errors.New("other"), false},
+		{pkcs11.Error(pkcs11.CKR_SESSION_HANDLE_INVALID), true},
+		{fmt.Errorf("C_Sign: %w", pkcs11.Error(pkcs11.CKR_SESSION_CLOSED)), true},
+		{pkcs11.Error(pkcs11.CKR_DEVICE_ERROR), true},
+		{pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED), true},
+		{pkcs11.Error(pkcs11.CKR_TOKEN_NOT_PRESENT), true},
+		{pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN), true},
+		{pkcs11.Error(pkcs11.CKR_OPERATION_ACTIVE), true},
+		{pkcs11.Error(pkcs11.CKR_KEY_HANDLE_INVALID), false},
+		{pkcs11.Error(pkcs11.CKR_PIN_INCORRECT), false},
+		{pkcs11.Error(pkcs11.CKR_DATA_LEN_RANGE), false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.err), func(t *testing.T) {
+			if got := sessionLost(tt.err); got != tt.want {
+				t.Errorf("sessionLost(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzECPublicKey feeds arbitrary CKA_EC_PARAMS and CKA_EC_POINT values, as
+// a faulty or hostile module might return them.
+func FuzzECPublicKey(f *testing.F) {
+	p256, _ := asn1.Marshal(oidP256)
+	k, err := keyfile.Generate(keyfile.ECDSAP256, rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	point, _ := k.Public().(*ecdsa.PublicKey).Bytes()
+	wrapped, _ := asn1.Marshal(point)
+	f.Add(p256, wrapped)
+	f.Add(p256, point)
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, params, point []byte) {
+		pub, err := ecPublicKey(params, point)
+		if err == nil && !pub.Curve.IsOnCurve(pub.X, pub.Y) {
+			t.Fatal("accepted a point off the curve")
+		}
+	})
+}
