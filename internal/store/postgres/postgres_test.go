@@ -1,0 +1,311 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/internal/store/storetest"
+)
+
+const defaultTestURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// serverURL is the server the integration tests use: $TRUSTLINE_TEST_POSTGRES
+// (URL form), by default the local test server. Its own database is never
+// written: each test gets a database of its own, dropped afterwards.
+func serverURL() string {
+	if u := os.Getenv("TRUSTLINE_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return defaultTestURL
+}
+
+// adminConn connects to the server, or skips (fails under CI=true) when it
+// cannot.
+func adminConn(tb testing.TB) *pgx.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, serverURL())
+	if err != nil {
+		msg := "PostgreSQL integration tests NOT RUN: cannot connect to " + redact(serverURL()) +
+			" (set TRUSTLINE_TEST_POSTGRES to a server where CREATE DATABASE is allowed): " + err.Error()
+		if os.Getenv("CI") == "true" {
+			tb.Fatal(msg)
+		}
+		tb.Skip(msg)
+	}
+	return conn
+}
+
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
+}
+
+// freshDatabase creates an empty database for one test and returns its URL.
+func freshDatabase(tb testing.TB) string {
+	tb.Helper()
+	admin := adminConn(tb)
+	defer admin.Close(context.Background())
+	var b [6]byte
+	rand.Read(b[:])
+	name := "trustline_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(tb.Context(), `CREATE DATABASE `+name); err != nil {
+		tb.Fatalf("creating test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		admin := adminConn(tb)
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+			tb.Errorf("dropping test database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(serverURL())
+	if err != nil || u.Scheme == "" {
+		tb.Fatalf("TRUSTLINE_TEST_POSTGRES must be a postgres:// URL to derive per-test databases from: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func testLogger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func openFresh(tb testing.TB) *Store {
+	tb.Helper()
+	s, err := Open(tb.Context(), Config{URL: freshDatabase(tb), MaxConns: 4}, testLogger(tb))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	adminConn(t).Close(context.Background()) // skip the whole suite at once if there is no server
+	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string // substring of the error; "" for valid
+	}{
+		{"valid", Config{URL: defaultTestURL}, ""},
+		{"empty", Config{}, "URL is empty"},
+		{"negative conns", Config{URL: defaultTestURL, MaxConns: -1}, "negative"},
+		{"bad url", Config{URL: "postgres://u:secret@host:notaport/db"}, "config: URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("Validate() = %v, want error containing %q", err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Errorf("Validate() error leaks the password: %v", err)
+			}
+		})
+	}
+}
+
+// silentServer accepts TCP connections and never answers: a server that
+// hangs, or a firewall that lets the handshake through.
+func silentServer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestOpenUnreachable: no server, or one that never answers, gives a prompt
+// error naming the server, bounded by ctx or the connect timeout. Needs no
+// PostgreSQL.
+func TestOpenUnreachable(t *testing.T) {
+	silent := silentServer(t)
+	for _, tc := range []struct {
+		name    string
+		url     string
+		timeout time.Duration // of the caller's context; 0: none
+		limit   time.Duration // Open must fail within this
+		want    []string
+	}{
+		{"refused", "postgres://postgres@127.0.0.1:1/test?sslmode=disable", 10 * time.Second, 2 * time.Second,
+			[]string{"postgres: connecting to 127.0.0.1:1/test: server unreachable", "refused"}},
+		{"silent, context deadline", "postgres://postgres@" + silent + "/test?sslmode=disable", 1500 * time.Millisecond, 3 * time.Second,
+			[]string{"postgres: connecting to " + silent + "/test: server did not answer in time"}},
+		{"silent, connect_timeout", "postgres://postgres@" + silent + "/test?sslmode=disable&connect_timeout=1", 0, 3 * time.Second,
+			[]string{"postgres: connecting to " + silent + "/test: server did not answer in time"}},
+		{"silent, default timeout", "postgres://postgres@" + silent + "/test?sslmode=disable", 0, defaultConnectTimeout + 2*time.Second,
+			[]string{"postgres: connecting to " + silent + "/test: server did not answer in time"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			if tc.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
+				defer cancel()
+			}
+			start := time.Now()
+			s, err := Open(ctx, Config{URL: tc.url}, testLogger(t))
+			elapsed := time.Since(start)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			t.Logf("after %v: %v", elapsed.Round(time.Millisecond), err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if elapsed > tc.limit {
+				t.Errorf("Open took %v to fail, want under %v", elapsed, tc.limit)
+			}
+		})
+	}
+}
+
+// TestConcurrentOpen: instances starting together on an empty database
+// apply the migrations exactly once between them.
+func TestConcurrentOpen(t *testing.T) {
+	url := freshDatabase(t)
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	const n = 4
+	errs := make([]error, n)
+	stores := make([]*Store, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = Open(t.Context(), Config{URL: url, MaxConns: 2}, logger)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(logs.String(), "applying migration"); got != len(ms) {
+		t.Errorf("%d migrations applied across %d instances, want %d:\n%s", got, n, len(ms), logs.String())
+	}
+	var rows int
+	err = stores[0].pool.QueryRow(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&rows)
+	if err != nil || rows != len(ms) {
+		t.Errorf("schema_migrations has %d rows (%v), want %d", rows, err, len(ms))
+	}
+
+	// A later start finds nothing to do and keeps the data.
+	if err := stores[0].PutMeta(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	logs.Reset()
+	again, err := Open(t.Context(), Config{URL: url}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if strings.Contains(logs.String(), "applying migration") {
+		t.Errorf("reopening applied migrations again:\n%s", logs.String())
+	}
+	if v, err := again.Meta(t.Context(), "k"); err != nil || string(v) != "v" {
+		t.Errorf("Meta after reopen = %q, %v", v, err)
+	}
+}
+
+func TestErrorsWrapped(t *testing.T) {
+	s := openFresh(t)
+	_, err := s.Certificate(t.Context(), "7f01")
+	if !errors.Is(err, store.ErrNotFound) || !strings.HasPrefix(err.Error(), "postgres: reading certificate 7f01: ") {
+		t.Errorf("error = %q, want it wrapped with the package and the action, and errors.Is ErrNotFound", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer several goroutines may log into.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func (b *syncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.Reset()
+}
+
+// TestOpenRejected: a server that answers but refuses (here: no such
+// database) is named as such, not as unreachable.
+func TestOpenRejected(t *testing.T) {
+	adminConn(t).Close(context.Background())
+	u, err := url.Parse(serverURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/trustline_no_such_database"
+	_, err = Open(t.Context(), Config{URL: u.String()}, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), "server rejected the connection") || !strings.Contains(err.Error(), "trustline_no_such_database") {
+		t.Errorf("Open of a missing database: %v", err)
+	}
+}

@@ -1,0 +1,282 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/internal/store/storetest"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "trustline.db")}, testLogger(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string // substring of the error; "" for valid
+	}{
+		{"valid", Config{Path: "/var/lib/trustline/ca.db"}, ""},
+		{"empty", Config{}, "Path is empty"},
+		{"query", Config{Path: "ca.db?mode=ro"}, "contains '?'"},
+		{"memory", Config{Path: ":memory:"}, "plain file path"},
+		{"uri", Config{Path: "file:ca.db"}, "plain file path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("Validate() = %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// readOnlyDir returns a directory this process cannot create files in.
+// Mode 0555 is enough for ordinary users; root ignores it, so then the
+// directory is also made immutable (chattr +i, which needs
+// CAP_LINUX_IMMUTABLE and a filesystem that supports it).
+func readOnlyDir(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	probe := filepath.Join(dir, "probe")
+	if f, err := os.Create(probe); err != nil {
+		return dir
+	} else {
+		f.Close()
+		os.Remove(probe)
+	}
+	out, err := exec.Command("chattr", "+i", dir).CombinedOutput()
+	if err != nil {
+		t.Skipf("SKIPPED: cannot make a read-only directory: mode 0555 does not stop this user (root?) and chattr +i failed: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
+	return dir
+}
+
+func TestOpenErrors(t *testing.T) {
+	notDB := filepath.Join(t.TempDir(), "garbage.db")
+	if err := os.WriteFile(notDB, bytes.Repeat([]byte("this is not an SQLite database. "), 64), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		path func(t *testing.T) string
+		want string
+	}{
+		{"read-only directory", func(t *testing.T) string { return filepath.Join(readOnlyDir(t), "ca.db") }, "is not writable"},
+		{"missing directory", func(t *testing.T) string { return filepath.Join(t.TempDir(), "no", "such", "ca.db") }, "does not exist"},
+		{"not a database", func(*testing.T) string { return notDB }, "file is not an SQLite database"},
+		{"a directory", func(t *testing.T) string { return t.TempDir() }, "not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tc.path(t)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			s, err := Open(ctx, Config{Path: path}, testLogger(t))
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%s) succeeded", path)
+			}
+			t.Logf("Open error: %v", err)
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "sqlite: ") {
+				t.Errorf("Open(%s) error %q, want it to contain %q", path, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestReopen: data survives Close/Open and migrations are applied once.
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ca.db")
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx := t.Context()
+
+	s, err := Open(ctx, Config{Path: path}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutMeta(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(logs.String(), "applying migration"); got != len(ms) {
+		t.Errorf("first Open logged %d migrations, want %d:\n%s", got, len(ms), logs.String())
+	}
+
+	logs.Reset()
+	s, err = Open(ctx, Config{Path: path}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if strings.Contains(logs.String(), "applying migration") {
+		t.Errorf("second Open applied migrations again:\n%s", logs.String())
+	}
+	v, err := s.Meta(ctx, "k")
+	if err != nil || string(v) != "v" {
+		t.Errorf("Meta after reopen = %q, %v; want \"v\"", v, err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(ms) {
+		t.Errorf("schema_migrations has %d rows, want %d", n, len(ms))
+	}
+}
+
+// TestNewerSchema: a binary refuses a database migrated by a newer one.
+func TestNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ca.db")
+	s, err := Open(t.Context(), Config{Path: path}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name) VALUES (9999, 'future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(t.Context(), Config{Path: path}, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), "newer than this binary") {
+		t.Errorf("Open of a newer schema: %v", err)
+	}
+}
+
+// TestReadPoolIsReadOnly guards the split: a write on the read pool would
+// bypass the single-writer queue.
+func TestReadPoolIsReadOnly(t *testing.T) {
+	s := openTemp(t)
+	_, err := s.r.ExecContext(t.Context(), `INSERT INTO meta (key, value) VALUES ('x', x'00')`)
+	if err == nil {
+		t.Fatal("write through the read pool succeeded")
+	}
+}
+
+func TestErrorsWrapped(t *testing.T) {
+	s := openTemp(t)
+	_, err := s.Certificate(t.Context(), "7f01")
+	if !errors.Is(err, store.ErrNotFound) || !strings.HasPrefix(err.Error(), "sqlite: reading certificate 7f01: ") {
+		t.Errorf("error = %q, want it wrapped with the package and the action, and errors.Is ErrNotFound", err)
+	}
+}
+
+// TestPragmas: the settings the package doc promises are in force on the
+// writer connection.
+func TestPragmas(t *testing.T) {
+	s := openTemp(t)
+	for _, tc := range []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "1"}, // NORMAL
+		{"foreign_keys", "1"},
+		{"busy_timeout", "10000"},
+	} {
+		t.Run(tc.pragma, func(t *testing.T) {
+			var got string
+			if err := s.w.QueryRowContext(t.Context(), "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("PRAGMA %s = %q, want %q", tc.pragma, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestZeroMicros(t *testing.T) {
+	if got := (time.Time{}).UnixMicro(); got != zeroMicros {
+		t.Errorf("time.Time{}.UnixMicro() = %d, zeroMicros = %d", got, zeroMicros)
+	}
+	if !fromMicros(micros(time.Time{})).IsZero() {
+		t.Error("the zero time does not round-trip")
+	}
+}
+
+// TestTwoInstances: two Stores on one file (two processes, in production)
+// open together and append to one audit chain without forking it; their
+// writers take turns through BEGIN IMMEDIATE and busy_timeout.
+func TestTwoInstances(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	var stores [2]*Store
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = Open(t.Context(), Config{Path: path}, testLogger(t))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	const perWorker = 25
+	errc := make(chan error, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := stores[w%2]
+			for j := range perWorker {
+				if _, err := s.AppendAudit(t.Context(), store.AuditEntry{At: time.Unix(int64(j), 0), Kind: "test", Actor: "w", Subject: "s"}); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	n, _, err := store.VerifyAudit(t.Context(), stores[0])
+	if err != nil || n != 4*perWorker {
+		t.Errorf("VerifyAudit = %d entries, %v; want %d, nil", n, err, 4*perWorker)
+	}
+}

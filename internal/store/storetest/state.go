@@ -1,0 +1,216 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/trustline/trustline/internal/issuerid"
+	"github.com/trustline/trustline/internal/reason"
+	"github.com/trustline/trustline/internal/store"
+)
+
+func crl(issuer issuerid.ID, shard int, number int64) store.CRL {
+	this := us(t0.Add(time.Duration(number) * time.Hour))
+	return store.CRL{
+		IssuerID:   issuer,
+		Shard:      shard,
+		Number:     number,
+		ThisUpdate: this,
+		NextUpdate: this.Add(7 * 24 * time.Hour),
+		DER:        []byte(fmt.Sprintf("crl-der-%s-%d-%d", issuer, shard, number)),
+	}
+}
+
+func testPublishCRL(t *testing.T, s store.Store) {
+	_, err := s.CRL(ctx(t), issuerA, 0)
+	wantErr(t, err, store.ErrNotFound, "reading a CRL never published")
+	// Steps run in order against one (issuer, shard); stored is the Number
+	// stored after the step.
+	for _, tc := range []struct {
+		name   string
+		number int64
+		prev   int64
+		want   error
+		stored int64
+	}{
+		{"first", 1, 0, nil, 1},
+		{"first again", 2, 0, store.ErrConflict, 1},
+		{"wrong prev", 3, 2, store.ErrConflict, 1},
+		{"not greater than prev", 1, 1, store.ErrConflict, 1},
+		{"lower than prev", 0, 1, store.ErrConflict, 1},
+		{"next", 2, 1, nil, 2},
+		{"stale prev", 3, 1, store.ErrConflict, 2},
+		{"skip ahead", 10, 2, nil, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, s.PublishCRL(ctx(t), crl(issuerA, 0, tc.number), tc.prev), tc.want, "publishing")
+			got, err := s.CRL(ctx(t), issuerA, 0)
+			must(t, err, "reading CRL")
+			if d := diff(crl(issuerA, 0, tc.stored), got); d != "" {
+				t.Errorf("stored CRL (-want +got):\n%s", d)
+			}
+		})
+	}
+	// Shards and issuers are independent, and the full CRL is shard -1.
+	must(t, s.PublishCRL(ctx(t), crl(issuerA, store.FullCRL, 1), 0), "publishing the full CRL")
+	must(t, s.PublishCRL(ctx(t), crl(issuerB, 0, 1), 0), "publishing issuer B's shard 0")
+	got, err := s.CRL(ctx(t), issuerA, store.FullCRL)
+	must(t, err, "reading the full CRL")
+	if d := diff(crl(issuerA, store.FullCRL, 1), got); d != "" {
+		t.Errorf("full CRL (-want +got):\n%s", d)
+	}
+}
+
+func testListCRLs(t *testing.T, s store.Store) {
+	want := []store.CRL{crl(issuerA, store.FullCRL, 4), crl(issuerA, 0, 1), crl(issuerA, 1, 2), crl(issuerA, 12, 3)}
+	for _, i := range []int{2, 0, 3, 1} {
+		must(t, s.PublishCRL(ctx(t), want[i], 0), "publishing")
+	}
+	must(t, s.PublishCRL(ctx(t), crl(issuerB, 0, 1), 0), "publishing issuer B")
+	for _, tc := range []struct {
+		issuer issuerid.ID
+		want   []store.CRL
+	}{
+		{issuerA, want},
+		{issuerB, []store.CRL{crl(issuerB, 0, 1)}},
+		{"int-none", nil},
+	} {
+		t.Run(string(tc.issuer), func(t *testing.T) {
+			got, err := s.ListCRLs(ctx(t), tc.issuer)
+			must(t, err, "listing CRLs")
+			if d := diff(tc.want, got); d != "" {
+				t.Errorf("ListCRLs (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func testLeases(t *testing.T, s store.Store) {
+	const name = "crlgen/int-a"
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	// Steps run in order against one lease.
+	for _, tc := range []struct {
+		name    string
+		release bool // ReleaseLease instead of AcquireLease
+		holder  string
+		now     int // minutes after t0
+		until   int
+		want    bool
+	}{
+		{name: "free", holder: "a", now: 0, until: 5, want: true},
+		{name: "held by another", holder: "b", now: 1, until: 6, want: false},
+		{name: "renewed by holder", holder: "a", now: 2, until: 10, want: true},
+		{name: "old expiry does not free it", holder: "b", now: 7, until: 12, want: false},
+		{name: "expired exactly now", holder: "b", now: 10, until: 15, want: true},
+		{name: "previous holder locked out", holder: "a", now: 11, until: 20, want: false},
+		{name: "release by non-holder is a no-op", release: true, holder: "a", now: 11},
+		{name: "still held", holder: "c", now: 12, until: 20, want: false},
+		{name: "release by holder", release: true, holder: "b", now: 12},
+		{name: "free after release", holder: "a", now: 12, until: 20, want: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.release {
+				must(t, s.ReleaseLease(ctx(t), name, tc.holder), "releasing")
+				return
+			}
+			got, err := s.AcquireLease(ctx(t), name, tc.holder, at(tc.now), at(tc.until))
+			must(t, err, "acquiring")
+			if got != tc.want {
+				t.Errorf("AcquireLease(%s, now=+%dm, until=+%dm) = %v, want %v", tc.holder, tc.now, tc.until, got, tc.want)
+			}
+		})
+	}
+	ok, err := s.AcquireLease(ctx(t), "presigner", "b", at(12), at(20))
+	must(t, err, "acquiring another lease")
+	if !ok {
+		t.Error("leases are not independent: could not take a different one")
+	}
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	var appended []store.AuditEntry
+	for i := range 3 {
+		e := store.AuditEntry{
+			At:      t0.Add(time.Duration(i) * time.Second),
+			Kind:    "review.approved",
+			Actor:   fmt.Sprintf("acct-%d", i),
+			Subject: fmt.Sprintf("order-%d", i),
+			Payload: []byte(fmt.Sprintf(`{"i":%d}`, i)),
+		}
+		if i == 1 {
+			e.Payload = nil
+		}
+		got, err := s.AppendAudit(ctx(t), e)
+		must(t, err, "appending")
+		want := e
+		want.Seq, want.At = int64(i+1), us(e.At)
+		if len(appended) > 0 {
+			want.PrevHash = appended[len(appended)-1].Hash
+		}
+		want.Hash = store.ChainHash(want.PrevHash, want)
+		if d := diff(want, got); d != "" {
+			t.Errorf("AppendAudit returned (-want +got):\n%s", d)
+		}
+		appended = append(appended, got)
+	}
+	if d := diff(appended, allAudit(t, s)); d != "" {
+		t.Errorf("ScanAudit (-want +got):\n%s", d)
+	}
+	var tail []store.AuditEntry
+	must(t, s.ScanAudit(ctx(t), 2, func(e store.AuditEntry) error {
+		tail = append(tail, e)
+		return nil
+	}), "scanning after 2")
+	if d := diff(appended[2:], tail); d != "" {
+		t.Errorf("ScanAudit(2) (-want +got):\n%s", d)
+	}
+	errStop := errors.New("stop")
+	calls := 0
+	err := s.ScanAudit(ctx(t), 0, func(store.AuditEntry) error { calls++; return errStop })
+	if !errors.Is(err, errStop) || calls != 1 {
+		t.Errorf("ScanAudit returned %v after %d calls, want the callback's error after 1", err, calls)
+	}
+}
+
+// testAuditFromCertificates: entries written by InsertCertificate and Revoke
+// join the same chain as AppendAudit's.
+func testAuditFromCertificates(t *testing.T, s store.Store) {
+	_, err := s.AppendAudit(ctx(t), store.AuditEntry{At: t0, Kind: "ceremony", Actor: "admin", Subject: "int-a"})
+	must(t, err, "appending")
+	c := cert(1, issuerA, 0)
+	issue(t, s, c)
+	_, err = s.Revoke(ctx(t), store.Revocation{Serial: c.Serial, Reason: reason.Superseded, At: t0.Add(time.Hour)},
+		auditFor("certificate.revoked", c.Serial, t0.Add(time.Hour)))
+	must(t, err, "revoking")
+	_, err = s.AppendAudit(ctx(t), store.AuditEntry{At: t0.Add(2 * time.Hour), Kind: "crl.published", Actor: "system", Subject: "int-a/0"})
+	must(t, err, "appending")
+	var kinds []string
+	for _, e := range allAudit(t, s) {
+		kinds = append(kinds, e.Kind)
+	}
+	if d := diff([]string{"ceremony", "certificate.issued", "certificate.revoked", "crl.published"}, kinds); d != "" {
+		t.Errorf("audit kinds (-want +got):\n%s", d)
+	}
+}
+
+func testMeta(t *testing.T, s store.Store) {
+	_, err := s.Meta(ctx(t), "instance-prefix")
+	wantErr(t, err, store.ErrNotFound, "reading a missing key")
+	for _, v := range [][]byte{[]byte("\x01"), []byte(`{"pki":"ready"}`), {}} {
+		must(t, s.PutMeta(ctx(t), "instance-prefix", v), "putting")
+		got, err := s.Meta(ctx(t), "instance-prefix")
+		must(t, err, "reading")
+		if !bytes.Equal(got, v) {
+			t.Errorf("Meta = %q, want %q", got, v)
+		}
+	}
+	must(t, s.PutMeta(ctx(t), "other", []byte("x")), "putting another key")
+	got, err := s.Meta(ctx(t), "instance-prefix")
+	must(t, err, "reading")
+	if len(got) != 0 {
+		t.Errorf("putting another key changed this one to %q", got)
+	}
+}
