@@ -1,0 +1,709 @@
+package crlgen
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trustline/trustline/crlgen/crlpub"
+	"github.com/trustline/trustline/internal/issuerid"
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/pki"
+)
+
+// The store methods the generator uses, by concern (STYLE.md §5). Both
+// store adapters satisfy Store.
+type (
+	// crlStore reads and swaps published CRLs.
+	crlStore interface {
+		CRL(ctx context.Context, issuer issuerid.ID, shard int) (store.CRL, error)
+		ListCRLs(ctx context.Context, issuer issuerid.ID) ([]store.CRL, error)
+		PublishCRL(ctx context.Context, c store.CRL, prevNumber int64) error
+	}
+	// shardScanner reads one shard's revoked certificates.
+	shardScanner interface {
+		ScanShard(ctx context.Context, q store.ShardQuery, fn func(store.CertSummary) error) error
+	}
+	// eventLog follows status changes.
+	eventLog interface {
+		EventsAfter(ctx context.Context, seq int64, limit int) ([]store.Event, error)
+		LastEventSeq(ctx context.Context) (int64, error)
+	}
+	// leaser splits issuers between generators.
+	leaser interface {
+		AcquireLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error)
+		ReleaseLease(ctx context.Context, name, holder string) error
+	}
+	// recorder keeps the audit trail and the per-issuer event cursor.
+	recorder interface {
+		AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
+		Meta(ctx context.Context, key string) ([]byte, error)
+		PutMeta(ctx context.Context, key string, value []byte) error
+	}
+)
+
+// Store is the part of store.Store the generator uses.
+type Store interface {
+	crlStore
+	shardScanner
+	eventLog
+	leaser
+	recorder
+}
+
+// Linter lints a CRL before publication; *linter.Linter implements it.
+type Linter interface {
+	CRL(der []byte) error
+}
+
+// Issuer is a CA whose CRLs the generator signs.
+type Issuer struct {
+	ID issuerid.ID
+	// Cert must be a parsed certificate with cRLSign and a subject key id.
+	Cert   *x509.Certificate
+	Signer crypto.Signer
+}
+
+// FromPKI returns the hierarchy's root and intermediates as Deps wants them.
+func FromPKI(p *pki.PKI) (root Issuer, intermediates []Issuer) {
+	root = Issuer{ID: p.Root.ID, Cert: p.Root.Cert, Signer: p.Root.Signer}
+	for _, is := range p.Intermediates {
+		intermediates = append(intermediates, Issuer{ID: is.ID, Cert: is.Cert, Signer: is.Signer})
+	}
+	return root, intermediates
+}
+
+// Deps are the generator's collaborators.
+type Deps struct {
+	Store Store
+	// Root gets one full CRL; each intermediate gets Config.Shards shards.
+	Root          Issuer
+	Intermediates []Issuer
+	Linter        Linter
+	// Publishers are told about every publication, in order.
+	Publishers []crlpub.Publisher
+	// Registerer receives the metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
+	// Now and Rand default to time.Now and crypto/rand.Reader when nil.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// Generator publishes the CRLs of one hierarchy. Its methods are safe for
+// concurrent use; rounds are serialised.
+type Generator struct {
+	cfg  Config
+	st   Store
+	lint Linter
+	pubs []crlpub.Publisher
+	log  *slog.Logger
+	now  func() time.Time
+	rand io.Reader
+	m    *metrics
+
+	issuers []*issuerState // root first
+	byID    map[issuerid.ID]*issuerState
+
+	mu      sync.Mutex // one round at a time
+	started bool
+	cursor  int64 // last event seq read
+}
+
+// issuerState is what the generator knows of one issuer; the lease fields
+// and everything under them are meaningful only while held.
+type issuerState struct {
+	Issuer
+	full bool // the root: one full CRL instead of shards
+
+	// inUse is the highest shard index known to hold a certificate, plus
+	// one; it only grows.
+	inUse int
+
+	held       bool
+	leaseAt    time.Time // when the lease was last renewed, by g.now
+	stored     map[int]storedCRL
+	dirty      map[int]bool
+	savedSeq   int64 // the persisted cursor
+	savedInUse int
+}
+
+type storedCRL struct {
+	number                 int64
+	thisUpdate, nextUpdate time.Time
+}
+
+// New checks cfg and deps. It touches neither the store nor the keys.
+func New(cfg Config, d Deps) (*Generator, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var errs []error
+	if d.Store == nil {
+		errs = append(errs, errors.New("crlgen: no store"))
+	}
+	if d.Linter == nil {
+		errs = append(errs, errors.New("crlgen: no linter (CRLs are linted before publication)"))
+	}
+	if d.Log == nil {
+		errs = append(errs, errors.New("crlgen: no logger"))
+	}
+	for i, p := range d.Publishers {
+		if p == nil {
+			errs = append(errs, fmt.Errorf("crlgen: publisher %d is nil", i))
+		}
+	}
+	g := &Generator{cfg: cfg, st: d.Store, lint: d.Linter, pubs: d.Publishers, log: d.Log,
+		now: d.Now, rand: d.Rand, byID: map[issuerid.ID]*issuerState{}}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.rand == nil {
+		g.rand = cryptoRand()
+	}
+	add := func(is Issuer, full bool) {
+		switch {
+		case !is.ID.Valid():
+			errs = append(errs, fmt.Errorf("crlgen: issuer id %q is invalid", is.ID))
+		case g.byID[is.ID] != nil:
+			errs = append(errs, fmt.Errorf("crlgen: issuer %s given twice", is.ID))
+		case is.Cert == nil || is.Signer == nil:
+			errs = append(errs, fmt.Errorf("crlgen: issuer %s needs a certificate and a signer", is.ID))
+		case is.Cert.KeyUsage&x509.KeyUsageCRLSign == 0:
+			errs = append(errs, fmt.Errorf("crlgen: issuer %s certificate lacks the cRLSign key usage", is.ID))
+		case !samePublicKey(is.Signer.Public(), is.Cert.PublicKey):
+			errs = append(errs, fmt.Errorf("crlgen: issuer %s signer does not match its certificate", is.ID))
+		default:
+			st := &issuerState{Issuer: is, full: full}
+			g.issuers = append(g.issuers, st)
+			g.byID[is.ID] = st
+		}
+	}
+	add(d.Root, true)
+	if len(d.Intermediates) == 0 {
+		errs = append(errs, errors.New("crlgen: no intermediates"))
+	}
+	for _, is := range d.Intermediates {
+		add(is, false)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(d.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	g.m = m
+	return g, nil
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
+// Run announces the stored CRLs to the publishers (so a fresh origin has
+// them), then runs a round every PollInterval until ctx ends, when it
+// releases its leases and returns nil. A failed round is logged and the
+// next one retries.
+func (g *Generator) Run(ctx context.Context) error {
+	g.log.Info("crl generator starting", "holder", g.cfg.Holder, "shards", g.cfg.Shards,
+		"period", g.cfg.Period, "revocation_delay", g.cfg.RevocationDelay, "poll", g.cfg.PollInterval)
+	if err := g.Replay(ctx); err != nil && ctx.Err() == nil {
+		g.log.Warn("announcing stored CRLs failed", "err", err)
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			g.release()
+			g.log.Info("crl generator stopped", "holder", g.cfg.Holder)
+			return nil
+		case <-t.C:
+		}
+		if err := g.Cycle(ctx); err != nil && ctx.Err() == nil {
+			g.log.Warn("crl round failed", "err", err)
+		}
+		t.Reset(g.cfg.PollInterval)
+	}
+}
+
+// release gives up the leases so another generator need not wait for them
+// to lapse. ctx has ended by then, so it gets a short one of its own.
+func (g *Generator) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, is := range g.issuers {
+		if !is.held {
+			continue
+		}
+		if err := g.st.ReleaseLease(ctx, leaseName(is.ID), g.cfg.Holder); err != nil {
+			g.log.Warn("releasing CRL lease failed", "issuer", is.ID, "err", err)
+		}
+		is.drop()
+	}
+}
+
+// Replay tells the publishers about every stored CRL (Replayed set), so
+// that an origin started in the same process serves them at once.
+func (g *Generator) Replay(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var errs []error
+	for _, is := range g.issuers {
+		crls, err := g.st.ListCRLs(ctx, is.ID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("crlgen: listing %s CRLs: %w", is.ID, err))
+			continue
+		}
+		for _, c := range crls {
+			if !is.full && c.Shard >= 0 {
+				is.inUse = max(is.inUse, c.Shard+1)
+			}
+		}
+		urls := g.shardURLs(is)
+		for _, c := range crls {
+			if is.full != (c.Shard == store.FullCRL) {
+				continue // not a CRL this generator makes
+			}
+			g.notify(ctx, g.announcement(is, c, urls, true))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Cycle is one round: read new events, take or renew leases, and publish
+// every dirty or due CRL of the issuers held. Run calls it on a timer;
+// tests and one-shot commands call it directly.
+func (g *Generator) Cycle(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.started {
+		// Events before now are covered by the persisted per-issuer
+		// cursors, replayed when an issuer is taken.
+		seq, err := g.st.LastEventSeq(ctx)
+		if err != nil {
+			g.m.errors.WithLabelValues("events").Inc()
+			return fmt.Errorf("crlgen: reading last event: %w", err)
+		}
+		g.cursor, g.started = seq, true
+	}
+	if err := g.follow(ctx); err != nil {
+		g.m.errors.WithLabelValues("events").Inc()
+		return err
+	}
+	var errs []error
+	var taken []*issuerState
+	for _, is := range g.issuers {
+		was := is.held
+		if err := g.renew(ctx, is); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if is.held && !was {
+			taken = append(taken, is)
+		}
+	}
+	if len(taken) > 0 {
+		if err := g.takeOver(ctx, taken); err != nil {
+			// Without the catch-up a missed revocation could stay
+			// unpublished: give the issuers back to a later round.
+			for _, is := range taken {
+				is.drop()
+			}
+			g.m.errors.WithLabelValues("takeover").Inc()
+			errs = append(errs, err)
+		}
+	}
+	for _, is := range g.issuers {
+		if is.held {
+			if err := g.publishIssuer(ctx, is); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// eventPage is how many events one EventsAfter call reads.
+const eventPage = 1000
+
+// follow reads the events after the cursor: issuance grows the shards in
+// use, revocation dirties the shard of a held issuer.
+func (g *Generator) follow(ctx context.Context) error {
+	for {
+		evs, err := g.st.EventsAfter(ctx, g.cursor, eventPage)
+		if err != nil {
+			return fmt.Errorf("crlgen: reading events after %d: %w", g.cursor, err)
+		}
+		for _, e := range evs {
+			if is := g.byID[e.IssuerID]; is != nil {
+				is.apply(e, is.held)
+			}
+			g.cursor = e.Seq
+		}
+		if len(evs) < eventPage {
+			return nil
+		}
+	}
+}
+
+// apply records one event. Revocations dirty a shard only when asked:
+// an issuer not held is caught up when it is taken.
+func (is *issuerState) apply(e store.Event, markDirty bool) {
+	s := int(e.Shard)
+	if is.full {
+		s = store.FullCRL
+	} else {
+		is.inUse = max(is.inUse, s+1)
+	}
+	if markDirty && e.Kind == store.EventRevoked {
+		is.dirty[s] = true
+	}
+}
+
+func leaseName(id issuerid.ID) string  { return "crlgen/" + string(id) }
+func cursorName(id issuerid.ID) string { return "crlgen/cursor/" + string(id) }
+
+// renew takes or renews the issuer's lease. A renewal is written at
+// half-life, or at once when the clock went backwards.
+func (g *Generator) renew(ctx context.Context, is *issuerState) error {
+	now := g.now()
+	if is.held && !now.Before(is.leaseAt) && now.Sub(is.leaseAt) < g.cfg.LeaseTTL/2 {
+		return nil
+	}
+	ok, err := g.st.AcquireLease(ctx, leaseName(is.ID), g.cfg.Holder, now, now.Add(g.cfg.LeaseTTL))
+	if err != nil {
+		g.m.errors.WithLabelValues("lease").Inc()
+		// Unsure whether it is still ours: stop publishing for it; the CAS
+		// would protect the numbers anyway.
+		is.drop()
+		return fmt.Errorf("crlgen: leasing %s: %w", is.ID, err)
+	}
+	if !ok {
+		if is.held {
+			g.log.Info("CRL lease taken by another generator", "issuer", is.ID, "holder", g.cfg.Holder)
+		}
+		is.drop()
+		return nil
+	}
+	if !is.held {
+		g.log.Info("CRL lease acquired", "issuer", is.ID, "holder", g.cfg.Holder)
+		is.held, is.stored, is.dirty = true, map[int]storedCRL{}, map[int]bool{}
+	}
+	is.leaseAt = now
+	return nil
+}
+
+func (is *issuerState) drop() {
+	is.held, is.stored, is.dirty = false, nil, nil
+}
+
+// cursorState is the persisted per-issuer cursor.
+type cursorState struct {
+	// Seq: every revocation at or before it is on a published CRL.
+	Seq int64 `json:"seq"`
+	// InUse: shards up to here hold certificates.
+	InUse int `json:"shards_in_use"`
+}
+
+// takeOver loads what the previous holder left for each newly held issuer
+// (its stored CRLs and persisted cursor) and replays the events between that
+// cursor and the current one. An issuer never published before has no
+// cursor: all of its events are replayed, which finds every shard in use.
+func (g *Generator) takeOver(ctx context.Context, taken []*issuerState) error {
+	from := g.cursor
+	for _, is := range taken {
+		crls, err := g.st.ListCRLs(ctx, is.ID)
+		if err != nil {
+			return fmt.Errorf("crlgen: taking over %s: %w", is.ID, err)
+		}
+		for _, c := range crls {
+			is.stored[c.Shard] = storedCRL{c.Number, c.ThisUpdate, c.NextUpdate}
+			if !is.full && c.Shard >= 0 {
+				is.inUse = max(is.inUse, c.Shard+1)
+			}
+		}
+		var cur cursorState
+		b, err := g.st.Meta(ctx, cursorName(is.ID))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("crlgen: taking over %s: %w", is.ID, err)
+		default:
+			if err := json.Unmarshal(b, &cur); err != nil {
+				g.log.Warn("ignoring unreadable CRL cursor: replaying all events", "issuer", is.ID, "err", err)
+				cur = cursorState{}
+			}
+		}
+		is.savedSeq, is.savedInUse = cur.Seq, cur.InUse
+		is.inUse = max(is.inUse, cur.InUse)
+		from = min(from, cur.Seq)
+	}
+	for seq := from; seq < g.cursor; {
+		evs, err := g.st.EventsAfter(ctx, seq, eventPage)
+		if err != nil {
+			return fmt.Errorf("crlgen: replaying events after %d: %w", seq, err)
+		}
+		for _, e := range evs {
+			if e.Seq > g.cursor {
+				return nil // follow has not read these yet; it will
+			}
+			if is := g.byID[e.IssuerID]; is != nil && e.Seq > is.savedSeq && contains(taken, is) {
+				is.apply(e, true)
+			}
+			seq = e.Seq
+		}
+		if len(evs) < eventPage {
+			return nil
+		}
+	}
+	return nil
+}
+
+func contains(list []*issuerState, is *issuerState) bool {
+	for _, x := range list {
+		if x == is {
+			return true
+		}
+	}
+	return false
+}
+
+// shardCount is how many shards an intermediate publishes: the configured
+// count, or more when certificates sit in higher shards.
+func (g *Generator) shardCount(is *issuerState) int {
+	return max(g.cfg.Shards, is.inUse)
+}
+
+// crlURL is the distribution point a CRL answers: exactly what the issuer
+// writes into certificates (pki.ShardCRLURL, pki.FullCRLURL).
+func (g *Generator) crlURL(id issuerid.ID, shard int) string {
+	if shard == store.FullCRL {
+		return pki.FullCRLURL(g.cfg.BaseURL, id)
+	}
+	return pki.ShardCRLURL(g.cfg.BaseURL, id, shard)
+}
+
+// shardURLs is the issuer's CCADB JSON array.
+func (g *Generator) shardURLs(is *issuerState) []string {
+	if is.full {
+		return []string{g.crlURL(is.ID, store.FullCRL)}
+	}
+	n := g.shardCount(is)
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = g.crlURL(is.ID, i)
+	}
+	return urls
+}
+
+// publishIssuer publishes the issuer's dirty and due CRLs, then persists
+// its cursor if nothing is left dirty.
+func (g *Generator) publishIssuer(ctx context.Context, is *issuerState) error {
+	shards := []int{store.FullCRL}
+	if !is.full {
+		shards = make([]int, g.shardCount(is))
+		for i := range shards {
+			shards[i] = i
+		}
+	}
+	urls := g.shardURLs(is)
+	var errs []error
+	for _, s := range shards {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("crlgen: %w", err)
+		}
+		if !is.dirty[s] && !g.due(is, s) {
+			continue
+		}
+		// A long round must not outlive the lease.
+		if err := g.renew(ctx, is); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if !is.held {
+			return errors.Join(errs...)
+		}
+		if err := g.publishShard(ctx, is, s, urls); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(is.dirty, s)
+	}
+	if len(is.dirty) == 0 && (is.savedSeq != g.cursor || is.savedInUse != is.inUse) {
+		b, _ := json.Marshal(cursorState{Seq: g.cursor, InUse: is.inUse})
+		if err := g.st.PutMeta(ctx, cursorName(is.ID), b); err != nil {
+			g.m.errors.WithLabelValues("cursor").Inc()
+			errs = append(errs, fmt.Errorf("crlgen: saving %s cursor: %w", is.ID, err))
+		} else {
+			is.savedSeq, is.savedInUse = g.cursor, is.inUse
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// due reports whether a CRL must be rebuilt on schedule: none stored, or
+// the stored one is Period old. After the clock steps back, now is before
+// the stored thisUpdate and nothing is due until it catches up (revocations
+// still publish).
+func (g *Generator) due(is *issuerState, s int) bool {
+	c, ok := is.stored[s]
+	return !ok || !g.now().Before(c.thisUpdate.Add(g.cfg.Period))
+}
+
+// maxAttempts bounds rebuilding a dirty shard after losing the swap.
+const maxAttempts = 3
+
+// publishShard builds, checks and swaps in one CRL. Losing the swap means
+// another generator published: re-read, and stop if its CRL is fresh and
+// this one was only due; rebuild on top of it if a revocation is pending.
+func (g *Generator) publishShard(ctx context.Context, is *issuerState, s int, urls []string) error {
+	for attempt := 1; ; attempt++ {
+		prev, err := g.st.CRL(ctx, is.ID, s)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			g.m.errors.WithLabelValues("store").Inc()
+			return fmt.Errorf("crlgen: reading CRL %s: %w", label(is.ID, s), err)
+		}
+		if prev.Number > 0 {
+			is.stored[s] = storedCRL{prev.Number, prev.ThisUpdate, prev.NextUpdate}
+			if !is.dirty[s] && !g.due(is, s) {
+				return nil
+			}
+		}
+		b, err := g.build(ctx, is, s, prev)
+		if err != nil {
+			g.m.failures.WithLabelValues(string(is.ID), "build").Inc()
+			g.log.Error("building CRL failed", "crl", label(is.ID, s), "err", err)
+			return err
+		}
+		if err := g.check(is, s, prev, b); err != nil {
+			var cf *checkFailure
+			check := "unknown"
+			if errors.As(err, &cf) {
+				check = cf.check
+			}
+			g.m.failures.WithLabelValues(string(is.ID), check).Inc()
+			g.log.Error("CRL failed a publication check: not published", "crl", label(is.ID, s), "check", check,
+				"number", b.number, "err", err)
+			return err
+		}
+		c := store.CRL{IssuerID: is.ID, Shard: s, Number: b.number, ThisUpdate: b.thisUpdate, NextUpdate: b.nextUpdate, DER: b.der}
+		err = g.st.PublishCRL(ctx, c, prev.Number)
+		if errors.Is(err, store.ErrConflict) {
+			g.m.conflicts.WithLabelValues(string(is.ID)).Inc()
+			g.log.Info("another generator published first; re-reading", "crl", label(is.ID, s), "number", b.number, "attempt", attempt)
+			if attempt < maxAttempts {
+				continue
+			}
+			return fmt.Errorf("crlgen: publishing CRL %s: lost the swap %d times: %w", label(is.ID, s), attempt, err)
+		}
+		if err != nil && !g.landed(ctx, is, s, b) {
+			g.m.errors.WithLabelValues("store").Inc()
+			return fmt.Errorf("crlgen: publishing CRL %s: %w", label(is.ID, s), err)
+		}
+		is.stored[s] = storedCRL{b.number, b.thisUpdate, b.nextUpdate}
+		// The CRL is out: record and announce it even if ctx ended meanwhile.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+		g.published(bctx, is, s, b, urls)
+		cancel()
+		return nil
+	}
+}
+
+// bookkeepingTimeout bounds what follows a swap that happened: re-reading
+// it, the audit entry and the hooks.
+const bookkeepingTimeout = 10 * time.Second
+
+// landed reports whether a swap that returned an error (a cancelled
+// context, a lost connection at commit) did store b after all, so that its
+// publication is recorded and announced rather than silently left in the
+// store.
+func (g *Generator) landed(ctx context.Context, is *issuerState, s int, b built) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	defer cancel()
+	c, err := g.st.CRL(ctx, is.ID, s)
+	return err == nil && c.Number == b.number && sha256Sum(c.DER) == b.sha256
+}
+
+// published records a successful publication: metrics, log, audit, hooks.
+func (g *Generator) published(ctx context.Context, is *issuerState, s int, b built, urls []string) {
+	g.m.published.WithLabelValues(string(is.ID)).Inc()
+	g.m.lastPublish.WithLabelValues(string(is.ID)).Set(float64(g.now().UnixNano()) / 1e9)
+	g.m.entries.WithLabelValues(string(is.ID), shardLabel(s)).Set(float64(b.entries))
+	g.log.Info("CRL published", "crl", label(is.ID, s), "number", b.number, "entries", b.entries,
+		"this_update", b.thisUpdate, "bytes", len(b.der))
+	c := crlpub.CRL{
+		Issuer: is.ID, Shard: s, URL: g.crlURL(is.ID, s), Number: b.number,
+		ThisUpdate: b.thisUpdate, NextUpdate: b.nextUpdate,
+		NextPublication: b.thisUpdate.Add(g.cfg.Period),
+		DER:             b.der, SHA256: b.sha256, Entries: b.entries, ShardURLs: urls,
+	}
+	if err := g.audit(ctx, c); err != nil {
+		// The CRL is out; the audit gap is loud in logs and metrics.
+		g.m.errors.WithLabelValues("audit").Inc()
+		g.log.Error("auditing CRL publication failed", "crl", label(is.ID, s), "number", b.number, "err", err)
+	}
+	g.notify(ctx, c)
+}
+
+func (g *Generator) audit(ctx context.Context, c crlpub.CRL) error {
+	payload, err := json.Marshal(struct {
+		Issuer     issuerid.ID `json:"issuer"`
+		Shard      string      `json:"shard"`
+		Number     int64       `json:"number"`
+		SHA256     string      `json:"sha256"`
+		ThisUpdate time.Time   `json:"this_update"`
+		NextUpdate time.Time   `json:"next_update"`
+		Entries    int         `json:"entries"`
+		Holder     string      `json:"holder"`
+	}{c.Issuer, shardLabel(c.Shard), c.Number, fmt.Sprintf("%x", c.SHA256), c.ThisUpdate, c.NextUpdate, c.Entries, g.cfg.Holder})
+	if err != nil {
+		return err
+	}
+	_, err = g.st.AppendAudit(ctx, store.AuditEntry{
+		At: g.now(), Kind: "crl.published", Actor: "system", Subject: label(c.Issuer, c.Shard), Payload: payload,
+	})
+	return err
+}
+
+func (g *Generator) notify(ctx context.Context, c crlpub.CRL) {
+	for _, p := range g.pubs {
+		if err := p.Published(ctx, c); err != nil {
+			g.m.hookFailures.Inc()
+			g.log.Warn("CRL publisher hook failed", "crl", label(c.Issuer, c.Shard), "number", c.Number,
+				"hook", fmt.Sprintf("%T", p), "err", err)
+		}
+	}
+}
+
+// announcement is the crlpub form of a stored CRL.
+func (g *Generator) announcement(is *issuerState, c store.CRL, urls []string, replayed bool) crlpub.CRL {
+	return crlpub.CRL{
+		Issuer: is.ID, Shard: c.Shard, URL: g.crlURL(is.ID, c.Shard), Number: c.Number,
+		ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate, NextPublication: c.ThisUpdate.Add(g.cfg.Period),
+		DER: c.DER, SHA256: sha256Sum(c.DER), Entries: -1, ShardURLs: urls, Replayed: replayed,
+	}
+}
+
+// label names a CRL in logs and the audit subject: "int-p256/7", "root/full".
+func label(id issuerid.ID, s int) string { return string(id) + "/" + shardLabel(s) }
+
+func shardLabel(s int) string {
+	if s == store.FullCRL {
+		return "full"
+	}
+	return fmt.Sprint(s)
+}

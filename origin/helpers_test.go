@@ -1,0 +1,113 @@
+package origin
+
+// Fixtures made at test time: a small CA (ECDSA P-256, cRLSign) and CRLs
+// signed by it with x509.CreateRevocationList. origin's tests may not use
+// issuer/pki or crlgen (internal/deptest checks test imports too).
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"log/slog"
+	"math/big"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trustline/trustline/crlgen/crlpub"
+	"github.com/trustline/trustline/internal/issuerid"
+)
+
+const testBase = "http://crl.example"
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+type testCA struct {
+	id   issuerid.ID
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+func newCA(t testing.TB, id issuerid.ID) testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "Origin Test " + string(id)},
+		NotBefore:             t0.Add(-24 * time.Hour),
+		NotAfter:              t0.AddDate(5, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		SubjectKeyId:          []byte{1, 2, 3, 4},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testCA{id, c, key}
+}
+
+// crl signs a CRL for shard s with number n, thisUpdate at, and entries
+// revoked serials.
+func (ca testCA) crl(t testing.TB, s int, n int64, at time.Time, entries int) crlpub.CRL {
+	t.Helper()
+	var revoked []x509.RevocationListEntry
+	for i := range entries {
+		revoked = append(revoked, x509.RevocationListEntry{SerialNumber: big.NewInt(int64(1000 + i)), RevocationTime: at.Add(-time.Hour)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(n), ThisUpdate: at, NextUpdate: at.Add(7 * 24 * time.Hour), RevokedCertificateEntries: revoked,
+	}, ca.cert, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return crlpub.CRL{
+		Issuer: ca.id, Shard: s, URL: testBase + crlpub.Path(ca.id, s), Number: n,
+		ThisUpdate: at, NextUpdate: at.Add(7 * 24 * time.Hour), NextPublication: at.Add(time.Hour),
+		DER: der, SHA256: sha256.Sum256(der), Entries: entries,
+		ShardURLs: []string{testBase + crlpub.Path(ca.id, 0), testBase + crlpub.Path(ca.id, 1)},
+	}
+}
+
+// clock is a settable now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func newServer(t testing.TB, cfg Config, now func() time.Time) *Server {
+	t.Helper()
+	s, err := New(cfg, testLogger(t), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -1,0 +1,338 @@
+// Package purge evicts a freshly published CRL from the caches in front of
+// the origin, so that relying parties get it at once instead of when the
+// cached copy's max-age runs out. Purgers are pluggable: an HTTP PURGE
+// request to a cache such as Varnish (HTTP), and a generic webhook that
+// POSTs JSON (Webhook), e.g. to a CDN's purge API through a small adapter.
+//
+// A Dispatcher is the crlpub.Publisher the generator calls: it only queues
+// (it never blocks publication), and its workers send each purge with a
+// per-attempt timeout and bounded retries with exponential backoff. A full
+// queue drops the purge, logs it and counts it; the CRL is still served
+// fresh once the cached copy expires.
+//
+// It imports the standard library and crlgen/crlpub only; cmd/ wires it.
+package purge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trustline/trustline/crlgen/crlpub"
+)
+
+// Purger evicts one published CRL from somewhere.
+type Purger interface {
+	Purge(ctx context.Context, c crlpub.CRL) error
+}
+
+// Permanent marks an error that retrying will not fix (a 4xx answer, a bad
+// URL); the Dispatcher stops retrying it.
+type Permanent struct{ Err error }
+
+func (p *Permanent) Error() string { return p.Err.Error() }
+func (p *Permanent) Unwrap() error { return p.Err }
+
+// statusError turns a non-2xx answer into an error: 4xx is Permanent
+// except 408 and 429, which ask for a later try.
+func statusError(what string, resp *http.Response) error {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	err := fmt.Errorf("purge: %s answered %s", what, resp.Status)
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout &&
+		resp.StatusCode != http.StatusTooManyRequests {
+		return &Permanent{err}
+	}
+	return err
+}
+
+// HTTP sends `PURGE <path>` to a cache, with the Host header of the CRL's
+// URL so that the cache finds the object clients asked for. Varnish does
+// this with `return (purge)` in vcl_recv for PURGE requests from an ACL.
+type HTTP struct {
+	endpoint *url.URL
+	client   *http.Client
+}
+
+// NewHTTP purges through the cache at endpoint ("http://127.0.0.1:6081");
+// client nil means a client with no timeout of its own (the Dispatcher's
+// per-attempt context bounds each request).
+func NewHTTP(endpoint string, client *http.Client) (*HTTP, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("purge: cache endpoint %q must be an http(s) URL with a host and no path", endpoint)
+	}
+	u.Path = ""
+	if client == nil {
+		client = &http.Client{}
+	}
+	return &HTTP{endpoint: u, client: client}, nil
+}
+
+// Purge purges c's URL path.
+func (h *HTTP) Purge(ctx context.Context, c crlpub.CRL) error {
+	cu, err := url.Parse(c.URL)
+	if err != nil || cu.Host == "" {
+		return &Permanent{fmt.Errorf("purge: CRL URL %q: %v", c.URL, err)}
+	}
+	target := *h.endpoint
+	target.Path, target.RawPath = cu.Path, cu.RawPath
+	req, err := http.NewRequestWithContext(ctx, "PURGE", target.String(), nil)
+	if err != nil {
+		return &Permanent{fmt.Errorf("purge: %w", err)}
+	}
+	req.Host = cu.Host
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("purge: PURGE %s: %w", cu.Path, err)
+	}
+	defer resp.Body.Close()
+	return statusError("PURGE "+cu.Path+" at "+h.endpoint.Host, resp)
+}
+
+// Webhook POSTs a JSON description of each published CRL to a URL:
+//
+//	{"event":"crl.published","issuer":"int-p256","shard":3,"url":"…/3.crl",
+//	 "number":…,"this_update":"…","next_update":"…","sha256":"…"}
+//
+// shard is -1 for a full CRL. Any 2xx answer is success.
+type Webhook struct {
+	url    string
+	header http.Header
+	client *http.Client
+}
+
+// NewWebhook posts to target, adding header to each request (an
+// Authorization, say); client nil as for NewHTTP.
+func NewWebhook(target string, header http.Header, client *http.Client) (*Webhook, error) {
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("purge: webhook %q must be an http(s) URL with a host", target)
+	}
+	if client == nil {
+		client = &http.Client{}
+	}
+	return &Webhook{url: target, header: header.Clone(), client: client}, nil
+}
+
+// WebhookEvent is the JSON body a Webhook sends.
+type WebhookEvent struct {
+	Event      string    `json:"event"`
+	Issuer     string    `json:"issuer"`
+	Shard      int       `json:"shard"`
+	URL        string    `json:"url"`
+	Number     int64     `json:"number"`
+	ThisUpdate time.Time `json:"this_update"`
+	NextUpdate time.Time `json:"next_update"`
+	SHA256     string    `json:"sha256"`
+}
+
+// Purge posts the event for c.
+func (w *Webhook) Purge(ctx context.Context, c crlpub.CRL) error {
+	body, err := json.Marshal(WebhookEvent{
+		Event: "crl.published", Issuer: string(c.Issuer), Shard: c.Shard, URL: c.URL, Number: c.Number,
+		ThisUpdate: c.ThisUpdate.UTC(), NextUpdate: c.NextUpdate.UTC(), SHA256: fmt.Sprintf("%x", c.SHA256),
+	})
+	if err != nil {
+		return &Permanent{fmt.Errorf("purge: encoding webhook event: %w", err)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	if err != nil {
+		return &Permanent{fmt.Errorf("purge: %w", err)}
+	}
+	for k, vs := range w.header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("purge: webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	return statusError("webhook", resp)
+}
+
+// Config bounds the Dispatcher's work.
+type Config struct {
+	// QueueSize is how many purges may wait; beyond it they are dropped.
+	// Default 4096 (a full republication of 4096 shards).
+	QueueSize int
+	// Workers send purges concurrently. Default 4.
+	Workers int
+	// Attempts per purge and purger, the first included. Default 5.
+	Attempts int
+	// Timeout bounds each attempt. Default 5 s.
+	Timeout time.Duration
+	// Backoff is the wait after the first failure, doubled after each
+	// further one up to MaxBackoff. Defaults 500 ms and 30 s.
+	Backoff, MaxBackoff time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.QueueSize == 0 {
+		c.QueueSize = 4096
+	}
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	if c.Attempts == 0 {
+		c.Attempts = 5
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+	if c.Backoff == 0 {
+		c.Backoff = 500 * time.Millisecond
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	return c
+}
+
+// Validate reports what is wrong with c (after defaults).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.QueueSize < 1 || c.QueueSize > 1<<20 {
+		errs = append(errs, fmt.Errorf("purge: config: QueueSize %d out of range [1, 2^20]", c.QueueSize))
+	}
+	if c.Workers < 1 || c.Workers > 64 {
+		errs = append(errs, fmt.Errorf("purge: config: Workers %d out of range [1, 64]", c.Workers))
+	}
+	if c.Attempts < 1 || c.Attempts > 20 {
+		errs = append(errs, fmt.Errorf("purge: config: Attempts %d out of range [1, 20]", c.Attempts))
+	}
+	if c.Timeout <= 0 || c.Timeout > time.Minute {
+		errs = append(errs, fmt.Errorf("purge: config: Timeout %v out of range (0, 1m]", c.Timeout))
+	}
+	if c.Backoff <= 0 || c.MaxBackoff < c.Backoff || c.MaxBackoff > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("purge: config: Backoff %v and MaxBackoff %v must satisfy 0 < Backoff ≤ MaxBackoff ≤ 10m", c.Backoff, c.MaxBackoff))
+	}
+	return errors.Join(errs...)
+}
+
+// job is one purge of one CRL by one purger.
+type job struct {
+	crl    crlpub.CRL
+	purger Purger
+}
+
+// Dispatcher queues purges and sends them from Run's workers.
+type Dispatcher struct {
+	cfg     Config
+	log     *slog.Logger
+	purgers []Purger
+	queue   chan job
+
+	dropped, failed, done atomic.Int64
+}
+
+var _ crlpub.Publisher = (*Dispatcher)(nil)
+
+// NewDispatcher sends each publication to every purger.
+func NewDispatcher(cfg Config, log *slog.Logger, purgers ...Purger) (*Dispatcher, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		return nil, errors.New("purge: no logger")
+	}
+	for i, p := range purgers {
+		if p == nil {
+			return nil, fmt.Errorf("purge: purger %d is nil", i)
+		}
+	}
+	return &Dispatcher{cfg: cfg, log: log, purgers: purgers, queue: make(chan job, cfg.QueueSize)}, nil
+}
+
+// Published queues c for every purger and returns at once. Replayed CRLs
+// changed nothing and are not purged. A full queue drops and reports it.
+func (d *Dispatcher) Published(_ context.Context, c crlpub.CRL) error {
+	if c.Replayed {
+		return nil
+	}
+	var dropped int
+	for _, p := range d.purgers {
+		select {
+		case d.queue <- job{c, p}:
+		default:
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		d.dropped.Add(int64(dropped))
+		return fmt.Errorf("purge: queue full: %d purge(s) of %s dropped", dropped, c.URL)
+	}
+	return nil
+}
+
+// Stats counts purges done, failed (after every attempt) and dropped.
+type Stats struct{ Done, Failed, Dropped int64 }
+
+// Stats returns the counts so far.
+func (d *Dispatcher) Stats() Stats {
+	return Stats{Done: d.done.Load(), Failed: d.failed.Load(), Dropped: d.dropped.Load()}
+}
+
+// Run sends queued purges until ctx ends; purges still queued then are
+// abandoned (the caches expire them).
+func (d *Dispatcher) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range d.cfg.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-d.queue:
+					d.send(ctx, j)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// send tries one job up to Attempts times.
+func (d *Dispatcher) send(ctx context.Context, j job) {
+	wait := d.cfg.Backoff
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+		err := j.purger.Purge(actx, j.crl)
+		cancel()
+		if err == nil {
+			d.done.Add(1)
+			return
+		}
+		var perm *Permanent
+		if errors.As(err, &perm) || attempt == d.cfg.Attempts || ctx.Err() != nil {
+			d.failed.Add(1)
+			d.log.Warn("purge failed", "url", j.crl.URL, "number", j.crl.Number, "purger", fmt.Sprintf("%T", j.purger),
+				"attempts", attempt, "err", err)
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			d.failed.Add(1)
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, d.cfg.MaxBackoff)
+	}
+}

@@ -1,0 +1,204 @@
+package origin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trustline/trustline/internal/testenv"
+	"github.com/trustline/trustline/origin/purge"
+)
+
+// vclTemplate caches the origin (TTL from its Cache-Control) and purges on
+// PURGE from localhost.
+const vclTemplate = `vcl 4.1;
+backend origin { .host = "127.0.0.1"; .port = "%d"; }
+acl purgers { "127.0.0.1"; }
+sub vcl_recv {
+	if (req.method == "PURGE") {
+		if (client.ip !~ purgers) {
+			return (synth(405, "PURGE not allowed"));
+		}
+		return (purge);
+	}
+}
+`
+
+// startVarnish runs varnishd in the foreground on a free loopback port in
+// front of backendPort, and stops it (by its pid) at cleanup. It returns
+// the cache's base URL.
+func startVarnish(t *testing.T, backendPort int) string {
+	t.Helper()
+	bin, err := exec.LookPath("varnishd")
+	if err != nil {
+		if _, statErr := os.Stat("/usr/sbin/varnishd"); statErr != nil {
+			testenv.Missing(t, "varnishd (Debian package varnish)", err)
+		}
+		bin = "/usr/sbin/varnishd"
+	}
+	dir := t.TempDir()
+	vcl := filepath.Join(dir, "origin.vcl")
+	if err := os.WriteFile(vcl, fmt.Appendf(nil, vclTemplate, backendPort), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cmd := exec.Command(bin, "-F", "-n", filepath.Join(dir, "work"), "-a", "127.0.0.1:"+strconv.Itoa(port),
+		"-f", vcl, "-s", "malloc,32m", "-j", "none", "-T", "none")
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group, so the cache child goes with the manager.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		testenv.Missing(t, "varnishd", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("varnishd output:\n%s", out.String())
+		}
+	})
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-exited:
+			t.Fatalf("varnishd exited at start:\n%s", out.String())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
+			c.Close()
+			return base
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("varnishd did not listen within 30 s:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// getVia fetches path through the cache as a relying party would, with the
+// Host of the CRL URLs.
+func getVia(t *testing.T, cache, path string) (body []byte, hdr http.Header) {
+	t.Helper()
+	req, err := http.NewRequest("GET", cache+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "crl.example"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s via the cache: %s", path, resp.Status)
+	}
+	return body, resp.Header
+}
+
+// A new CRL reaches clients through Varnish right after publication: the
+// cache holds the old one (max-age of an hour) until the purger's PURGE.
+func TestVarnishPurge(t *testing.T) {
+	ca := newCA(t, "int-p256")
+	srv := newServer(t, Config{}, nil)
+	now := time.Now().UTC().Truncate(time.Second)
+	first := ca.crl(t, 0, 1, now, 0)
+	if err := srv.Published(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	originHTTP := httptest.NewServer(srv)
+	defer originHTTP.Close()
+	cache := startVarnish(t, originHTTP.Listener.Addr().(*net.TCPAddr).Port)
+
+	body, _ := getVia(t, cache, "/int-p256/0.crl")
+	if string(body) != string(first.DER) {
+		t.Fatal("first GET through the cache did not return the CRL")
+	}
+	_, hdr := getVia(t, cache, "/int-p256/0.crl")
+	if ids := strings.Fields(hdr.Get("X-Varnish")); len(ids) != 2 {
+		t.Fatalf("second GET was not a cache hit (X-Varnish %q)", hdr.Get("X-Varnish"))
+	}
+
+	// The origin gets a new CRL; the cache still serves the old one.
+	second := ca.crl(t, 0, 2, now.Add(time.Second), 1)
+	if err := srv.Published(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := getVia(t, cache, "/int-p256/0.crl"); string(body) != string(first.DER) {
+		t.Fatal("the cache did not hold the old CRL: this test would prove nothing")
+	}
+
+	// Publication through the dispatcher purges it.
+	hp, err := purge.NewHTTP(cache, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := purge.NewDispatcher(purge.Config{Backoff: 50 * time.Millisecond}, testLogger(t), hp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	if err := d.Published(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Stats().Done == 0 {
+		if d.Stats().Failed > 0 || time.Now().After(deadline) {
+			t.Fatalf("purge did not succeed: %+v", d.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	body, _ = getVia(t, cache, "/int-p256/0.crl")
+	if string(body) != string(second.DER) {
+		t.Fatal("after the PURGE the cache still served the old CRL")
+	}
+
+	// The cache revalidates with the origin's validators: a conditional GET
+	// through it is a 304.
+	req, _ := http.NewRequest("GET", cache+"/int-p256/0.crl", nil)
+	req.Host = "crl.example"
+	req.Header.Set("If-None-Match", srv.lookup("/int-p256/0.crl").etag)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("conditional GET through the cache: %s, want 304", resp.Status)
+	}
+}
