@@ -202,12 +202,15 @@ func (o *Orders) reject(ctx context.Context, ord store.Order, why string) (store
 	if err != nil {
 		return store.Order{}, fmt.Errorf("issuer: rejecting order %s: %w", ord.ID, err)
 	}
+	o.notifyRejected(ctx, updated)
 	return updated, nil
 }
 
 // notifyIssued mails the account where to retrieve its certificate (seed
 // step 10). A mail failure is logged, never fatal: the certificate exists.
+// A client that hangs up does not cancel the mail.
 func (o *Orders) notifyIssued(ctx context.Context, ord store.Order) {
+	ctx = context.WithoutCancel(ctx)
 	acct, err := o.store.Account(ctx, ord.AccountID)
 	if err != nil {
 		o.log.Error("cannot notify: account lookup failed", "order", ord.ID, "err", err)
@@ -223,6 +226,53 @@ func (o *Orders) notifyIssued(ctx context.Context, ord store.Order) {
 	if err := o.mail.Send(ctx, msg); err != nil {
 		o.log.Error("cannot notify", "order", ord.ID, "err", err)
 	}
+}
+
+// notifyRejected mails the account that its order ended without a
+// certificate, and why. A mail failure is logged, never fatal.
+func (o *Orders) notifyRejected(ctx context.Context, ord store.Order) {
+	subject := "Your certificate order was rejected"
+	if len(ord.Names) > 0 {
+		subject = "Your certificate order for " + ord.Names[0] + " was rejected"
+	}
+	o.notify(ctx, ord.AccountID, ord.ID, subject, fmt.Sprintf(
+		"Your order %s (%s; %s) was rejected and no certificate was issued.\n\nReason: %s\n\n"+
+			"You may place a new order once the reason is addressed:\n%s/api/v1/orders\n",
+		ord.ID, strings.ToUpper(ord.Profile), strings.Join(ord.Names, ", "), oneLine(ord.RejectReason), o.baseURL))
+}
+
+// NotifyRevoked mails the certificate's account that it was revoked. The
+// API calls it after a revocation succeeds; a mail failure is logged,
+// never fatal.
+func (o *Orders) NotifyRevoked(ctx context.Context, c store.Certificate, actor string) {
+	by := "at your request"
+	if actor != c.AccountID {
+		by = "by the CA"
+	}
+	o.notify(ctx, c.AccountID, string(c.Serial), "Your certificate "+string(c.Serial)+" was revoked", fmt.Sprintf(
+		"The certificate with serial %s was revoked %s.\n\nReason: %s\nRevoked at: %s\n\n"+
+			"Relying parties see it as revoked from now on (OCSP at once, CRLs within minutes). Details:\n%s/api/v1/certificates/%s\n",
+		c.Serial, by, c.Reason, c.RevokedAt.UTC().Format(time.RFC1123), o.baseURL, c.Serial))
+}
+
+// notify mails an account; about names what the mail is about in logs. A
+// client that hangs up does not cancel the mail (the sender bounds it).
+func (o *Orders) notify(ctx context.Context, accountID, about, subject, body string) {
+	ctx = context.WithoutCancel(ctx)
+	acct, err := o.store.Account(ctx, accountID)
+	if err != nil {
+		o.log.Error("cannot notify: account lookup failed", "about", about, "account", accountID, "err", err)
+		return
+	}
+	if err := o.mail.Send(ctx, mail.Message{To: acct.Email, Subject: subject, Body: body}); err != nil {
+		o.log.Error("cannot notify", "about", about, "err", err)
+	}
+}
+
+// oneLine keeps untrusted text (a reviewer's reason, a lint message) on
+// one line of a mail body.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // Get returns an order the account may see: its own, or any for reviewers

@@ -6,9 +6,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -25,19 +29,36 @@ type ValidationStore interface {
 	ValidValidations(ctx context.Context, accountID string, now time.Time) ([]store.Validation, error)
 }
 
+// Validation methods, as the API and the store spell them.
+const (
+	MethodEmail      = "email"       // BR §3.2.2.4.4 Constructed Email to Domain Contact
+	MethodDNSTXT     = "dns-txt"     // BR §3.2.2.4.7 DNS Change
+	MethodHTTPToken  = "http-token"  // BR §3.2.2.4.18 Agreed-Upon Change to Website v2
+	MethodWhoisEmail = "whois-email" // the seed's step 3; BR §3.2.2.4.2, retired
+)
+
 // ConstructedLocalParts are the addresses BR §3.2.2.4.4 lets a CA mail:
 // admin, administrator, webmaster, hostmaster or postmaster @ the domain.
 var ConstructedLocalParts = []string{"admin", "administrator", "webmaster", "hostmaster", "postmaster"}
 
 const (
-	// CodeBits is the entropy of a mailed code: BR §1.6.1 asks at least
-	// 112 bits of a Random Value.
+	// CodeBits is the entropy of a mailed code and of a published random
+	// value: BR §1.6.1 asks at least 112 bits of a Random Value.
 	CodeBits = 130
-	// CodeLifetime: a pending validation dies after this; BR §3.2.2.4.4
-	// allows a Random Value to be used for at most 30 days.
+	// CodeLifetime: a pending emailed validation dies after this; BR
+	// §3.2.2.4.4 allows a Random Value to be used for at most 30 days.
 	CodeLifetime = 24 * time.Hour
-	// MaxAttempts bounds wrong codes before the validation is dead.
+	// MaxAttempts bounds failed confirmations (a wrong code, a missing
+	// record or file) before the validation is dead.
 	MaxAttempts = 5
+	// DNSRecordLabel prefixes the domain to name the TXT record dns-txt
+	// looks up. BR §3.2.2.4.7 accepts the Authorization Domain Name itself
+	// or one "prefixed with a Domain Label that begins with an underscore";
+	// a label of its own keeps the value clear of the domain's SPF and
+	// other TXT records.
+	DNSRecordLabel = "_pki-validation"
+	// WellKnownPath is where http-token files live (BR §3.2.2.4.18).
+	WellKnownPath = "/.well-known/pki-validation/"
 )
 
 // ReusePeriod is how long a completed domain validation may be relied on
@@ -55,19 +76,201 @@ func ReusePeriod(t time.Time) time.Duration {
 	return 10 * day
 }
 
-// Validations runs domain validation.
+// ValidationConfig configures the methods that reach out to the network.
+// The zero value offers email only.
+type ValidationConfig struct {
+	// Resolver is the recursive DNS resolver, host:port, that dns-txt asks
+	// and http-token resolves names through. Empty turns both methods off.
+	Resolver string
+	// DNSTransport is "udp" (the default; a truncated answer is asked
+	// again over TCP) or "tcp".
+	DNSTransport string
+	// DNSTimeout bounds one DNS exchange; 0 means 5 s.
+	DNSTimeout time.Duration
+	// HTTPPort and HTTPSPort are the ports http-token fetches from and
+	// follows redirects to; 0 means 80 and 443, the BR Authorized Ports
+	// for the two schemes (BR §1.6.1). Only tests change them.
+	HTTPPort  int
+	HTTPSPort int
+	// HTTPTimeout bounds one whole fetch, redirects included; 0 means 10 s.
+	HTTPTimeout time.Duration
+	// MaxRedirects bounds the redirects http-token follows, in [0, 10];
+	// -1 means none, 0 means the default, 5.
+	MaxRedirects int
+	// AllowPrivateAddresses lets http-token and WHOIS referrals connect to
+	// loopback, private and link-local addresses. For tests and dev only:
+	// in production it would let a subscriber aim the CA at its own
+	// network.
+	AllowPrivateAddresses bool
+	// WhoisEmail offers whois-email: the code is mailed to a contact that
+	// WhoisServer lists for the domain (the seed's step 3). Off by default:
+	// the BR stopped accepting WHOIS-derived domain contacts in 2025.
+	WhoisEmail bool
+	// WhoisServer is host:port of the WHOIS server asked first (RFC 3912;
+	// "whois.iana.org:43"); required with WhoisEmail. Referrals it gives
+	// are followed on port 43, at most twice.
+	WhoisServer string
+	// WhoisTimeout bounds one WHOIS query; 0 means 10 s.
+	WhoisTimeout time.Duration
+	// ChallengeLifetime is how long a dns-txt or http-token random value
+	// may be confirmed; 0 means 7 days. At most 30 days (BR §3.2.2.4.7,
+	// §3.2.2.4.18).
+	ChallengeLifetime time.Duration
+}
+
+const maxChallengeLifetime = 30 * 24 * time.Hour
+
+// Validate checks the configuration.
+func (c ValidationConfig) Validate() error {
+	var errs []error
+	if c.Resolver != "" {
+		if _, _, err := net.SplitHostPort(c.Resolver); err != nil {
+			errs = append(errs, fmt.Errorf("issuer: Resolver %q must be host:port", c.Resolver))
+		}
+	}
+	switch c.DNSTransport {
+	case "", "udp", "tcp":
+	default:
+		errs = append(errs, fmt.Errorf("issuer: DNSTransport %q: want udp or tcp", c.DNSTransport))
+	}
+	for name, p := range map[string]int{"HTTPPort": c.HTTPPort, "HTTPSPort": c.HTTPSPort} {
+		if p < 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("issuer: %s %d out of range", name, p))
+		}
+	}
+	if c.MaxRedirects < -1 || c.MaxRedirects > 10 {
+		errs = append(errs, fmt.Errorf("issuer: MaxRedirects %d out of range [-1, 10]", c.MaxRedirects))
+	}
+	if c.DNSTimeout < 0 || c.HTTPTimeout < 0 || c.WhoisTimeout < 0 {
+		errs = append(errs, errors.New("issuer: validation timeouts must not be negative"))
+	}
+	if c.ChallengeLifetime < 0 || c.ChallengeLifetime > maxChallengeLifetime {
+		errs = append(errs, fmt.Errorf("issuer: ChallengeLifetime %v must be in [0, 30 days] (BR 3.2.2.4.7)", c.ChallengeLifetime))
+	}
+	if c.WhoisEmail {
+		if _, _, err := net.SplitHostPort(c.WhoisServer); err != nil {
+			errs = append(errs, fmt.Errorf("issuer: WhoisEmail needs WhoisServer as host:port, not %q", c.WhoisServer))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c ValidationConfig) withDefaults() ValidationConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.DNSTimeout, 5*time.Second)
+	def(&c.HTTPTimeout, 10*time.Second)
+	def(&c.WhoisTimeout, 10*time.Second)
+	def(&c.ChallengeLifetime, 7*24*time.Hour)
+	if c.DNSTransport == "" {
+		c.DNSTransport = "udp"
+	}
+	if c.HTTPPort == 0 {
+		c.HTTPPort = 80
+	}
+	if c.HTTPSPort == 0 {
+		c.HTTPSPort = 443
+	}
+	switch c.MaxRedirects {
+	case 0:
+		c.MaxRedirects = 5
+	case -1:
+		c.MaxRedirects = 0
+	}
+	return c
+}
+
+// DialFunc opens a network connection, as net.Dialer.DialContext does.
+type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+// ValidationDeps are the validation service's collaborators.
+type ValidationDeps struct {
+	Store ValidationStore
+	Mail  mail.Sender
+	Log   *slog.Logger // nil: discard
+	Now   func() time.Time
+	Rand  io.Reader
+	// Dial, if set, replaces the dialer http-token and WHOIS connect
+	// with (tests point it at loopback servers). By default connections
+	// resolve names through Resolver and, unless AllowPrivateAddresses,
+	// refuse non-public addresses.
+	Dial DialFunc
+}
+
+// Validations runs domain validation (seed steps 2–3) and keeps the
+// evidence of each: method, random value (hashed), time and contact.
 type Validations struct {
+	cfg   ValidationConfig
 	store ValidationStore
 	mail  mail.Sender
 	now   func() time.Time
+	rand  io.Reader
+	log   *slog.Logger
+	dns   *txtLookup     // nil: dns-txt off
+	web   *tokenFetcher  // nil: http-token off
+	whois *whoisResolver // nil: whois-email off
 }
 
-// NewValidations builds the validation service.
+// NewValidations builds an email-only validation service.
 func NewValidations(st ValidationStore, m mail.Sender, now func() time.Time) *Validations {
-	if now == nil {
-		now = time.Now
+	return newValidations(ValidationConfig{}, ValidationDeps{Store: st, Mail: m, Now: now})
+}
+
+// NewValidationService checks cfg and builds the validation service with
+// the methods cfg turns on.
+func NewValidationService(cfg ValidationConfig, d ValidationDeps) (*Validations, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	return &Validations{store: st, mail: m, now: now}
+	if d.Store == nil || d.Mail == nil {
+		return nil, errors.New("issuer: validations need a Store and a Mail sender")
+	}
+	return newValidations(cfg, d), nil
+}
+
+func newValidations(cfg ValidationConfig, d ValidationDeps) *Validations {
+	cfg = cfg.withDefaults()
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Rand == nil {
+		d.Rand = rand.Reader
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	v := &Validations{cfg: cfg, store: d.Store, mail: d.Mail, now: d.Now, rand: d.Rand, log: d.Log}
+	public, direct := d.Dial, d.Dial
+	if d.Dial == nil {
+		public = guardedDialer(cfg.Resolver, cfg.AllowPrivateAddresses)
+		direct = (&net.Dialer{}).DialContext
+	}
+	if cfg.Resolver != "" {
+		v.dns = &txtLookup{server: cfg.Resolver, transport: cfg.DNSTransport, timeout: cfg.DNSTimeout}
+		v.web = newTokenFetcher(cfg, public)
+	}
+	if cfg.WhoisEmail {
+		// The configured server is the operator's choice and is reached
+		// directly; referrals come from the network and go through the
+		// guarded dialer.
+		v.whois = &whoisResolver{server: cfg.WhoisServer, timeout: cfg.WhoisTimeout, direct: direct, referral: public}
+	}
+	return v
+}
+
+// Methods lists the validation methods on offer.
+func (v *Validations) Methods() []string {
+	ms := []string{MethodEmail}
+	if v.dns != nil {
+		ms = append(ms, MethodDNSTXT, MethodHTTPToken)
+	}
+	if v.whois != nil {
+		ms = append(ms, MethodWhoisEmail)
+	}
+	return ms
 }
 
 // NormalizeDomain lowercases and checks a domain to validate.
@@ -80,6 +283,35 @@ func NormalizeDomain(d string) (string, error) {
 		return "", &InputError{Detail: err.Error()}
 	}
 	return d, nil
+}
+
+// StartRequest asks for a new validation.
+type StartRequest struct {
+	Domain string
+	Method string
+	// Email is the address to mail: required for email, optional for
+	// whois-email (default: the domain's admin contact).
+	Email string
+}
+
+// Start begins a validation by any offered method.
+func (v *Validations) Start(ctx context.Context, acct store.Account, r StartRequest) (store.Validation, error) {
+	offered := v.Methods()
+	if r.Method == "" {
+		return store.Validation{}, &InputError{Detail: fmt.Sprintf("method is required (%s)", strings.Join(offered, ", "))}
+	}
+	if !contains(offered, r.Method) {
+		return store.Validation{}, &InputError{Detail: fmt.Sprintf("validation method %q is not offered (offered: %s)",
+			truncate(r.Method, 32), strings.Join(offered, ", "))}
+	}
+	switch r.Method {
+	case MethodEmail:
+		return v.StartEmail(ctx, acct, r.Domain, r.Email)
+	case MethodDNSTXT, MethodHTTPToken:
+		return v.startPublished(ctx, acct, r.Domain, r.Method)
+	default:
+		return v.startWhois(ctx, acct, r.Domain, r.Email)
+	}
 }
 
 // StartEmail begins an email validation (BR §3.2.2.4.4): a random code is
@@ -95,15 +327,23 @@ func (v *Validations) StartEmail(ctx context.Context, acct store.Account, domain
 		return store.Validation{}, &InputError{Detail: fmt.Sprintf(
 			"email must be one of %s@%s (BR 3.2.2.4.4 constructed addresses)", strings.Join(ConstructedLocalParts, "|"), domain)}
 	}
-	code, err := newCode()
+	return v.mailCode(ctx, acct, domain, MethodEmail, addr, nil)
+}
+
+// mailCode records a code validation and mails the code to addr. Only the
+// code's hash is stored. startEvidence (JSON object or nil) is kept and
+// completed when the code is confirmed.
+func (v *Validations) mailCode(ctx context.Context, acct store.Account, domain, method, addr string, startEvidence []byte) (store.Validation, error) {
+	code, err := v.randomValue()
 	if err != nil {
 		return store.Validation{}, err
 	}
 	now := v.now()
 	sum := sha256.Sum256([]byte(code))
 	val := store.Validation{
-		ID: NewID("val_"), AccountID: acct.ID, Domain: domain, Method: "email", Contact: addr,
+		ID: NewID("val_"), AccountID: acct.ID, Domain: domain, Method: method, Contact: addr,
 		Secret: sum[:], Status: store.ValidationPending, CreatedAt: now, ExpiresAt: now.Add(CodeLifetime),
+		Evidence: startEvidence,
 	}
 	if err := v.store.CreateValidation(ctx, val); err != nil {
 		return store.Validation{}, fmt.Errorf("issuer: creating validation: %w", err)
@@ -117,19 +357,93 @@ func (v *Validations) StartEmail(ctx context.Context, acct store.Account, domain
 			domain, code, val.ExpiresAt.UTC().Format(time.RFC1123)),
 	}
 	if err := v.mail.Send(ctx, msg); err != nil {
+		// Nobody can ever confirm it: retire the row rather than leave a
+		// pending validation behind.
+		val.Status = store.ValidationInvalid
+		if _, uerr := v.store.UpdateValidation(context.WithoutCancel(ctx), val); uerr != nil {
+			v.log.Error("cannot retire validation after a mail failure", "validation", val.ID, "err", uerr)
+		}
 		return store.Validation{}, fmt.Errorf("issuer: mailing validation code: %w", err)
 	}
 	return val, nil
 }
 
-// newCode returns CodeBits of randomness in base32 without padding, easy
-// to paste.
-func newCode() (string, error) {
+// startPublished begins a dns-txt or http-token validation: the subscriber
+// publishes a fresh random value (BR §3.2.2.4.7, §3.2.2.4.18) and then
+// asks the CA to look. The value is stored as is: it is public once
+// published.
+func (v *Validations) startPublished(ctx context.Context, acct store.Account, domain, method string) (store.Validation, error) {
+	domain, err := NormalizeDomain(domain)
+	if err != nil {
+		return store.Validation{}, err
+	}
+	value, err := v.randomValue()
+	if err != nil {
+		return store.Validation{}, err
+	}
+	contact := DNSRecordLabel + "." + domain
+	if method == MethodHTTPToken {
+		// BR §3.2.2.4.18: the random value must not appear in the request,
+		// so the file is named by a separate token.
+		token := make([]byte, 16)
+		if _, err := io.ReadFull(v.rand, token); err != nil {
+			return store.Validation{}, fmt.Errorf("issuer: reading randomness: %w", err)
+		}
+		contact = "http://" + domain + WellKnownPath + hex.EncodeToString(token)
+	}
+	now := v.now()
+	val := store.Validation{
+		ID: NewID("val_"), AccountID: acct.ID, Domain: domain, Method: method, Contact: contact,
+		Secret: []byte(value), Status: store.ValidationPending, CreatedAt: now, ExpiresAt: now.Add(v.cfg.ChallengeLifetime),
+	}
+	if err := v.store.CreateValidation(ctx, val); err != nil {
+		return store.Validation{}, fmt.Errorf("issuer: creating validation: %w", err)
+	}
+	return val, nil
+}
+
+// randomValue returns CodeBits of randomness in base32 without padding:
+// easy to paste, and safe in a TXT record or a file.
+func (v *Validations) randomValue() (string, error) {
 	b := make([]byte, (CodeBits+7)/8)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
+	if _, err := io.ReadFull(v.rand, b); err != nil {
+		return "", fmt.Errorf("issuer: reading randomness: %w", err)
 	}
 	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b), nil
+}
+
+// Publication says what a subscriber must publish for a pending dns-txt
+// or http-token validation.
+type Publication struct {
+	RecordName string // dns-txt: the TXT record's owner name
+	URL        string // http-token: where the file must be served
+	Value      string // the random value to publish
+}
+
+// PublicationOf returns what to publish for v, and false for the methods
+// that publish nothing or once v is no longer pending.
+func PublicationOf(v store.Validation) (Publication, bool) {
+	if v.Status != store.ValidationPending {
+		return Publication{}, false
+	}
+	switch v.Method {
+	case MethodDNSTXT:
+		return Publication{RecordName: v.Contact, Value: string(v.Secret)}, true
+	case MethodHTTPToken:
+		return Publication{URL: v.Contact, Value: string(v.Secret)}, true
+	}
+	return Publication{}, false
+}
+
+// RandomValueSHA256 is the hex SHA-256 of v's random value or code: what
+// evidence shows instead of the value.
+func RandomValueSHA256(v store.Validation) string {
+	switch v.Method {
+	case MethodDNSTXT, MethodHTTPToken:
+		sum := sha256.Sum256(v.Secret)
+		return hex.EncodeToString(sum[:])
+	}
+	return hex.EncodeToString(v.Secret) // codes are stored hashed already
 }
 
 // Get returns a validation the account owns.
@@ -144,95 +458,238 @@ func (v *Validations) Get(ctx context.Context, acct store.Account, id string) (s
 	return val, nil
 }
 
-// Confirm checks a mailed code. A code works once, before it expires, and
-// only within MaxAttempts tries.
+// Confirm completes a validation: email methods check the mailed code;
+// dns-txt and http-token take no code and make the CA look for the
+// published value. Every method allows MaxAttempts failures before the
+// validation dies, and none works after it expires.
 func (v *Validations) Confirm(ctx context.Context, acct store.Account, id, code string) (store.Validation, error) {
+	val, err := v.Get(ctx, acct, id)
+	if err != nil {
+		return store.Validation{}, err
+	}
+	switch val.Method {
+	case MethodEmail, MethodWhoisEmail:
+		if strings.TrimSpace(code) == "" {
+			return store.Validation{}, &InputError{Detail: "code is required: paste the code from the email"}
+		}
+		return v.confirmCode(ctx, acct, id, code)
+	case MethodDNSTXT, MethodHTTPToken:
+		if strings.TrimSpace(code) != "" {
+			return store.Validation{}, &InputError{Detail: val.Method + " validations take no code: publish the value, then confirm with an empty body"}
+		}
+		return v.confirmPublished(ctx, acct, id)
+	}
+	return store.Validation{}, &InputError{Detail: fmt.Sprintf("validation method %q cannot be confirmed here", val.Method)}
+}
+
+// gate settles the states in which a confirmation cannot proceed; it
+// returns done=true with the answer to give. An expired pending
+// validation is retired (retry=true when that update lost a race).
+func (v *Validations) gate(ctx context.Context, val store.Validation, now time.Time) (done, retry bool, err error) {
+	switch {
+	case val.Status == store.ValidationValid:
+		return true, false, &ConflictError{Detail: "this validation is already complete; codes work once"}
+	case val.Status != store.ValidationPending:
+		return true, false, &ConflictError{Detail: "this validation has failed; start a new one"}
+	case !now.Before(val.ExpiresAt):
+		val.Status = store.ValidationInvalid
+		if _, err := v.store.UpdateValidation(ctx, val); errors.Is(err, store.ErrConflict) {
+			return true, true, nil
+		}
+		return true, false, &ConflictError{Detail: "this validation has expired; start a new one"}
+	}
+	return false, false, nil
+}
+
+// failAttempt records a failed confirmation and phrases the answer.
+// retry=true: the update lost a race, read again.
+func (v *Validations) failAttempt(ctx context.Context, val store.Validation, why string) (retry bool, err error) {
+	val.Attempts++
+	if val.Attempts >= MaxAttempts {
+		val.Status = store.ValidationInvalid
+	}
+	if _, err := v.store.UpdateValidation(ctx, val); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return true, nil
+		}
+		return false, fmt.Errorf("issuer: recording attempt: %w", err)
+	}
+	if val.Status == store.ValidationInvalid {
+		return false, &InputError{Detail: why + "; no attempts left, start a new validation"}
+	}
+	return false, &InputError{Detail: fmt.Sprintf("%s; %d attempt(s) left", why, MaxAttempts-val.Attempts)}
+}
+
+// complete marks val valid with its evidence. retry=true: lost a race.
+func (v *Validations) complete(ctx context.Context, val store.Validation, now time.Time, evidence map[string]any) (store.Validation, bool, error) {
+	base := map[string]any{}
+	if len(val.Evidence) > 0 {
+		_ = json.Unmarshal(val.Evidence, &base) // what the start recorded
+	}
+	for k, x := range evidence {
+		base[k] = x
+	}
+	base["method"], base["contact"] = val.Method, val.Contact
+	base["random_value_sha256"] = RandomValueSHA256(val)
+	base["created_at"], base["confirmed_at"], base["attempts"] = val.CreatedAt.UTC(), now.UTC(), val.Attempts+1
+	val.Status = store.ValidationValid
+	val.ValidatedAt = now
+	val.ValidUntil = now.Add(ReusePeriod(now))
+	val.Evidence, _ = json.Marshal(base)
+	updated, err := v.store.UpdateValidation(ctx, val)
+	if errors.Is(err, store.ErrConflict) {
+		return store.Validation{}, true, nil
+	}
+	if err != nil {
+		return store.Validation{}, false, fmt.Errorf("issuer: completing validation: %w", err)
+	}
+	return updated, false, nil
+}
+
+// confirmCode checks a mailed code. A code works once, before it expires,
+// and only within MaxAttempts tries.
+func (v *Validations) confirmCode(ctx context.Context, acct store.Account, id, code string) (store.Validation, error) {
 	for {
 		val, err := v.Get(ctx, acct, id)
 		if err != nil {
 			return store.Validation{}, err
 		}
-		if val.Method != "email" {
-			return store.Validation{}, &InputError{Detail: "this validation is not confirmed by code"}
-		}
 		now := v.now()
-		switch {
-		case val.Status == store.ValidationValid:
-			return store.Validation{}, &ConflictError{Detail: "this validation is already complete; codes work once"}
-		case val.Status != store.ValidationPending:
-			return store.Validation{}, &ConflictError{Detail: "this validation has failed; start a new one"}
-		case !now.Before(val.ExpiresAt):
-			val.Status = store.ValidationInvalid
-			if _, err := v.store.UpdateValidation(ctx, val); errors.Is(err, store.ErrConflict) {
-				continue
-			}
-			return store.Validation{}, &ConflictError{Detail: "the code has expired; start a new validation"}
+		if done, retry, err := v.gate(ctx, val, now); retry {
+			continue
+		} else if done {
+			return store.Validation{}, err
 		}
 		sum := sha256.Sum256([]byte(strings.ToUpper(strings.TrimSpace(code))))
 		if subtle.ConstantTimeCompare(sum[:], val.Secret) != 1 {
-			val.Attempts++
-			if val.Attempts >= MaxAttempts {
-				val.Status = store.ValidationInvalid
+			if retry, err := v.failAttempt(ctx, val, "wrong code"); retry {
+				continue
+			} else {
+				return store.Validation{}, err
 			}
-			if _, err := v.store.UpdateValidation(ctx, val); err != nil {
-				if errors.Is(err, store.ErrConflict) {
-					continue
-				}
-				return store.Validation{}, fmt.Errorf("issuer: recording attempt: %w", err)
-			}
-			if val.Status == store.ValidationInvalid {
-				return store.Validation{}, &InputError{Detail: "wrong code; no attempts left, start a new validation"}
-			}
-			return store.Validation{}, &InputError{Detail: fmt.Sprintf("wrong code; %d attempt(s) left", MaxAttempts-val.Attempts)}
 		}
-		val.Status = store.ValidationValid
-		val.ValidatedAt = now
-		val.ValidUntil = now.Add(ReusePeriod(now))
-		val.Evidence, _ = json.Marshal(map[string]any{
-			"method": "email", "br_section": "3.2.2.4.4", "contact": val.Contact,
-			"random_value_sha256": fmt.Sprintf("%x", val.Secret), "sent_at": val.CreatedAt.UTC(),
-			"confirmed_at": now.UTC(), "attempts": val.Attempts + 1,
-		})
-		updated, err := v.store.UpdateValidation(ctx, val)
-		if errors.Is(err, store.ErrConflict) {
+		ev := map[string]any{"br_section": "3.2.2.4.4", "sent_at": val.CreatedAt.UTC()}
+		if val.Method == MethodWhoisEmail {
+			ev["br_section"] = "3.2.2.4.2 (retired)"
+		}
+		updated, retry, err := v.complete(ctx, val, now, ev)
+		if retry {
 			continue // a concurrent confirm: re-read and report what happened
 		}
-		if err != nil {
-			return store.Validation{}, fmt.Errorf("issuer: completing validation: %w", err)
-		}
-		return updated, nil
+		return updated, err
 	}
 }
 
+// confirmPublished looks for the published random value of a dns-txt or
+// http-token validation. Confirming a validation that is already valid
+// answers it again: the call has no code to reuse.
+func (v *Validations) confirmPublished(ctx context.Context, acct store.Account, id string) (store.Validation, error) {
+	for {
+		val, err := v.Get(ctx, acct, id)
+		if err != nil {
+			return store.Validation{}, err
+		}
+		if val.Status == store.ValidationValid {
+			return val, nil
+		}
+		now := v.now()
+		if done, retry, err := v.gate(ctx, val, now); retry {
+			continue
+		} else if done {
+			return store.Validation{}, err
+		}
+		var evidence map[string]any
+		switch val.Method {
+		case MethodDNSTXT:
+			if v.dns == nil {
+				return store.Validation{}, &UnavailableError{Detail: "dns-txt validation is not configured on this server"}
+			}
+			evidence, err = v.dns.check(ctx, val.Contact, string(val.Secret))
+		default:
+			if v.web == nil {
+				return store.Validation{}, &UnavailableError{Detail: "http-token validation is not configured on this server"}
+			}
+			evidence, err = v.web.check(ctx, val.Contact, string(val.Secret))
+		}
+		var miss *checkFailure
+		if errors.As(err, &miss) {
+			if retry, err := v.failAttempt(ctx, val, miss.Detail); retry {
+				continue
+			} else {
+				return store.Validation{}, err
+			}
+		}
+		if err != nil {
+			return store.Validation{}, err
+		}
+		updated, retry, err := v.complete(ctx, val, v.now(), evidence)
+		if retry {
+			continue
+		}
+		return updated, err
+	}
+}
+
+// checkFailure: the published value was not found (a subscriber-side
+// failure; it costs an attempt). Other errors are the CA's own.
+type checkFailure struct{ Detail string }
+
+func (e *checkFailure) Error() string { return e.Detail }
+
+// UnavailableError: a service the request needs (the CA's resolver, a
+// WHOIS server) did not answer; the request may be retried (HTTP 503).
+type UnavailableError struct{ Detail string }
+
+func (e *UnavailableError) Error() string { return e.Detail }
+
 // Uncovered returns the names that no valid validation of the account
-// covers at now. A validation of d covers d and every name under it;
-// wildcard names need a DNS-based validation (BR §3.2.2.6).
+// covers at now.
 func (v *Validations) Uncovered(ctx context.Context, accountID string, names []string) ([]string, error) {
-	vals, err := v.store.ValidValidations(ctx, accountID, v.now())
+	cov, err := v.Covering(ctx, accountID, names)
 	if err != nil {
-		return nil, fmt.Errorf("issuer: reading validations: %w", err)
+		return nil, err
 	}
 	var out []string
-	for _, n := range names {
-		if !covered(vals, n) {
+	for i, n := range names {
+		if cov[i] == nil {
 			out = append(out, n)
 		}
 	}
 	return out, nil
 }
 
-func covered(vals []store.Validation, name string) bool {
-	wild := strings.HasPrefix(name, "*.")
-	base := strings.TrimPrefix(name, "*.")
-	for _, v := range vals {
-		if wild && v.Method != "dns-txt" {
-			continue
-		}
-		if base == v.Domain || strings.HasSuffix(base, "."+v.Domain) {
-			return true
+// Covering returns, for each name, the account's newest valid validation
+// that covers it at now, or nil.
+func (v *Validations) Covering(ctx context.Context, accountID string, names []string) ([]*store.Validation, error) {
+	vals, err := v.store.ValidValidations(ctx, accountID, v.now())
+	if err != nil {
+		return nil, fmt.Errorf("issuer: reading validations: %w", err)
+	}
+	out := make([]*store.Validation, len(names))
+	for i, n := range names {
+		for j := range vals {
+			if covers(vals[j], n) && (out[i] == nil || vals[j].ValidatedAt.After(out[i].ValidatedAt)) {
+				out[i] = &vals[j]
+			}
 		}
 	}
-	return false
+	return out, nil
+}
+
+// covers applies BR §3.2.2.4's table of what a method's validation of an
+// Authorization Domain Name reaches: email, WHOIS email and dns-txt cover
+// the domain and every name under it; only dns-txt covers wildcards (BR
+// §3.2.2.6); http-token covers exactly the FQDN it was fetched from.
+func covers(v store.Validation, name string) bool {
+	wild := strings.HasPrefix(name, "*.")
+	base := strings.TrimPrefix(name, "*.")
+	switch {
+	case wild && v.Method != MethodDNSTXT:
+		return false
+	case v.Method == MethodHTTPToken:
+		return base == v.Domain
+	}
+	return base == v.Domain || strings.HasSuffix(base, "."+v.Domain)
 }
 
 func contains(list []string, s string) bool {

@@ -2,9 +2,12 @@
 // "your certificate is ready", review outcomes and revocations.
 //
 // Dev mode delivers into a directory, one RFC 5322 message per file
-// (CONTRACT.md: DIR/mail/); an SMTP relay sender comes with the CMS work.
-// Messages are plain text so a validation code stands on a line of its
-// own ("Validation code: <code>").
+// (CONTRACT.md: DIR/mail/); production hands each message to an SMTP relay
+// (RFC 5321, STARTTLS per RFC 3207, optional AUTH PLAIN). Messages are
+// plain text so a validation code stands on a line of its own
+// ("Validation code: <code>").
+//
+// Imported by issuer/ (which mails) and cmd/ (which picks the sender).
 package mail
 
 import (

@@ -6,12 +6,19 @@
 // Roles are enforced on every endpoint: subscribers see and revoke only
 // their own orders and certificates, reviewers review, admins manage
 // accounts and the Manual Review List and may revoke any certificate.
+// The review endpoints (/api/v1/review/...) are for the reviewer role
+// only: admins manage accounts and the list but do not decide on orders,
+// so that two-person review stays between reviewers.
+//
+// The OpenAPI 3.1 description of every route is served, without auth, at
+// /api/v1/openapi.json; a test keeps it and the routes in step.
 //
 // It turns the issuer's typed errors into HTTP answers and holds no
 // business logic of its own. Wired by cmd/.
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/pem"
@@ -53,6 +60,7 @@ type Deps struct {
 	Accounts    *issuer.Accounts
 	Validations *issuer.Validations
 	Orders      *issuer.Orders
+	Reviews     *issuer.Reviews // nil: the review endpoints answer 503
 	CA          Revoker
 	PKI         *pki.PKI
 	Log         *slog.Logger
@@ -61,8 +69,9 @@ type Deps struct {
 
 // Handler serves the API under /api/v1/.
 type Handler struct {
-	d   Deps
-	mux *http.ServeMux
+	d      Deps
+	mux    *http.ServeMux
+	routes []string // every registered pattern, for the OpenAPI test
 }
 
 // New builds the handler.
@@ -72,25 +81,37 @@ func New(d Deps) *Handler {
 	}
 	h := &Handler{d: d, mux: http.NewServeMux()}
 	anyone := []store.Role{store.RoleSubscriber, store.RoleReviewer, store.RoleAdmin}
-	h.mux.HandleFunc("POST /api/v1/accounts", h.createAccount)
-	h.mux.HandleFunc("GET /api/v1/issuers", h.issuers)
-	h.mux.Handle("GET /api/v1/account", h.auth(anyone, h.whoami))
-	h.mux.Handle("POST /api/v1/validations", h.auth(anyone, h.startValidation))
-	h.mux.Handle("GET /api/v1/validations/{id}", h.auth(anyone, h.getValidation))
-	h.mux.Handle("POST /api/v1/validations/{id}/confirm", h.auth(anyone, h.confirmValidation))
-	h.mux.Handle("POST /api/v1/orders", h.auth(anyone, h.createOrder))
-	h.mux.Handle("GET /api/v1/orders", h.auth(anyone, h.listOrders))
-	h.mux.Handle("GET /api/v1/orders/{id}", h.auth(anyone, h.getOrder))
-	h.mux.Handle("GET /api/v1/certificates/{serial}", h.auth(anyone, h.getCertificate))
-	h.mux.Handle("POST /api/v1/certificates/{serial}/revoke", h.auth(anyone, h.revoke))
+	h.handle("POST /api/v1/accounts", http.HandlerFunc(h.createAccount))
+	h.handle("GET /api/v1/issuers", http.HandlerFunc(h.issuers))
+	h.handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
+	h.handle("GET /api/v1/account", h.auth(anyone, h.whoami))
+	h.handle("POST /api/v1/validations", h.auth(anyone, h.startValidation))
+	h.handle("GET /api/v1/validations/{id}", h.auth(anyone, h.getValidation))
+	h.handle("POST /api/v1/validations/{id}/confirm", h.auth(anyone, h.confirmValidation))
+	h.handle("POST /api/v1/orders", h.auth(anyone, h.createOrder))
+	h.handle("GET /api/v1/orders", h.auth(anyone, h.listOrders))
+	h.handle("GET /api/v1/orders/{id}", h.auth(anyone, h.getOrder))
+	h.handle("GET /api/v1/certificates/{serial}", h.auth(anyone, h.getCertificate))
+	h.handle("POST /api/v1/certificates/{serial}/revoke", h.auth(anyone, h.revoke))
+	reviewer := []store.Role{store.RoleReviewer}
+	h.handle("GET /api/v1/review/orders", h.auth(reviewer, h.reviewQueue))
+	h.handle("GET /api/v1/review/orders/{id}", h.auth(reviewer, h.reviewOrder))
+	h.handle("POST /api/v1/review/orders/{id}/approve", h.auth(reviewer, h.approveOrder))
+	h.handle("POST /api/v1/review/orders/{id}/reject", h.auth(reviewer, h.rejectOrder))
 	admin := []store.Role{store.RoleAdmin}
-	h.mux.Handle("POST /api/v1/admin/accounts", h.auth(admin, h.adminCreateAccount))
-	h.mux.Handle("POST /api/v1/admin/review-list", h.auth(admin, h.addReviewPattern))
-	h.mux.Handle("GET /api/v1/admin/review-list", h.auth(admin, h.listReviewPatterns))
+	h.handle("POST /api/v1/admin/accounts", h.auth(admin, h.adminCreateAccount))
+	h.handle("POST /api/v1/admin/review-list", h.auth(admin, h.addReviewPattern))
+	h.handle("GET /api/v1/admin/review-list", h.auth(admin, h.listReviewPatterns))
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+truncate(r.URL.Path, 100))
 	})
 	return h
+}
+
+// handle registers an API route and remembers its pattern.
+func (h *Handler) handle(pattern string, hd http.Handler) {
+	h.mux.Handle(pattern, hd)
+	h.routes = append(h.routes, pattern)
 }
 
 // ServeHTTP implements http.Handler.
@@ -148,6 +169,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		cf  *issuer.ConflictError
 		fb  *issuer.ForbiddenError
 		nf  *issuer.NotFoundError
+		un  *issuer.UnavailableError
 		mbe *http.MaxBytesError
 	)
 	switch {
@@ -161,6 +183,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		problem(w, http.StatusForbidden, fb.Detail)
 	case errors.As(err, &nf):
 		problem(w, http.StatusNotFound, nf.Detail)
+	case errors.As(err, &un):
+		w.Header().Set("Retry-After", "30")
+		problem(w, http.StatusServiceUnavailable, un.Detail)
 	case errors.Is(err, issuer.ErrNoIssuer):
 		problem(w, http.StatusBadRequest, "no intermediate issues for this key type")
 	case errors.Is(err, context.Canceled):
@@ -192,6 +217,20 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return &issuer.InputError{Detail: "malformed JSON: more than one value in the body"}
 	}
 	return nil
+}
+
+// decodeOptional is decode for endpoints whose body may be left empty
+// (confirming a dns-txt validation, approving without notes).
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return decode(w, r, v)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -280,17 +319,40 @@ type validationJSON struct {
 	ValidUntil  *time.Time `json:"valid_until,omitempty"`
 	AttemptsMax int        `json:"attempts_max,omitempty"`
 	Attempts    int        `json:"attempts"`
+	// What to publish, while a dns-txt or http-token validation is pending.
+	RandomValue string          `json:"random_value,omitempty"`
+	DNS         *dnsPublish     `json:"dns,omitempty"`
+	HTTP        *httpPublish    `json:"http,omitempty"`
+	Evidence    json.RawMessage `json:"evidence,omitempty"`
+}
+
+type dnsPublish struct {
+	RecordName string `json:"record_name"`
+	RecordType string `json:"record_type"`
+	Value      string `json:"value"`
+}
+
+type httpPublish struct {
+	URL     string `json:"url"`
+	Content string `json:"content"`
 }
 
 func toValidationJSON(v store.Validation) validationJSON {
 	out := validationJSON{ID: v.ID, Domain: v.Domain, Method: v.Method, Contact: v.Contact, Status: string(v.Status),
-		ExpiresAt: v.ExpiresAt.UTC(), Attempts: v.Attempts}
-	if v.Method == "email" {
-		out.AttemptsMax = issuer.MaxAttempts
-	}
+		ExpiresAt: v.ExpiresAt.UTC(), Attempts: v.Attempts, AttemptsMax: issuer.MaxAttempts}
 	if v.Status == store.ValidationValid {
 		u := v.ValidUntil.UTC()
 		out.ValidUntil = &u
+		out.Evidence = v.Evidence
+	}
+	if p, ok := issuer.PublicationOf(v); ok {
+		out.RandomValue = p.Value
+		switch v.Method {
+		case issuer.MethodDNSTXT:
+			out.DNS = &dnsPublish{RecordName: p.RecordName, RecordType: "TXT", Value: p.Value}
+		case issuer.MethodHTTPToken:
+			out.HTTP = &httpPublish{URL: p.URL, Content: p.Value}
+		}
 	}
 	return out
 }
@@ -305,19 +367,13 @@ func (h *Handler) startValidation(w http.ResponseWriter, r *http.Request, acct s
 		h.fail(w, r, err)
 		return
 	}
-	switch req.Method {
-	case "email":
-		v, err := h.d.Validations.StartEmail(r.Context(), acct, req.Domain, req.Email)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusCreated, toValidationJSON(v))
-	case "":
-		problem(w, http.StatusBadRequest, `method is required ("email")`)
-	default:
-		problem(w, http.StatusBadRequest, fmt.Sprintf("validation method %q is not offered (offered: email)", truncate(req.Method, 32)))
+	v, err := h.d.Validations.Start(r.Context(), acct, issuer.StartRequest{Domain: req.Domain, Method: req.Method, Email: req.Email})
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
+	w.Header().Set("Location", "/api/v1/validations/"+v.ID)
+	writeJSON(w, http.StatusCreated, toValidationJSON(v))
 }
 
 func (h *Handler) getValidation(w http.ResponseWriter, r *http.Request, acct store.Account) {
@@ -333,12 +389,13 @@ func (h *Handler) confirmValidation(w http.ResponseWriter, r *http.Request, acct
 	var req struct {
 		Code string `json:"code"`
 	}
-	if err := decode(w, r, &req); err != nil {
+	// dns-txt and http-token confirmations carry no code.
+	if err := decodeOptional(w, r, &req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if req.Code == "" || len(req.Code) > 128 {
-		problem(w, http.StatusBadRequest, "code is required")
+	if len(req.Code) > 128 {
+		problem(w, http.StatusBadRequest, "code is longer than any code Trustline mails")
 		return
 	}
 	v, err := h.d.Validations.Confirm(r.Context(), acct, r.PathValue("id"), req.Code)
@@ -489,6 +546,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, acct store.Acco
 		h.fail(w, r, err)
 		return
 	}
+	h.d.Orders.NotifyRevoked(r.Context(), got, acct.ID)
 	writeJSON(w, http.StatusOK, map[string]any{"serial": got.Serial, "status": "revoked", "reason": got.Reason.String(), "revoked_at": got.RevokedAt.UTC()})
 }
 

@@ -19,7 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,9 +41,27 @@ type env struct {
 	pki     *pki.PKI
 	lint    *linter.Linter
 	admin   string
+	h       *api.Handler
+	st      *sqlite.Store
+	zone    *testZone  // the DNS the CA's resolver sees
+	web     *testWeb   // every name in zone with an A record serves from here
+	whois   *testWhois // nil unless envOpts.whois
+	skew    *atomic.Int64
+}
+
+// envOpts vary the environment; the zero value is what most tests use.
+type envOpts struct {
+	whois        bool   // offer whois-email
+	dnsTransport string // "" (udp) or "tcp"
+	resolver     string // replaces the test zone as the CA's resolver
 }
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, envOpts{})
+}
+
+func newEnvWith(t *testing.T, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -67,19 +87,49 @@ func newEnv(t *testing.T) *env {
 	mailDir := filepath.Join(dir, "mail")
 	mailer := mail.Dir{Path: mailDir}
 	accounts := issuer.NewAccounts(st, nil)
-	vals := issuer.NewValidations(st, mailer, nil)
+	zone, web := startDNS(t), startWeb(t)
+	// skew moves the validations' clock, to expire them.
+	skew := new(atomic.Int64)
+	vcfg := issuer.ValidationConfig{Resolver: zone.addr, DNSTransport: o.dnsTransport, HTTPPort: mustAtoi(t, web.port()),
+		AllowPrivateAddresses: true, HTTPTimeout: 5 * time.Second, DNSTimeout: 2 * time.Second}
+	if o.resolver != "" {
+		vcfg.Resolver = o.resolver
+	}
+	var who *testWhois
+	if o.whois {
+		who = startWhois(t)
+		vcfg.WhoisEmail, vcfg.WhoisServer = true, who.ln.Addr().String()
+	}
+	vals, err := issuer.NewValidationService(vcfg, issuer.ValidationDeps{Store: st, Mail: mailer, Log: log,
+		Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	orders, err := issuer.NewOrders("http://api.test", csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: mailer, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := api.New(api.Deps{Store: st, Accounts: accounts, Validations: vals, Orders: orders, CA: ca, PKI: p, Log: log})
+	reviews, err := issuer.NewReviews(issuer.ReviewDeps{Store: st, Orders: orders, Validations: vals, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := api.New(api.Deps{Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	_, adminKey, err := accounts.Create(ctx, "root@example.net", store.RoleAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, mailDir: mailDir, pki: p, lint: lt, admin: adminKey}
+	return &env{srv: srv, mailDir: mailDir, pki: p, lint: lt, admin: adminKey, h: h, st: st, zone: zone, web: web, whois: who, skew: skew}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // call sends a JSON request and decodes the JSON (or problem) answer.
