@@ -53,6 +53,35 @@ type Dev struct {
 	// CRLShards is the number of CRL shards per intermediate. Changing it
 	// moves no existing certificate (the shard is fixed at issuance).
 	CRLShards int `yaml:"crl_shards"`
+	// Validation configures the domain validation methods.
+	Validation Validation `yaml:"validation"`
+	// SMTP, when Addr is set, sends mail through a relay instead of
+	// writing it to DATA/mail/.
+	SMTP SMTP `yaml:"smtp"`
+}
+
+// Validation configures dns-txt, http-token and whois-email.
+type Validation struct {
+	// Resolver is the DNS resolver (host:port) dns-txt and http-token use;
+	// empty turns both methods off.
+	Resolver string `yaml:"resolver"`
+	// WhoisEmail turns on the seed's WHOIS-contact email method, which the
+	// BR no longer accept (2025); off by default.
+	WhoisEmail  bool   `yaml:"whois_email"`
+	WhoisServer string `yaml:"whois_server"`
+	// AllowPrivateAddresses lets http-token reach loopback and private
+	// addresses: for local testing only.
+	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
+}
+
+// SMTP names a mail relay.
+type SMTP struct {
+	Addr       string        `yaml:"addr"` // host:port
+	From       string        `yaml:"from"`
+	Username   string        `yaml:"username"`
+	Password   string        `yaml:"password"` // never logged
+	RequireTLS bool          `yaml:"require_tls"`
+	Timeout    time.Duration `yaml:"timeout"`
 }
 
 // HSM names a PKCS#11 token.
@@ -182,6 +211,22 @@ func (c Dev) Validate() error {
 	}
 	if c.CRLShards < 1 || c.CRLShards > 4096 {
 		bad("crl_shards", "%d out of range [1, 4096]", c.CRLShards)
+	}
+	if c.Validation.Resolver != "" {
+		if _, _, err := net.SplitHostPort(c.Validation.Resolver); err != nil {
+			bad("validation.resolver", "%q is not host:port", c.Validation.Resolver)
+		}
+	}
+	if c.Validation.WhoisEmail && c.Validation.WhoisServer == "" {
+		bad("validation.whois_server", "required with validation.whois_email")
+	}
+	if c.SMTP.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.SMTP.Addr); err != nil {
+			bad("smtp.addr", "%q is not host:port", c.SMTP.Addr)
+		}
+		if c.SMTP.From == "" {
+			bad("smtp.from", "required with smtp.addr")
+		}
 	}
 	return errors.Join(errs...)
 }

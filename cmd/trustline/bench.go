@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/trustline/trustline/internal/config"
+)
+
+// runBench dispatches `trustline bench <scenario>`.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"usage: trustline bench populate --data DIR --certs N [--revoked-fraction F]"}
+	}
+	switch args[0] {
+	case "populate":
+		return runPopulate(ctx, args[1:], stdout, stderr)
+	}
+	return usageError{fmt.Sprintf("bench: unknown scenario %q (have: populate)", args[0])}
+}
+
+// runPopulate fills a dev store with N real signed certificates; on a
+// fresh DIR it first creates the dev PKI as `trustline dev` would, for the
+// default listen addresses (or those given), so that a dev process started
+// on DIR afterwards answers for all of them.
+func runPopulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("trustline bench populate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sf storeFlags
+	sf.register(fs)
+	def := config.DefaultDev()
+	n := fs.Int("certs", 10000, "number of certificates")
+	revoked := fs.Float64("revoked-fraction", 0, "share stored revoked, in [0, 1]")
+	family := fs.String("key-family", "ecdsa", "intermediate to sign with: ecdsa or rsa")
+	api := fs.String("api", def.API, "API address written into mail links (as trustline dev would)")
+	ocsp := fs.String("ocsp", def.OCSP, "OCSP address written into AIA")
+	crl := fs.String("crl", def.CRL, "CRL origin address written into CRLDP and caIssuers")
+	shards := fs.Int("crl-shards", def.CRLShards, "CRL shards per intermediate")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *n <= 0 || *revoked < 0 || *revoked > 1 {
+		return usageError{"populate: --certs must be positive and --revoked-fraction in [0, 1]"}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, dataDir, err := sf.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cfg := def
+	cfg.Postgres = sf.postgres
+	keys, keySource, closeKeys, err := openKeys(cfg, dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
+	urls := devURLs{api: "http://" + *api, ocsp: "http://" + *ocsp, crl: "http://" + *crl}
+	svc, err := buildIssuance(ctx, cfg, dataDir, st, keys, keySource, urls, *shards, log)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	last := start
+	done, err := svc.ca.Populate(ctx, st, populateRequest(*n, *revoked, *family, func(d int) {
+		if time.Since(last) > 2*time.Second {
+			last = time.Now()
+			fmt.Fprintf(stderr, "populate: %d/%d\n", d, *n)
+		}
+	}))
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "populated %d certificates in %.2fs (%.0f/s) into %s\n", done, el.Seconds(), float64(done)/el.Seconds(), dataDir)
+	return err
+}

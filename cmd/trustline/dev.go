@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+
+	"github.com/trustline/trustline/internal/config"
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/internal/store/postgres"
+	"github.com/trustline/trustline/internal/store/sqlite"
+)
+
+// devFlags parses `trustline dev` flags over the config file (if any); a
+// flag given on the command line wins over the file.
+func devFlags(args []string, stderr io.Writer) (config.Dev, error) {
+	fs := flag.NewFlagSet("trustline dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := config.DefaultDev()
+	var (
+		cfgPath   = fs.String("config", "", "YAML configuration file (flags override it)")
+		dataDir   = fs.String("data", def.DataDir, "data directory: store, dev PKI, API keys, mail")
+		api       = fs.String("api", def.API, "issuance API and portal listen address")
+		ocsp      = fs.String("ocsp", def.OCSP, "OCSP responder listen address")
+		crl       = fs.String("crl", def.CRL, "CRL origin listen address")
+		pg        = fs.String("postgres", "", "PostgreSQL URL; default: embedded SQLite in the data dir")
+		rd        = fs.String("redis", "", "Redis URL for the OCSP response cache; default: in-process")
+		hsmModule = fs.String("hsm-module", "", "PKCS#11 module: keep every CA and responder key in this token")
+		hsmToken  = fs.String("hsm-token", "", "PKCS#11 token label")
+		hsmPIN    = fs.String("hsm-pin", "", "PKCS#11 user PIN (or set TRUSTLINE_HSM_PIN)")
+		logFmt    = fs.String("log", def.Log, "log format: text or json")
+		logLevel  = fs.String("log-level", def.LogLevel, "log level: debug, info, warn, error")
+		resolver  = fs.String("resolver", "", "DNS resolver host:port for dns-txt and http-token validation (off when empty)")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config.Dev{}, err
+		}
+		return config.Dev{}, usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return config.Dev{}, usageError{fmt.Sprintf("dev: unexpected argument %q", fs.Arg(0))}
+	}
+	cfg := def
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.LoadDev(*cfgPath); err != nil {
+			return config.Dev{}, err
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	override := func(name string, dst *string, v string) {
+		if set[name] {
+			*dst = v
+		}
+	}
+	override("data", &cfg.DataDir, *dataDir)
+	override("api", &cfg.API, *api)
+	override("ocsp", &cfg.OCSP, *ocsp)
+	override("crl", &cfg.CRL, *crl)
+	override("postgres", &cfg.Postgres, *pg)
+	override("redis", &cfg.Redis, *rd)
+	override("hsm-module", &cfg.HSM.Module, *hsmModule)
+	override("hsm-token", &cfg.HSM.Token, *hsmToken)
+	override("hsm-pin", &cfg.HSM.PIN, *hsmPIN)
+	override("log", &cfg.Log, *logFmt)
+	override("log-level", &cfg.LogLevel, *logLevel)
+	override("resolver", &cfg.Validation.Resolver, *resolver)
+	if cfg.HSM.PIN == "" {
+		cfg.HSM.PIN = os.Getenv("TRUSTLINE_HSM_PIN")
+	}
+	if err := cfg.Validate(); err != nil {
+		return config.Dev{}, err
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level)) // Validate has checked it
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// prepareDataDir creates dir (0700) and proves it writable, so that a bad
+// data dir stops start-up with one clear line instead of a later failure.
+func prepareDataDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", fmt.Errorf("data dir %s: cannot create: %w", abs, errors.Unwrap(err))
+	}
+	probe, err := os.CreateTemp(abs, ".write-probe-*")
+	if err != nil {
+		return "", fmt.Errorf("data dir %s: not writable: %w", abs, errors.Unwrap(err))
+	}
+	name := probe.Name()
+	probe.Close()
+	os.Remove(name)
+	return abs, nil
+}
+
+// openStore opens PostgreSQL when a URL is given, else the embedded SQLite
+// file in the data dir.
+func openStore(ctx context.Context, cfg config.Dev, dataDir string, log *slog.Logger) (store.Store, string, error) {
+	if cfg.Postgres != "" {
+		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		s, err := postgres.Open(octx, postgres.Config{URL: cfg.Postgres}, log)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: %w", err)
+		}
+		return s, "postgres", nil
+	}
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dataDir, "trustline.db")}, log)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: %w", err)
+	}
+	return s, "sqlite", nil
+}
+
+func runDev(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := devFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log, cfg.LogLevel)
+	dataDir, err := prepareDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	st, kind, err := openStore(ctx, cfg, dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	instance, err := instanceID(ctx, st)
+	if err != nil {
+		return err
+	}
+	log.Info("store open", "kind", kind, "data_dir", dataDir, "instance", instance)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	lns, err := listenAll(map[string]string{"api": cfg.API, "ocsp": cfg.OCSP, "crl": cfg.CRL})
+	if err != nil {
+		return err
+	}
+	urls := devURLs{api: "http://" + lns["api"].Addr().String(), ocsp: "http://" + lns["ocsp"].Addr().String(),
+		crl: "http://" + lns["crl"].Addr().String()}
+
+	keys, keySource, closeKeys, err := openKeys(cfg, dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
+	svc, err := buildIssuance(ctx, cfg, dataDir, st, keys, keySource, urls, cfg.CRLShards, log)
+	if err != nil {
+		return err
+	}
+	err = svc.addRevocation(cfg, st, urls, reg, instance, log)
+	if err != nil {
+		return err
+	}
+	for name, role := range map[string]store.Role{"admin": store.RoleAdmin, "reviewer": store.RoleReviewer} {
+		if err := ensureKeyFile(ctx, svc.accounts, dataDir, name, role); err != nil {
+			return err
+		}
+	}
+	go func() {
+		if n, err := svc.orders.ResumeProcessing(ctx); err != nil {
+			log.Error("resuming orders", "err", err)
+		} else if n > 0 {
+			log.Info("resumed orders left processing", "count", n)
+		}
+	}()
+
+	health := func(ctx context.Context) error {
+		_, err := st.LastEventSeq(ctx)
+		return err
+	}
+	apiMux := http.NewServeMux()
+	apiMux.Handle("GET /healthz", healthHandler(health))
+	apiMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	apiMux.Handle("/api/", svc.api)
+	apiSrv := newHTTPServer(apiMux, log.With("listener", "api"))
+
+	crlMux := http.NewServeMux()
+	crlMux.Handle("GET /healthz", healthHandler(nil))
+	crlMux.Handle("/", svc.origin)
+	crlSrv := newHTTPServer(crlMux, log.With("listener", "crl"))
+	go func() {
+		if err := svc.crlgen.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("crl generator stopped", "err", err)
+		}
+	}()
+
+	ocspSrv := &fasthttp.Server{
+		Name:               "trustline",
+		Handler:            fastHealth,
+		ReadTimeout:        5 * time.Second,
+		WriteTimeout:       5 * time.Second,
+		IdleTimeout:        60 * time.Second,
+		MaxRequestBodySize: 64 << 10,
+		NoDefaultDate:      false,
+		Logger:             slogPrintf{log.With("listener", "ocsp")},
+	}
+
+	errc := make(chan error, 3)
+	go func() { errc <- serveHTTP(apiSrv, lns["api"]) }()
+	go func() { errc <- serveHTTP(crlSrv, lns["crl"]) }()
+	go func() { errc <- ocspSrv.Serve(lns["ocsp"]) }()
+	log.Info("trustline dev ready", "api", urls.api, "ocsp", urls.ocsp, "crl", urls.crl)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-errc:
+		log.Error("listener failed", "err", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	shutdownErr := errors.Join(apiSrv.Shutdown(sctx), crlSrv.Shutdown(sctx), ocspSrv.ShutdownWithContext(sctx))
+	if serveErr != nil {
+		return serveErr
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// instanceID returns the id this data store was given on its first start;
+// a restart on the same store reports the same id.
+func instanceID(ctx context.Context, st store.Store) (string, error) {
+	id, err := st.Meta(ctx, "instance_id")
+	if err == nil {
+		return string(id), nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("store: reading instance id: %w", err)
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	if err := st.PutMeta(ctx, "instance_id", []byte(hex.EncodeToString(b))); err != nil {
+		return "", fmt.Errorf("store: writing instance id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// listenAll binds every address before anything serves, so a taken port
+// stops start-up with a line naming the listener.
+func listenAll(addrs map[string]string) (map[string]net.Listener, error) {
+	lns := map[string]net.Listener{}
+	for name, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, fmt.Errorf("%s listener on %s: %w", name, addr, errors.Unwrap(errors.Unwrap(err)))
+		}
+		lns[name] = ln
+	}
+	return lns, nil
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func serveHTTP(s *http.Server, ln net.Listener) error {
+	if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// healthHandler answers 200 "ok", or 503 when check fails.
+func healthHandler(check func(context.Context) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if check != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := check(ctx); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, "unavailable\n")
+				return
+			}
+		}
+		io.WriteString(w, "ok\n")
+	})
+}
+
+func fastHealth(ctx *fasthttp.RequestCtx) {
+	if string(ctx.Path()) == "/healthz" && ctx.IsGet() {
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.WriteString("ok\n")
+		return
+	}
+	ctx.Error("not found\n", fasthttp.StatusNotFound)
+}
+
+// slogPrintf adapts slog to fasthttp's Logger.
+type slogPrintf struct{ log *slog.Logger }
+
+func (l slogPrintf) Printf(format string, args ...any) {
+	l.log.Warn(strings.TrimSpace(fmt.Sprintf(format, args...)))
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trustline/trustline/internal/pkcs11key/hsmtest"
+	"github.com/trustline/trustline/internal/testenv"
+)
+
+// user drives a running `trustline dev` as a new user would: JSON over
+// HTTP for the API, openssl for keys, CSRs and chain verification.
+type user struct {
+	t       *testing.T
+	p       *devProc
+	data    string
+	key     string
+	work    string
+	revoked string
+}
+
+func (u *user) call(method, path string, body any, want int) map[string]any {
+	u.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, u.p.api+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if u.key != "" {
+		req.Header.Set("Authorization", "Bearer "+u.key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		u.t.Fatalf("%s %s = %d, want %d: %s", method, path, resp.StatusCode, want, raw)
+	}
+	out := map[string]any{}
+	json.Unmarshal(raw, &out)
+	return out
+}
+
+func (u *user) openssl(args ...string) string {
+	u.t.Helper()
+	cmd := exec.Command("openssl", args...)
+	cmd.Dir = u.work
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		u.t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+var mailCodeRE = regexp.MustCompile(`(?m)^Validation code: (\S+)\r?$`)
+
+func (u *user) mailedCode(to string) string {
+	u.t.Helper()
+	files, _ := filepath.Glob(filepath.Join(u.data, "mail", "*.eml"))
+	for i := len(files) - 1; i >= 0; i-- {
+		b, _ := os.ReadFile(files[i])
+		if bytes.Contains(b, []byte("To: "+to+"\r\n")) {
+			if m := mailCodeRE.FindSubmatch(b); m != nil {
+				return string(m[1])
+			}
+		}
+	}
+	u.t.Fatalf("no code mailed to %s in %s/mail", to, u.data)
+	return ""
+}
+
+// issueAndVerify runs the DV journey for one key type and verifies the
+// chain with openssl against ca/root.pem.
+func (u *user) issueAndVerify(keyName string, keyArgs ...string) string {
+	u.t.Helper()
+	u.openssl(append([]string{"req", "-new", "-nodes", "-keyout", keyName + ".key", "-out", keyName + ".csr",
+		"-subj", "/CN=www.example.com", "-addext", "subjectAltName=DNS:www.example.com,DNS:example.com"}, keyArgs...)...)
+	csr, _ := os.ReadFile(filepath.Join(u.work, keyName+".csr"))
+	ord := u.call("POST", "/api/v1/orders", map[string]string{"csr": string(csr), "profile": "dv"}, 201)
+	if ord["status"] != "issued" {
+		u.t.Fatalf("order %v", ord)
+	}
+	sn := ord["serial"].(string)
+	req, _ := http.NewRequest("GET", u.p.api+"/api/v1/certificates/"+sn, nil)
+	req.Header.Set("Authorization", "Bearer "+u.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	chain, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		u.t.Fatalf("GET certificate: %d %s", resp.StatusCode, chain)
+	}
+	blocks := strings.SplitAfter(string(chain), "-----END CERTIFICATE-----\n")
+	os.WriteFile(filepath.Join(u.work, keyName+".pem"), []byte(blocks[0]), 0o600)
+	os.WriteFile(filepath.Join(u.work, keyName+"-chain.pem"), chain, 0o600)
+	out := u.openssl("verify", "-CAfile", filepath.Join(u.data, "ca", "root.pem"), "-untrusted", keyName+"-chain.pem", keyName+".pem")
+	if !strings.Contains(out, ": OK") {
+		u.t.Fatalf("openssl verify: %s", out)
+	}
+	text := u.openssl("x509", "-in", keyName+".pem", "-noout", "-text")
+	for _, want := range []string{"2.23.140.1.2.1", "TLS Web Server Authentication", "OCSP - URI:" + u.p.ocsp + "/", "CA Issuers - URI:" + u.p.crl + "/", u.p.crl + "/int-"} {
+		if !strings.Contains(text, want) {
+			u.t.Errorf("%s certificate lacks %q:\n%s", keyName, want, text)
+		}
+	}
+	return sn
+}
+
+// journey is the acceptance walk: account, validation by mailed code, DV
+// orders for an ECDSA and an RSA CSR, chains verified by openssl, and a
+// revocation.
+func journey(t *testing.T, p *devProc, data string) *user {
+	testenv.NeedCommand(t, "openssl")
+	u := &user{t: t, p: p, data: data, work: t.TempDir()}
+	acct := u.call("POST", "/api/v1/accounts", map[string]string{"email": "alice@example.com"}, 201)
+	u.key = acct["api_key"].(string)
+	issuers := u.call("GET", "/api/v1/issuers", nil, 200)
+	_ = issuers
+	v := u.call("POST", "/api/v1/validations", map[string]string{"domain": "example.com", "method": "email", "email": "admin@example.com"}, 201)
+	u.call("POST", "/api/v1/validations/"+v["id"].(string)+"/confirm", map[string]string{"code": u.mailedCode("admin@example.com")}, 200)
+	ec := u.issueAndVerify("ec", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")
+	u.issueAndVerify("rsa", "-newkey", "rsa:2048")
+	u.call("POST", "/api/v1/certificates/"+ec+"/revoke", map[string]string{"reason": "keyCompromise"}, 200)
+	u.call("POST", "/api/v1/certificates/"+ec+"/revoke", map[string]string{"reason": "keyCompromise"}, 409)
+
+	out, err := exec.Command(binary, "audit", "verify", "--data", data).CombinedOutput()
+	if p.postgres != "" {
+		out, err = exec.Command(binary, "audit", "verify", "--data", data, "--postgres", p.postgres).CombinedOutput()
+	}
+	if err != nil || !strings.Contains(string(out), "audit chain OK") {
+		t.Errorf("audit verify: %v\n%s", err, out)
+	}
+	u.revoked = ec
+	return u
+}
+
+// checkCRL waits (dev mode: within 60 s) for the revoked certificate to
+// appear in the shard its CRL distribution point names, and checks that
+// CRL with openssl.
+func (u *user) checkCRL() {
+	u.t.Helper()
+	text := u.openssl("x509", "-in", "ec.pem", "-noout", "-text")
+	m := regexp.MustCompile(`URI:(http://\S+\.crl)`).FindStringSubmatch(text)
+	if m == nil {
+		u.t.Fatalf("no CRL distribution point in:\n%s", text)
+	}
+	crlURL := m[1]
+	issuerID := strings.Split(strings.TrimPrefix(crlURL, u.p.crl+"/"), "/")[0]
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(crlURL)
+		if err != nil {
+			u.t.Fatal(err)
+		}
+		der, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			if resp.Header.Get("Content-Type") != "application/pkix-crl" {
+				u.t.Errorf("CRL Content-Type %q", resp.Header.Get("Content-Type"))
+			}
+			os.WriteFile(filepath.Join(u.work, "shard.crl"), der, 0o600)
+			out := u.openssl("crl", "-inform", "DER", "-in", "shard.crl", "-CAfile", filepath.Join(u.data, "ca", issuerID+".pem"), "-noout", "-text")
+			if strings.Contains(strings.ToUpper(out), strings.ToUpper(u.revoked)) {
+				if !strings.Contains(out, "Key Compromise") {
+					u.t.Errorf("revoked entry lacks its reason:\n%s", out)
+				}
+				if !strings.Contains(out, crlURL) || !strings.Contains(out, "Only User Certificates") {
+					u.t.Errorf("IDP does not name %s with onlyContainsUserCerts:\n%s", crlURL, out)
+				}
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			u.t.Fatalf("serial %s not on %s within 60 s", u.revoked, crlURL)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	resp, err := http.Get(u.p.crl + "/" + issuerID + "/crls.json")
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	var urls []string
+	json.NewDecoder(resp.Body).Decode(&urls)
+	resp.Body.Close()
+	found := false
+	for _, x := range urls {
+		found = found || x == crlURL
+		r, err := http.Head(x)
+		if err != nil || r.StatusCode != 200 {
+			u.t.Errorf("HEAD %s: %v %v", x, err, r)
+		}
+	}
+	if !found || len(urls) < 2 {
+		u.t.Errorf("crls.json %v lacks %s", urls, crlURL)
+	}
+}
+
+func TestJourneyEmbedded(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "dev")
+	p := startDev(t, "--data", data)
+	journey(t, p, data).checkCRL()
+	for _, f := range []string{"admin.key", "reviewer.key", "keys/trustline-int-p256.key"} {
+		st, err := os.Stat(filepath.Join(data, f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v; want 0600", f, err, st.Mode().Perm())
+		}
+	}
+	p.stop(t)
+}
+
+func TestJourneyPostgres(t *testing.T) {
+	url := freshDatabase(t)
+	data := filepath.Join(t.TempDir(), "dev")
+	p := startDev(t, "--data", data, "--postgres", url)
+	p.postgres = url
+	journey(t, p, data).checkCRL()
+	p.stop(t)
+}
+
+func TestJourneyHSM(t *testing.T) {
+	module, label, pin := hsmtest.NewToken(t) // sets SOFTHSM2_CONF for the child too
+	data := filepath.Join(t.TempDir(), "dev")
+	p := startDev(t, "--data", data, "--hsm-module", module, "--hsm-token", label, "--hsm-pin", pin)
+	journey(t, p, data)
+	p.stop(t)
+	// No private key may be written under the data dir.
+	filepath.Walk(data, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return nil
+		}
+		b, _ := os.ReadFile(path)
+		if bytes.Contains(b, []byte("PRIVATE KEY")) {
+			t.Errorf("%s holds a private key although keys live in the HSM", path)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(data, "keys")); err == nil {
+		t.Error("keys/ exists under the data dir with --hsm-module")
+	}
+	// A restart finds the keys in the token again.
+	p = startDev(t, "--data", data, "--hsm-module", module, "--hsm-token", label, "--hsm-pin", pin)
+	getOK(t, p.api+"/healthz")
+	p.stop(t)
+}
+
+// freshDatabase creates an empty PostgreSQL database for one test.
+func freshDatabase(t *testing.T) string {
+	t.Helper()
+	testenv.NeedTCP(t, "PostgreSQL", "127.0.0.1:5432")
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, testenv.PostgresURL())
+	if err != nil {
+		testenv.Missing(t, "PostgreSQL", err)
+	}
+	db := fmt.Sprintf("trustline_e2e_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+		admin.Close(context.Background())
+	})
+	return "postgres://postgres@127.0.0.1:5432/" + db + "?sslmode=disable"
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/trustline/trustline/internal/config"
+	"github.com/trustline/trustline/internal/issuerid"
+	"github.com/trustline/trustline/internal/keyfile"
+	"github.com/trustline/trustline/internal/pkcs11key"
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/pki"
+)
+
+// storeFlags are the flags of commands that open a dev store.
+type storeFlags struct {
+	data, postgres string
+}
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	def := config.DefaultDev()
+	fs.StringVar(&s.data, "data", def.DataDir, "data directory of the dev store")
+	fs.StringVar(&s.postgres, "postgres", "", "PostgreSQL URL; default: the SQLite file in the data dir")
+}
+
+func (s storeFlags) open(ctx context.Context, log *slog.Logger) (store.Store, string, error) {
+	dir, err := prepareDataDir(s.data)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg := config.DefaultDev()
+	cfg.Postgres = s.postgres
+	st, _, err := openStore(ctx, cfg, dir, log)
+	return st, dir, err
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+// runAudit: `trustline audit verify` checks the hash chain of the audit log.
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return usageError{"usage: trustline audit verify [--data DIR] [--postgres URL]"}
+	}
+	fs := flag.NewFlagSet("trustline audit verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sf storeFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	st, _, err := sf.open(ctx, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, head, err := store.VerifyAudit(ctx, st)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "audit chain OK: %d entries, head %s\n", n, hex.EncodeToString(head))
+	return nil
+}
+
+// runCA: `trustline ca init --config FILE`, the production ceremony.
+func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "init" {
+		return usageError{"usage: trustline ca init --config FILE"}
+	}
+	fs := flag.NewFlagSet("trustline ca init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "ceremony file (YAML); see docs/ca-ceremony.md")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		return usageError{"ca init: --config is required"}
+	}
+	cfg, err := config.LoadCAInit(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if cfg.HSM.PIN == "" {
+		cfg.HSM.PIN = os.Getenv("TRUSTLINE_HSM_PIN")
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	pc := pki.Config{
+		Dir: cfg.Out, Organization: cfg.Organization, Country: cfg.Country, CommonPrefix: cfg.CommonPrefix,
+		BaseURL: cfg.BaseURL, KeySource: "pkcs11", ResponderValidity: cfg.ResponderValidity,
+	}
+	if pc.RootKeyAlg, err = keyfile.Parse(cfg.RootKeyAlg); err != nil {
+		return fmt.Errorf("config: root_key_alg: %w", err)
+	}
+	for _, is := range cfg.Issuers {
+		id, err := issuerid.Parse(is.ID)
+		if err != nil {
+			return fmt.Errorf("config: issuers: %w", err)
+		}
+		alg, err := keyfile.Parse(is.KeyAlg)
+		if err != nil {
+			return fmt.Errorf("config: issuers: %s: %w", is.ID, err)
+		}
+		pc.Issuers = append(pc.Issuers, pki.IssuerSpec{ID: id, KeyAlg: alg})
+	}
+	if err := pc.Validate(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	tok, err := pkcs11key.Open(pkcs11key.Config{ModulePath: cfg.HSM.Module, TokenLabel: cfg.HSM.Token, PIN: cfg.HSM.PIN, Sessions: cfg.HSM.Sessions}, log)
+	if err != nil {
+		return fmt.Errorf("hsm: %w", err)
+	}
+	defer tok.Close()
+	p, err := pki.Create(ctx, pc, tok, time.Now(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	summary := ceremonySummary(p, cfg.HSM.Token)
+	b, _ := json.MarshalIndent(summary, "", "  ")
+	if err := os.WriteFile(filepath.Join(cfg.Out, "summary.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	stdout.Write(append(b, '\n'))
+	return nil
+}
+
+type certSummary struct {
+	ID          string    `json:"id"`
+	Role        string    `json:"role"`
+	Subject     string    `json:"subject"`
+	Issuer      string    `json:"issuer"`
+	Serial      string    `json:"serial"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	SHA256      string    `json:"sha256_fingerprint"`
+	SKI         string    `json:"subject_key_id"`
+	KeyAlg      string    `json:"key_alg"`
+	KeyLocation string    `json:"key_location"`
+	File        string    `json:"file"`
+}
+
+func ceremonySummary(p *pki.PKI, token string) map[string]any {
+	one := func(id issuerid.ID, role string, c *x509.Certificate, alg keyfile.Algorithm, file string) certSummary {
+		sum := sha256.Sum256(c.Raw)
+		return certSummary{ID: string(id), Role: role, Subject: c.Subject.String(), Issuer: c.Issuer.String(),
+			Serial: c.SerialNumber.Text(16), NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+			SHA256: hex.EncodeToString(sum[:]), SKI: hex.EncodeToString(c.SubjectKeyId), KeyAlg: alg.String(),
+			KeyLocation: "pkcs11 token " + token, File: filepath.Base(file)}
+	}
+	dir := filepath.Dir(pki.CertPath(p.Dir(), issuerid.Root))
+	certs := []certSummary{one(issuerid.Root, "root", p.Root.Cert, p.Root.KeyAlg, pki.CertPath(dir, issuerid.Root))}
+	for _, is := range p.Intermediates {
+		certs = append(certs, one(is.ID, "intermediate", is.Cert, is.KeyAlg, pki.CertPath(dir, is.ID)))
+		certs = append(certs, one(is.ID, "ocsp-responder", is.Responder, is.KeyAlg, pki.ResponderCertPath(dir, is.ID)))
+	}
+	return map[string]any{"created_at": time.Now().UTC(), "certificates": certs}
+}

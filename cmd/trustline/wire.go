@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"github.com/trustline/trustline/crlgen"
+	"github.com/trustline/trustline/crlgen/crlpub"
+	"github.com/trustline/trustline/origin"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/trustline/trustline/internal/config"
+	"github.com/trustline/trustline/internal/linter"
+	"github.com/trustline/trustline/internal/mail"
+	"github.com/trustline/trustline/internal/pkcs11key"
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/api"
+	"github.com/trustline/trustline/issuer/csrcheck"
+	"github.com/trustline/trustline/issuer/pki"
+)
+
+// openKeys returns where CA keys live: the token when an HSM is
+// configured, else key files under DATA/keys. The closer releases the
+// token.
+func openKeys(cfg config.Dev, dataDir string, log *slog.Logger) (pki.Keys, string, func(), error) {
+	if cfg.HSM.Module == "" {
+		return pki.FileKeys{Dir: filepath.Join(dataDir, "keys")}, "file", func() {}, nil
+	}
+	tok, err := pkcs11key.Open(pkcs11key.Config{
+		ModulePath: cfg.HSM.Module, TokenLabel: cfg.HSM.Token, PIN: cfg.HSM.PIN, Sessions: cfg.HSM.Sessions,
+	}, log)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("hsm: %w", err)
+	}
+	return tok, "pkcs11", func() { tok.Close() }, nil
+}
+
+// loadOrCreatePKI loads DATA/ca, or creates the dev hierarchy on first
+// start.
+func loadOrCreatePKI(ctx context.Context, dataDir, baseURL string, keys pki.Keys, keySource string, log *slog.Logger) (*pki.PKI, error) {
+	dir := filepath.Join(dataDir, "ca")
+	if pki.Exists(dir) {
+		p, err := pki.Load(ctx, dir, keys, keySource)
+		if err != nil {
+			return nil, err
+		}
+		if n, err := p.RenewResponders(time.Now(), rand.Reader); err != nil {
+			return nil, err
+		} else if n > 0 {
+			log.Info("renewed OCSP responder certificates", "count", n)
+		}
+		return p, nil
+	}
+	log.Info("creating dev PKI", "dir", dir, "keys", keySource)
+	return pki.Create(ctx, pki.DefaultDev(dir, baseURL, keySource), keys, time.Now(), rand.Reader)
+}
+
+// serialPrefix returns this store's serial prefix octet, chosen at random
+// in [0x01, 0x7f] on first start and kept in the store.
+func serialPrefix(ctx context.Context, st store.Store) (byte, error) {
+	b, err := st.Meta(ctx, "serial_prefix")
+	if err == nil && len(b) == 1 && b[0] >= 1 && b[0] <= 0x7f {
+		return b[0], nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("store: reading serial prefix: %w", err)
+	}
+	var r [1]byte
+	rand.Read(r[:])
+	p := r[0]%0x7f + 1
+	if err := st.PutMeta(ctx, "serial_prefix", []byte{p}); err != nil {
+		return 0, fmt.Errorf("store: writing serial prefix: %w", err)
+	}
+	return p, nil
+}
+
+// services is the issuance core as cmd/ wires it.
+type services struct {
+	pki      *pki.PKI
+	ca       *issuer.CA
+	accounts *issuer.Accounts
+	orders   *issuer.Orders
+	api      *api.Handler
+	lint     *linter.Linter
+	origin   *origin.Server
+	crlgen   *crlgen.Generator
+}
+
+func buildIssuance(ctx context.Context, cfg config.Dev, dataDir string, st store.Store, keys pki.Keys, keySource string,
+	urls devURLs, shards int, log *slog.Logger) (*services, error) {
+	p, err := loadOrCreatePKI(ctx, dataDir, urls.crl, keys, keySource, log)
+	if err != nil {
+		return nil, err
+	}
+	lt, err := linter.New(linter.Config{})
+	if err != nil {
+		return nil, err
+	}
+	prefix, err := serialPrefix(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := issuer.New(issuer.Config{OCSPURL: urls.ocsp + "/", BaseURL: urls.crl, Shards: shards, SerialPrefix: prefix},
+		issuer.Deps{Store: st, PKI: p, Linter: lt, Log: log.With("part", "ca")})
+	if err != nil {
+		return nil, err
+	}
+	mailer, err := newMailer(cfg, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	accounts := issuer.NewAccounts(st, nil)
+	vals, err := issuer.NewValidationService(issuer.ValidationConfig{
+		Resolver: cfg.Validation.Resolver, WhoisEmail: cfg.Validation.WhoisEmail, WhoisServer: cfg.Validation.WhoisServer,
+		AllowPrivateAddresses: cfg.Validation.AllowPrivateAddresses,
+	}, issuer.ValidationDeps{Store: st, Mail: mailer, Log: log.With("part", "validation")})
+	if err != nil {
+		return nil, err
+	}
+	orders, err := issuer.NewOrders(urls.api, csrcheck.Policy{}, issuer.OrdersDeps{
+		Store: st, CA: ca, Validations: vals, Mail: mailer, Log: log.With("part", "orders"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	reviews, err := issuer.NewReviews(issuer.ReviewDeps{Store: st, Orders: orders, Validations: vals, Log: log.With("part", "review")})
+	if err != nil {
+		return nil, err
+	}
+	h := api.New(api.Deps{Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
+	return &services{pki: p, ca: ca, accounts: accounts, orders: orders, api: h, lint: lt}, nil
+}
+
+// newMailer delivers to DATA/mail/ unless an SMTP relay is configured.
+func newMailer(cfg config.Dev, dataDir string) (mail.Sender, error) {
+	if cfg.SMTP.Addr == "" {
+		return mail.Dir{Path: filepath.Join(dataDir, "mail")}, nil
+	}
+	return mail.NewSMTP(mail.SMTPConfig{Addr: cfg.SMTP.Addr, From: cfg.SMTP.From, Username: cfg.SMTP.Username,
+		Password: cfg.SMTP.Password, RequireTLS: cfg.SMTP.RequireTLS, Timeout: cfg.SMTP.Timeout}, mail.SMTPDeps{})
+}
+
+// addRevocation wires the CRL generator and the origin it publishes to.
+func (s *services) addRevocation(cfg config.Dev, st store.Store, urls devURLs, reg prometheus.Registerer, instance string, log *slog.Logger) error {
+	org, err := origin.New(origin.Config{Period: cfg.CRLPeriod}, log.With("part", "origin"), nil)
+	if err != nil {
+		return err
+	}
+	if err := org.SetIssuerCert(s.pki.Root.ID, s.pki.Root.Cert.Raw); err != nil {
+		return err
+	}
+	for _, is := range s.pki.Intermediates {
+		if err := org.SetIssuerCert(is.ID, is.Cert.Raw); err != nil {
+			return err
+		}
+	}
+	root, ints := crlgen.FromPKI(s.pki)
+	gen, err := crlgen.New(crlgen.DevConfig(urls.crl, cfg.CRLShards, cfg.CRLPeriod, instance+"-"+strconv.Itoa(os.Getpid())),
+		crlgen.Deps{Store: st, Root: root, Intermediates: ints, Linter: s.lint, Publishers: []crlpub.Publisher{org},
+			Registerer: reg, Log: log.With("part", "crlgen")})
+	if err != nil {
+		return err
+	}
+	s.origin, s.crlgen = org, gen
+	return nil
+}
+
+// ensureKeyFile makes sure DATA/<name>.key holds a working API key for an
+// account with role, creating the account on first start (CONTRACT.md:
+// admin.key, reviewer.key; mode 0600, the key alone on the line).
+func ensureKeyFile(ctx context.Context, accounts *issuer.Accounts, dataDir, name string, role store.Role) error {
+	path := filepath.Join(dataDir, name+".key")
+	if b, err := os.ReadFile(path); err == nil {
+		if acct, err := accounts.Authenticate(ctx, strings.TrimSpace(string(b))); err == nil && acct.Role == role {
+			return nil
+		}
+	}
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	_, token, err := accounts.Create(ctx, fmt.Sprintf("%s+%x@trustline.invalid", name, suffix), role)
+	if err != nil {
+		return fmt.Errorf("creating %s account: %w", name, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// devURLs are the base URLs the listeners are reachable at.
+type devURLs struct{ api, ocsp, crl string }
+
+func populateRequest(n int, revoked float64, family string, progress func(int)) issuer.PopulateRequest {
+	return issuer.PopulateRequest{N: n, RevokedFraction: revoked, KeyFamily: family, Progress: progress}
+}
