@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/trustline/trustline/internal/pkcs11key/hsmtest"
 	"github.com/trustline/trustline/internal/testenv"
+	"github.com/trustline/trustline/internal/testenv/pgtest"
 )
 
 // user drives a running `trustline dev` as a new user would: JSON over
@@ -263,21 +260,4 @@ func TestJourneyHSM(t *testing.T) {
 }
 
 // freshDatabase creates an empty PostgreSQL database for one test.
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	testenv.NeedTCP(t, "PostgreSQL", "127.0.0.1:5432")
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, testenv.PostgresURL())
-	if err != nil {
-		testenv.Missing(t, "PostgreSQL", err)
-	}
-	db := fmt.Sprintf("trustline_e2e_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
-		admin.Close(context.Background())
-	})
-	return "postgres://postgres@127.0.0.1:5432/" + db + "?sslmode=disable"
-}
+func freshDatabase(t *testing.T) string { return pgtest.FreshDatabase(t) }

@@ -190,4 +190,3 @@ func (l *Linter) throwawayFor(pub crypto.PublicKey) (crypto.Signer, error) {
 	l.throwaway[kind] = k
 	return k, nil
 }
-

@@ -42,7 +42,7 @@ type env struct {
 	lint    *linter.Linter
 	admin   string
 	h       *api.Handler
-	st      *sqlite.Store
+	st      store.Store
 	zone    *testZone  // the DNS the CA's resolver sees
 	web     *testWeb   // every name in zone with an A record serves from here
 	whois   *testWhois // nil unless envOpts.whois
@@ -51,24 +51,29 @@ type env struct {
 
 // envOpts vary the environment; the zero value is what most tests use.
 type envOpts struct {
-	whois        bool   // offer whois-email
-	dnsTransport string // "" (udp) or "tcp"
-	resolver     string // replaces the test zone as the CA's resolver
+	whois        bool        // offer whois-email
+	dnsTransport string      // "" (udp) or "tcp"
+	resolver     string      // replaces the test zone as the CA's resolver
+	store        store.Store // nil: a fresh SQLite file
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	return newEnvWith(t, envOpts{})
 }
 
-func newEnvWith(t *testing.T, o envOpts) *env {
+func newEnvWith(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "t.db")}, log)
-	if err != nil {
-		t.Fatal(err)
+	st := o.store
+	if st == nil {
+		s, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "t.db")}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = s
 	}
 	t.Cleanup(func() { st.Close() })
 	p, err := pki.Create(ctx, pki.DefaultDev(filepath.Join(dir, "ca"), "http://crl.test", "file"), pki.FileKeys{Dir: filepath.Join(dir, "keys")}, time.Now(), rand.Reader)
@@ -123,7 +128,7 @@ func newEnvWith(t *testing.T, o envOpts) *env {
 	return &env{srv: srv, mailDir: mailDir, pki: p, lint: lt, admin: adminKey, h: h, st: st, zone: zone, web: web, whois: who, skew: skew}
 }
 
-func mustAtoi(t *testing.T, s string) int {
+func mustAtoi(t testing.TB, s string) int {
 	t.Helper()
 	n, err := strconv.Atoi(s)
 	if err != nil {
@@ -133,7 +138,7 @@ func mustAtoi(t *testing.T, s string) int {
 }
 
 // call sends a JSON request and decodes the JSON (or problem) answer.
-func (e *env) call(t *testing.T, method, path, key string, body any) (int, map[string]any, http.Header) {
+func (e *env) call(t testing.TB, method, path, key string, body any) (int, map[string]any, http.Header) {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -168,7 +173,7 @@ func (e *env) call(t *testing.T, method, path, key string, body any) (int, map[s
 	return resp.StatusCode, out, resp.Header
 }
 
-func (e *env) newAccount(t *testing.T, email string) string {
+func (e *env) newAccount(t testing.TB, email string) string {
 	t.Helper()
 	code, out, _ := e.call(t, "POST", "/api/v1/accounts", "", map[string]string{"email": email})
 	if code != 201 {
@@ -180,7 +185,7 @@ func (e *env) newAccount(t *testing.T, email string) string {
 var codeRE = regexp.MustCompile(`(?m)^Validation code: (\S+)\r?$`)
 
 // lastCode reads the newest mailed code to addr.
-func (e *env) lastCode(t *testing.T, addr string) string {
+func (e *env) lastCode(t testing.TB, addr string) string {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(e.mailDir, "*.eml"))
 	for i := len(files) - 1; i >= 0; i-- {
@@ -195,7 +200,7 @@ func (e *env) lastCode(t *testing.T, addr string) string {
 	return ""
 }
 
-func (e *env) validate(t *testing.T, key, domain string) {
+func (e *env) validate(t testing.TB, key, domain string) {
 	t.Helper()
 	code, out, _ := e.call(t, "POST", "/api/v1/validations", key, map[string]string{"domain": domain, "method": "email", "email": "admin@" + domain})
 	if code != 201 || out["status"] != "pending" {
@@ -208,7 +213,7 @@ func (e *env) validate(t *testing.T, key, domain string) {
 	}
 }
 
-func csrPEM(t *testing.T, key crypto.Signer, names ...string) string {
+func csrPEM(t testing.TB, key crypto.Signer, names ...string) string {
 	t.Helper()
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: names[0]}, DNSNames: names}, key)
 	if err != nil {
@@ -276,7 +281,7 @@ func TestDVEndToEnd(t *testing.T) {
 	}
 }
 
-func mustReadAllMail(t *testing.T, dir string) []byte {
+func mustReadAllMail(t testing.TB, dir string) []byte {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
 	var all []byte
 	for _, f := range files {

@@ -39,7 +39,7 @@ var (
 )
 
 // reviewer has the admin create a reviewer account and returns its key.
-func (e *env) reviewer(t *testing.T, email string) string {
+func (e *env) reviewer(t testing.TB, email string) string {
 	t.Helper()
 	c, out, _ := e.call(t, "POST", "/api/v1/admin/accounts", e.admin, map[string]string{"email": email, "role": "reviewer"})
 	if c != 201 {
@@ -49,14 +49,14 @@ func (e *env) reviewer(t *testing.T, email string) string {
 }
 
 // accountID returns the id of the key's account.
-func (e *env) accountID(t *testing.T, key string) string {
+func (e *env) accountID(t testing.TB, key string) string {
 	t.Helper()
 	_, out, _ := e.call(t, "GET", "/api/v1/account", key, nil)
 	return out["id"].(string)
 }
 
 // order posts a fresh P-256 CSR for names.
-func (e *env) order(t *testing.T, key, prof string, org map[string]string, names ...string) (int, map[string]any) {
+func (e *env) order(t testing.TB, key, prof string, org map[string]string, names ...string) (int, map[string]any) {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	body := map[string]any{"csr": csrPEM(t, k, names...), "profile": prof}
@@ -68,7 +68,7 @@ func (e *env) order(t *testing.T, key, prof string, org map[string]string, names
 }
 
 // leaf fetches the certificate's chain and returns its leaf.
-func (e *env) leaf(t *testing.T, key, sn string) *x509.Certificate {
+func (e *env) leaf(t testing.TB, key, sn string) *x509.Certificate {
 	t.Helper()
 	req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/certificates/"+sn, nil)
 	req.Header.Set("Authorization", "Bearer "+key)
@@ -90,7 +90,7 @@ func (e *env) leaf(t *testing.T, key, sn string) *x509.Certificate {
 }
 
 // mailTo returns the messages mailed to addr, oldest first.
-func (e *env) mailTo(t *testing.T, addr string) []string {
+func (e *env) mailTo(t testing.TB, addr string) []string {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(e.mailDir, "*.eml"))
 	sort.Strings(files)
@@ -105,7 +105,7 @@ func (e *env) mailTo(t *testing.T, addr string) []string {
 }
 
 // audits returns the audit entries of kind about subject.
-func (e *env) audits(t *testing.T, kind, subject string) []store.AuditEntry {
+func (e *env) audits(t testing.TB, kind, subject string) []store.AuditEntry {
 	t.Helper()
 	var out []store.AuditEntry
 	err := e.st.ScanAudit(context.Background(), 0, func(a store.AuditEntry) error {
@@ -121,7 +121,7 @@ func (e *env) audits(t *testing.T, kind, subject string) []store.AuditEntry {
 }
 
 // issuedFor counts certificate.issued audit entries naming the order.
-func (e *env) issuedFor(t *testing.T, orderID string) int {
+func (e *env) issuedFor(t testing.TB, orderID string) int {
 	t.Helper()
 	n := 0
 	for _, a := range e.audits(t, "certificate.issued", "") {
@@ -134,7 +134,7 @@ func (e *env) issuedFor(t *testing.T, orderID string) int {
 	return n
 }
 
-func (e *env) approve(t *testing.T, key, id string, body any) (int, map[string]any) {
+func (e *env) approve(t testing.TB, key, id string, body any) (int, map[string]any) {
 	t.Helper()
 	c, out, _ := e.call(t, "POST", "/api/v1/review/orders/"+id+"/approve", key, body)
 	return c, out
@@ -501,7 +501,7 @@ func TestBadOrdersLeaveNothing(t *testing.T) {
 }
 
 // startPublished starts a dns-txt or http-token validation.
-func (e *env) startPublished(t *testing.T, key, domain, method string) map[string]any {
+func (e *env) startPublished(t testing.TB, key, domain, method string) map[string]any {
 	t.Helper()
 	c, out, _ := e.call(t, "POST", "/api/v1/validations", key, map[string]string{"domain": domain, "method": method})
 	if c != 201 || out["status"] != "pending" {
@@ -510,7 +510,7 @@ func (e *env) startPublished(t *testing.T, key, domain, method string) map[strin
 	return out
 }
 
-func (e *env) confirm(t *testing.T, key, id string, body any) (int, map[string]any) {
+func (e *env) confirm(t testing.TB, key, id string, body any) (int, map[string]any) {
 	t.Helper()
 	c, out, _ := e.call(t, "POST", "/api/v1/validations/"+id+"/confirm", key, body)
 	return c, out

@@ -28,7 +28,7 @@ type testZone struct {
 	udp, tcp atomic.Int64 // TXT queries seen per transport
 }
 
-func startDNS(t *testing.T) *testZone {
+func startDNS(t testing.TB) *testZone {
 	t.Helper()
 	z := &testZone{txt: map[string][]string{}, a: map[string]string{}, cn: map[string]string{}, fail: map[string]int{}}
 	var (
@@ -164,7 +164,7 @@ type webAnswer struct {
 	location string
 }
 
-func startWeb(t *testing.T) *testWeb {
+func startWeb(t testing.TB) *testWeb {
 	t.Helper()
 	web := &testWeb{files: map[string]webAnswer{}}
 	web.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -215,7 +215,7 @@ type testWhois struct {
 	queries []string
 }
 
-func startWhois(t *testing.T) *testWhois {
+func startWhois(t testing.TB) *testWhois {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
