@@ -121,8 +121,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-type ctxKey struct{}
-
 // auth resolves the bearer token and checks the role.
 func (h *Handler) auth(roles []store.Role, next func(http.ResponseWriter, *http.Request, store.Account)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -48,13 +48,6 @@ func (e *env) reviewer(t testing.TB, email string) string {
 	return out["api_key"].(string)
 }
 
-// accountID returns the id of the key's account.
-func (e *env) accountID(t testing.TB, key string) string {
-	t.Helper()
-	_, out, _ := e.call(t, "GET", "/api/v1/account", key, nil)
-	return out["id"].(string)
-}
-
 // order posts a fresh P-256 CSR for names.
 func (e *env) order(t testing.TB, key, prof string, org map[string]string, names ...string) (int, map[string]any) {
 	t.Helper()

@@ -2,6 +2,7 @@ package csrcheck
 
 import (
 	"crypto"
+	//lint:ignore SA1019 judging untrusted keys needs their raw form; DSA keys are named to refuse them
 	"crypto/dsa" // deprecated, imported only to name DSA keys in a refusal
 	"crypto/ecdh"
 	"crypto/ecdsa"
@@ -80,6 +81,7 @@ func (p Policy) checkECDSA(k *ecdsa.PublicKey) (string, error) {
 	if alg == "" || !slices.Contains(p.AllowedCurves, k.Curve) {
 		return "", refuse(UnsupportedKey, "ECDSA keys on %s are not accepted; use %s", curveName(k.Curve), curveNames(p.AllowedCurves))
 	}
+	//lint:ignore SA1019 judging untrusted keys needs their raw form; DSA keys are named to refuse them
 	if k.X == nil || k.Y == nil {
 		return "", refuse(WeakKey, "the ECDSA public key has no point")
 	}

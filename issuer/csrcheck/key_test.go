@@ -2,6 +2,7 @@ package csrcheck
 
 import (
 	"crypto"
+	//lint:ignore SA1019 builds deliberately invalid keys
 	"crypto/dsa" // deprecated, used only to show DSA keys are refused
 	"crypto/ecdh"
 	"crypto/ecdsa"
@@ -44,10 +45,14 @@ func withFactor(t testing.TB, f int64, bits int) *big.Int {
 
 func TestCheckPublicKey(t *testing.T) {
 	p256 := ecKey(t, elliptic.P256())
+	//lint:ignore SA1019 builds deliberately invalid keys
 	offCurve := &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}
+	//lint:ignore SA1019 builds deliberately invalid keys
 	identity := &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(0), Y: big.NewInt(0)}
 	outOfRange := &ecdsa.PublicKey{Curve: elliptic.P256(),
+		//lint:ignore SA1019 builds deliberately invalid keys
 		X: new(big.Int).Add(p256.X, elliptic.P256().Params().P), Y: p256.Y}
+	//lint:ignore SA1019 builds deliberately invalid keys
 	lookAlike := &ecdsa.PublicKey{Curve: elliptic.P256().Params(), X: p256.X, Y: p256.Y}
 	x25519, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
