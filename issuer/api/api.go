@@ -196,7 +196,13 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // decode reads one strict JSON object into v.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+	// JSON is read whatever the client called it, as long as it did not call
+	// it something else: curl -d labels its body form-urlencoded. Bearer
+	// tokens, not cookies, authenticate the API, so a simple cross-site
+	// form post gains nothing from this leniency.
+	switch ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(strings.ToLower(ct)) {
+	case "", "application/json", "application/x-www-form-urlencoded", "text/plain":
+	default:
 		return &issuer.InputError{Detail: "Content-Type must be application/json"}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))

@@ -420,3 +420,33 @@ func TestReviewListAndAdmin(t *testing.T) {
 		t.Errorf("listed name: %d %v, want pending_review", c, out)
 	}
 }
+
+// TestContentTypes: JSON bodies are read as curl -d sends them; a body
+// declared as something else is refused.
+func TestContentTypes(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		ct   string
+		want int
+	}{
+		{"application/json", 201},
+		{"application/x-www-form-urlencoded", 201},
+		{"", 201},
+		{"application/json; charset=utf-8", 201},
+		{"multipart/form-data; boundary=x", 400},
+		{"application/xml", 400},
+	} {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/accounts", strings.NewReader(`{"email":"u`+strconv.Itoa(len(tt.ct))+`@example.com"}`))
+		if tt.ct != "" {
+			req.Header.Set("Content-Type", tt.ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("Content-Type %q: %d, want %d", tt.ct, resp.StatusCode, tt.want)
+		}
+	}
+}
