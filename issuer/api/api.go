@@ -200,10 +200,16 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	// it something else: curl -d labels its body form-urlencoded. Bearer
 	// tokens, not cookies, authenticate the API, so a simple cross-site
 	// form post gains nothing from this leniency.
-	switch ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(strings.ToLower(ct)) {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	ct = strings.TrimSpace(strings.ToLower(ct))
+	switch ct {
 	case "", "application/json", "application/x-www-form-urlencoded", "text/plain":
 	default:
 		return &issuer.InputError{Detail: "Content-Type must be application/json"}
+	}
+	hint := ""
+	if ct != "application/json" {
+		hint = " (send a JSON object, Content-Type: application/json)"
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
 	dec.DisallowUnknownFields()
@@ -215,7 +221,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		if errors.Is(err, io.EOF) {
 			return &issuer.InputError{Detail: "request body is empty; want a JSON object"}
 		}
-		return &issuer.InputError{Detail: "malformed JSON: " + truncate(err.Error(), 200)}
+		return &issuer.InputError{Detail: "malformed JSON" + hint + ": " + truncate(err.Error(), 200)}
 	}
 	if dec.More() {
 		return &issuer.InputError{Detail: "malformed JSON: more than one value in the body"}
