@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -261,3 +262,69 @@ func TestJourneyHSM(t *testing.T) {
 
 // freshDatabase creates an empty PostgreSQL database for one test.
 func freshDatabase(t *testing.T) string { return pgtest.FreshDatabase(t) }
+
+// TestCAInitCeremony runs the production ceremony on SoftHSM2: every key
+// is generated in the token, certificates and a summary come out, no
+// private key is written, and a second run refuses to overwrite.
+func TestCAInitCeremony(t *testing.T) {
+	module, label, pin := hsmtest.NewToken(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "ceremony")
+	cfg := filepath.Join(dir, "ceremony.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`out: %s
+hsm:
+  module: %s
+  token: %s
+organization: Example Trust Services
+country: GB
+common_prefix: Example TLS
+root_key_alg: ecdsa-p384
+issuers:
+  - {id: int-e1, key_alg: ecdsa-p256}
+  - {id: int-r1, key_alg: rsa-2048}
+base_url: http://crl.example.com
+responder_validity: 720h
+`, out, module, label)), 0o600)
+	cmd := exec.Command(binary, "ca", "init", "--config", cfg)
+	cmd.Env = append(os.Environ(), "TRUSTLINE_HSM_PIN="+pin)
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ca init: %v\n%s", err, stdout)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(stdout, &raw); err != nil {
+		t.Fatalf("summary is not JSON: %v\n%s", err, stdout)
+	}
+	certs, _ := raw["certificates"].([]any)
+	if len(certs) != 5 {
+		t.Fatalf("summary lists %d certificates, want root + 2 intermediates + 2 responders:\n%s", len(certs), stdout)
+	}
+	for _, c := range certs {
+		m := c.(map[string]any)
+		if !strings.HasPrefix(m["key_location"].(string), "pkcs11 token") || len(m["sha256_fingerprint"].(string)) != 64 {
+			t.Errorf("summary entry %v", m)
+		}
+	}
+	for _, f := range []string{"root.pem", "int-e1.pem", "int-r1.pem", "int-e1-ocsp.pem", "pki.json", "summary.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+	u := &user{t: t, work: out}
+	if v := u.openssl("verify", "-CAfile", "root.pem", "int-e1.pem"); !strings.Contains(v, "OK") {
+		t.Errorf("intermediate does not verify: %s", v)
+	}
+	filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte("PRIVATE KEY")) {
+				t.Errorf("%s holds a private key", path)
+			}
+		}
+		return nil
+	})
+	again := exec.Command(binary, "ca", "init", "--config", cfg)
+	again.Env = cmd.Env
+	if err := again.Run(); err == nil {
+		t.Error("a second ceremony into the same directory succeeded")
+	}
+}
