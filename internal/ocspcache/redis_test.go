@@ -1,0 +1,203 @@
+package ocspcache_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trustline/trustline/internal/ocspcache"
+	"github.com/trustline/trustline/internal/ocspcache/cachetest"
+	"github.com/trustline/trustline/internal/ocspcodec"
+	"github.com/trustline/trustline/internal/status"
+)
+
+// redisDB is the shared Redis database these tests use, each under a key
+// prefix of its own (see cachetest.SharedRedis).
+const redisDB = 8
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestRedisConformance(t *testing.T) {
+	cachetest.Run(t, func(t *testing.T, clock *cachetest.Clock) ocspcache.Cache {
+		client, prefix := cachetest.SharedRedis(t, redisDB)
+		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, WriteBatch: 300, Now: clock.Now}, client, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	})
+}
+
+func TestRedisConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  ocspcache.RedisConfig
+		ok   bool
+	}{
+		{"defaults", ocspcache.RedisConfig{Prefix: "trustline:ocsp:"}, true},
+		{"no prefix", ocspcache.RedisConfig{}, false},
+		{"hash tag", ocspcache.RedisConfig{Prefix: "{x}:"}, false},
+		{"negative", ocspcache.RedisConfig{Prefix: "p:", Coalesce: -1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.Validate(); (err == nil) != tc.ok {
+				t.Errorf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func newEntry(st status.Status) ocspcache.Entry {
+	this := time.Now().Truncate(time.Second).Add(-time.Hour)
+	return ocspcache.Entry{DER: []byte{0x30, 0x01, byte(st)}, Status: st, ThisUpdate: this,
+		NextUpdate: this.Add(24 * time.Hour), RefreshAt: this.Add(12 * time.Hour)}
+}
+
+// TestRedisEvictionsAcrossProcesses: an eviction published by one cache
+// reaches another's subscribers through pub/sub; after the server
+// restarts (messages may have been lost), subscribers are told to drop
+// everything.
+func TestRedisEvictionsAcrossProcesses(t *testing.T) {
+	srv := cachetest.StartPrivateRedis(t)
+	a, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	evs := make(chan ocspcache.Eviction, 16)
+	cancel := b.Subscribe(func(e ocspcache.Eviction) { evs <- e })
+	defer cancel()
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case e := <-evs:
+				if e.Prefix == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("eviction %q not delivered", want)
+			}
+		}
+	}
+	// Let the subscription settle: Subscribe returns before SUBSCRIBE is
+	// acknowledged, and messages published before that are not delivered.
+	time.Sleep(200 * time.Millisecond)
+
+	sn := cachetest.RandomSerial()
+	err = a.Put(context.Background(), []ocspcache.Item{{Key: ocspcache.Key("int-a", sn, ocspcodec.SHA256),
+		Entry: newEntry(status.Revoked), Evict: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ocspcache.EvictionPrefix("int-a", sn))
+
+	srv.Restart()
+	waitFor("") // resubscribed: drop everything
+}
+
+// TestRedisRestartEmpty: after the server restarts empty, State reports a
+// lost cache and writes work again (the write script is reloaded).
+func TestRedisRestartEmpty(t *testing.T) {
+	srv := cachetest.StartPrivateRedis(t)
+	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	key := ocspcache.Key("int-a", cachetest.RandomSerial(), ocspcodec.SHA1)
+	if err := r.SwapState(ctx, ocspcache.State{}, ocspcache.State{Epoch: "e1", Complete: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Put(ctx, []ocspcache.Item{{Key: key, Entry: newEntry(status.Good)}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+
+	var st ocspcache.State
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err = r.State(ctx)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("State after restart: %v", err)
+	}
+	if st != (ocspcache.State{}) {
+		t.Errorf("State after restart = %+v, want zero (lost)", st)
+	}
+	out := make([]ocspcache.Entry, 1)
+	if err := r.Get(ctx, []string{key}, out); err != nil || out[0].Found() {
+		t.Errorf("Get after restart: found=%v err=%v, want a miss", out[0].Found(), err)
+	}
+	if err := r.Put(ctx, []ocspcache.Item{{Key: key, Entry: newEntry(status.Good)}}); err != nil {
+		t.Fatalf("Put after restart (NOSCRIPT must be handled): %v", err)
+	}
+	if err := r.Get(ctx, []string{key}, out); err != nil || !out[0].Found() {
+		t.Errorf("Get after rewrite: found=%v err=%v", out[0].Found(), err)
+	}
+}
+
+// TestRedisDown: with the server gone, Get and Put fail within the
+// caller's deadline instead of hanging.
+func TestRedisDown(t *testing.T) {
+	srv := cachetest.StartPrivateRedis(t)
+	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:", Timeout: 300 * time.Millisecond}, srv.Client(), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	srv.Stop()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			start := time.Now()
+			out := make([]ocspcache.Entry, 1)
+			err := r.Get(ctx, []string{"int-a:01:2"}, out)
+			if err == nil {
+				t.Error("Get with Redis down succeeded")
+			}
+			if d := time.Since(start); d > 2500*time.Millisecond {
+				t.Errorf("Get with Redis down took %v", d)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestRingConformance runs the suite over a one-shard Ring: the adapter's
+// pipeline path (no MGET), which Cluster also takes.
+func TestRingConformance(t *testing.T) {
+	cachetest.Run(t, func(t *testing.T, clock *cachetest.Clock) ocspcache.Cache {
+		_, prefix := cachetest.SharedRedis(t, redisDB)
+		ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": cachetest.SharedRedisAddr}, DB: redisDB})
+		t.Cleanup(func() { ring.Close() })
+		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, Now: clock.Now}, ring, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	})
+}
