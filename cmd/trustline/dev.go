@@ -13,13 +13,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/valyala/fasthttp"
 
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/store"
@@ -218,16 +216,12 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 
-	ocspSrv := &fasthttp.Server{
-		Name:               "trustline",
-		Handler:            fastHealth,
-		ReadTimeout:        5 * time.Second,
-		WriteTimeout:       5 * time.Second,
-		IdleTimeout:        60 * time.Second,
-		MaxRequestBodySize: 64 << 10,
-		NoDefaultDate:      false,
-		Logger:             slogPrintf{log.With("listener", "ocsp")},
+	ocspSrv, closeOCSP, err := svc.addOCSP(ctx, cfg, st, reg, instance, log)
+	if err != nil {
+		return err
 	}
+	defer closeOCSP()
+	go svc.renewResponders(ctx, time.Hour, log)
 
 	errc := make(chan error, 3)
 	go func() { errc <- serveHTTP(apiSrv, lns["api"]) }()
@@ -244,7 +238,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	shutdownErr := errors.Join(apiSrv.Shutdown(sctx), crlSrv.Shutdown(sctx), ocspSrv.ShutdownWithContext(sctx))
+	shutdownErr := errors.Join(apiSrv.Shutdown(sctx), crlSrv.Shutdown(sctx), ocspSrv.Shutdown(sctx))
 	if serveErr != nil {
 		return serveErr
 	}
@@ -327,21 +321,4 @@ func healthHandler(check func(context.Context) error) http.Handler {
 		}
 		io.WriteString(w, "ok\n")
 	})
-}
-
-func fastHealth(ctx *fasthttp.RequestCtx) {
-	if string(ctx.Path()) == "/healthz" && ctx.IsGet() {
-		ctx.Response.Header.Set("Cache-Control", "no-store")
-		ctx.SetContentType("text/plain; charset=utf-8")
-		ctx.WriteString("ok\n")
-		return
-	}
-	ctx.Error("not found\n", fasthttp.StatusNotFound)
-}
-
-// slogPrintf adapts slog to fasthttp's Logger.
-type slogPrintf struct{ log *slog.Logger }
-
-func (l slogPrintf) Printf(format string, args ...any) {
-	l.log.Warn(strings.TrimSpace(fmt.Sprintf(format, args...)))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/trustline/trustline/internal/pkcs11key/hsmtest"
 	"github.com/trustline/trustline/internal/testenv"
@@ -137,7 +140,10 @@ func journey(t *testing.T, p *devProc, data string) *user {
 	u.call("POST", "/api/v1/validations/"+v["id"].(string)+"/confirm", map[string]string{"code": u.mailedCode("admin@example.com")}, 200)
 	ec := u.issueAndVerify("ec", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")
 	u.issueAndVerify("rsa", "-newkey", "rsa:2048")
+	u.ocspStatus("ec", "good")
+	u.ocspStatus("rsa", "good")
 	u.call("POST", "/api/v1/certificates/"+ec+"/revoke", map[string]string{"reason": "keyCompromise"}, 200)
+	u.ocspStatus("ec", "revoked")
 	u.call("POST", "/api/v1/certificates/"+ec+"/revoke", map[string]string{"reason": "keyCompromise"}, 409)
 
 	out, err := exec.Command(binary, "audit", "verify", "--data", data).CombinedOutput()
@@ -149,6 +155,23 @@ func journey(t *testing.T, p *devProc, data string) *user {
 	}
 	u.revoked = ec
 	return u
+}
+
+// ocspStatus asks the responder about a certificate with openssl ocsp,
+// verifying the response against ca/root.pem.
+func (u *user) ocspStatus(keyName, want string) {
+	u.t.Helper()
+	chain, _ := os.ReadFile(filepath.Join(u.work, keyName+"-chain.pem"))
+	blocks := strings.SplitAfter(string(chain), "-----END CERTIFICATE-----\n")
+	os.WriteFile(filepath.Join(u.work, keyName+"-issuer.pem"), []byte(blocks[1]), 0o600)
+	out := u.openssl("ocsp", "-issuer", keyName+"-issuer.pem", "-cert", keyName+".pem", "-url", u.p.ocsp,
+		"-CAfile", filepath.Join(u.data, "ca", "root.pem"), "-resp_text")
+	if !strings.Contains(out, "Response verify OK") || !strings.Contains(out, keyName+".pem: "+want) {
+		u.t.Fatalf("openssl ocsp for %s: want %s, verified:\n%s", keyName, want, out)
+	}
+	if want == "revoked" && !strings.Contains(out, "Reason: keyCompromise") {
+		u.t.Errorf("revoked response lacks its reason:\n%s", out)
+	}
 }
 
 // checkCRL waits (dev mode: within 60 s) for the revoked certificate to
@@ -232,6 +255,27 @@ func TestJourneyPostgres(t *testing.T) {
 	p.postgres = url
 	journey(t, p, data).checkCRL()
 	p.stop(t)
+}
+
+func TestJourneyRedis(t *testing.T) {
+	testenv.NeedTCP(t, "Redis", "127.0.0.1:6379")
+	data := filepath.Join(t.TempDir(), "dev")
+	// Database 7 is this test's; keys carry the data dir's instance prefix.
+	p := startDev(t, "--data", data, "--redis", "redis://127.0.0.1:6379/7")
+	t.Cleanup(func() { dropRedisKeys(t, 7, "trustline:ocsp:"+p.instance+":*") })
+	journey(t, p, data)
+	p.stop(t)
+}
+
+// dropRedisKeys removes what a test left in the shared Redis.
+func dropRedisKeys(t *testing.T, db int, pattern string) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: db})
+	defer c.Close()
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		c.Del(ctx, iter.Val())
+	}
 }
 
 func TestJourneyHSM(t *testing.T) {

@@ -2,7 +2,15 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trustline/trustline/internal/ocspcache"
+	"github.com/trustline/trustline/issuer/presign"
+	"github.com/trustline/trustline/responder"
+	"github.com/trustline/trustline/responder/server"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -94,6 +102,7 @@ type services struct {
 	lint     *linter.Linter
 	origin   *origin.Server
 	crlgen   *crlgen.Generator
+	presign  *presign.Pipeline
 }
 
 func buildIssuance(ctx context.Context, cfg config.Dev, dataDir string, st store.Store, keys pki.Keys, keySource string,
@@ -203,4 +212,107 @@ type devURLs struct{ api, ocsp, crl string }
 
 func populateRequest(n int, revoked float64, family string, progress func(int)) issuer.PopulateRequest {
 	return issuer.PopulateRequest{N: n, RevokedFraction: revoked, KeyFamily: family, Progress: progress}
+}
+
+// addOCSP wires the response cache (in-process, or Redis with --redis), the
+// pre-signing pipeline as the CA's status sink, and the responder and its
+// fasthttp server. The closer releases the cache.
+func (s *services) addOCSP(ctx context.Context, cfg config.Dev, st store.Store, reg prometheus.Registerer, instance string,
+	log *slog.Logger) (*server.Server, func(), error) {
+	var (
+		cache   ocspcache.Cache
+		closers []func()
+	)
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if cfg.Redis == "" {
+		mem, err := ocspcache.NewMemory(ocspcache.MemoryConfig{})
+		if err != nil {
+			return nil, nil, err
+		}
+		cache = mem
+	} else {
+		opt, err := redis.ParseURL(cfg.Redis)
+		if err != nil {
+			return nil, nil, fmt.Errorf("redis: %w", err)
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond, 1
+		client := redis.NewClient(opt)
+		closers = append(closers, func() { client.Close() })
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err = client.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("redis: %s: %w", opt.Addr, err)
+		}
+		rc, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "trustline:ocsp:" + instance + ":"}, client, log.With("part", "ocsp-cache"))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		closers = append(closers, func() { rc.Close() })
+		cache = rc
+	}
+	pipe, err := presign.New(presign.Config{Instance: instance}, presign.Deps{Store: st, Cache: cache,
+		Issuers: presign.FromPKI(s.pki, false), Registerer: reg, Log: log.With("part", "presign")})
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	s.presign = pipe
+	s.ca.SetSink(pipe)
+	go func() {
+		if err := pipe.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("OCSP pre-signer stopped", "err", err)
+		}
+	}()
+	var issuers []responder.Issuer
+	for _, is := range s.pki.Intermediates {
+		issuers = append(issuers, responder.Issuer{ID: is.ID, Cert: is.Cert})
+	}
+	resp, err := responder.New(responder.Config{Issuers: issuers, Presigned: pipe.HashAlgs(),
+		L1Entries: 100_000, LiveSigning: 2 * runtime.GOMAXPROCS(0)},
+		responder.Deps{Cache: cache, Evictions: cache, Signer: pipe, Registerer: reg, Log: log.With("part", "responder")})
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closers = append(closers, func() { resp.Close() })
+	srv, err := server.New(server.Config{}, server.Deps{Responder: resp, Registerer: reg, Log: log.With("listener", "ocsp")})
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return srv, closeAll, nil
+}
+
+// renewResponders re-issues delegated OCSP responder certificates before
+// they expire, for a process that runs longer than their life, and hands
+// the new ones to the pre-signer.
+func (s *services) renewResponders(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.pki.RenewResponders(time.Now(), rand.Reader)
+		if err != nil {
+			log.Error("renewing OCSP responder certificates", "err", err)
+			continue
+		}
+		if n > 0 {
+			if err := s.presign.SetIssuers(presign.FromPKI(s.pki, false)); err != nil {
+				log.Error("installing renewed responder certificates", "err", err)
+				continue
+			}
+			log.Info("renewed OCSP responder certificates", "count", n)
+		}
+	}
 }

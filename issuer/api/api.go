@@ -309,8 +309,8 @@ func (h *Handler) issuers(w http.ResponseWriter, _ *http.Request) {
 			"certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.Cert.Raw})),
 			"not_after":   is.Cert.NotAfter.UTC(),
 		}
-		if is.Responder != nil {
-			item["ocsp_responder_certificate"] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.Responder.Raw}))
+		if rc := h.d.PKI.ResponderCert(is); rc != nil {
+			item["ocsp_responder_certificate"] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rc.Raw}))
 		}
 		out = append(out, item)
 	}

@@ -28,6 +28,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/trustline/trustline/internal/issuerid"
@@ -141,6 +142,17 @@ type PKI struct {
 	Intermediates []*Issuer
 	dir           string
 	cfg           manifest
+	// mu guards the Responder fields, which RenewResponders replaces while
+	// the process serves.
+	mu sync.RWMutex
+}
+
+// ResponderCert returns an intermediate's current delegated responder
+// certificate; safe while RenewResponders runs.
+func (p *PKI) ResponderCert(is *Issuer) *x509.Certificate {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return is.Responder
 }
 
 // Issuer returns the intermediate with that id.
@@ -368,7 +380,9 @@ func (p *PKI) renewResponder(is *Issuer, validity time.Duration, now time.Time, 
 	if err := writeCert(ResponderCertPath(p.dir, is.ID), cert); err != nil {
 		return err
 	}
+	p.mu.Lock()
 	is.Responder = cert
+	p.mu.Unlock()
 	return nil
 }
 
