@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,8 +21,9 @@ import (
 	"github.com/trustline/trustline/origin/purge"
 )
 
-// vclTemplate caches the origin (TTL from its Cache-Control) and purges on
-// PURGE from localhost.
+// vclTemplate caches the origin (TTL from its Cache-Control), purges a URL
+// on PURGE and bans every object tagged with a Surrogate-Key on BAN, both
+// only from localhost. docs/cdn.md shows the same VCL.
 const vclTemplate = `vcl 4.1;
 backend origin { .host = "127.0.0.1"; .port = "%d"; }
 acl purgers { "127.0.0.1"; }
@@ -31,6 +33,13 @@ sub vcl_recv {
 			return (synth(405, "PURGE not allowed"));
 		}
 		return (purge);
+	}
+	if (req.method == "BAN") {
+		if (client.ip !~ purgers || req.http.Surrogate-Key !~ "^[a-z0-9-]+$") {
+			return (synth(405, "BAN not allowed"));
+		}
+		ban("obj.http.Surrogate-Key ~ (^|\s)" + req.http.Surrogate-Key + "(\s|$)");
+		return (synth(200, "Banned"));
 	}
 }
 `
@@ -200,5 +209,40 @@ func TestVarnishPurge(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotModified {
 		t.Errorf("conditional GET through the cache: %s, want 304", resp.Status)
+	}
+}
+
+// TestVarnishBanByTag: a revoked certificate's OCSP GET responses, tagged by
+// the responder with Surrogate-Key "ocsp ocsp-<issuer> ocsp-<serial>", leave
+// the cache on one BAN of the serial's tag; other certificates' stay cached.
+func TestVarnishBanByTag(t *testing.T) {
+	var hits atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := hits.Add(1)
+		serial := strings.TrimPrefix(r.URL.Path, "/")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("Surrogate-Key", "ocsp ocsp-int-p256 ocsp-"+serial)
+		fmt.Fprintf(w, "%s #%d", serial, n)
+	}))
+	defer backend.Close()
+	cache := startVarnish(t, backend.Listener.Addr().(*net.TCPAddr).Port)
+
+	a1, _ := getVia(t, cache, "/aa01")
+	b1, _ := getVia(t, cache, "/bb02")
+	if a2, _ := getVia(t, cache, "/aa01"); string(a2) != string(a1) {
+		t.Fatalf("not cached: %q then %q", a1, a2)
+	}
+	h, err := purge.NewHTTP(cache, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.PurgeTag(context.Background(), "ocsp-aa01"); err != nil {
+		t.Fatal(err)
+	}
+	if a3, _ := getVia(t, cache, "/aa01"); string(a3) == string(a1) {
+		t.Errorf("banned object still served: %q", a3)
+	}
+	if b2, _ := getVia(t, cache, "/bb02"); string(b2) != string(b1) {
+		t.Errorf("an object with another tag was evicted: %q then %q", b1, b2)
 	}
 }

@@ -179,6 +179,12 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if svc.purger, err = newPurger(cfg, log); err != nil {
+		return err
+	}
+	if svc.purger != nil {
+		go svc.purger.Run(ctx)
+	}
 	err = svc.addRevocation(cfg, st, urls, reg, instance, log)
 	if err != nil {
 		return err

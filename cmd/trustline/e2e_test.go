@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -371,4 +373,47 @@ responder_validity: 720h
 	if err := again.Run(); err == nil {
 		t.Error("a second ceremony into the same directory succeeded")
 	}
+}
+
+// TestPurgesReachTheEdge: with a purge webhook configured, a revocation
+// queues a purge of the certificate's OCSP responses (tag ocsp-<serial>)
+// and the CRL publication that follows queues one of the shard's URL.
+func TestPurgesReachTheEdge(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		events []map[string]any
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev map[string]any
+		json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "dev.yaml")
+	os.WriteFile(cfg, []byte("purge:\n  webhook: "+hook.URL+"\n"), 0o600)
+	data := filepath.Join(dir, "dev")
+	p := startDev(t, "--data", data, "--config", cfg)
+	u := journey(t, p, data)
+	seen := func(event, field, want string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range events {
+			if ev["event"] == event && strings.Contains(fmt.Sprint(ev[field]), want) {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !(seen("tag.purge", "tag", "ocsp-"+u.revoked) && seen("crl.published", "url", "/int-p256/")) {
+		if time.Now().After(deadline) {
+			mu.Lock()
+			t.Fatalf("purge events after 60 s: %v", events)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.stop(t)
 }

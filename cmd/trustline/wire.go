@@ -19,7 +19,9 @@ import (
 	"fmt"
 	"github.com/trustline/trustline/crlgen"
 	"github.com/trustline/trustline/crlgen/crlpub"
+	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/origin"
+	"github.com/trustline/trustline/origin/purge"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -103,6 +105,50 @@ type services struct {
 	origin   *origin.Server
 	crlgen   *crlgen.Generator
 	presign  *presign.Pipeline
+	purger   *purge.Dispatcher // nil when no cache or webhook is configured
+}
+
+// newPurger builds the purge dispatcher for the configured caches and
+// webhook, or nil when there are none.
+func newPurger(cfg config.Dev, log *slog.Logger) (*purge.Dispatcher, error) {
+	var ps []purge.Purger
+	for _, c := range cfg.Purge.Caches {
+		h, err := purge.NewHTTP(c, nil)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, h)
+	}
+	if cfg.Purge.Webhook != "" {
+		w, err := purge.NewWebhook(cfg.Purge.Webhook, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, w)
+	}
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	return purge.NewDispatcher(purge.Config{}, log.With("part", "purge"), ps...)
+}
+
+// statusSinks tells the pre-signer of every issuance and revocation (it
+// must finish before the API answers) and then queues a purge of a revoked
+// certificate's OCSP responses at the edge.
+type statusSinks struct {
+	presign issuer.StatusSink
+	purger  *purge.Dispatcher
+	log     *slog.Logger
+}
+
+func (s statusSinks) CertificateChanged(ctx context.Context, c store.Certificate) error {
+	err := s.presign.CertificateChanged(ctx, c)
+	if c.Status == status.Revoked && s.purger != nil {
+		if perr := s.purger.PurgeTag("ocsp-" + string(c.Serial)); perr != nil {
+			s.log.Warn("OCSP purge not queued", "serial", c.Serial, "err", perr)
+		}
+	}
+	return err
 }
 
 func buildIssuance(ctx context.Context, cfg config.Dev, dataDir string, st store.Store, keys pki.Keys, keySource string,
@@ -173,9 +219,13 @@ func (s *services) addRevocation(cfg config.Dev, st store.Store, urls devURLs, r
 			return err
 		}
 	}
+	publishers := []crlpub.Publisher{org}
+	if s.purger != nil {
+		publishers = append(publishers, s.purger)
+	}
 	root, ints := crlgen.FromPKI(s.pki)
 	gen, err := crlgen.New(crlgen.DevConfig(urls.crl, cfg.CRLShards, cfg.CRLPeriod, instance+"-"+strconv.Itoa(os.Getpid())),
-		crlgen.Deps{Store: st, Root: root, Intermediates: ints, Linter: s.lint, Publishers: []crlpub.Publisher{org},
+		crlgen.Deps{Store: st, Root: root, Intermediates: ints, Linter: s.lint, Publishers: publishers,
 			Registerer: reg, Log: log.With("part", "crlgen")})
 	if err != nil {
 		return err
@@ -264,7 +314,7 @@ func (s *services) addOCSP(ctx context.Context, cfg config.Dev, st store.Store, 
 		return nil, nil, err
 	}
 	s.presign = pipe
-	s.ca.SetSink(pipe)
+	s.ca.SetSink(statusSinks{presign: pipe, purger: s.purger, log: log})
 	go func() {
 		if err := pipe.Run(ctx); err != nil && ctx.Err() == nil {
 			log.Error("OCSP pre-signer stopped", "err", err)
@@ -275,7 +325,7 @@ func (s *services) addOCSP(ctx context.Context, cfg config.Dev, st store.Store, 
 		issuers = append(issuers, responder.Issuer{ID: is.ID, Cert: is.Cert})
 	}
 	resp, err := responder.New(responder.Config{Issuers: issuers, Presigned: pipe.HashAlgs(),
-		L1Entries: 100_000, LiveSigning: 2 * runtime.GOMAXPROCS(0)},
+		L1Entries: 100_000, LiveSigning: 2 * runtime.GOMAXPROCS(0), CacheTagHeader: "Surrogate-Key"},
 		responder.Deps{Cache: cache, Evictions: cache, Signer: pipe, Registerer: reg, Log: log.With("part", "responder")})
 	if err != nil {
 		closeAll()

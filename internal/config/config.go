@@ -58,6 +58,20 @@ type Dev struct {
 	// SMTP, when Addr is set, sends mail through a relay instead of
 	// writing it to DATA/mail/.
 	SMTP SMTP `yaml:"smtp"`
+	// Purge names the caches (Varnish and the like) in front of the CRL
+	// origin and the OCSP responder, and a webhook, to tell of new CRLs and
+	// revocations.
+	Purge Purge `yaml:"purge"`
+}
+
+// Purge configures cache purging.
+type Purge struct {
+	// Caches receive PURGE <crl path> after each publication and BAN with
+	// Surrogate-Key ocsp-<serial> after each revocation
+	// ("http://127.0.0.1:6081").
+	Caches []string `yaml:"caches"`
+	// Webhook receives a JSON POST for each of the same events.
+	Webhook string `yaml:"webhook"`
 }
 
 // Validation configures dns-txt, http-token and whois-email.
@@ -219,6 +233,16 @@ func (c Dev) Validate() error {
 	}
 	if c.Validation.WhoisEmail && c.Validation.WhoisServer == "" {
 		bad("validation.whois_server", "required with validation.whois_email")
+	}
+	for i, u := range c.Purge.Caches {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad(fmt.Sprintf("purge.caches[%d]", i), "%q is not an http(s) URL", u)
+		}
+	}
+	if c.Purge.Webhook != "" {
+		if pu, err := url.Parse(c.Purge.Webhook); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("purge.webhook", "%q is not an http(s) URL", c.Purge.Webhook)
+		}
 	}
 	if c.SMTP.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.SMTP.Addr); err != nil {

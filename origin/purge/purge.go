@@ -1,8 +1,11 @@
-// Package purge evicts a freshly published CRL from the caches in front of
-// the origin, so that relying parties get it at once instead of when the
-// cached copy's max-age runs out. Purgers are pluggable: an HTTP PURGE
-// request to a cache such as Varnish (HTTP), and a generic webhook that
-// POSTs JSON (Webhook), e.g. to a CDN's purge API through a small adapter.
+// Package purge evicts stale objects from the caches in front of Trustline:
+// a freshly published CRL (by URL), and the cached OCSP GET responses of a
+// certificate just revoked (by the cache tags the responder puts on them),
+// so that relying parties see the change at once instead of when the
+// cached copy's max-age runs out. Purgers are pluggable: HTTP requests to a
+// cache such as Varnish (HTTP: PURGE of a URL, BAN of a tag), and a generic
+// webhook that POSTs JSON (Webhook), e.g. to a CDN's purge API through a
+// small adapter.
 //
 // A Dispatcher is the crlpub.Publisher the generator calls: it only queues
 // (it never blocks publication), and its workers send each purge with a
@@ -33,6 +36,27 @@ import (
 // Purger evicts one published CRL from somewhere.
 type Purger interface {
 	Purge(ctx context.Context, c crlpub.CRL) error
+}
+
+// TagPurger also evicts every object carrying a cache tag (the responder's
+// Surrogate-Key / Cache-Tag values, e.g. "ocsp-<serial>").
+type TagPurger interface {
+	PurgeTag(ctx context.Context, tag string) error
+}
+
+// validTag keeps tags to the characters the responder produces, so a tag
+// never smuggles a regular expression or a header break into the cache.
+func validTag(tag string) bool {
+	if tag == "" || len(tag) > 128 {
+		return false
+	}
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Permanent marks an error that retrying will not fix (a 4xx answer, a bad
@@ -101,6 +125,32 @@ func (h *HTTP) Purge(ctx context.Context, c crlpub.CRL) error {
 	return statusError("PURGE "+cu.Path+" at "+h.endpoint.Host, resp)
 }
 
+// PurgeTag sends `BAN /` with the tag in a Surrogate-Key header; the
+// cache bans every object whose Surrogate-Key holds that tag. In Varnish:
+//
+//	if (req.method == "BAN") {
+//		ban("obj.http.Surrogate-Key ~ (^| )" + req.http.Surrogate-Key + "( |$)");
+//		return (synth(200, "Banned"));
+//	}
+func (h *HTTP) PurgeTag(ctx context.Context, tag string) error {
+	if !validTag(tag) {
+		return &Permanent{fmt.Errorf("purge: invalid cache tag %q", tag)}
+	}
+	target := *h.endpoint
+	target.Path = "/"
+	req, err := http.NewRequestWithContext(ctx, "BAN", target.String(), nil)
+	if err != nil {
+		return &Permanent{fmt.Errorf("purge: %w", err)}
+	}
+	req.Header.Set("Surrogate-Key", tag)
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("purge: BAN %s: %w", tag, err)
+	}
+	defer resp.Body.Close()
+	return statusError("BAN "+tag+" at "+h.endpoint.Host, resp)
+}
+
 // Webhook POSTs a JSON description of each published CRL to a URL:
 //
 //	{"event":"crl.published","issuer":"int-p256","shard":3,"url":"…/3.crl",
@@ -128,22 +178,35 @@ func NewWebhook(target string, header http.Header, client *http.Client) (*Webhoo
 
 // WebhookEvent is the JSON body a Webhook sends.
 type WebhookEvent struct {
-	Event      string    `json:"event"`
-	Issuer     string    `json:"issuer"`
+	Event      string    `json:"event"` // "crl.published" or "tag.purge"
+	Issuer     string    `json:"issuer,omitempty"`
 	Shard      int       `json:"shard"`
-	URL        string    `json:"url"`
-	Number     int64     `json:"number"`
-	ThisUpdate time.Time `json:"this_update"`
-	NextUpdate time.Time `json:"next_update"`
-	SHA256     string    `json:"sha256"`
+	URL        string    `json:"url,omitempty"`
+	Number     int64     `json:"number,omitempty"`
+	ThisUpdate time.Time `json:"this_update,omitzero"`
+	NextUpdate time.Time `json:"next_update,omitzero"`
+	SHA256     string    `json:"sha256,omitempty"`
+	Tag        string    `json:"tag,omitempty"`
 }
 
 // Purge posts the event for c.
 func (w *Webhook) Purge(ctx context.Context, c crlpub.CRL) error {
-	body, err := json.Marshal(WebhookEvent{
+	return w.post(ctx, WebhookEvent{
 		Event: "crl.published", Issuer: string(c.Issuer), Shard: c.Shard, URL: c.URL, Number: c.Number,
 		ThisUpdate: c.ThisUpdate.UTC(), NextUpdate: c.NextUpdate.UTC(), SHA256: fmt.Sprintf("%x", c.SHA256),
 	})
+}
+
+// PurgeTag posts {"event":"tag.purge","tag":"ocsp-<serial>"}.
+func (w *Webhook) PurgeTag(ctx context.Context, tag string) error {
+	if !validTag(tag) {
+		return &Permanent{fmt.Errorf("purge: invalid cache tag %q", tag)}
+	}
+	return w.post(ctx, WebhookEvent{Event: "tag.purge", Tag: tag, Shard: -1})
+}
+
+func (w *Webhook) post(ctx context.Context, ev WebhookEvent) error {
+	body, err := json.Marshal(ev)
 	if err != nil {
 		return &Permanent{fmt.Errorf("purge: encoding webhook event: %w", err)}
 	}
@@ -223,10 +286,18 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// job is one purge of one CRL by one purger.
+// job is one purge of one CRL, or of one cache tag, by one purger.
 type job struct {
 	crl    crlpub.CRL
+	tag    string // set for a tag purge
 	purger Purger
+}
+
+func (j job) what() string {
+	if j.tag != "" {
+		return "tag " + j.tag
+	}
+	return j.crl.URL
 }
 
 // Dispatcher queues purges and sends them from Run's workers.
@@ -267,7 +338,7 @@ func (d *Dispatcher) Published(_ context.Context, c crlpub.CRL) error {
 	var dropped int
 	for _, p := range d.purgers {
 		select {
-		case d.queue <- job{c, p}:
+		case d.queue <- job{crl: c, purger: p}:
 		default:
 			dropped++
 		}
@@ -275,6 +346,30 @@ func (d *Dispatcher) Published(_ context.Context, c crlpub.CRL) error {
 	if dropped > 0 {
 		d.dropped.Add(int64(dropped))
 		return fmt.Errorf("purge: queue full: %d purge(s) of %s dropped", dropped, c.URL)
+	}
+	return nil
+}
+
+// PurgeTag queues a purge of every cached object carrying tag, for every
+// purger that can purge by tag, and returns at once.
+func (d *Dispatcher) PurgeTag(tag string) error {
+	if !validTag(tag) {
+		return fmt.Errorf("purge: invalid cache tag %q", tag)
+	}
+	var dropped int
+	for _, p := range d.purgers {
+		if _, ok := p.(TagPurger); !ok {
+			continue
+		}
+		select {
+		case d.queue <- job{tag: tag, purger: p}:
+		default:
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		d.dropped.Add(int64(dropped))
+		return fmt.Errorf("purge: queue full: %d purge(s) of tag %s dropped", dropped, tag)
 	}
 	return nil
 }
@@ -312,7 +407,12 @@ func (d *Dispatcher) send(ctx context.Context, j job) {
 	wait := d.cfg.Backoff
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
-		err := j.purger.Purge(actx, j.crl)
+		var err error
+		if j.tag != "" {
+			err = j.purger.(TagPurger).PurgeTag(actx, j.tag)
+		} else {
+			err = j.purger.Purge(actx, j.crl)
+		}
 		cancel()
 		if err == nil {
 			d.done.Add(1)
@@ -321,7 +421,7 @@ func (d *Dispatcher) send(ctx context.Context, j job) {
 		var perm *Permanent
 		if errors.As(err, &perm) || attempt == d.cfg.Attempts || ctx.Err() != nil {
 			d.failed.Add(1)
-			d.log.Warn("purge failed", "url", j.crl.URL, "number", j.crl.Number, "purger", fmt.Sprintf("%T", j.purger),
+			d.log.Warn("purge failed", "what", j.what(), "purger", fmt.Sprintf("%T", j.purger),
 				"attempts", attempt, "err", err)
 			return
 		}
