@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -202,6 +203,9 @@ func (u *user) checkCRL() {
 			}
 			os.WriteFile(filepath.Join(u.work, "shard.crl"), der, 0o600)
 			out := u.openssl("crl", "-inform", "DER", "-in", "shard.crl", "-CAfile", filepath.Join(u.data, "ca", issuerID+".pem"), "-noout", "-text")
+			if !strings.Contains(out, "verify OK") {
+				u.t.Fatalf("openssl crl does not verify the shard:\n%s", out)
+			}
 			if strings.Contains(strings.ToUpper(out), strings.ToUpper(u.revoked)) {
 				if !strings.Contains(out, "Key Compromise") {
 					u.t.Errorf("revoked entry lacks its reason:\n%s", out)
@@ -414,6 +418,86 @@ func TestPurgesReachTheEdge(t *testing.T) {
 			t.Fatalf("purge events after 60 s: %v", events)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	p.stop(t)
+}
+
+// crlNumber reads openssl's rendering of a CRL number: decimal when it
+// fits 64 bits, colon-separated hex beyond.
+func crlNumber(s string) *big.Int {
+	base := 10
+	if strings.Contains(s, ":") {
+		base = 16
+	}
+	n, _ := new(big.Int).SetString(strings.ReplaceAll(s, ":", ""), base)
+	if n == nil {
+		return new(big.Int)
+	}
+	return n
+}
+
+var crlNumberRE = regexp.MustCompile(`CRL Number:\s*\n\s*([0-9A-Fa-f:]+)`)
+
+// TestCRLShardsAsAUserSeesThem revokes certificates with different reasons
+// and follows each into the shard its CRL distribution point names: the
+// CRL verifies, carries the reason (none for unspecified), and the shard's
+// CRL number rises with each publication.
+func TestCRLShardsAsAUserSeesThem(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "dev")
+	p := startDev(t, "--data", data)
+	u := journey(t, p, data)
+	reasons := []struct{ api, text string }{{"superseded", "Superseded"}, {"cessationOfOperation", "Cessation Of Operation"}, {"unspecified", ""}}
+	for i, r := range reasons {
+		name := fmt.Sprintf("r%d", i)
+		sn := u.issueAndVerify(name, "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")
+		u.call("POST", "/api/v1/certificates/"+sn+"/revoke", map[string]string{"reason": r.api}, 200)
+		text := u.openssl("x509", "-in", name+".pem", "-noout", "-text")
+		crlURL := regexp.MustCompile(`URI:(http://\S+\.crl)`).FindStringSubmatch(text)[1]
+		issuerID := strings.Split(strings.TrimPrefix(crlURL, p.crl+"/"), "/")[0]
+		var first string
+		sawWithout := false // a CRL without the entry was seen first
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := http.Get(crlURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			os.WriteFile(filepath.Join(u.work, name+".crl"), der, 0o600)
+			out := u.openssl("crl", "-inform", "DER", "-in", name+".crl", "-CAfile", filepath.Join(data, "ca", issuerID+".pem"), "-noout", "-text")
+			m := crlNumberRE.FindStringSubmatch(out)
+			if m == nil || !strings.Contains(out, "verify OK") {
+				t.Fatalf("shard %s: no CRL number or does not verify:\n%s", crlURL, out)
+			}
+			if first == "" {
+				first = m[1]
+			}
+			if i := strings.Index(strings.ToUpper(out), strings.ToUpper(sn)); i >= 0 {
+				entry := out[i:]
+				if next := strings.Index(entry[1:], "Serial Number"); next > 0 {
+					entry = entry[:next]
+				}
+				if r.text != "" && !strings.Contains(entry, r.text) {
+					t.Errorf("%s revoked for %s, entry says:\n%s", sn, r.api, entry)
+				}
+				if r.text == "" && strings.Contains(entry, "Reason Code") {
+					t.Errorf("unspecified must be omitted (BR 7.2.2), entry says:\n%s", entry)
+				}
+				if first != m[1] && crlNumber(m[1]).Cmp(crlNumber(first)) <= 0 {
+					t.Errorf("CRL number did not rise: %s then %s", first, m[1])
+				}
+				if first == m[1] && sawWithout {
+					t.Errorf("the shard changed without a new CRL number %s", first)
+				}
+				break
+			}
+			sawWithout = true
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not on %s within 60 s", sn, crlURL)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 	}
 	p.stop(t)
 }
