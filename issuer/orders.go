@@ -220,8 +220,9 @@ func (o *Orders) notifyIssued(ctx context.Context, ord store.Order) {
 		To:      acct.Email,
 		Subject: "Your certificate for " + ord.Names[0] + " is ready",
 		Body: fmt.Sprintf("Your order %s has been issued.\n\nSerial: %s\nNames: %s\n\n"+
-			"Retrieve the certificate and its chain here:\n%s/api/v1/certificates/%s\n",
-			ord.ID, ord.Serial, strings.Join(ord.Names, ", "), o.baseURL, ord.Serial),
+			"Retrieve the certificate and its chain on the website (sign in first):\n%s/certificates/%s\n\n"+
+			"or through the API with your API key:\n%s/api/v1/certificates/%s\n",
+			ord.ID, ord.Serial, strings.Join(ord.Names, ", "), o.baseURL, ord.Serial, o.baseURL, ord.Serial),
 	}
 	if err := o.mail.Send(ctx, msg); err != nil {
 		o.log.Error("cannot notify", "order", ord.ID, "err", err)

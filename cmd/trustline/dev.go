@@ -210,6 +210,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	apiMux.Handle("GET /healthz", healthHandler(health))
 	apiMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	apiMux.Handle("/api/", svc.api)
+	apiMux.Handle("/", svc.portal)
 	apiSrv := newHTTPServer(apiMux, log.With("listener", "api"))
 
 	crlMux := http.NewServeMux()

@@ -145,6 +145,15 @@ func TestDevStartsServesHealthAndRestarts(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "go_goroutines") {
 		t.Fatalf("GET /metrics = %d, no go_goroutines", resp.StatusCode)
 	}
+	resp, err = http.Get(p.api + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(page), "<form") {
+		t.Errorf("portal at / = %d %s, no sign-in form", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
 	first := p.instance
 	p.stop(t)
 	if first == "" {

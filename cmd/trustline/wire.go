@@ -37,6 +37,7 @@ import (
 	"github.com/trustline/trustline/issuer/api"
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/portal"
 )
 
 // openKeys returns where CA keys live: the token when an HSM is
@@ -101,6 +102,7 @@ type services struct {
 	accounts *issuer.Accounts
 	orders   *issuer.Orders
 	api      *api.Handler
+	portal   *portal.Handler
 	lint     *linter.Linter
 	origin   *origin.Server
 	crlgen   *crlgen.Generator
@@ -193,7 +195,13 @@ func buildIssuance(ctx context.Context, cfg config.Dev, dataDir string, st store
 		return nil, err
 	}
 	h := api.New(api.Deps{Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
-	return &services{pki: p, ca: ca, accounts: accounts, orders: orders, api: h, lint: lt}, nil
+	ph, err := portal.New(portal.Config{BaseURL: urls.api}, portal.Deps{
+		Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews,
+		CA: ca, Issuers: p, Mail: mailer, Log: log.With("part", "portal")})
+	if err != nil {
+		return nil, err
+	}
+	return &services{pki: p, ca: ca, accounts: accounts, orders: orders, api: h, portal: ph, lint: lt}, nil
 }
 
 // newMailer delivers to DATA/mail/ unless an SMTP relay is configured.

@@ -1,0 +1,431 @@
+package portal
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/trustline/trustline/internal/linter"
+	"github.com/trustline/trustline/internal/mail"
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/csrcheck"
+	"github.com/trustline/trustline/issuer/pki"
+)
+
+// env is the portal on a loopback server over a real SQLite store, the dev
+// PKI, the real issuance services and mail delivered to a directory: the
+// wiring of cmd/trustline, as in issuer/api's tests.
+type env struct {
+	srv      *httptest.Server
+	h        *Handler
+	st       *sqlite.Store
+	accounts *issuer.Accounts
+	pki      *pki.PKI
+	mailDir  string
+	zone     *testZone
+	// skew moves the portal's clock (sessions, sign-in links) only.
+	skew *atomic.Int64
+}
+
+type envOpts struct {
+	cfg Config // BaseURL is filled in
+}
+
+func newEnv(t testing.TB) *env { return newEnvWith(t, envOpts{}) }
+
+func newEnvWith(t testing.TB, o envOpts) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "t.db")}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p, err := pki.Create(ctx, pki.DefaultDev(filepath.Join(dir, "ca"), "http://crl.test", "file"), pki.FileKeys{Dir: filepath.Join(dir, "keys")}, time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := linter.New(linter.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := issuer.New(issuer.Config{OCSPURL: "http://ocsp.test/", BaseURL: "http://crl.test", Shards: 4, SerialPrefix: 0x21},
+		issuer.Deps{Store: st, PKI: p, Linter: lt, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailDir := filepath.Join(dir, "mail")
+	mailer := mail.Dir{Path: mailDir}
+	accounts := issuer.NewAccounts(st, nil)
+	zone := startDNS(t)
+	vals, err := issuer.NewValidationService(issuer.ValidationConfig{Resolver: zone.addr, DNSTimeout: 2 * time.Second, AllowPrivateAddresses: true},
+		issuer.ValidationDeps{Store: st, Mail: mailer, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders, err := issuer.NewOrders("http://api.test", csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: mailer, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviews, err := issuer.NewReviews(issuer.ReviewDeps{Store: st, Orders: orders, Validations: vals, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skew := new(atomic.Int64)
+	e := &env{st: st, accounts: accounts, pki: p, mailDir: mailDir, zone: zone, skew: skew}
+	// The server starts first so that BaseURL can name its address.
+	var handler http.Handler
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(e.srv.Close)
+	cfg := o.cfg
+	cfg.BaseURL = e.srv.URL
+	e.h, err = New(cfg, Deps{Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews, CA: ca,
+		Issuers: p, Mail: mailer, Log: log, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler = e.h
+	return e
+}
+
+// account makes an account with role and returns its API key.
+func (e *env) account(t testing.TB, email string, role store.Role) string {
+	t.Helper()
+	_, key, err := e.accounts.Create(context.Background(), email, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func (e *env) accountByEmail(t testing.TB, email string) store.Account {
+	t.Helper()
+	a, err := e.st.AccountByEmail(context.Background(), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// mails returns the messages mailed to addr, oldest first.
+func (e *env) mails(t testing.TB, addr string) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(e.mailDir, "*.eml"))
+	sort.Strings(files)
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("To: "+addr+"\r\n")) {
+			out = append(out, string(b))
+		}
+	}
+	return out
+}
+
+var (
+	codeRE = regexp.MustCompile(`(?m)^Validation code: (\S+)\r?$`)
+	linkRE = regexp.MustCompile(`(?m)^Sign-in link: (\S+)\r?$`)
+)
+
+// lastMatch returns the first group of re in the newest mail to addr.
+func (e *env) lastMatch(t testing.TB, addr string, re *regexp.Regexp) string {
+	t.Helper()
+	ms := e.mails(t, addr)
+	for i := len(ms) - 1; i >= 0; i-- {
+		if m := re.FindStringSubmatch(ms[i]); m != nil {
+			return m[1]
+		}
+	}
+	t.Fatalf("no mail to %s matching %s", addr, re)
+	return ""
+}
+
+func (e *env) orderCount(t testing.TB, acct store.Account) int {
+	t.Helper()
+	ords, err := e.st.ListOrders(context.Background(), store.OrderFilter{AccountID: acct.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ords)
+}
+
+// browser is an HTTP client with a cookie jar that behaves like a browser
+// on this origin: it sends Origin on POSTs and does not follow redirects,
+// so tests see them.
+type browser struct {
+	e      *env
+	c      *http.Client
+	origin string // sent as Origin on POSTs; "" sends none
+	csrf   string // the form token of the last page read
+}
+
+func (e *env) browser(t testing.TB) *browser {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	return &browser{e: e, origin: e.srv.URL, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+// page is a response with its body read.
+type page struct {
+	status int
+	body   string
+	header http.Header
+}
+
+func (p page) location() string { return p.header.Get("Location") }
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]*)"`)
+
+func (b *browser) do(t testing.TB, req *http.Request) page {
+	t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := page{status: resp.StatusCode, body: string(raw), header: resp.Header}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") && (p.status < 300 || p.status >= 400) {
+		checkPage(t, req.Method+" "+req.URL.Path, p.body)
+	}
+	if m := csrfRE.FindStringSubmatch(p.body); m != nil {
+		b.csrf = m[1]
+	}
+	return p
+}
+
+func (b *browser) get(t testing.TB, path string) page {
+	t.Helper()
+	req, _ := http.NewRequest("GET", b.e.srv.URL+path, nil)
+	return b.do(t, req)
+}
+
+// post sends a urlencoded form with the current form token (unless the
+// form sets csrf itself).
+func (b *browser) post(t testing.TB, path string, form url.Values) page {
+	t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, ok := form["csrf"]; !ok {
+		form.Set("csrf", b.csrf)
+	}
+	req, _ := http.NewRequest("POST", b.e.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if b.origin != "" {
+		req.Header.Set("Origin", b.origin)
+	}
+	return b.do(t, req)
+}
+
+// postMultipart sends the order form with an optional CSR file.
+func (b *browser) postMultipart(t testing.TB, path string, form url.Values, file []byte) page {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	if _, ok := form["csrf"]; !ok {
+		form.Set("csrf", b.csrf)
+	}
+	for k, vs := range form {
+		for _, v := range vs {
+			mw.WriteField(k, v)
+		}
+	}
+	if file != nil {
+		fw, _ := mw.CreateFormFile("csr_file", "request.csr")
+		fw.Write(file)
+	}
+	mw.Close()
+	req, _ := http.NewRequest("POST", b.e.srv.URL+path, &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if b.origin != "" {
+		req.Header.Set("Origin", b.origin)
+	}
+	return b.do(t, req)
+}
+
+// follow GETs a redirect's target.
+func (b *browser) follow(t testing.TB, p page) page {
+	t.Helper()
+	if p.status != http.StatusSeeOther && p.status != http.StatusFound {
+		t.Fatalf("want a redirect, got %d: %s", p.status, excerpt(p.body))
+	}
+	return b.get(t, p.location())
+}
+
+// signIn signs the browser in with key and returns the landing page.
+func (b *browser) signIn(t testing.TB, key string) page {
+	t.Helper()
+	b.get(t, "/")
+	p := b.post(t, "/signin", url.Values{"api_key": {key}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("sign in: %d %s", p.status, excerpt(p.body))
+	}
+	return b.follow(t, p)
+}
+
+// validate runs the email validation of domain through the wizard.
+func (b *browser) validate(t testing.TB, domain string) {
+	t.Helper()
+	b.get(t, "/validations/new")
+	p := b.post(t, "/validations", url.Values{"domain": {domain}, "method": {"email"}, "local": {"admin"}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("start validation: %d %s", p.status, excerpt(p.body))
+	}
+	at := p.location()
+	b.follow(t, p)
+	p = b.post(t, at+"/confirm", url.Values{"code": {b.e.lastMatch(t, "admin@"+domain, codeRE)}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("confirm validation: %d %s", p.status, excerpt(p.body))
+	}
+	b.follow(t, p)
+}
+
+// order places an order through the wizard and returns the final page.
+func (b *browser) order(t testing.TB, form url.Values, file []byte) page {
+	t.Helper()
+	b.get(t, "/orders/new")
+	return b.postMultipart(t, "/orders", form, file)
+}
+
+// excerpt is the part of a page worth printing in a failure: the error
+// box if there is one.
+func excerpt(body string) string {
+	if i := strings.Index(body, `class="errors"`); i >= 0 {
+		return body[i:min(len(body), i+800)]
+	}
+	if i := strings.Index(body, "<main"); i >= 0 {
+		return body[i:min(len(body), i+800)]
+	}
+	return body[:min(len(body), 800)]
+}
+
+func csrDER(t testing.TB, key crypto.Signer, names ...string) []byte {
+	t.Helper()
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: names[0]}, DNSNames: names}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func csrPEM(t testing.TB, names ...string) string {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER(t, k, names...)}))
+}
+
+// testZone is a loopback DNS server answering TXT queries from a map: the
+// CA's resolver for dns-txt validations.
+type testZone struct {
+	addr string
+	mu   sync.Mutex
+	txt  map[string][]string
+}
+
+func startDNS(t testing.TB) *testZone {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := &testZone{addr: pc.LocalAddr().String(), txt: map[string][]string{}}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return z
+}
+
+func (z *testZone) setTXT(name string, values ...string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.txt[dns.Fqdn(name)] = values
+}
+
+func (z *testZone) serve(w dns.ResponseWriter, q *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(q)
+	m.RecursionAvailable = true
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, qq := range q.Question {
+		vals, ok := z.txt[strings.ToLower(qq.Name)]
+		if !ok {
+			m.Rcode = dns.RcodeNameError
+			continue
+		}
+		if qq.Qtype == dns.TypeTXT {
+			for _, v := range vals {
+				m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{v}})
+			}
+		}
+	}
+	w.WriteMsg(m)
+}
+
+// wantStatus fails the test unless p has the status, printing the page.
+func wantStatus(t testing.TB, what string, p page, status int) {
+	t.Helper()
+	if p.status != status {
+		t.Fatalf("%s: status %d, want %d\n%s", what, p.status, status, excerpt(p.body))
+	}
+}
+
+func wantContains(t testing.TB, what string, p page, subs ...string) {
+	t.Helper()
+	for _, s := range subs {
+		if !strings.Contains(p.body, s) {
+			t.Errorf("%s: page lacks %q\n%s", what, s, excerpt(p.body))
+		}
+	}
+}
+
+func mustRegexp(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+// onlyReader hides a reader's type so that net/http cannot learn the
+// body's length and sends it chunked.
+type onlyReader struct{ io.Reader }
+
+// What cmd/ passes satisfies the portal's small interfaces.
+var (
+	_ Store   = store.Store(nil)
+	_ Issuers = (*pki.PKI)(nil)
+	_ Revoker = (*issuer.CA)(nil)
+)

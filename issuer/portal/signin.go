@@ -1,0 +1,230 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/trustline/trustline/internal/mail"
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer"
+)
+
+// Sign-in (seed step 1): an API key pasted, or a one-time link mailed to
+// the account's address; and sign-up, which shows a new account's API key
+// once.
+
+type signinData struct {
+	Next        string
+	Expired     bool
+	SignedOut   bool
+	Email       string // email sign-in, kept on error
+	SignupEmail string // sign-up, kept on error
+}
+
+func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
+	v, state := h.visitOf(r)
+	if state == sessionOK {
+		h.dashboard(w, r, v)
+		return
+	}
+	q := r.URL.Query()
+	h.signinPage(w, r, http.StatusOK, signinData{
+		Next:      safeNext(q.Get("next")),
+		Expired:   q.Get("expired") == "1" || state == sessionExpired,
+		SignedOut: q.Get("signedout") == "1",
+	}, nil)
+}
+
+func (h *Handler) signinPage(w http.ResponseWriter, r *http.Request, status int, d signinData, errs []string) {
+	h.render(w, r, status, "signin", view{Title: "Sign in to Trustline", CSRF: h.preToken(w, r), Errors: errs, Data: d})
+}
+
+// startSession signs the browser in as acct with a fresh session id (an id
+// set before sign-in is never promoted) and sends it on.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, acct store.Account) (string, error) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		h.sessions.delete(c.Value)
+	}
+	sid, err := h.sessions.create(acct.ID, h.now(), h.d.Rand)
+	if err != nil {
+		return "", err
+	}
+	h.setCookie(w, r, sessionCookie, sid, http.SameSiteLaxMode)
+	h.d.Log.Info("signed in", "account", acct.ID, "role", acct.Role)
+	return sid, nil
+}
+
+// landing is where a user goes after sign-in: where they were headed, or
+// the console for reviewers and the dashboard for everyone else.
+func landing(acct store.Account, next string) string {
+	if next = safeNext(next); next != "" {
+		return next
+	}
+	if acct.Role == store.RoleReviewer {
+		return "/review"
+	}
+	return "/"
+}
+
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.PostFormValue("next"))
+	key := strings.TrimSpace(r.PostFormValue("api_key"))
+	if key == "" {
+		h.signinPage(w, r, http.StatusBadRequest, signinData{Next: next}, []string{"Paste your API key to sign in."})
+		return
+	}
+	acct, err := h.d.Accounts.Authenticate(r.Context(), key)
+	if errors.Is(err, issuer.ErrUnauthenticated) {
+		h.signinPage(w, r, http.StatusUnauthorized, signinData{Next: next},
+			[]string{"That API key is not valid. Paste the whole key, which starts with tl_, or sign in with an email link."})
+		return
+	}
+	if err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	if _, err := h.startSession(w, r, acct); err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	http.Redirect(w, r, landing(acct, next), http.StatusSeeOther)
+}
+
+// requestLink mails a sign-in link if the address belongs to an account.
+// The answer is the same either way, so the form tells nobody which
+// addresses have accounts.
+func (h *Handler) requestLink(w http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.PostFormValue("next"))
+	raw := r.PostFormValue("email")
+	email, err := issuer.NormalizeEmail(raw)
+	if err != nil {
+		shown, _ := fieldText("email", raw, maxShortField)
+		h.signinPage(w, r, http.StatusBadRequest, signinData{Next: next, Email: shown},
+			[]string{"Enter the email address of your account, such as alice@example.com."})
+		return
+	}
+	acct, err := h.d.Store.AccountByEmail(r.Context(), email)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		h.d.Log.Info("sign-in link asked for an unknown address")
+	case err != nil:
+		h.fail(w, r, nil, fmt.Errorf("portal: looking up account: %w", err))
+		return
+	default:
+		h.mailLink(r, acct, next)
+	}
+	h.render(w, r, http.StatusOK, "link_sent", view{Title: "Check your mail", Data: struct {
+		Email    string
+		Lifetime time.Duration
+	}{email, h.cfg.LoginLinkLifetime}})
+}
+
+func (h *Handler) mailLink(r *http.Request, acct store.Account, next string) {
+	tok, err := h.links.issue(acct.ID, h.now(), h.d.Rand)
+	if err != nil {
+		h.d.Log.Error("making a sign-in link", "err", err)
+		return
+	}
+	if tok == "" {
+		h.d.Log.Info("sign-in link not sent: one was sent moments ago", "account", acct.ID)
+		return
+	}
+	q := url.Values{"token": {tok}}
+	if next != "" {
+		q.Set("next", next)
+	}
+	link := h.cfg.BaseURL + "/signin/link?" + q.Encode()
+	msg := mail.Message{
+		To:      acct.Email,
+		Subject: "Your Trustline sign-in link",
+		Body: fmt.Sprintf("Someone asked to sign in to Trustline as %s.\n"+
+			"If that was you, open this link within %s to sign in. It works once:\n\n"+
+			"Sign-in link: %s\n\nIf it was not you, ignore this message: nobody can sign in without the link.\n",
+			acct.Email, h.cfg.LoginLinkLifetime, link),
+	}
+	// A visitor who leaves does not cancel the mail.
+	if err := h.d.Mail.Send(context.WithoutCancel(r.Context()), msg); err != nil {
+		h.d.Log.Error("mailing a sign-in link", "account", acct.ID, "err", err)
+	}
+}
+
+// linkPage asks the visitor to confirm the sign-in with a button. The GET
+// itself changes nothing: mail scanners that fetch links must not use them
+// up.
+func (h *Handler) linkPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	id, ok := h.links.peek(tok, h.now())
+	var acct store.Account
+	var err error
+	if ok {
+		acct, err = h.d.Store.Account(r.Context(), id)
+	}
+	if !ok || err != nil {
+		h.badLink(w, r)
+		return
+	}
+	h.render(w, r, http.StatusOK, "link", view{Title: "Sign in as " + acct.Email + "?", CSRF: h.preToken(w, r), Data: struct {
+		Email, Token, Next string
+	}{acct.Email, tok, safeNext(r.URL.Query().Get("next"))}})
+}
+
+func (h *Handler) badLink(w http.ResponseWriter, r *http.Request) {
+	h.errorPage(w, r, nil, http.StatusBadRequest, "This sign-in link does not work",
+		"The link is wrong, has been used already, or has expired. Request a new one from the sign-in page.")
+}
+
+func (h *Handler) redeemLink(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.links.redeem(r.PostFormValue("token"), h.now())
+	if !ok {
+		h.badLink(w, r)
+		return
+	}
+	acct, err := h.d.Store.Account(r.Context(), id)
+	if err != nil {
+		h.badLink(w, r)
+		return
+	}
+	if _, err := h.startSession(w, r, acct); err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	http.Redirect(w, r, landing(acct, r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+// signUp creates a subscriber account, signs it in and shows its API key
+// once. The key is rendered into this one response only: it is neither
+// stored nor put in a cookie.
+func (h *Handler) signUp(w http.ResponseWriter, r *http.Request) {
+	raw := r.PostFormValue("email")
+	acct, key, err := h.d.Accounts.Create(r.Context(), raw, store.RoleSubscriber)
+	if err != nil {
+		status, msg := h.formFailure(r, err)
+		shown, _ := fieldText("email", raw, maxShortField)
+		if status == http.StatusConflict {
+			msg = "An account with this email address exists. Sign in with its API key or with an email link."
+		}
+		h.signinPage(w, r, status, signinData{SignupEmail: shown}, []string{msg})
+		return
+	}
+	sid, err := h.startSession(w, r, acct)
+	if err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	sess, _ := h.sessions.touch(sid, h.now())
+	h.page(w, r, &visit{acct: acct, sess: sess, sid: sid}, http.StatusCreated, "welcome", view{
+		Title: "Your account is ready", Data: struct{ APIKey string }{key},
+	})
+}
+
+func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, v *visit) {
+	h.sessions.delete(v.sid)
+	h.clearCookie(w, r, sessionCookie)
+	h.d.Log.Info("signed out", "account", v.acct.ID)
+	http.Redirect(w, r, "/?signedout=1", http.StatusSeeOther)
+}
