@@ -6,7 +6,7 @@ BIN         := bin/trustline
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEV_FLAGS   ?=
 
-.PHONY: build run test test-short lint fmt bench clean
+.PHONY: build run test test-short lint fmt bench bench-peers bench-compare clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/trustline
@@ -30,6 +30,20 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# The standard load suite (≤ 10 minutes): writes bench/results/latest.json
+# and latest.md with plots. See docs/bench.md.
+bench: build
+	./$(BIN) bench suite --bin ./$(BIN) --out bench/results --name latest
+
+# Trustline against the floor server, cfssl ocspserve v1.6.5 and openssl
+# ocsp, in one run on the same pinning: bench/results/peers.{json,md}.
+bench-peers: build
+	BIN=./$(BIN) GO=$(GO) bench/scripts/peers.sh
+
+# Go benchmarks against bench/baseline.txt through benchstat.
+bench-compare:
+	GO=$(GO) bench/scripts/compare.sh
 
 clean:
 	rm -rf bin

@@ -2,25 +2,49 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/trustline/trustline/bench"
 	"github.com/trustline/trustline/internal/config"
 )
 
 // runBench dispatches `trustline bench <scenario>`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"usage: trustline bench populate --data DIR --certs N [--revoked-fraction F]"}
+		return usageError{"usage: trustline bench <populate|ocsp|crl|issue|presign|floor|suite|peers> [flags] (see docs/bench.md)"}
 	}
 	switch args[0] {
 	case "populate":
 		return runPopulate(ctx, args[1:], stdout, stderr)
+	case "ocsp":
+		return benchErr(bench.RunOCSP(ctx, args[1:], stdout, stderr))
+	case "crl":
+		return benchErr(bench.RunCRL(ctx, args[1:], stdout, stderr))
+	case "issue":
+		return benchErr(bench.RunIssue(ctx, args[1:], stdout, stderr))
+	case "presign":
+		return benchErr(bench.RunPresign(ctx, args[1:], stdout, stderr, bench.PresignDeps{}))
+	case "floor":
+		return benchErr(bench.RunFloor(ctx, args[1:], stdout, stderr))
+	case "suite":
+		return benchErr(bench.RunSuite(ctx, args[1:], stdout, stderr))
+	case "peers":
+		return benchErr(bench.RunPeers(ctx, args[1:], stdout, stderr))
 	}
-	return usageError{fmt.Sprintf("bench: unknown scenario %q (have: populate)", args[0])}
+	return usageError{fmt.Sprintf("bench: unknown scenario %q (have: populate, ocsp, crl, issue, presign, floor, suite, peers)", args[0])}
+}
+
+// benchErr maps the bench suite's command-line mistakes to exit status 2.
+func benchErr(err error) error {
+	if u, ok := errors.AsType[bench.UsageError](err); ok {
+		return usageError{u.Msg}
+	}
+	return err
 }
 
 // runPopulate fills a dev store with N real signed certificates; on a

@@ -21,6 +21,8 @@ commands:
   ca init        key ceremony: create the CA hierarchy in an HSM (--config FILE)
   audit verify   check the audit log's hash chain
   bench populate fill a dev store with N real signed certificates
+  bench ocsp|crl|issue|presign|suite|peers|floor
+                 load benchmarks (docs/bench.md)
   version    print the version
 
 Run "trustline <command> -h" for a command's flags.

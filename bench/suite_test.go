@@ -1,0 +1,132 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustline/trustline/internal/testenv"
+)
+
+// The bench reads the store and signs with ocspcodec; issuance it reaches
+// only through the API and the binary it runs (DESIGN: bench must not
+// import issuer/).
+func TestBenchDoesNotImportIssuer(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "github.com/trustline/trustline/bench").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "github.com/trustline/trustline/issuer" || strings.HasPrefix(p, "github.com/trustline/trustline/issuer/") {
+			t.Errorf("bench imports %s", p)
+		}
+	}
+}
+
+// buildTrustline builds cmd/trustline into a temporary directory, or
+// returns $TRUSTLINE_BENCH_BIN when set (a binary built already).
+func buildTrustline(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("TRUSTLINE_BENCH_BIN"); b != "" {
+		return b
+	}
+	bin := filepath.Join(t.TempDir(), "trustline")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/trustline/trustline/cmd/trustline")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// The standard suite end to end, short: populate, `trustline dev` on
+// ephemeral ports, every run, the reports, the process stopped.
+func TestSuiteSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs trustline dev (~20 s)")
+	}
+	bin := buildTrustline(t)
+	out := t.TempDir()
+	var stdout, stderr strings.Builder
+	err := RunSuiteConfig(context.Background(), SuiteConfig{Bin: bin, Out: out, Name: "smoke", Certs: 500,
+		Duration: time.Second, Warmup: 200 * time.Millisecond, Concurrency: 4, Storm: 20}, &stdout, &stderr)
+	t.Logf("suite output:\n%s\n%s", stdout.String(), stderr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "smoke.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Suite
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*Run{}
+	for _, r := range s.Runs {
+		got[r.Name] = r
+	}
+	for _, name := range suiteRuns {
+		r := got[name]
+		if r == nil {
+			t.Errorf("no %s run", name)
+			continue
+		}
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s: %d requests, errors %v %v", name, r.Requests, r.ErrorsByKind, r.FirstErrors)
+		}
+	}
+	if r := got["crl-storm"]; r != nil && r.Figures["storm_edge_crl_pairs_pending"] != 0 {
+		t.Errorf("storm did not propagate: %v", r.Figures)
+	}
+	for _, f := range []string{"smoke.md", "smoke-ocsp-closed-throughput.png", "smoke-ocsp-open-latency.png", "smoke-crl-storm-latency.png",
+		"smoke-crl-storm-propagation.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// `trustline bench peers` needs cmd/ to dispatch `bench floor` and `bench
+// ocsp` to this package; it runs when the binary has them.
+func TestPeersSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs servers (~30 s)")
+	}
+	bin := buildTrustline(t)
+	if out, _ := exec.Command(bin, "bench", "floor", "-h").CombinedOutput(); strings.Contains(string(out), "unknown scenario") {
+		testenv.Missing(t, "`trustline bench floor` in cmd/trustline (wire bench.RunFloor)", errors.New(strings.TrimSpace(string(out))))
+	}
+	openssl, _ := exec.LookPath("openssl")
+	out := t.TempDir()
+	var stdout strings.Builder
+	err := RunPeersConfig(context.Background(), PeersConfig{Bin: bin, Out: out, Name: "peers", Certs: 300,
+		Duration: time.Second, Warmup: 200 * time.Millisecond, Concurrency: 8, OpenSSL: openssl,
+		Peers: []string{"floor", "trustline", "openssl"}}, &stdout, io.Discard)
+	t.Logf("peers:\n%s", stdout.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "peers.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Suite
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range s.Peers {
+		if p.RequestsPerSec == 0 || (p.Name != "cfssl" && p.Errors != 0) {
+			t.Errorf("%s: %.0f req/s, errors %v", p.Name, p.RequestsPerSec, p.ErrorsByKind)
+		}
+		if p.Name == "floor" && p.VsFloor != 1 {
+			t.Errorf("floor ratio %v", p.VsFloor)
+		}
+	}
+}
