@@ -122,7 +122,11 @@ func TestPeersSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range s.Peers {
-		if p.RequestsPerSec == 0 || (p.Name != "cfssl" && p.Errors != 0) {
+		// Trustline's servers must answer every request right; the peers'
+		// known quirks (cfssl's 301s, openssl's occasional 400s under
+		// load; see docs/bench.md) are counted, but must stay rare.
+		ours := p.Name == "floor" || p.Name == "trustline"
+		if p.RequestsPerSec == 0 || (ours && p.Errors != 0) || float64(p.Errors) > 0.05*p.RequestsPerSec*time.Second.Seconds() {
 			t.Errorf("%s: %.0f req/s, errors %v", p.Name, p.RequestsPerSec, p.ErrorsByKind)
 		}
 		if p.Name == "floor" && p.VsFloor != 1 {
