@@ -113,7 +113,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 	s := &Store{w: w, path: path, log: logger}
-	if err := s.checkFile(ctx); err != nil {
+	if err := s.checkFileRetrying(ctx); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -162,6 +162,29 @@ func checkDir(dir string) error {
 		return fmt.Errorf("directory %s: removing probe file: %w", dir, err)
 	}
 	return nil
+}
+
+// checkFileRetrying runs checkFile until the file is not busy. Switching a
+// new file to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY
+// at once, without its busy handler, when another process is doing the
+// same: two instances opening one new file together must not fail.
+func (s *Store) checkFileRetrying(ctx context.Context) error {
+	deadline := time.Now().Add(busyTimeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := s.checkFile(ctx)
+		var se *msqlite.Error
+		busy := errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
+		if !busy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
 }
 
 // checkFile opens the first connection (which applies the PRAGMAs) and
