@@ -474,9 +474,10 @@ func (r *crlRun) storm(ctx context.Context, st revoker, targets []stormTarget, a
 			r.edges[i].mu.Unlock()
 		}
 	}
+	none := r.pending == 0
 	r.stormMu.Unlock()
 	r.stormStarted.Store(true)
-	if r.pending == 0 {
+	if none {
 		r.closeDone.Do(func() { close(r.stormDone) })
 	}
 }
