@@ -6,7 +6,7 @@ BIN         := bin/trustline
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEV_FLAGS   ?=
 
-.PHONY: build run test test-short lint fmt bench bench-peers bench-compare clean
+.PHONY: build run test test-short test-race lint fmt bench bench-peers bench-compare clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/trustline
@@ -19,9 +19,13 @@ run: build
 test:
 	$(GO) test -count=1 -timeout 20m ./...
 
-# Unit tests only, without the race detector's cost or external services.
+# Unit tests only, without external services.
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# The whole suite under the race detector (~5 minutes on 2 cores).
+test-race:
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
