@@ -317,6 +317,9 @@ type Store interface {
 	// ValidValidations returns the account's validations with Status valid
 	// and ValidUntil after now.
 	ValidValidations(ctx context.Context, accountID string, now time.Time) ([]Validation, error)
+	// ListValidations returns the account's validations in any state,
+	// newest first, at most limit (0: 100).
+	ListValidations(ctx context.Context, accountID string, limit int) ([]Validation, error)
 
 	// Orders and reviews.
 	CreateOrder(ctx context.Context, o Order) error

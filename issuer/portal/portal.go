@@ -116,6 +116,7 @@ type RecordStore interface {
 	Certificate(ctx context.Context, s serial.Serial) (store.Certificate, error)
 	ListOrders(ctx context.Context, f store.OrderFilter) ([]store.Order, error)
 	ValidValidations(ctx context.Context, accountID string, now time.Time) ([]store.Validation, error)
+	ListValidations(ctx context.Context, accountID string, limit int) ([]store.Validation, error)
 }
 
 // Store is both; the store adapters satisfy it.

@@ -936,3 +936,25 @@ func TestSessionTableBounded(t *testing.T) {
 		t.Error("idle session not expired")
 	}
 }
+
+// TestPendingValidationSurvivesANewSession: a validation started in one
+// session is listed on the dashboard of the next, until it completes.
+func TestPendingValidationSurvivesANewSession(t *testing.T) {
+	e := newEnv(t)
+	key := e.account(t, "pat@example.com", store.RoleSubscriber)
+	first := e.browser(t)
+	first.signIn(t, key)
+	first.get(t, "/validations/new")
+	p := first.post(t, "/validations", url.Values{"domain": {"pendingco.com"}, "method": {"email"}, "local": {"admin"}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("start validation: %d %s", p.status, excerpt(p.body))
+	}
+	second := e.browser(t)
+	dash := second.signIn(t, key)
+	wantContains(t, "dashboard in a new session", dash, "Validations waiting for you", "pendingco.com")
+	other := e.browser(t)
+	dash = other.signIn(t, e.account(t, "someone@example.com", store.RoleSubscriber))
+	if strings.Contains(dash.body, "pendingco.com") {
+		t.Error("another account's dashboard lists the pending validation")
+	}
+}

@@ -17,14 +17,8 @@ type session struct {
 	csrf      string // per-session form token
 	created   time.Time
 	seen      time.Time
-	notice    string   // shown once on the next page
-	recent    []string // validations started in this session, newest last
+	notice    string // shown once on the next page
 }
-
-// maxRecent bounds the validations a session remembers: the store lists
-// only valid validations per account, so pending ones are found through
-// the session that started them.
-const maxRecent = 20
 
 // sessionState says why a cookie did or did not resolve to a session.
 type sessionState int
@@ -128,9 +122,7 @@ func (t *sessionTable) touch(id string, now time.Time) (session, sessionState) {
 		return session{}, sessionExpired
 	}
 	s.seen = now
-	cp := *s
-	cp.recent = append([]string(nil), s.recent...)
-	return cp, sessionOK
+	return *s, sessionOK
 }
 
 // takeNotice returns and clears the session's one-shot notice.
@@ -152,20 +144,6 @@ func (t *sessionTable) setNotice(id, msg string) {
 	defer t.mu.Unlock()
 	if s, ok := t.m[tableKey(id)]; ok {
 		s.notice = msg
-	}
-}
-
-// remember records a validation the session started.
-func (t *sessionTable) remember(id, validationID string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s, ok := t.m[tableKey(id)]
-	if !ok {
-		return
-	}
-	s.recent = append(s.recent, validationID)
-	if len(s.recent) > maxRecent {
-		s.recent = s.recent[len(s.recent)-maxRecent:]
 	}
 }
 

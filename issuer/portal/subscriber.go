@@ -34,9 +34,13 @@ type orderRow struct {
 	Cert  *store.Certificate // issued orders whose certificate could be read
 }
 
+// maxPending bounds the validations the dashboard looks through for
+// pending ones.
+const maxPending = 50
+
 type dashboardData struct {
 	Valid    []store.Validation
-	Pending  []store.Validation // started in this session, not yet valid
+	Pending  []store.Validation // started, not yet valid, not expired; newest first
 	Orders   []orderRow
 	Reviewer bool
 }
@@ -50,9 +54,13 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, v *visit) {
 		return
 	}
 	sort.Slice(d.Valid, func(i, j int) bool { return d.Valid[i].Domain < d.Valid[j].Domain })
-	for i := len(v.sess.recent) - 1; i >= 0; i-- {
-		val, err := h.d.Validations.Get(ctx, v.acct, v.sess.recent[i])
-		if err == nil && val.Status != store.ValidationValid {
+	all, err := h.d.Store.ListValidations(ctx, v.acct.ID, maxPending)
+	if err != nil {
+		h.fail(w, r, v, fmt.Errorf("portal: listing validations: %w", err))
+		return
+	}
+	for _, val := range all {
+		if val.Status == store.ValidationPending && h.now().Before(val.ExpiresAt) {
 			d.Pending = append(d.Pending, val)
 		}
 	}
@@ -163,7 +171,6 @@ func (h *Handler) startValidation(w http.ResponseWriter, r *http.Request, v *vis
 		h.validationForm(w, r, v, code, d, []string{msg})
 		return
 	}
-	h.sessions.remember(v.sid, val.ID)
 	notice := ""
 	if val.Method == issuer.MethodEmail || val.Method == issuer.MethodWhoisEmail {
 		notice = "We mailed a validation code to " + val.Contact + ". Paste it below."

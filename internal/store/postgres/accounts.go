@@ -164,6 +164,16 @@ func (s *Store) ValidValidations(ctx context.Context, accountID string, now time
 	return vs, wrap(err, "listing valid validations of %s", accountID)
 }
 
+// ListValidations returns the account's validations, newest first.
+func (s *Store) ListValidations(ctx context.Context, accountID string, limit int) ([]store.Validation, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	vs, err := query(ctx, s, scanValidation, `SELECT `+validationCols+` FROM validations
+		WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, accountID, limit)
+	return vs, wrap(err, "listing validations of %s", accountID)
+}
+
 const orderCols = `id, account_id, profile, csr, names, organization, status, serial, reject_reason,
 	created_at, updated_at, version`
 

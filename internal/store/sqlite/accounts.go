@@ -170,6 +170,20 @@ func (s *Store) ValidValidations(ctx context.Context, accountID string, now time
 	return vs, wrap(err, "listing valid validations of %s", accountID)
 }
 
+// ListValidations returns the account's validations, newest first.
+func (s *Store) ListValidations(ctx context.Context, accountID string, limit int) ([]store.Validation, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+validationCols+` FROM validations
+		WHERE account_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`, accountID, limit)
+	if err != nil {
+		return nil, wrap(err, "listing validations of %s", accountID)
+	}
+	vs, err := collect(rows, scanValidation)
+	return vs, wrap(err, "listing validations of %s", accountID)
+}
+
 // collect reads every row with scan and closes rows.
 func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
 	defer rows.Close()

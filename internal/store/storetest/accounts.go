@@ -203,3 +203,33 @@ func testValidValidations(t *testing.T, s store.Store) {
 		})
 	}
 }
+
+func testListValidations(t *testing.T, s store.Store) {
+	a := seedAccount(t, s, 1)
+	b := seedAccount(t, s, 2)
+	var mine []store.Validation
+	for i := 1; i <= 5; i++ {
+		v := validation(i, a.ID)
+		if i == 2 {
+			v.Status = store.ValidationInvalid
+		}
+		must(t, s.CreateValidation(ctx(t), v), "creating validation "+v.ID)
+		mine = append(mine, v)
+	}
+	must(t, s.CreateValidation(ctx(t), validation(9, b.ID)), "creating another account's validation")
+	got, err := s.ListValidations(ctx(t), a.ID, 0)
+	must(t, err, "listing validations")
+	want := []store.Validation{mine[4], mine[3], mine[2], mine[1], mine[0]} // newest first, every state
+	if d := diff(want, got); d != "" {
+		t.Errorf("ListValidations (-want +got):\n%s", d)
+	}
+	got, err = s.ListValidations(ctx(t), a.ID, 2)
+	must(t, err, "listing validations with a limit")
+	if d := diff(want[:2], got); d != "" {
+		t.Errorf("ListValidations limit 2 (-want +got):\n%s", d)
+	}
+	got, err = s.ListValidations(ctx(t), "nobody", 0)
+	if err != nil || len(got) != 0 {
+		t.Errorf("ListValidations of an unknown account = %v, %v", got, err)
+	}
+}

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Validations", testValidations},
 		{"UpdateValidation", testUpdateValidation},
 		{"ValidValidations", testValidValidations},
+		{"ListValidations", testListValidations},
 		{"Orders", testOrders},
 		{"ListOrders", testListOrders},
 		{"Reviews", testReviews},
