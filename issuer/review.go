@@ -50,9 +50,6 @@ const (
 	MaxReviewNotes    = 4000
 	MaxReviewEvidence = 16 << 10
 	MaxQueue          = 100
-	// queueScan bounds how many pending orders the queue reads to find the
-	// oldest: the store lists newest first.
-	queueScan = 1000
 )
 
 // Reviews is the CMS review service.
@@ -119,13 +116,9 @@ func (r *Reviews) Queue(ctx context.Context, reviewer store.Account, limit int) 
 	if limit <= 0 || limit > MaxQueue {
 		limit = MaxQueue
 	}
-	ords, err := r.orders.store.ListOrders(ctx, store.OrderFilter{Status: store.OrderPendingReview, Limit: queueScan})
+	ords, err := r.orders.store.ListOrders(ctx, store.OrderFilter{Status: store.OrderPendingReview, Limit: limit, OldestFirst: true})
 	if err != nil {
 		return nil, fmt.Errorf("issuer: listing orders in review: %w", err)
-	}
-	slices.Reverse(ords)
-	if len(ords) > limit {
-		ords = ords[:limit]
 	}
 	out := make([]ReviewItem, 0, len(ords))
 	for _, o := range ords {

@@ -145,6 +145,9 @@ type OrderFilter struct {
 	AccountID string
 	Status    OrderStatus
 	Limit     int // 0: adapter default (100)
+	// OldestFirst lists in creation order (a review queue) instead of
+	// newest first (an account's history).
+	OldestFirst bool
 }
 
 // Review is one reviewer's decision on an order.
@@ -325,7 +328,7 @@ type Store interface {
 	CreateOrder(ctx context.Context, o Order) error
 	Order(ctx context.Context, id string) (Order, error)
 	UpdateOrder(ctx context.Context, o Order) (Order, error)        // CAS on Version
-	ListOrders(ctx context.Context, f OrderFilter) ([]Order, error) // newest first
+	ListOrders(ctx context.Context, f OrderFilter) ([]Order, error) // newest first unless f.OldestFirst
 	AddReview(ctx context.Context, r Review) error
 	Reviews(ctx context.Context, orderID string) ([]Review, error) // oldest first
 	AddReviewPattern(ctx context.Context, p ReviewPattern) error

@@ -260,7 +260,11 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]store.Or
 		limit = 100
 	}
 	args = append(args, limit)
-	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args))
+	order := `created_at DESC, id DESC`
+	if f.OldestFirst {
+		order = `created_at, id`
+	}
+	q += fmt.Sprintf(` ORDER BY %s LIMIT $%d`, order, len(args))
 	out, err := query(ctx, s, scanOrder, q, args...)
 	return out, wrap(err, "listing orders")
 }

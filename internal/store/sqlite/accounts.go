@@ -289,7 +289,11 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]store.Or
 	if limit <= 0 {
 		limit = 100
 	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	if f.OldestFirst {
+		q += ` ORDER BY created_at, id LIMIT ?`
+	} else {
+		q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	}
 	args = append(args, limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {

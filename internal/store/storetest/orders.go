@@ -105,6 +105,8 @@ func testListOrders(t *testing.T, s store.Store) {
 		{"status", store.OrderFilter{Status: store.OrderPendingReview}, pick(4, 2, 1)},
 		{"account and status", store.OrderFilter{AccountID: b.ID, Status: store.OrderIssued}, pick(5)},
 		{"limit", store.OrderFilter{AccountID: a.ID, Limit: 2}, pick(6, 4)},
+		{"oldest first", store.OrderFilter{Status: store.OrderPendingReview, OldestFirst: true}, pick(1, 2, 4)},
+		{"oldest first, limit", store.OrderFilter{Status: store.OrderPendingReview, OldestFirst: true, Limit: 2}, pick(1, 2)},
 		{"no match", store.OrderFilter{AccountID: "nobody"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
