@@ -268,14 +268,31 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, ans *responder.Answer, get bool
 	if name := ans.CacheTagHeader(); name != "" {
 		h.SetBytesV(name, ans.CacheTags())
 	}
-	if get {
-		if inm := ctx.Request.Header.Peek("If-None-Match"); len(inm) > 0 && etagMatches(inm, ans.ETag()) {
-			s.notMod.Inc()
-			ctx.SetStatusCode(fasthttp.StatusNotModified)
-			return
-		}
+	if get && notModified(&ctx.Request.Header, ans) {
+		s.notMod.Inc()
+		ctx.SetStatusCode(fasthttp.StatusNotModified)
+		return
 	}
 	ctx.Response.SetBodyRaw(ans.Body())
+}
+
+// notModified evaluates the request's preconditions in RFC 9110 §13.2.2
+// order: If-None-Match when present, else If-Modified-Since against
+// Last-Modified (thisUpdate).
+func notModified(req *fasthttp.RequestHeader, ans *responder.Answer) bool {
+	if inm := req.Peek("If-None-Match"); len(inm) > 0 {
+		return etagMatches(inm, ans.ETag())
+	}
+	ims := req.Peek("If-Modified-Since")
+	if len(ims) == 0 {
+		return false
+	}
+	since, err := fasthttp.ParseHTTPDate(ims)
+	if err != nil {
+		return false // an invalid date is ignored (RFC 9110 §13.1.3)
+	}
+	modified, err := fasthttp.ParseHTTPDate(ans.LastModified())
+	return err == nil && !modified.After(since)
 }
 
 // etagMatches applies If-None-Match's weak comparison (RFC 9110 §13.1.2):

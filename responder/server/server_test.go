@@ -226,6 +226,27 @@ func TestHeaders(t *testing.T) {
 		})
 	}
 
+	lm := en.ThisUpdate.UTC()
+	for _, tc := range []struct {
+		name string
+		hdr  map[string]string
+		code int
+	}{
+		{"If-Modified-Since = Last-Modified", map[string]string{"If-Modified-Since": lm.Format(http.TimeFormat)}, 304},
+		{"If-Modified-Since later", map[string]string{"If-Modified-Since": lm.Add(time.Hour).Format(http.TimeFormat)}, 304},
+		{"If-Modified-Since earlier", map[string]string{"If-Modified-Since": lm.Add(-time.Second).Format(http.TimeFormat)}, 200},
+		{"If-Modified-Since garbage", map[string]string{"If-Modified-Since": "yesterday"}, 200},
+		// If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2).
+		{"both, tag differs", map[string]string{"If-None-Match": `"other"`, "If-Modified-Since": lm.Format(http.TimeFormat)}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _ := e.raw(t, "GET", target, tc.hdr, nil)
+			if resp.StatusCode != tc.code {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.code)
+			}
+		})
+	}
+
 	t.Run("errors are not cacheable", func(t *testing.T) {
 		resp, body := e.raw(t, "GET", "/"+base64.StdEncoding.EncodeToString(request(t, ocspcodec.SHA256, snUnknown)), nil, nil)
 		if resp.StatusCode != 200 || !bytes.Equal(body, ocspcodec.Unauthorized) {
