@@ -129,10 +129,14 @@ type issuerState struct {
 	// one; it only grows.
 	inUse int
 
-	held       bool
-	leaseAt    time.Time // when the lease was last renewed, by g.now
-	stored     map[int]storedCRL
-	dirty      map[int]bool
+	held    bool
+	leaseAt time.Time // when the lease was last renewed, by g.now
+	stored  map[int]storedCRL
+	dirty   map[int]bool
+	// uncertain holds CRLs whose swap returned an error and that were not
+	// found stored right after (a commit the server may still complete):
+	// the next round announces them if they did land.
+	uncertain  map[int]built
 	savedSeq   int64 // the persisted cursor
 	savedInUse int
 }
@@ -403,6 +407,11 @@ func (g *Generator) renew(ctx context.Context, is *issuerState) error {
 	if !is.held {
 		g.log.Info("CRL lease acquired", "issuer", is.ID, "holder", g.cfg.Holder)
 		is.held, is.stored, is.dirty = true, map[int]storedCRL{}, map[int]bool{}
+		if is.uncertain == nil {
+			// Kept across a lost lease: an uncertain swap that landed is
+			// still this generator's to announce once it holds the lease.
+			is.uncertain = map[int]built{}
+		}
 	}
 	is.leaseAt = now
 	return nil
@@ -527,7 +536,8 @@ func (g *Generator) publishIssuer(ctx context.Context, is *issuerState) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("crlgen: %w", err)
 		}
-		if !is.dirty[s] && !g.due(is, s) {
+		_, uncertain := is.uncertain[s]
+		if !is.dirty[s] && !g.due(is, s) && !uncertain {
 			continue
 		}
 		// A long round must not outlive the lease.
@@ -577,6 +587,15 @@ func (g *Generator) publishShard(ctx context.Context, is *issuerState, s int, ur
 			g.m.errors.WithLabelValues("store").Inc()
 			return fmt.Errorf("crlgen: reading CRL %s: %w", label(is.ID, s), err)
 		}
+		if u, ok := is.uncertain[s]; ok && prev.Number >= u.number {
+			delete(is.uncertain, s)
+			if prev.Number == u.number && sha256Sum(prev.DER) == u.sha256 {
+				g.log.Warn("a CRL whose publication looked failed was stored after all; announcing it", "crl", label(is.ID, s), "number", u.number)
+				bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+				g.published(bctx, is, s, u, urls)
+				cancel()
+			}
+		}
 		if prev.Number > 0 {
 			is.stored[s] = storedCRL{prev.Number, prev.ThisUpdate, prev.NextUpdate}
 			if !is.dirty[s] && !g.due(is, s) {
@@ -611,6 +630,7 @@ func (g *Generator) publishShard(ctx context.Context, is *issuerState, s int, ur
 			return fmt.Errorf("crlgen: publishing CRL %s: lost the swap %d times: %w", label(is.ID, s), attempt, err)
 		}
 		if err != nil && !g.landed(ctx, is, s, b) {
+			is.uncertain[s] = b
 			g.m.errors.WithLabelValues("store").Inc()
 			return fmt.Errorf("crlgen: publishing CRL %s: %w", label(is.ID, s), err)
 		}
