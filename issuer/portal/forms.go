@@ -196,7 +196,7 @@ func reviewEvidence(source, reference, extra string) ([]byte, error) {
 		return nil, err
 	}
 	if src == "" {
-		return nil, errors.New("Source consulted is required: say what you checked the identity against")
+		return nil, formProblem("Source consulted is required: say what you checked the identity against")
 	}
 	ref, err := fieldText("Reference", reference, maxShortField)
 	if err != nil {
@@ -205,12 +205,12 @@ func reviewEvidence(source, reference, extra string) ([]byte, error) {
 	obj := map[string]any{}
 	if extra = strings.TrimSpace(extra); extra != "" {
 		if len(extra) > maxEvidenceRaw {
-			return nil, fmt.Errorf("Additional evidence is larger than %d bytes", maxEvidenceRaw)
+			return nil, formProblem(fmt.Sprintf("Additional evidence is larger than %d bytes", maxEvidenceRaw))
 		}
 		dec := json.NewDecoder(strings.NewReader(extra))
 		dec.UseNumber()
 		if err := dec.Decode(&obj); err != nil || obj == nil || dec.More() {
-			return nil, errors.New(`Additional evidence must be one JSON object, such as {"registry_id": "01234567"}`)
+			return nil, formProblem(`Additional evidence must be one JSON object, such as {"registry_id": "01234567"}`)
 		}
 	}
 	obj["source"] = src
@@ -242,9 +242,9 @@ func csrInput(pasted string, file []byte) ([]byte, error) {
 	file = bytes.TrimSpace(file)
 	switch {
 	case pasted != "" && len(file) > 0:
-		return nil, errors.New("Give the CSR once: paste it or upload a file, not both")
+		return nil, formProblem("Give the CSR once: paste it or upload a file, not both")
 	case pasted == "" && len(file) == 0:
-		return nil, errors.New("A CSR is required: paste it (PEM) or upload the file (PEM or DER)")
+		return nil, formProblem("A CSR is required: paste it (PEM) or upload the file (PEM or DER)")
 	case pasted != "":
 		return []byte(pasted), nil
 	}
@@ -326,3 +326,9 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
+
+// formProblem is a mistake in a form, worded as the sentence the page
+// shows the user.
+type formProblem string
+
+func (p formProblem) Error() string { return string(p) }
