@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -182,8 +183,14 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	if svc.purger, err = newPurger(cfg, log); err != nil {
 		return err
 	}
+	// Background loops stop, and are waited for, before the store and the
+	// cache close: a generator releasing its leases needs the store.
+	bgCtx, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	var bg sync.WaitGroup
+	svc.bg = &bg
 	if svc.purger != nil {
-		go svc.purger.Run(ctx)
+		bg.Go(func() { svc.purger.Run(bgCtx) })
 	}
 	err = svc.addRevocation(cfg, st, urls, reg, instance, log)
 	if err != nil {
@@ -194,13 +201,13 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	go func() {
-		if n, err := svc.orders.ResumeProcessing(ctx); err != nil {
+	bg.Go(func() {
+		if n, err := svc.orders.ResumeProcessing(bgCtx); err != nil {
 			log.Error("resuming orders", "err", err)
 		} else if n > 0 {
 			log.Info("resumed orders left processing", "count", n)
 		}
-	}()
+	})
 
 	health := func(ctx context.Context) error {
 		_, err := st.LastEventSeq(ctx)
@@ -217,18 +224,18 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	crlMux.Handle("GET /healthz", healthHandler(nil))
 	crlMux.Handle("/", svc.origin)
 	crlSrv := newHTTPServer(crlMux, log.With("listener", "crl"))
-	go func() {
-		if err := svc.crlgen.Run(ctx); err != nil && ctx.Err() == nil {
+	bg.Go(func() {
+		if err := svc.crlgen.Run(bgCtx); err != nil && bgCtx.Err() == nil {
 			log.Error("crl generator stopped", "err", err)
 		}
-	}()
+	})
 
-	ocspSrv, closeOCSP, err := svc.addOCSP(ctx, cfg, st, reg, instance, log)
+	ocspSrv, closeOCSP, err := svc.addOCSP(bgCtx, cfg, st, reg, instance, log)
 	if err != nil {
 		return err
 	}
 	defer closeOCSP()
-	go svc.renewResponders(ctx, time.Hour, log)
+	bg.Go(func() { svc.renewResponders(bgCtx, time.Hour, log) })
 
 	errc := make(chan error, 3)
 	go func() { errc <- serveHTTP(apiSrv, lns["api"]) }()
@@ -246,6 +253,14 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	shutdownErr := errors.Join(apiSrv.Shutdown(sctx), crlSrv.Shutdown(sctx), ocspSrv.Shutdown(sctx))
+	stopBG()
+	stopped := make(chan struct{})
+	go func() { bg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-sctx.Done():
+		shutdownErr = errors.Join(shutdownErr, errors.New("background work still running at the shutdown timeout"))
+	}
 	if serveErr != nil {
 		return serveErr
 	}

@@ -112,6 +112,11 @@ func (p *devProc) stop(t *testing.T) {
 		if !strings.Contains(p.logs.String(), `msg=stopped`) {
 			t.Errorf("no clean-stop line in logs:\n%s", p.logs)
 		}
+		for _, line := range strings.Split(p.logs.String(), "\n") {
+			if strings.Contains(line, "level=ERROR") || strings.Contains(line, "database is closed") {
+				t.Errorf("error logged by a run that should be clean: %s", line)
+			}
+		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("trustline dev still running 20s after SIGTERM")
 	}

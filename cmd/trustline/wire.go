@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -108,6 +109,9 @@ type services struct {
 	crlgen   *crlgen.Generator
 	presign  *presign.Pipeline
 	purger   *purge.Dispatcher // nil when no cache or webhook is configured
+	// bg tracks background loops, stopped and waited for before the store
+	// closes.
+	bg *sync.WaitGroup
 }
 
 // newPurger builds the purge dispatcher for the configured caches and
@@ -323,11 +327,11 @@ func (s *services) addOCSP(ctx context.Context, cfg config.Dev, st store.Store, 
 	}
 	s.presign = pipe
 	s.ca.SetSink(statusSinks{presign: pipe, purger: s.purger, log: log})
-	go func() {
+	s.bg.Go(func() {
 		if err := pipe.Run(ctx); err != nil && ctx.Err() == nil {
 			log.Error("OCSP pre-signer stopped", "err", err)
 		}
-	}()
+	})
 	var issuers []responder.Issuer
 	for _, is := range s.pki.Intermediates {
 		issuers = append(issuers, responder.Issuer{ID: is.ID, Cert: is.Cert})
