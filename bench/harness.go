@@ -23,6 +23,26 @@ type harness struct {
 	procs []*proc
 }
 
+// newHarness makes a scratch directory for one run of servers.
+func newHarness(bin, prefix string, log io.Writer) (*harness, error) {
+	work, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	return &harness{bin: bin, work: work, log: log}, nil
+}
+
+// close stops every process the harness started and removes its scratch
+// directory, unless keep asks to leave it for inspection.
+func (h *harness) close(keep bool, what string) {
+	h.stopAll()
+	if keep {
+		h.say("kept %s%s", h.work, what)
+		return
+	}
+	os.RemoveAll(h.work)
+}
+
 func (h *harness) say(format string, args ...any) {
 	fmt.Fprintf(h.log, "bench: "+format+"\n", args...)
 }

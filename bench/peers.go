@@ -78,19 +78,12 @@ func RunPeersConfig(ctx context.Context, cfg PeersConfig, stdout, stderr io.Writ
 			return fmt.Errorf("bench: peers: pinning needs taskset (util-linux), or pass --server-cpus '' --load-cpus '': %w", err)
 		}
 	}
-	work, err := os.MkdirTemp("", "trustline-peers-")
+	h, err := newHarness(bin, "trustline-peers-", stderr)
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return err
 	}
-	h := &harness{bin: bin, work: work, log: stderr}
-	defer func() {
-		h.stopAll()
-		if cfg.Keep {
-			h.say("kept %s", work)
-		} else {
-			os.RemoveAll(work)
-		}
-	}()
+	defer h.close(cfg.Keep, "")
+	work := h.work
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 

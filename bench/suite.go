@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -64,19 +63,12 @@ func RunSuiteConfig(ctx context.Context, cfg SuiteConfig, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "trustline-bench-")
+	h, err := newHarness(bin, "trustline-bench-", stderr)
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return err
 	}
-	h := &harness{bin: bin, work: work, log: stderr}
-	defer func() {
-		h.stopAll()
-		if cfg.Keep {
-			h.say("kept %s (data dir and logs)", work)
-		} else {
-			os.RemoveAll(work)
-		}
-	}()
+	defer h.close(cfg.Keep, " (data dir and logs)")
+	work := h.work
 	// The whole suite must stay well under ten minutes.
 	ctx, cancel := context.WithTimeout(ctx, 9*time.Minute+30*time.Second)
 	defer cancel()

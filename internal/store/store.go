@@ -22,6 +22,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/trustline/trustline/internal/issuerid"
@@ -381,4 +382,18 @@ type Store interface {
 	PutMeta(ctx context.Context, key string, value []byte) error
 
 	Close() error
+}
+
+// WrapError is how an adapter reports err from doing something:
+// "<adapter>: <doing>: err", with the sentinel classify finds for it
+// (ErrDuplicate, ErrNotFound, …) wrapped too so that callers can branch
+// with errors.Is. nil stays nil.
+func WrapError(adapter string, classify func(error) error, err error, doing string) error {
+	if err == nil {
+		return nil
+	}
+	if sentinel := classify(err); sentinel != nil && !errors.Is(err, sentinel) {
+		return fmt.Errorf("%s: %s: %w: %w", adapter, doing, sentinel, err)
+	}
+	return fmt.Errorf("%s: %s: %w", adapter, doing, err)
 }

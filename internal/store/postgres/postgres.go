@@ -174,11 +174,7 @@ func wrap(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	doing := fmt.Sprintf(format, args...)
-	if sentinel := classify(err); sentinel != nil && !errors.Is(err, sentinel) {
-		return fmt.Errorf("postgres: %s: %w: %w", doing, sentinel, err)
-	}
-	return fmt.Errorf("postgres: %s: %w", doing, err)
+	return store.WrapError("postgres", classify, err, fmt.Sprintf(format, args...))
 }
 
 // classify maps PostgreSQL errors to the store's sentinels: a duplicate

@@ -242,11 +242,7 @@ func wrap(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	doing := fmt.Sprintf(format, args...)
-	if sentinel := classify(err); sentinel != nil && !errors.Is(err, sentinel) {
-		return fmt.Errorf("sqlite: %s: %w: %w", doing, sentinel, err)
-	}
-	return fmt.Errorf("sqlite: %s: %w", doing, err)
+	return store.WrapError("sqlite", classify, err, fmt.Sprintf(format, args...))
 }
 
 // classify maps SQLite constraint errors to the store's sentinels: a
