@@ -1,7 +1,8 @@
 // Package store holds the CA's state: accounts and API keys, domain
 // validations, orders and their reviews, reserved serials, certificates and
-// their revocation, CRL shard state and leases, the hash-chained audit log,
-// and the status-change event log that the OCSP and CRL pipelines consume.
+// their revocation, CRL shard state and leases, the hash-chained audit log
+// with its anchored head, the status-change event log that the OCSP and
+// CRL pipelines consume, and the web portal's sessions.
 //
 // This package declares the records, the errors callers branch on, and
 // Store, the full method set the adapters implement. Consumers should not
@@ -302,6 +303,39 @@ func ChainHash(prev []byte, e AuditEntry) []byte {
 	return h.Sum(nil)
 }
 
+// AuditHead anchors the audit log: the Seq and Hash of the newest entry,
+// written in the same transaction as every append. VerifyAudit compares
+// the log with it, so deleting the newest entries does not go unnoticed.
+type AuditHead struct {
+	Seq  int64
+	Hash []byte
+}
+
+// PortalSession is one signed-in browser of the web portal, kept in the
+// store so that every API instance serves it and a restart keeps it. It is
+// found by the SHA-256 of the session token (the cookie's value); the
+// token itself is never stored.
+type PortalSession struct {
+	TokenHash []byte // SHA-256 of the session token; the key
+	AccountID string
+	CreatedAt time.Time
+	// LastUsed is the last use recorded by TouchPortalSession; the portal
+	// records uses at most every minute or so.
+	LastUsed time.Time
+	// ExpiresAt is the absolute end, fixed at sign-in.
+	ExpiresAt time.Time
+	// IdleExpiresAt is when the session ends unless used again. The store
+	// keeps it at or before ExpiresAt.
+	IdleExpiresAt time.Time
+	// Notice is a message for the next page the session sees; "" for none.
+	Notice string
+}
+
+// Expired reports whether the session is over at now, by either limit.
+func (s PortalSession) Expired(now time.Time) bool {
+	return !now.Before(s.ExpiresAt) || !now.Before(s.IdleExpiresAt)
+}
+
 // Store is everything an adapter implements. It is declared here for the
 // adapters and the conformance suite; consumers declare their own subsets.
 //
@@ -373,13 +407,46 @@ type Store interface {
 	AcquireLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
 
-	// Audit log.
+	// Audit log. Every append (AppendAudit, and the entries InsertCertificate
+	// and Revoke write) moves the anchored head in its own transaction.
+	// AuditHead is ErrNotFound when there is no anchor: the log is empty,
+	// or the store predates anchoring.
 	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
 	ScanAudit(ctx context.Context, afterSeq int64, fn func(AuditEntry) error) error
+	AuditHead(ctx context.Context) (AuditHead, error)
 
-	// Meta: small named values (instance prefix, PKI state, …).
+	// Meta: small named values (instance prefix, PKI state, …). InsertMeta
+	// creates a key only if it is absent; if present it fails, wrapping
+	// ErrDuplicate, and changes nothing (of racing inserts, exactly one
+	// wins).
 	Meta(ctx context.Context, key string) ([]byte, error) // ErrNotFound
 	PutMeta(ctx context.Context, key string, value []byte) error
+	InsertMeta(ctx context.Context, key string, value []byte) error
+
+	// Portal sessions, keyed by PortalSession.TokenHash.
+	//
+	// CreatePortalSession stores s (its IdleExpiresAt capped at ExpiresAt)
+	// and, in the same transaction, ends the account's least recently used
+	// sessions beyond maxPerAccount (s is always kept; maxPerAccount ≥ 1),
+	// so that signing in again and again ends only one's own sessions. An
+	// unknown account is ErrNotFound, a stored TokenHash ErrDuplicate.
+	CreatePortalSession(ctx context.Context, s PortalSession, maxPerAccount int) error
+	// PortalSession returns the session, expired or not (ErrNotFound if
+	// there is none): the caller decides, and can say "expired".
+	PortalSession(ctx context.Context, tokenHash []byte) (PortalSession, error)
+	// TouchPortalSession records a use at `at` and moves IdleExpiresAt to
+	// idleExpiresAt, capped at ExpiresAt; neither moves backwards.
+	// ErrNotFound if the session is gone.
+	TouchPortalSession(ctx context.Context, tokenHash []byte, at, idleExpiresAt time.Time) error
+	// SetPortalSessionNotice sets the session's Notice ("" clears it).
+	// ErrNotFound if the session is gone.
+	SetPortalSessionNotice(ctx context.Context, tokenHash []byte, notice string) error
+	// DeletePortalSession ends a session; ending one that is gone is not
+	// an error.
+	DeletePortalSession(ctx context.Context, tokenHash []byte) error
+	// DeleteExpiredPortalSessions deletes the sessions expired at now (by
+	// either limit) and returns how many.
+	DeleteExpiredPortalSessions(ctx context.Context, now time.Time) (int64, error)
 
 	Close() error
 }

@@ -17,18 +17,29 @@
 // Security model, stated once here:
 //   - Pages work without JavaScript and load nothing from elsewhere; the
 //     Content-Security-Policy allows only this origin's stylesheet.
-//   - Sessions are random 256-bit ids in an HttpOnly, SameSite=Lax cookie
-//     (Secure when the request came over TLS or BaseURL is https; dev
-//     serves plain HTTP on loopback, where a Secure cookie would never be
-//     sent back). The server keeps session → account in memory, so a
-//     restart signs everyone out and several API instances do not share
-//     sessions; the API key is never put in a cookie.
-//   - Sessions end after SessionLifetime, or SessionIdle without use.
+//   - Sessions are random 256-bit tokens in an HttpOnly, SameSite=Lax
+//     cookie (Secure when the request came over TLS or BaseURL is https;
+//     dev serves plain HTTP on loopback, where a Secure cookie would never
+//     be sent back). The store keeps each session under the token's
+//     SHA-256, never the token, so every API instance serves every
+//     signed-in browser and a restart signs nobody out; the API key is
+//     never put in a cookie.
+//   - Sessions end after SessionLifetime, or SessionIdle without use (uses
+//     are written at most once a minute, so idle ends up to a minute
+//     early). An account has at most SessionsPerAccount: signing in again
+//     ends its least recently used, so one account cannot sign others out
+//     however often it signs in. Expired sessions are deleted when
+//     presented and, at most once a minute, on sign-in.
 //   - Every state-changing form carries a token checked in constant time:
-//     the session's own token once signed in; before sign-in, an HMAC of
-//     a random SameSite=Strict cookie under a per-process key. Every POST
+//     once signed in, the session's form token (a hash of the session
+//     token, so any instance can check it); before sign-in, an HMAC of a
+//     random SameSite=Strict cookie under a per-process key. Every POST
 //     must also come from this origin (Sec-Fetch-Site, else Origin, else
 //     Referer); a POST with none of them is refused.
+//   - Not yet shared between instances: outstanding sign-in links and the
+//     pre-sign-in key are per process, so the sign-in forms must be posted
+//     to the instance that served them (sticky sessions, or one instance
+//     for /signin*).
 //   - Roles are enforced on every page as in issuer/api: subscribers see
 //     only their own validations, orders and certificates; /review is for
 //     the reviewer role only.

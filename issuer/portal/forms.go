@@ -236,10 +236,13 @@ func safeNext(s string) string {
 }
 
 // csrInput picks the CSR from the pasted text or the uploaded file; the
-// subscriber must give exactly one.
+// subscriber must give exactly one. The file is returned as uploaded: a
+// DER file may end in bytes that look like white space.
 func csrInput(pasted string, file []byte) ([]byte, error) {
 	pasted = strings.TrimSpace(pasted)
-	file = bytes.TrimSpace(file)
+	if len(bytes.TrimSpace(file)) == 0 {
+		file = nil
+	}
 	switch {
 	case pasted != "" && len(file) > 0:
 		return nil, formProblem("Give the CSR once: paste it or upload a file, not both")
@@ -256,12 +259,9 @@ func csrInput(pasted string, file []byte) ([]byte, error) {
 // and names the subscriber picked. ok is false when the CSR does not
 // parse; the issuer's own check then says why.
 func csrNames(in []byte) (names []string, ok bool) {
-	der := in
-	if bytes.HasPrefix(bytes.TrimSpace(in), []byte("-----BEGIN")) {
-		var err error
-		if der, err = csrcheck.DecodePEM(in); err != nil {
-			return nil, false
-		}
+	der, err := csrcheck.Decode(in)
+	if err != nil {
+		return nil, false
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {

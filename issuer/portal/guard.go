@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -57,6 +58,10 @@ func (h *Handler) guard(roles []store.Role, limit int64, next userHandler) http.
 			}
 		}
 		v, state := h.visitOf(r)
+		if state == sessionUnavailable {
+			h.unavailable(w, r)
+			return
+		}
 		if state != sessionOK {
 			if post {
 				// The form's data is lost either way; say why rather than
@@ -93,13 +98,20 @@ func (h *Handler) guard(roles []store.Role, limit int64, next userHandler) http.
 }
 
 // visitOf resolves the session cookie to a signed-in user. The account
-// is read afresh so that a changed role counts at once.
+// is read afresh so that a changed role counts at once. A store that
+// cannot be asked is sessionUnavailable (and logged), not "signed out".
 func (h *Handler) visitOf(r *http.Request) (*visit, sessionState) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return nil, sessionNone
 	}
-	sess, state := h.sessions.touch(c.Value, h.now())
+	sess, state, err := h.sessions.lookup(r.Context(), c.Value, h.now())
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			h.d.Log.Error("resolving a portal session", "err", err)
+		}
+		return nil, state
+	}
 	if state != sessionOK {
 		return nil, state
 	}
@@ -107,10 +119,17 @@ func (h *Handler) visitOf(r *http.Request) (*visit, sessionState) {
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			h.d.Log.Error("reading session account", "err", err)
+			return nil, sessionUnavailable
 		}
 		return nil, sessionNone
 	}
 	return &visit{acct: acct, sess: sess, sid: c.Value}, sessionOK
+}
+
+// unavailable answers a signed-in page when sessions cannot be read.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request) {
+	h.errorPage(w, r, nil, http.StatusServiceUnavailable, "Service unavailable",
+		"The portal cannot reach its database just now. Nothing was changed. Try again in a minute.")
 }
 
 // anon guards the forms used before sign-in: same origin, bounded, and a

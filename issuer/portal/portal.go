@@ -39,9 +39,19 @@ type Config struct {
 	// 0 means 15 min. At most 1 h: the link is a bearer credential sitting
 	// in a mailbox.
 	LoginLinkLifetime time.Duration
-	// MaxSessions bounds the in-memory session table (and the table of
-	// outstanding sign-in links); 0 means 10000.
-	MaxSessions int
+	// SessionsPerAccount bounds one account's sessions: signing in again
+	// ends the account's least recently used sessions beyond it, so that
+	// nobody can sign another account out by signing in many times.
+	// 0 means 20; at most 1000.
+	SessionsPerAccount int
+	// MaxSignInLinks bounds the in-memory table of outstanding sign-in
+	// links; 0 means 10000.
+	MaxSignInLinks int
+	// FormKey keys the pre-sign-in form tokens (HMAC-SHA256, 32 bytes).
+	// Every API instance of a plant must share it, so that a sign-in form
+	// served by one is accepted by another; nil means a random key of
+	// this process.
+	FormKey []byte
 	// MaxUpload bounds the body of the Certificates Wizard's form, CSR
 	// file included; 0 means 96 KiB, in [16 KiB, 1 MiB]. The CSR itself is
 	// bounded by csrcheck.MaxInputSize. Other forms are bounded by
@@ -73,8 +83,11 @@ func (c Config) Validate() error {
 	if c.LoginLinkLifetime < 0 || c.LoginLinkLifetime > time.Hour {
 		errs = append(errs, fmt.Errorf("portal: LoginLinkLifetime %v must be in [0, 1 h]", c.LoginLinkLifetime))
 	}
-	if c.MaxSessions < 0 {
-		errs = append(errs, errors.New("portal: MaxSessions must not be negative"))
+	if c.SessionsPerAccount < 0 || c.SessionsPerAccount > 1000 {
+		errs = append(errs, fmt.Errorf("portal: SessionsPerAccount %d must be in [0, 1000]", c.SessionsPerAccount))
+	}
+	if c.MaxSignInLinks < 0 {
+		errs = append(errs, errors.New("portal: MaxSignInLinks must not be negative"))
 	}
 	if c.MaxUpload != 0 && (c.MaxUpload < 16<<10 || c.MaxUpload > 1<<20) {
 		errs = append(errs, fmt.Errorf("portal: MaxUpload %d must be in [16 KiB, 1 MiB]", c.MaxUpload))
@@ -93,8 +106,11 @@ func (c Config) withDefaults() Config {
 	if c.LoginLinkLifetime == 0 {
 		c.LoginLinkLifetime = 15 * time.Minute
 	}
-	if c.MaxSessions == 0 {
-		c.MaxSessions = 10000
+	if c.SessionsPerAccount == 0 {
+		c.SessionsPerAccount = 20
+	}
+	if c.MaxSignInLinks == 0 {
+		c.MaxSignInLinks = 10000
 	}
 	if c.MaxUpload == 0 {
 		c.MaxUpload = 96 << 10
@@ -119,10 +135,11 @@ type RecordStore interface {
 	ListValidations(ctx context.Context, accountID string, limit int) ([]store.Validation, error)
 }
 
-// Store is both; the store adapters satisfy it.
+// Store is all three; the store adapters satisfy it.
 type Store interface {
 	AccountStore
 	RecordStore
+	SessionStore
 }
 
 // Revoker revokes certificates (*issuer.CA).
@@ -187,13 +204,18 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	}
 	h := &Handler{
 		cfg: cfg, d: d, mux: http.NewServeMux(), pages: pages,
-		sessions: newSessionTable(cfg.MaxSessions, cfg.SessionLifetime, cfg.SessionIdle),
-		links:    newLinkTable(cfg.MaxSessions, cfg.LoginLinkLifetime),
+		sessions: newSessions(d.Store, cfg, d.Rand, d.Log),
+		links:    newLinkTable(cfg.MaxSignInLinks, cfg.LoginLinkLifetime),
 		preKey:   make([]byte, 32),
 		secure:   strings.HasPrefix(cfg.BaseURL, "https://"),
 		origin:   cfg.BaseURL,
 	}
-	if _, err := io.ReadFull(d.Rand, h.preKey); err != nil {
+	if len(cfg.FormKey) > 0 {
+		if len(cfg.FormKey) < 32 {
+			return nil, errors.New("portal: FormKey must hold at least 32 bytes")
+		}
+		h.preKey = cfg.FormKey
+	} else if _, err := io.ReadFull(d.Rand, h.preKey); err != nil {
 		return nil, fmt.Errorf("portal: reading randomness: %w", err)
 	}
 	h.routes()

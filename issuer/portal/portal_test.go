@@ -626,7 +626,7 @@ func TestCertificatesWizard(t *testing.T) {
 		{"no CSR", url.Values{"domain": {"example.com"}, "profile": {"dv"}}, nil, 400, []string{"A CSR is required"}},
 		{"both paste and file", url.Values{"domain": {"example.com"}, "profile": {"dv"}, "csr": {good}}, []byte(good), 400, []string{"paste it or upload a file, not both", "choose the CSR file again"}},
 		{"bad profile", url.Values{"domain": {"example.com"}, "profile": {"gold"}, "csr": {good}}, nil, 400, []string{"Choose a certificate type"}},
-		{"garbage CSR", url.Values{"domain": {"example.com"}, "profile": {"dv"}, "csr": {"hello"}}, nil, 400, []string{"The CSR does not parse"}},
+		{"garbage CSR", url.Values{"domain": {"example.com"}, "profile": {"dv"}, "csr": {"hello"}}, nil, 400, []string{"Not a PEM or DER certificate request."}},
 		{"private key pasted", url.Values{"domain": {"example.com"}, "profile": {"dv"}, "csr": {"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}}, nil, 400, []string{"never the private key"}},
 		{"name outside the chosen domain", url.Values{"domain": {"example.com"}, "profile": {"dv"}, "csr": {csrPEM(t, "example.com", "example.org")}}, nil, 400, []string{"The CSR names example.org, which is not under the domain(s) you chose"}},
 		{"listed names differ", url.Values{"domain": {"example.com"}, "profile": {"dv"}, "csr": {good}, "names": {"example.com, mail.example.com"}}, nil, 400, []string{"does not contain these names you listed: mail.example.com", "names you did not list: www.example.com"}},

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustline/trustline/internal/humanize"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
 )
@@ -46,8 +47,9 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
-	"join":  strings.Join,
-	"upper": strings.ToUpper,
+	"duration": humanize.Duration,
+	"join":     strings.Join,
+	"upper":    strings.ToUpper,
 	// pretty indents a JSON document for a <pre>; html/template escapes it.
 	"pretty": func(raw []byte) string {
 		var b bytes.Buffer

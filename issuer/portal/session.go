@@ -1,53 +1,95 @@
 package portal
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
-	"sync"
+	"log/slog"
+	"sync/atomic"
 	"time"
+
+	"github.com/trustline/trustline/internal/store"
 )
 
-// session is one signed-in browser. The cookie holds only a random id; the
-// table is keyed by the id's SHA-256, so the keys in memory are not the
-// cookies themselves.
+// Sessions live in the store (store.PortalSession), so any API instance
+// serves any signed-in browser and a restart signs nobody out. The cookie
+// holds a random 256-bit token; the store has only its SHA-256, and the
+// session's form token is derived from the token, so reading the table
+// gives neither.
+
+// SessionStore is the subset of the store sessions are kept in
+// (store.Store's portal-session methods; see them for the contract).
+type SessionStore interface {
+	CreatePortalSession(ctx context.Context, s store.PortalSession, maxPerAccount int) error
+	PortalSession(ctx context.Context, tokenHash []byte) (store.PortalSession, error)
+	TouchPortalSession(ctx context.Context, tokenHash []byte, at, idleExpiresAt time.Time) error
+	SetPortalSessionNotice(ctx context.Context, tokenHash []byte, notice string) error
+	DeletePortalSession(ctx context.Context, tokenHash []byte) error
+	DeleteExpiredPortalSessions(ctx context.Context, now time.Time) (int64, error)
+}
+
+const (
+	// maxTouchInterval: a session's use is written at most once in this
+	// long (in a tenth of the idle timeout, if shorter), to keep store
+	// writes off most requests. The idle timeout therefore ends a session
+	// between idle minus this and idle after its last use.
+	maxTouchInterval = time.Minute
+	// sweepInterval: expired sessions are deleted, on sign-in, at most
+	// this often per process. Others are deleted when next presented.
+	sweepInterval = time.Minute
+	// noticeTimeout bounds the store calls of setNotice and takeNotice,
+	// whose callers have no request context to give them.
+	noticeTimeout = 5 * time.Second
+)
+
+// session is a snapshot of a signed-in browser's session.
 type session struct {
 	accountID string
-	csrf      string // per-session form token
-	created   time.Time
-	seen      time.Time
-	notice    string // shown once on the next page
+	csrf      string // the session's form token
 }
 
 // sessionState says why a cookie did or did not resolve to a session.
 type sessionState int
 
 const (
-	sessionNone    sessionState = iota // no cookie, or an unknown id
-	sessionExpired                     // known id, past its lifetime or idle limit
-	sessionOK
+	sessionNone        sessionState = iota // no cookie, an unknown token, or a session ended
+	sessionExpired                         // known token, past its lifetime or idle limit
+	sessionOK                              // signed in
+	sessionUnavailable                     // the store could not be asked
 )
 
-// sessionTable is the in-memory session store. It is bounded: when full,
-// expired sessions are swept and then the least recently used is evicted.
-// Only signed-in users create sessions (anonymous forms are stateless), so
-// filling it takes valid credentials.
+// sessionTable starts, resolves and ends sessions over a SessionStore.
 type sessionTable struct {
-	mu       sync.Mutex
-	m        map[string]*session
-	max      int
-	lifetime time.Duration
-	idle     time.Duration
+	st         SessionStore
+	rnd        io.Reader
+	log        *slog.Logger
+	lifetime   time.Duration
+	idle       time.Duration
+	perAccount int
+	touchEvery time.Duration
+	lastSweep  atomic.Int64 // UnixNano of the last sweep
 }
 
-func newSessionTable(max int, lifetime, idle time.Duration) *sessionTable {
-	return &sessionTable{m: map[string]*session{}, max: max, lifetime: lifetime, idle: idle}
+func newSessions(st SessionStore, cfg Config, rnd io.Reader, log *slog.Logger) *sessionTable {
+	return &sessionTable{st: st, rnd: rnd, log: log, lifetime: cfg.SessionLifetime, idle: cfg.SessionIdle,
+		perAccount: cfg.SessionsPerAccount, touchEvery: min(maxTouchInterval, cfg.SessionIdle/10)}
 }
 
-func tableKey(id string) string {
-	sum := sha256.Sum256([]byte(id))
+// tableKey is a token's SHA-256, the key sessions and sign-in links are
+// kept under.
+func tableKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
 	return string(sum[:])
+}
+
+// csrfToken derives a session's form token from its token. Nobody without
+// the token can compute it, and it does not reveal the token.
+func csrfToken(token string) string {
+	sum := sha256.Sum256([]byte("trustline portal session form token\x00" + token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // randomToken returns n random octets in unpadded base64url.
@@ -59,102 +101,131 @@ func randomToken(r io.Reader, n int) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// create starts a session for accountID and returns its cookie value.
-func (t *sessionTable) create(accountID string, now time.Time, rnd io.Reader) (string, error) {
-	id, err := randomToken(rnd, 32)
+// plausible screens cookie values before they cost a store query.
+func plausible(token string) bool { return token != "" && len(token) <= 100 }
+
+// start signs accountID in and returns the new session's token (the
+// cookie's value). The store ends the account's least recently used
+// sessions beyond perAccount, so signing in many times ends only one's
+// own sessions.
+func (t *sessionTable) start(ctx context.Context, accountID string, now time.Time) (string, session, error) {
+	tok, err := randomToken(t.rnd, 32)
 	if err != nil {
-		return "", err
+		return "", session{}, err
 	}
-	csrf, err := randomToken(rnd, 32)
-	if err != nil {
-		return "", err
+	ps := store.PortalSession{
+		TokenHash:     []byte(tableKey(tok)),
+		AccountID:     accountID,
+		CreatedAt:     now,
+		LastUsed:      now,
+		ExpiresAt:     now.Add(t.lifetime),
+		IdleExpiresAt: now.Add(t.idle),
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.m) >= t.max {
-		t.sweepLocked(now)
+	if err := t.st.CreatePortalSession(ctx, ps, t.perAccount); err != nil {
+		return "", session{}, fmt.Errorf("portal: starting a session: %w", err)
 	}
-	if len(t.m) >= t.max {
-		t.evictLocked()
-	}
-	t.m[tableKey(id)] = &session{accountID: accountID, csrf: csrf, created: now, seen: now}
-	return id, nil
+	t.sweep(ctx, now)
+	return tok, session{accountID: accountID, csrf: csrfToken(tok)}, nil
 }
 
-func (t *sessionTable) expired(s *session, now time.Time) bool {
-	return !now.Before(s.created.Add(t.lifetime)) || !now.Before(s.seen.Add(t.idle))
+// sweep deletes expired sessions if no sweep ran in the last
+// sweepInterval. A failure is logged: the sessions are also refused, and
+// deleted, when presented.
+func (t *sessionTable) sweep(ctx context.Context, now time.Time) {
+	last := t.lastSweep.Load()
+	if now.UnixNano()-last < int64(sweepInterval) || !t.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	n, err := t.st.DeleteExpiredPortalSessions(ctx, now)
+	if err != nil {
+		t.log.Warn("deleting expired portal sessions", "err", err)
+		return
+	}
+	if n > 0 {
+		t.log.Debug("deleted expired portal sessions", "count", n)
+	}
 }
 
-func (t *sessionTable) sweepLocked(now time.Time) {
-	for k, s := range t.m {
-		if t.expired(s, now) {
-			delete(t.m, k)
+// lookup resolves a cookie value at now. An expired session is deleted; a
+// live one has its use recorded if the last record is touchEvery old. An
+// error is the store's, with sessionUnavailable.
+func (t *sessionTable) lookup(ctx context.Context, tok string, now time.Time) (session, sessionState, error) {
+	if !plausible(tok) {
+		return session{}, sessionNone, nil
+	}
+	key := []byte(tableKey(tok))
+	ps, err := t.st.PortalSession(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return session{}, sessionNone, nil
+	}
+	if err != nil {
+		return session{}, sessionUnavailable, fmt.Errorf("portal: reading a session: %w", err)
+	}
+	if t.expired(ps, now) {
+		if err := t.st.DeletePortalSession(ctx, key); err != nil {
+			t.log.Warn("deleting an expired portal session", "err", err)
+		}
+		return session{}, sessionExpired, nil
+	}
+	if now.Sub(ps.LastUsed) >= t.touchEvery {
+		err := t.st.TouchPortalSession(ctx, key, now, now.Add(t.idle))
+		if errors.Is(err, store.ErrNotFound) {
+			return session{}, sessionNone, nil // ended meanwhile, on another instance
+		}
+		if err != nil {
+			return session{}, sessionUnavailable, fmt.Errorf("portal: recording a session's use: %w", err)
 		}
 	}
+	return session{accountID: ps.AccountID, csrf: csrfToken(tok)}, sessionOK, nil
 }
 
-func (t *sessionTable) evictLocked() {
-	var oldest string
-	var at time.Time
-	for k, s := range t.m {
-		if oldest == "" || s.seen.Before(at) {
-			oldest, at = k, s.seen
-		}
-	}
-	delete(t.m, oldest)
+// expired reports whether a session is over: by the limits it was given,
+// or by those in force now if they were lowered since.
+func (t *sessionTable) expired(ps store.PortalSession, now time.Time) bool {
+	return ps.Expired(now) || !now.Before(ps.CreatedAt.Add(t.lifetime)) || !now.Before(ps.LastUsed.Add(t.idle))
 }
 
-// touch resolves a cookie value, marks the session used and returns a copy
-// of it. An expired session is deleted.
-func (t *sessionTable) touch(id string, now time.Time) (session, sessionState) {
-	if id == "" || len(id) > 100 {
-		return session{}, sessionNone
+// end ends the session of a cookie value; an unknown one is no error.
+func (t *sessionTable) end(ctx context.Context, tok string) error {
+	if !plausible(tok) {
+		return nil
 	}
-	k := tableKey(id)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s, ok := t.m[k]
-	if !ok {
-		return session{}, sessionNone
+	if err := t.st.DeletePortalSession(ctx, []byte(tableKey(tok))); err != nil {
+		return fmt.Errorf("portal: ending a session: %w", err)
 	}
-	if t.expired(s, now) {
-		delete(t.m, k)
-		return session{}, sessionExpired
-	}
-	s.seen = now
-	return *s, sessionOK
+	return nil
 }
 
-// takeNotice returns and clears the session's one-shot notice.
-func (t *sessionTable) takeNotice(id string) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s, ok := t.m[tableKey(id)]
-	if !ok {
+// setNotice leaves a message for the next page the session sees. Its
+// callers give no context, so it bounds the store call itself; a failure
+// costs only the message, and is logged.
+func (t *sessionTable) setNotice(tok, msg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), noticeTimeout)
+	defer cancel()
+	err := t.st.SetPortalSessionNotice(ctx, []byte(tableKey(tok)), msg)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.log.Warn("leaving a notice for a portal session", "err", err)
+	}
+}
+
+// takeNotice returns and clears the session's notice; see setNotice for
+// its context. Two pages loading at once may both show it.
+func (t *sessionTable) takeNotice(tok string) string {
+	if !plausible(tok) {
 		return ""
 	}
-	n := s.notice
-	s.notice = ""
-	return n
-}
-
-// setNotice leaves a message for the next page the session sees.
-func (t *sessionTable) setNotice(id, msg string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if s, ok := t.m[tableKey(id)]; ok {
-		s.notice = msg
+	ctx, cancel := context.WithTimeout(context.Background(), noticeTimeout)
+	defer cancel()
+	key := []byte(tableKey(tok))
+	ps, err := t.st.PortalSession(ctx, key)
+	if err != nil || ps.Notice == "" {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.log.Warn("reading a portal session's notice", "err", err)
+		}
+		return ""
 	}
-}
-
-func (t *sessionTable) delete(id string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.m, tableKey(id))
-}
-
-func (t *sessionTable) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
+	if err := t.st.SetPortalSessionNotice(ctx, key, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.log.Warn("clearing a portal session's notice", "err", err)
+	}
+	return ps.Notice
 }

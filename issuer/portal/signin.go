@@ -28,8 +28,12 @@ type signinData struct {
 
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 	v, state := h.visitOf(r)
-	if state == sessionOK {
+	switch state {
+	case sessionOK:
 		h.dashboard(w, r, v)
+		return
+	case sessionUnavailable:
+		h.unavailable(w, r)
 		return
 	}
 	q := r.URL.Query()
@@ -44,19 +48,22 @@ func (h *Handler) signinPage(w http.ResponseWriter, r *http.Request, status int,
 	h.render(w, r, status, "signin", view{Title: "Sign in to Trustline", CSRF: h.preToken(w, r), Errors: errs, Data: d})
 }
 
-// startSession signs the browser in as acct with a fresh session id (an id
-// set before sign-in is never promoted) and sends it on.
-func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, acct store.Account) (string, error) {
+// startSession signs the browser in as acct with a fresh session token (a
+// token set before sign-in is never promoted), ending the session it had,
+// and sends the token on.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, acct store.Account) (*visit, error) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		h.sessions.delete(c.Value)
+		if err := h.sessions.end(r.Context(), c.Value); err != nil {
+			return nil, err
+		}
 	}
-	sid, err := h.sessions.create(acct.ID, h.now(), h.d.Rand)
+	sid, sess, err := h.sessions.start(r.Context(), acct.ID, h.now())
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	h.setCookie(w, r, sessionCookie, sid, http.SameSiteLaxMode)
 	h.d.Log.Info("signed in", "account", acct.ID, "role", acct.Role)
-	return sid, nil
+	return &visit{acct: acct, sess: sess, sid: sid}, nil
 }
 
 // landing is where a user goes after sign-in: where they were headed, or
@@ -211,19 +218,21 @@ func (h *Handler) signUp(w http.ResponseWriter, r *http.Request) {
 		h.signinPage(w, r, status, signinData{SignupEmail: shown}, []string{msg})
 		return
 	}
-	sid, err := h.startSession(w, r, acct)
+	v, err := h.startSession(w, r, acct)
 	if err != nil {
 		h.fail(w, r, nil, err)
 		return
 	}
-	sess, _ := h.sessions.touch(sid, h.now())
-	h.page(w, r, &visit{acct: acct, sess: sess, sid: sid}, http.StatusCreated, "welcome", view{
+	h.page(w, r, v, http.StatusCreated, "welcome", view{
 		Title: "Your account is ready", Data: struct{ APIKey string }{key},
 	})
 }
 
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, v *visit) {
-	h.sessions.delete(v.sid)
+	if err := h.sessions.end(r.Context(), v.sid); err != nil {
+		h.fail(w, r, v, err) // still signed in: do not say otherwise
+		return
+	}
 	h.clearCookie(w, r, sessionCookie)
 	h.d.Log.Info("signed out", "account", v.acct.ID)
 	http.Redirect(w, r, "/?signedout=1", http.StatusSeeOther)

@@ -103,7 +103,15 @@ func openFresh(tb testing.TB) *Store {
 
 func TestConformance(t *testing.T) {
 	adminConn(t).Close(context.Background()) // skip the whole suite at once if there is no server
-	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
+	storetest.Run(t, storetest.Adapter{
+		Open: func(t *testing.T) store.Store { return openFresh(t) },
+		Exec: func(t *testing.T, s store.Store, sql string) {
+			t.Helper()
+			if _, err := s.(*Store).pool.Exec(t.Context(), sql); err != nil {
+				t.Fatalf("exec %q: %v", sql, err)
+			}
+		},
+	})
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -90,12 +90,19 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	return wrap(err, "releasing lease %s for %s", name, holder)
 }
 
-// appendAudit chains e after the newest entry inside tx, which must hold
-// the log lock (lockLogs) so that no other append reads the same head.
+// appendAudit chains e after the anchored head (or, in a log without one,
+// the newest entry) inside tx, which must hold the log lock (lockLogs) so
+// that no other append reads the same head, and moves the head to e.
+//
+// Chaining from the anchor rather than the newest row keeps a deletion of
+// the newest entries visible as a gap after later appends.
 func appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEntry) (store.AuditEntry, error) {
 	var prevSeq int64
 	var prevHash []byte
-	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
+	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&prevSeq, &prevHash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = tx.QueryRow(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
+	}
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return store.AuditEntry{}, fmt.Errorf("reading audit head: %w", err)
 	}
@@ -107,7 +114,17 @@ func appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEntry) (store.Audi
 	if _, err := tx.Exec(ctx, `INSERT INTO audit (seq, at, kind, actor, subject, payload, prev_hash, hash)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		e.Seq, ts(e.At), e.Kind, e.Actor, e.Subject, e.Payload, e.PrevHash, e.Hash); err != nil {
+		if errors.Is(classify(err), store.ErrDuplicate) {
+			// Not the caller's duplicate: a row beyond the anchor was
+			// written around the store.
+			return store.AuditEntry{}, fmt.Errorf("appending audit entry %d: the log already holds one, beyond its anchored head (altered outside the store): %v",
+				e.Seq, err)
+		}
 		return store.AuditEntry{}, fmt.Errorf("appending audit entry %d: %w", e.Seq, err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2)
+		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, e.Seq, e.Hash); err != nil {
+		return store.AuditEntry{}, fmt.Errorf("anchoring audit entry %d: %w", e.Seq, err)
 	}
 	return e, nil
 }
@@ -159,6 +176,20 @@ func (s *Store) ScanAudit(ctx context.Context, afterSeq int64, fn func(store.Aud
 	}
 }
 
+// AuditHead returns the anchored head of the audit log; ErrNotFound when
+// there is none (an empty log, or one from before anchoring).
+func (s *Store) AuditHead(ctx context.Context) (store.AuditHead, error) {
+	h, err := queryRow(ctx, s, func(sc scanner) (store.AuditHead, error) {
+		var h store.AuditHead
+		err := sc.Scan(&h.Seq, &h.Hash)
+		return h, err
+	}, `SELECT seq, hash FROM audit_head WHERE id = 1`)
+	if err != nil {
+		return store.AuditHead{}, wrap(err, "reading the audit head")
+	}
+	return h, nil
+}
+
 // Meta returns a named value; ErrNotFound if it was never put.
 func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 	v, err := queryRow(ctx, s, func(sc scanner) ([]byte, error) {
@@ -183,4 +214,15 @@ func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
 	_, err := s.exec(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 	return wrap(err, "putting meta %q", key)
+}
+
+// InsertMeta creates a named value if the key is absent; otherwise it
+// fails, wrapping ErrDuplicate, and changes nothing. Of racing inserts the
+// primary key lets one commit; the others see unique_violation.
+func (s *Store) InsertMeta(ctx context.Context, key string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	_, err := s.exec(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2)`, key, value)
+	return wrap(err, "inserting meta %q", key)
 }

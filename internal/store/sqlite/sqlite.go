@@ -209,6 +209,9 @@ func (s *Store) checkFile(ctx context.Context) error {
 	return nil
 }
 
+// Path is the database file's absolute path.
+func (s *Store) Path() string { return s.path }
+
 // Close closes both pools.
 func (s *Store) Close() error {
 	var errs []error

@@ -36,7 +36,15 @@ func openTemp(t *testing.T) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+	storetest.Run(t, storetest.Adapter{
+		Open: func(t *testing.T) store.Store { return openTemp(t) },
+		Exec: func(t *testing.T, s store.Store, sql string) {
+			t.Helper()
+			if _, err := s.(*Store).w.ExecContext(t.Context(), sql); err != nil {
+				t.Fatalf("exec %q: %v", sql, err)
+			}
+		},
+	})
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -92,13 +92,20 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	return wrap(err, "releasing lease %s for %s", name, holder)
 }
 
-// appendAudit chains e after the newest entry inside tx. The write
+// appendAudit chains e after the anchored head (or, in a log without one,
+// the newest entry) inside tx and moves the head to e. The write
 // transaction (BEGIN IMMEDIATE on the only writer) serialises appends, and
 // audit.seq being the primary key would refuse a fork regardless.
+//
+// Chaining from the anchor rather than the newest row keeps a deletion of
+// the newest entries visible as a gap after later appends.
 func appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEntry) (store.AuditEntry, error) {
 	var prevSeq int64
 	var prevHash []byte
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&prevSeq, &prevHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
+	}
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return store.AuditEntry{}, fmt.Errorf("reading audit head: %w", err)
 	}
@@ -110,7 +117,17 @@ func appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEntry) (store.Aud
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (seq, at, kind, actor, subject, payload, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Seq, micros(e.At), e.Kind, e.Actor, e.Subject, e.Payload, e.PrevHash, e.Hash); err != nil {
+		if errors.Is(classify(err), store.ErrDuplicate) {
+			// Not the caller's duplicate: a row beyond the anchor was
+			// written around the store.
+			return store.AuditEntry{}, fmt.Errorf("appending audit entry %d: the log already holds one, beyond its anchored head (altered outside the store): %v",
+				e.Seq, err)
+		}
 		return store.AuditEntry{}, fmt.Errorf("appending audit entry %d: %w", e.Seq, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, e.Seq, e.Hash); err != nil {
+		return store.AuditEntry{}, fmt.Errorf("anchoring audit entry %d: %w", e.Seq, err)
 	}
 	return e, nil
 }
@@ -164,6 +181,17 @@ func (s *Store) ScanAudit(ctx context.Context, afterSeq int64, fn func(store.Aud
 	}
 }
 
+// AuditHead returns the anchored head of the audit log; ErrNotFound when
+// there is none (an empty log, or one from before anchoring).
+func (s *Store) AuditHead(ctx context.Context) (store.AuditHead, error) {
+	var h store.AuditHead
+	err := s.r.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash)
+	if err != nil {
+		return store.AuditHead{}, wrap(err, "reading the audit head")
+	}
+	return h, nil
+}
+
 // Meta returns a named value; ErrNotFound if it was never put.
 func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
@@ -185,4 +213,14 @@ func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 	return wrap(err, "putting meta %q", key)
+}
+
+// InsertMeta creates a named value if the key is absent; otherwise it
+// fails, wrapping ErrDuplicate, and changes nothing.
+func (s *Store) InsertMeta(ctx context.Context, key string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, key, value)
+	return wrap(err, "inserting meta %q", key)
 }

@@ -161,3 +161,35 @@ func testConcurrentRevoke(t *testing.T, s store.Store) {
 		t.Errorf("audit has %d entries, want 2 (issued, revoked)", n)
 	}
 }
+
+func testConcurrentInsertMeta(t *testing.T, s store.Store) {
+	for round := range 5 {
+		key := fmt.Sprintf("pki.hierarchy.%d", round)
+		errs := race(racers, func(i int) error { return s.InsertMeta(ctx(t), key, []byte(fmt.Sprintf("racer-%d", i))) })
+		w := oneWinner(t, errs, store.ErrDuplicate, fmt.Sprintf("round %d", round))
+		got, err := s.Meta(ctx(t), key)
+		must(t, err, "reading")
+		if want := fmt.Sprintf("racer-%d", w); string(got) != want {
+			t.Fatalf("round %d: stored %q, want the winner's %q", round, got, want)
+		}
+	}
+}
+
+// testConcurrentPortalSignIns: sign-ins of one account racing each other
+// still leave at most the limit of its sessions, the newest among them.
+func testConcurrentPortalSignIns(t *testing.T, s store.Store) {
+	a := seedAccount(t, s, 1)
+	const limit = 3
+	for round := range 3 {
+		base := round * racers
+		errs := race(racers, func(i int) error {
+			return s.CreatePortalSession(ctx(t), portalSession(base+i, a.ID, t0.Add(time.Duration(base+i)*time.Second)), limit)
+		})
+		for i, err := range errs {
+			must(t, err, fmt.Sprintf("round %d, racer %d", round, i))
+		}
+		if live := liveSessions(t, s, 3*racers); len(live) != limit {
+			t.Fatalf("round %d: %d sessions live (%v), want %d", round, len(live), live, limit)
+		}
+	}
+}

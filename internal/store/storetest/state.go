@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,5 +213,142 @@ func testMeta(t *testing.T, s store.Store) {
 	must(t, err, "reading")
 	if len(got) != 0 {
 		t.Errorf("putting another key changed this one to %q", got)
+	}
+}
+
+// testAuditHead: every path that appends (AppendAudit, InsertCertificate,
+// Revoke) moves the anchored head to the entry it wrote; the bulk path,
+// which writes no entries, leaves it.
+func testAuditHead(t *testing.T, s store.Store) {
+	_, err := s.AuditHead(ctx(t))
+	wantErr(t, err, store.ErrNotFound, "reading the head of an empty log")
+	wantHead := func(doing string, seq int64) {
+		t.Helper()
+		es := allAudit(t, s)
+		newest := es[len(es)-1]
+		got, err := s.AuditHead(ctx(t))
+		must(t, err, "reading the head after "+doing)
+		if d := diff(store.AuditHead{Seq: newest.Seq, Hash: newest.Hash}, got); d != "" || got.Seq != seq {
+			t.Errorf("head after %s (-newest entry +head), want seq %d:\n%s", doing, seq, d)
+		}
+	}
+	_, err = s.AppendAudit(ctx(t), store.AuditEntry{At: t0, Kind: "ceremony", Actor: "admin", Subject: "int-a"})
+	must(t, err, "appending")
+	wantHead("AppendAudit", 1)
+	c := cert(1, issuerA, 0)
+	issue(t, s, c)
+	wantHead("InsertCertificate", 2)
+	_, err = s.Revoke(ctx(t), store.Revocation{Serial: c.Serial, Reason: reason.Superseded, At: t0.Add(time.Hour)},
+		auditFor("certificate.revoked", c.Serial, t0.Add(time.Hour)))
+	must(t, err, "revoking")
+	wantHead("Revoke", 3)
+	must(t, s.InsertCertificates(ctx(t), []store.Certificate{cert(2, issuerA, 0)}), "bulk insert")
+	wantHead("InsertCertificates", 3)
+}
+
+// deleteNewestAudit is what an intruder covering their tracks would run.
+const deleteNewestAudit = `DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)`
+
+// testAuditTruncated: deleting the newest entries around the store is
+// reported by VerifyAudit, and stays visible after later appends.
+func testAuditTruncated(t *testing.T, s store.Store, exec func(*testing.T, store.Store, string)) {
+	if exec == nil {
+		t.Fatal("the adapter's test gives no Adapter.Exec")
+	}
+	_, err := s.AppendAudit(ctx(t), store.AuditEntry{At: t0, Kind: "ceremony", Actor: "admin", Subject: "int-a"})
+	must(t, err, "appending")
+	c := cert(1, issuerA, 0)
+	issue(t, s, c)
+	_, err = s.Revoke(ctx(t), store.Revocation{Serial: c.Serial, Reason: reason.KeyCompromise, At: t0.Add(time.Hour)},
+		auditFor("certificate.revoked", c.Serial, t0.Add(time.Hour)))
+	must(t, err, "revoking")
+	if n := len(allAudit(t, s)); n != 3 {
+		t.Fatalf("%d entries, want 3", n)
+	}
+
+	exec(t, s, deleteNewestAudit)
+	_, _, err = store.VerifyAudit(ctx(t), s)
+	var te *store.TruncatedError
+	if !errors.As(err, &te) || te.Head != 3 || te.Newest != 2 {
+		t.Fatalf("VerifyAudit after deleting the newest entry = %v, want a TruncatedError (head 3, newest 2)", err)
+	}
+	if want := "the anchored head is entry 3 but the newest entry is 2: entries were deleted"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+
+	// The next append chains from the anchor, leaving a gap where the
+	// deleted entry was.
+	e, err := s.AppendAudit(ctx(t), store.AuditEntry{At: t0.Add(2 * time.Hour), Kind: "crl.published", Actor: "system", Subject: "int-a/0"})
+	must(t, err, "appending after the deletion")
+	if e.Seq != 4 {
+		t.Errorf("appended entry %d, want 4 (after the anchored head)", e.Seq)
+	}
+	_, _, err = store.VerifyAudit(ctx(t), s)
+	var ce *store.ChainError
+	if !errors.As(err, &ce) || ce.Seq != 4 {
+		t.Errorf("VerifyAudit after a further append = %v, want a ChainError at entry 4 (3 is missing)", err)
+	}
+
+	exec(t, s, `DELETE FROM audit`)
+	_, _, err = store.VerifyAudit(ctx(t), s)
+	if !errors.As(err, &te) || te.Head != 4 || te.Newest != 0 {
+		t.Errorf("VerifyAudit of an emptied log = %v, want a TruncatedError (head 4, empty)", err)
+	}
+}
+
+// testAuditUnanchored: a log without an anchor (a store from before
+// anchoring) is verified without one, and is anchored by its next append.
+func testAuditUnanchored(t *testing.T, s store.Store, exec func(*testing.T, store.Store, string)) {
+	if exec == nil {
+		t.Fatal("the adapter's test gives no Adapter.Exec")
+	}
+	for i := range 3 {
+		_, err := s.AppendAudit(ctx(t), store.AuditEntry{At: t0.Add(time.Duration(i) * time.Second), Kind: "test", Actor: "a", Subject: fmt.Sprint(i)})
+		must(t, err, "appending")
+	}
+	exec(t, s, `DELETE FROM audit_head`)
+	_, err := s.AuditHead(ctx(t))
+	wantErr(t, err, store.ErrNotFound, "reading a removed head")
+	exec(t, s, deleteNewestAudit)
+	n, _, err := store.VerifyAudit(ctx(t), s)
+	if err != nil || n != 2 {
+		t.Fatalf("VerifyAudit without an anchor = %d entries, %v; want 2, nil", n, err)
+	}
+	e, err := s.AppendAudit(ctx(t), store.AuditEntry{At: t0.Add(time.Minute), Kind: "test", Actor: "a", Subject: "again"})
+	must(t, err, "appending to an unanchored log")
+	if e.Seq != 3 {
+		t.Errorf("appended entry %d, want 3 (after the newest)", e.Seq)
+	}
+	if n := len(allAudit(t, s)); n != 3 {
+		t.Errorf("%d entries, want 3", n)
+	}
+	exec(t, s, deleteNewestAudit)
+	var te *store.TruncatedError
+	if _, _, err := store.VerifyAudit(ctx(t), s); !errors.As(err, &te) || te.Head != 3 {
+		t.Errorf("VerifyAudit once re-anchored = %v, want a TruncatedError at head 3", err)
+	}
+}
+
+func testInsertMeta(t *testing.T, s store.Store) {
+	const key = "pki.hierarchy"
+	must(t, s.InsertMeta(ctx(t), key, []byte("first")), "inserting")
+	wantMeta := func(want string) {
+		t.Helper()
+		got, err := s.Meta(ctx(t), key)
+		must(t, err, "reading")
+		if string(got) != want {
+			t.Errorf("Meta = %q, want %q", got, want)
+		}
+	}
+	wantMeta("first")
+	wantErr(t, s.InsertMeta(ctx(t), key, []byte("second")), store.ErrDuplicate, "inserting an existing key")
+	wantMeta("first")
+	must(t, s.PutMeta(ctx(t), key, []byte("replaced")), "putting")
+	wantErr(t, s.InsertMeta(ctx(t), key, nil), store.ErrDuplicate, "inserting a key PutMeta wrote")
+	wantMeta("replaced")
+	must(t, s.InsertMeta(ctx(t), "empty", nil), "inserting an empty value")
+	got, err := s.Meta(ctx(t), "empty")
+	if err != nil || got == nil || len(got) != 0 {
+		t.Errorf("Meta of an empty value = %q (nil %v), %v; want empty, non-nil", got, got == nil, err)
 	}
 }

@@ -24,9 +24,20 @@ import (
 	"github.com/trustline/trustline/internal/store"
 )
 
-// Run runs the suite. open must return a fresh, empty store each time it is
-// called and close it (and delete whatever backs it) in t.Cleanup.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+// Adapter is what the suite needs from an adapter's tests.
+type Adapter struct {
+	// Open returns a fresh, empty store each time it is called and closes
+	// it (and deletes whatever backs it) in t.Cleanup.
+	Open func(t *testing.T) store.Store
+	// Exec runs one SQL statement on the database behind s (a store Open
+	// returned), around the store: the tamper tests use it as an intruder
+	// with write access to the database would. The statements are plain
+	// SQL that SQLite and PostgreSQL both accept.
+	Exec func(t *testing.T, s store.Store, sql string)
+}
+
+// Run runs the suite.
+func Run(t *testing.T, a Adapter) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
@@ -58,16 +69,26 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Leases", testLeases},
 		{"Audit", testAudit},
 		{"AuditFromCertificates", testAuditFromCertificates},
+		{"AuditHead", testAuditHead},
+		{"AuditTruncated", func(t *testing.T, s store.Store) { testAuditTruncated(t, s, a.Exec) }},
+		{"AuditUnanchored", func(t *testing.T, s store.Store) { testAuditUnanchored(t, s, a.Exec) }},
 		{"Meta", testMeta},
+		{"InsertMeta", testInsertMeta},
+		{"PortalSessions", testPortalSessions},
+		{"PortalSessionTouch", testPortalSessionTouch},
+		{"PortalSessionsPerAccount", testPortalSessionsPerAccount},
+		{"DeleteExpiredPortalSessions", testDeleteExpiredPortalSessions},
 		{"ConcurrentPublishCRL", testConcurrentPublishCRL},
 		{"ConcurrentAcquireLease", testConcurrentAcquireLease},
 		{"ConcurrentAppendAudit", testConcurrentAppendAudit},
 		{"ConcurrentReserveSerial", testConcurrentReserveSerial},
 		{"ConcurrentRevoke", testConcurrentRevoke},
+		{"ConcurrentInsertMeta", testConcurrentInsertMeta},
+		{"ConcurrentPortalSignIns", testConcurrentPortalSignIns},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
+			s := a.Open(t)
 			tc.fn(t, s)
 		})
 	}
