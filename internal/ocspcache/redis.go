@@ -178,9 +178,11 @@ func (r *Redis) Get(ctx context.Context, keys []string, out []Entry) error {
 	}
 	for start := 0; start < len(full); start += r.cfg.Coalesce {
 		end := min(start+r.cfg.Coalesce, len(full))
-		vals, found, err := r.fetch(ctx, full[start:end])
-		if err != nil {
-			return err
+		vals, found, errs := r.fetch(ctx, full[start:end])
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
 		}
 		for i := range vals {
 			r.decodeInto(&out[start+i], keys[start+i], vals[i], found[i])
@@ -258,11 +260,11 @@ func (r *Redis) reader() {
 			keys = append(keys, q.key)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-		vals, found, err := r.fetch(ctx, keys)
+		vals, found, errs := r.fetch(ctx, keys)
 		cancel()
 		for i, q := range batch {
-			if err != nil {
-				q.err = err
+			if errs != nil && errs[i] != nil {
+				q.err = errs[i]
 			} else {
 				q.val, q.found = vals[i], found[i]
 			}
@@ -272,14 +274,20 @@ func (r *Redis) reader() {
 }
 
 // fetch reads full keys in one round trip: MGET on a single node, a
-// pipeline of GETs on Ring and Cluster (which split it by node).
-func (r *Redis) fetch(ctx context.Context, keys []string) ([]string, []bool, error) {
-	vals := make([]string, len(keys))
-	found := make([]bool, len(keys))
+// pipeline of GETs on Ring and Cluster (which split it by node). errs is
+// nil or holds each key's error: on Ring and Cluster a node that is down
+// fails its own keys only, not the others merged into the same lookup.
+func (r *Redis) fetch(ctx context.Context, keys []string) (vals []string, found []bool, errs []error) {
+	vals = make([]string, len(keys))
+	found = make([]bool, len(keys))
 	if r.mget {
 		res, err := r.client.MGet(ctx, keys...).Result()
 		if err != nil {
-			return nil, nil, err
+			errs = make([]error, len(keys))
+			for i := range errs {
+				errs[i] = err
+			}
+			return nil, nil, errs
 		}
 		for i, v := range res {
 			if s, ok := v.(string); ok {
@@ -293,19 +301,20 @@ func (r *Redis) fetch(ctx context.Context, keys []string) ([]string, []bool, err
 	for i, k := range keys {
 		cmds[i] = pipe.Get(ctx, k)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, err
-	}
+	pipe.Exec(ctx) // its error is the first command's; each command holds its own
 	for i, c := range cmds {
 		v, err := c.Result()
 		switch {
 		case err == nil:
 			vals[i], found[i] = v, true
 		case !errors.Is(err, redis.Nil):
-			return nil, nil, err
+			if errs == nil {
+				errs = make([]error, len(keys))
+			}
+			errs[i] = err
 		}
 	}
-	return vals, found, nil
+	return vals, found, errs
 }
 
 // Put implements Cache: pipelines of the write script, WriteBatch at a
