@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,11 +13,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	msqlite "modernc.org/sqlite"
+
 	"github.com/trustline/trustline/internal/config"
+	"github.com/trustline/trustline/internal/humanize"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/keyfile"
 	"github.com/trustline/trustline/internal/pkcs11key"
@@ -46,6 +52,102 @@ func (s storeFlags) open(ctx context.Context, log *slog.Logger) (store.Store, st
 	return st, dir, err
 }
 
+// openExisting opens the store the flags name, refusing when there is
+// none: a command that only reads (audit verify) must not create an empty
+// store and report on it. Both adapters create what is missing when they
+// open (the SQLite file, the schema through migrations), so it first looks,
+// read-only, for the audit table every Trustline schema has; only then
+// does it open through the adapter, which may bring an older Trustline
+// schema up to date as every command does.
+func (s storeFlags) openExisting(ctx context.Context, log *slog.Logger) (store.Store, error) {
+	cfg := config.DefaultDev()
+	cfg.Postgres = s.postgres
+	dir := ""
+	if s.postgres != "" {
+		if err := postgresHasStore(ctx, s.postgres); err != nil {
+			return nil, err
+		}
+	} else {
+		abs, err := filepath.Abs(s.data)
+		if err != nil {
+			return nil, fmt.Errorf("data dir %s: %w", s.data, err)
+		}
+		if err := sqliteHasStore(ctx, abs); err != nil {
+			return nil, err
+		}
+		dir = abs
+	}
+	st, _, err := openStore(ctx, cfg, dir, log)
+	return st, err
+}
+
+// storeCheckTimeout bounds the look for a store before it is opened.
+const storeCheckTimeout = 15 * time.Second
+
+// sqliteHasStore reports, as an error naming dir, that dir holds no
+// Trustline SQLite store. It opens the file read-only (mode=ro creates
+// nothing) and only when it exists.
+func sqliteHasStore(ctx context.Context, dir string) error {
+	path := filepath.Join(dir, "trustline.db")
+	if fi, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no Trustline store at %s: the directory does not exist", dir)
+	} else if err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, errors.Unwrap(err))
+	} else if !fi.IsDir() {
+		return fmt.Errorf("no Trustline store at %s: it is not a directory", dir)
+	}
+	if fi, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no Trustline store at %s: it holds no trustline.db", dir)
+	} else if err != nil {
+		return fmt.Errorf("store %s: %w", path, errors.Unwrap(err))
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("no Trustline store at %s: %s is not a regular file", dir, path)
+	}
+	conn, err := msqlite.NewConnector((&url.URL{Scheme: "file", Path: path, RawQuery: "mode=ro"}).String())
+	if err != nil {
+		return fmt.Errorf("store %s: %w", path, err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
+	defer cancel()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit'`).Scan(&n); err != nil {
+		return fmt.Errorf("store %s: %w", path, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("no Trustline store at %s: trustline.db has no Trustline schema (no audit table)", dir)
+	}
+	return nil
+}
+
+// postgresHasStore reports, as an error naming the database, that the
+// database at rawURL has no Trustline schema. It only reads.
+func postgresHasStore(ctx context.Context, rawURL string) error {
+	pc, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return fmt.Errorf("postgres: URL: %w", err) // pgx's message redacts the password
+	}
+	target := fmt.Sprintf("%s:%d/%s", pc.Host, pc.Port, pc.Database)
+	ctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, pc)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("postgres: %s did not answer within %s", target, humanize.Duration(storeCheckTimeout))
+	} else if err != nil {
+		return fmt.Errorf("postgres: connecting to %s: %w", target, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var found bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('audit') IS NOT NULL`).Scan(&found); err != nil {
+		return fmt.Errorf("postgres: %s: looking for the audit table: %w", target, err)
+	}
+	if !found {
+		return fmt.Errorf("no Trustline store in PostgreSQL database %s: it has no Trustline schema (no audit table)", target)
+	}
+	return nil
+}
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -71,7 +173,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	st, _, err := sf.open(ctx, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	st, err := sf.openExisting(ctx, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
 // Package api is Trustline's issuance API: JSON over HTTP with bearer API
-// keys (CONTRACT.md "Issuance API"). Errors are RFC 9457 problem details
-// (application/problem+json) whose detail says what was wrong; request
-// bodies are bounded and decoded strictly.
+// keys, described route by route in openapi.json (served at
+// /api/v1/openapi.json) and walked through in README.md. Errors are RFC
+// 9457 problem details (application/problem+json) whose detail says what
+// was wrong; request bodies are bounded and decoded strictly.
 //
 // Roles are enforced on every endpoint: subscribers see and revoke only
 // their own orders and certificates, reviewers review, admins manage

@@ -154,9 +154,9 @@ func (p Policy) Check(csrDER []byte) (Request, error) {
 	case bytes.HasPrefix(bytes.TrimSpace(csrDER), []byte("-----BEGIN")):
 		return Request{}, refuse(BadCSR, "the CSR is PEM; DER was expected here")
 	}
-	csr, err := x509.ParseCertificateRequest(csrDER)
+	csr, err := parseCSR(csrDER)
 	if err != nil {
-		return Request{}, refuse(BadCSR, "the CSR does not parse: %s", errText(err))
+		return Request{}, err
 	}
 	// The key is judged before the signature: a weak or unsupported key is
 	// the more useful answer, and the standard library declines to verify
@@ -173,6 +173,53 @@ func (p Policy) Check(csrDER []byte) (Request, error) {
 		return Request{}, err
 	}
 	return Request{CSR: csr, Names: names, KeyAlg: alg}, nil
+}
+
+// parseCSR parses DER that is meant to be a CSR. Input that does not even
+// have the outer shape of one (RFC 2986 §4.2: a SEQUENCE of the request
+// info, an algorithm and a BIT STRING) is refused with NotACSR rather than
+// the ASN.1 decoder's account of where it gave up, which names Go struct
+// fields and helps nobody.
+func parseCSR(der []byte) (*x509.CertificateRequest, error) {
+	switch shaped, trailing := csrShape(der); {
+	case !shaped:
+		return nil, refuse(BadCSR, NotACSR)
+	case trailing > 0:
+		unit := "bytes"
+		if trailing == 1 {
+			unit = "byte"
+		}
+		return nil, refuse(BadCSR, "the CSR is followed by %d %s of other data; send the CSR alone", trailing, unit)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err == nil {
+		return csr, nil
+	}
+	// A certificate has the same outer shape; it is a common mix-up.
+	if _, cerr := x509.ParseCertificate(der); cerr == nil {
+		return nil, refuse(BadCSR, "the input is a certificate, not a certificate request; send the CSR")
+	}
+	var (
+		se asn1.StructuralError
+		sy asn1.SyntaxError
+	)
+	if errors.As(err, &se) || errors.As(err, &sy) {
+		return nil, refuse(BadCSR, "the CSR is malformed: its contents do not follow the PKCS #10 structure (RFC 2986)")
+	}
+	return nil, refuse(BadCSR, "the CSR is malformed: %s", errText(err))
+}
+
+// csrShape reports whether der starts with a DER SEQUENCE holding two
+// SEQUENCEs and a BIT STRING, and how many bytes follow that SEQUENCE.
+func csrShape(der []byte) (shaped bool, trailing int) {
+	in := cryptobyte.String(der)
+	var outer, info, alg cryptobyte.String
+	var sig asn1.BitString
+	shaped = in.ReadASN1(&outer, cbasn1.SEQUENCE) &&
+		outer.ReadASN1(&info, cbasn1.SEQUENCE) &&
+		outer.ReadASN1(&alg, cbasn1.SEQUENCE) &&
+		outer.ReadASN1BitString(&sig) && outer.Empty()
+	return shaped, len(in)
 }
 
 // names collects, checks and deduplicates the CSR's DNS names.

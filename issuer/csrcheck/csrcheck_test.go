@@ -181,7 +181,7 @@ func TestCheckRefuses(t *testing.T) {
 		{
 			name: "garbage",
 			der:  func(*testing.T) []byte { return []byte("not a CSR") },
-			kind: BadCSR, phrases: []string{"does not parse"},
+			kind: BadCSR, phrases: []string{NotACSR},
 		},
 		{
 			name: "PEM where DER is expected",
@@ -198,7 +198,7 @@ func TestCheckRefuses(t *testing.T) {
 		{
 			name: "trailing data",
 			der:  func(*testing.T) []byte { return append(append([]byte(nil), valid...), 0) },
-			kind: BadCSR, phrases: []string{"does not parse"},
+			kind: BadCSR, phrases: []string{"followed by 1 byte of other data"},
 		},
 		{
 			name: "tampered signature",

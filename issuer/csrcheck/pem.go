@@ -1,9 +1,33 @@
 package csrcheck
 
 import (
+	"bytes"
 	"encoding/pem"
 	"strings"
 )
+
+// NotACSR is the Detail of a refusal of input that is not a certificate
+// request in either form: random bytes, or text with no PEM block in it.
+const NotACSR = "not a PEM or DER certificate request"
+
+// Decode returns the DER of a CSR given as PEM or DER, the two forms
+// subscribers paste and upload. DER is recognised by its first byte (a
+// SEQUENCE, 0x30), which no PEM text starts with; anything else is read as
+// PEM by DecodePEM, so text around the block (openssl req -text) is fine.
+// Decode checks the form only: Check judges the DER.
+func Decode(in []byte) ([]byte, error) {
+	switch {
+	case len(in) > MaxInputSize:
+		return nil, refuse(BadCSR, "the CSR is %d bytes, more than the %d allowed", len(in), MaxInputSize)
+	case len(bytes.TrimSpace(in)) == 0:
+		return nil, refuse(BadCSR, "the CSR is empty")
+	case in[0] == 0x30:
+		return in, nil
+	case !bytes.Contains(in, []byte("-----BEGIN")):
+		return nil, refuse(BadCSR, NotACSR)
+	}
+	return DecodePEM(in)
+}
 
 // DecodePEM returns the DER of the one "CERTIFICATE REQUEST" PEM block in
 // in (RFC 7468 §7). Text around the block is ignored, as openssl's -text
@@ -37,7 +61,7 @@ func DecodePEM(in []byte) ([]byte, error) {
 		der = b.Bytes
 	}
 	if blocks == 0 {
-		return nil, refuse(BadCSR, "no PEM block found; expected one beginning \"-----BEGIN CERTIFICATE REQUEST-----\"")
+		return nil, refuse(BadCSR, NotACSR+": no complete PEM block found; expected one from \"-----BEGIN CERTIFICATE REQUEST-----\" to \"-----END CERTIFICATE REQUEST-----\"")
 	}
 	return der, nil
 }

@@ -26,8 +26,8 @@ func TestDecodePEM(t *testing.T) {
 		{name: "one block", in: csrPEM},
 		{name: "CRLF line endings", in: bytes.ReplaceAll(csrPEM, []byte("\n"), []byte("\r\n"))},
 		{name: "text around the block", in: append(append([]byte("Certificate Request:\n    Data: ...\n"), csrPEM...), "\ntrailing words\n"...)},
-		{name: "empty", in: nil, phrase: "no PEM block"},
-		{name: "DER", in: der, phrase: "no PEM block"},
+		{name: "empty", in: nil, phrase: "no complete PEM block"},
+		{name: "DER", in: der, phrase: "no complete PEM block"},
 		{name: "two CSRs", in: append(append([]byte(nil), csrPEM...), csrPEM...), phrase: "more than one"},
 		{name: "CSR and private key", in: append(append([]byte(nil), csrPEM...), keyPEM...), phrase: "never the private key"},
 		{name: "private key only", in: keyPEM, phrase: "private key"},
@@ -35,7 +35,7 @@ func TestDecodePEM(t *testing.T) {
 		{name: "legacy label", in: legacy, phrase: `"NEW CERTIFICATE REQUEST"`},
 		{name: "headers", in: withHeaders, phrase: "headers"},
 		{name: "oversized", in: append(bytes.Repeat([]byte(" "), MaxInputSize), csrPEM...), phrase: "more than the 65536 allowed"},
-		{name: "truncated", in: csrPEM[:len(csrPEM)/2], phrase: "no PEM block"},
+		{name: "truncated", in: csrPEM[:len(csrPEM)/2], phrase: "no complete PEM block"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
