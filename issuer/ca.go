@@ -65,6 +65,9 @@ type Config struct {
 	// BaseURL is the CRL origin's base URL: CRL distribution points and
 	// caIssuers are under it (see pki.ShardCRLURL, pki.CAIssuersURL).
 	BaseURL string
+	// CAIssuersURL is the base URL of issuer certificates
+	// (<CAIssuersURL>/<id>.cer); "" means BaseURL.
+	CAIssuersURL string
 	// Shards is the number of CRL shards per intermediate, in [1, 4096].
 	// Changing it moves no existing certificate.
 	Shards int
@@ -104,6 +107,13 @@ func (c Config) Validate(p *pki.PKI) error {
 	return errors.Join(errs...)
 }
 
+func (c Config) caIssuersBase() string {
+	if c.CAIssuersURL != "" {
+		return c.CAIssuersURL
+	}
+	return c.BaseURL
+}
+
 // DefaultRoute sends each key family to the first intermediate of the same
 // family.
 func DefaultRoute(p *pki.PKI) map[string]issuerid.ID {
@@ -138,6 +148,8 @@ type CA struct {
 	now    func() time.Time
 	rand   io.Reader
 	serial io.Reader
+
+	metrics *Metrics // nil: not counted
 }
 
 // Deps are the CA's collaborators; Now and Rand default to the real clock
@@ -150,6 +162,8 @@ type Deps struct {
 	Log    *slog.Logger
 	Now    func() time.Time
 	Rand   io.Reader
+	// Metrics, optional, counts certificates issued and revoked.
+	Metrics *Metrics
 }
 
 // New checks cfg and builds the CA.
@@ -170,7 +184,7 @@ func New(cfg Config, d Deps) (*CA, error) {
 		d.Rand = rand.Reader
 	}
 	return &CA{cfg: cfg, store: d.Store, pki: d.PKI, lint: d.Linter, sink: d.Sink, log: d.Log,
-		now: d.Now, rand: d.Rand, serial: d.Rand}, nil
+		now: d.Now, rand: d.Rand, serial: d.Rand, metrics: d.Metrics}, nil
 }
 
 // SetSink installs the status sink; cmd/ wires the pre-signer after both
@@ -257,7 +271,7 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 		Validity:     ca.cfg.Validity,
 		Org:          r.Org,
 		OCSPURL:      ca.cfg.OCSPURL,
-		CAIssuersURL: pki.CAIssuersURL(ca.cfg.BaseURL, is.ID),
+		CAIssuersURL: pki.CAIssuersURL(ca.cfg.caIssuersBase(), is.ID),
 		CRLURL:       pki.ShardCRLURL(ca.cfg.BaseURL, is.ID, int(sh)),
 	})
 	if err != nil {
@@ -302,6 +316,7 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 		return store.Certificate{}, fmt.Errorf("issuer: storing %s: %w", sn, err)
 	}
 	ca.log.Info("certificate issued", "serial", sn, "issuer", is.ID, "profile", r.Profile, "order", r.OrderID)
+	ca.metrics.certificateIssued(is.ID, r.Profile)
 	if ca.sink != nil {
 		if err := ca.sink.CertificateChanged(ctx, row); err != nil {
 			return row, fmt.Errorf("issuer: %s stored, but its OCSP response is not ready: %w", sn, err)
@@ -335,6 +350,7 @@ func (ca *CA) Revoke(ctx context.Context, r RevokeRequest) (store.Certificate, e
 		return store.Certificate{}, fmt.Errorf("issuer: revoking %s: %w", r.Serial, err)
 	}
 	ca.log.Info("certificate revoked", "serial", r.Serial, "reason", r.Reason, "actor", r.Actor)
+	ca.metrics.revoked(r.Reason)
 	if ca.sink != nil {
 		if err := ca.sink.CertificateChanged(ctx, c); err != nil {
 			return c, fmt.Errorf("issuer: %s revoked, but its OCSP response is not updated yet: %w", r.Serial, err)

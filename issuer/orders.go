@@ -45,6 +45,8 @@ type Orders struct {
 	now     func() time.Time
 	log     *slog.Logger
 	baseURL string // API base URL, for the "retrieve it here" mail
+
+	metrics *Metrics // nil: not counted
 }
 
 // OrdersDeps are the order service's collaborators.
@@ -55,6 +57,7 @@ type OrdersDeps struct {
 	Mail        mail.Sender
 	Log         *slog.Logger
 	Now         func() time.Time
+	Metrics     *Metrics // optional: counts orders by profile and outcome
 }
 
 // NewOrders builds the order service; apiBaseURL is where subscribers
@@ -67,7 +70,7 @@ func NewOrders(apiBaseURL string, policy csrcheck.Policy, d OrdersDeps) (*Orders
 		d.Now = time.Now
 	}
 	return &Orders{store: d.Store, ca: d.CA, vals: d.Validations, mail: d.Mail, policy: policy,
-		now: d.Now, log: d.Log, baseURL: strings.TrimSuffix(apiBaseURL, "/")}, nil
+		now: d.Now, log: d.Log, baseURL: strings.TrimSuffix(apiBaseURL, "/"), metrics: d.Metrics}, nil
 }
 
 // OrderRequest is a new order as the API receives it.
@@ -84,11 +87,9 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	if err != nil {
 		return store.Order{}, &InputError{Detail: err.Error()}
 	}
-	der := r.CSR
-	if strings.HasPrefix(strings.TrimSpace(string(r.CSR)), "-----BEGIN") {
-		if der, err = csrcheck.DecodePEM(r.CSR); err != nil {
-			return store.Order{}, &InputError{Detail: err.Error()}
-		}
+	der, err := csrcheck.Decode(r.CSR)
+	if err != nil {
+		return store.Order{}, &InputError{Detail: err.Error()}
 	}
 	req, err := o.policy.Check(der)
 	if err != nil {
@@ -130,6 +131,7 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	}
 	if ord.Status == store.OrderPendingReview {
 		o.log.Info("order queued for review", "order", ord.ID, "profile", prof, "listed_pattern", listed)
+		o.metrics.orderOutcome(ord.Profile, outcomePendingReview)
 		return ord, nil
 	}
 	return o.Process(ctx, ord, acct.ID)
@@ -156,6 +158,12 @@ func (o *Orders) onReviewList(ctx context.Context, names []string) (string, erro
 // an infrastructure failure the order stays processing, to be retried by
 // ResumeProcessing; a certificate the linter refuses rejects the order.
 func (o *Orders) Process(ctx context.Context, ord store.Order, actor string) (store.Order, error) {
+	out, err := o.process(ctx, ord, actor)
+	o.metrics.orderProcessed(ord.Profile, out, err)
+	return out, err
+}
+
+func (o *Orders) process(ctx context.Context, ord store.Order, actor string) (store.Order, error) {
 	req, err := o.policy.Check(ord.CSR)
 	if err != nil {
 		return o.reject(ctx, ord, "CSR no longer acceptable: "+err.Error())

@@ -173,7 +173,7 @@ func (ca *CA) signForLoad(ctx context.Context, is *pki.Issuer, pub crypto.Public
 	tmpl, err := profile.Template(profile.Request{
 		Profile: profile.DV, Serial: sn, Names: []string{name}, PublicKey: pub, NotBefore: now,
 		Validity: ca.cfg.Validity, OCSPURL: ca.cfg.OCSPURL,
-		CAIssuersURL: pki.CAIssuersURL(ca.cfg.BaseURL, is.ID), CRLURL: pki.ShardCRLURL(ca.cfg.BaseURL, is.ID, int(sh)),
+		CAIssuersURL: pki.CAIssuersURL(ca.cfg.caIssuersBase(), is.ID), CRLURL: pki.ShardCRLURL(ca.cfg.BaseURL, is.ID, int(sh)),
 	})
 	if err != nil {
 		return store.Certificate{}, err

@@ -59,6 +59,8 @@ type Reviews struct {
 	vals   *Validations
 	now    func() time.Time
 	log    *slog.Logger
+
+	metrics *Metrics // nil: not counted
 }
 
 // ReviewDeps are the review service's collaborators.
@@ -68,6 +70,9 @@ type ReviewDeps struct {
 	Validations *Validations
 	Log         *slog.Logger
 	Now         func() time.Time
+	// Metrics, optional, counts decisions and rejected orders, and reports
+	// the queue depth by listing Orders' store on scrape.
+	Metrics *Metrics
 }
 
 // NewReviews builds the review service.
@@ -78,7 +83,8 @@ func NewReviews(d ReviewDeps) (*Reviews, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Reviews{store: d.Store, orders: d.Orders, vals: d.Validations, now: d.Now, log: d.Log}, nil
+	d.Metrics.watchQueue(d.Orders.store)
+	return &Reviews{store: d.Store, orders: d.Orders, vals: d.Validations, now: d.Now, log: d.Log, metrics: d.Metrics}, nil
 }
 
 // NameEvidence is how one name of an order was validated: the account's
@@ -266,6 +272,7 @@ func (r *Reviews) Approve(ctx context.Context, reviewer store.Account, id string
 	if err := r.store.AddReview(ctx, rv); err != nil {
 		return ReviewOutcome{}, fmt.Errorf("issuer: recording approval of %s: %w", id, err)
 	}
+	r.metrics.reviewDecision(DecisionApprove)
 	if err := r.audit(ctx, "review.approved", rv, ord, map[string]any{"approvals": len(ap) + 1, "required": required}); err != nil {
 		return ReviewOutcome{}, err
 	}
@@ -356,10 +363,12 @@ func (r *Reviews) Reject(ctx context.Context, reviewer store.Account, id, reason
 		if err != nil {
 			return store.Order{}, fmt.Errorf("issuer: rejecting order %s: %w", id, err)
 		}
+		r.metrics.orderOutcome(updated.Profile, outcomeRejected)
 		rv := store.Review{OrderID: id, ReviewerID: reviewer.ID, Decision: DecisionReject, Notes: reason, At: now}
 		if err := r.store.AddReview(ctx, rv); err != nil {
 			return store.Order{}, fmt.Errorf("issuer: order %s rejected, but recording the review failed: %w", id, err)
 		}
+		r.metrics.reviewDecision(DecisionReject)
 		if err := r.audit(ctx, "review.rejected", rv, updated, nil); err != nil {
 			return store.Order{}, err
 		}

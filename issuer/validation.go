@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustline/trustline/internal/humanize"
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/csrcheck"
@@ -145,7 +146,7 @@ func (c ValidationConfig) Validate() error {
 		errs = append(errs, errors.New("issuer: validation timeouts must not be negative"))
 	}
 	if c.ChallengeLifetime < 0 || c.ChallengeLifetime > maxChallengeLifetime {
-		errs = append(errs, fmt.Errorf("issuer: ChallengeLifetime %v must be in [0, 30 days] (BR 3.2.2.4.7)", c.ChallengeLifetime))
+		errs = append(errs, fmt.Errorf("issuer: ChallengeLifetime %s must be in [0, 30 days] (BR 3.2.2.4.7)", humanize.Duration(c.ChallengeLifetime)))
 	}
 	if c.WhoisEmail {
 		if _, _, err := net.SplitHostPort(c.WhoisServer); err != nil {
@@ -198,6 +199,9 @@ type ValidationDeps struct {
 	// resolve names through Resolver and, unless AllowPrivateAddresses,
 	// refuse non-public addresses.
 	Dial DialFunc
+	// Metrics, optional, counts validations started, completed and
+	// failed by method.
+	Metrics *Metrics
 }
 
 // Validations runs domain validation (seed steps 2–3) and keeps the
@@ -212,6 +216,8 @@ type Validations struct {
 	dns   *txtLookup     // nil: dns-txt off
 	web   *tokenFetcher  // nil: http-token off
 	whois *whoisResolver // nil: whois-email off
+
+	metrics *Metrics // nil: not counted
 }
 
 // NewValidations builds an email-only validation service.
@@ -242,7 +248,7 @@ func newValidations(cfg ValidationConfig, d ValidationDeps) *Validations {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	v := &Validations{cfg: cfg, store: d.Store, mail: d.Mail, now: d.Now, rand: d.Rand, log: d.Log}
+	v := &Validations{cfg: cfg, store: d.Store, mail: d.Mail, now: d.Now, rand: d.Rand, log: d.Log, metrics: d.Metrics}
 	public, direct := d.Dial, d.Dial
 	if d.Dial == nil {
 		public = guardedDialer(cfg.Resolver, cfg.AllowPrivateAddresses)
@@ -348,13 +354,15 @@ func (v *Validations) mailCode(ctx context.Context, acct store.Account, domain, 
 	if err := v.store.CreateValidation(ctx, val); err != nil {
 		return store.Validation{}, fmt.Errorf("issuer: creating validation: %w", err)
 	}
+	v.metrics.validationStarted(method)
 	msg := mail.Message{
 		To:      addr,
 		Subject: "Confirm control of " + domain,
 		Body: fmt.Sprintf("Someone asked Trustline to issue certificates for %s.\n"+
 			"If that was you or your organisation, paste this code on the validation page:\n\n"+
-			"Validation code: %s\n\nThe code expires at %s. If you did not ask for this, ignore this message.\n",
-			domain, code, val.ExpiresAt.UTC().Format(time.RFC1123)),
+			"Validation code: %s\n\nThe code works for %s, until %s. If you did not ask for this, ignore this message.\n\n"+
+			"Validation id: %s\n",
+			domain, code, humanize.Duration(CodeLifetime), val.ExpiresAt.UTC().Format(time.RFC1123), val.ID),
 	}
 	if err := v.mail.Send(ctx, msg); err != nil {
 		// Nobody can ever confirm it: retire the row rather than leave a
@@ -363,6 +371,7 @@ func (v *Validations) mailCode(ctx context.Context, acct store.Account, domain, 
 		if _, uerr := v.store.UpdateValidation(context.WithoutCancel(ctx), val); uerr != nil {
 			v.log.Error("cannot retire validation after a mail failure", "validation", val.ID, "err", uerr)
 		}
+		v.metrics.validationFailed(method)
 		return store.Validation{}, fmt.Errorf("issuer: mailing validation code: %w", err)
 	}
 	return val, nil
@@ -399,6 +408,7 @@ func (v *Validations) startPublished(ctx context.Context, acct store.Account, do
 	if err := v.store.CreateValidation(ctx, val); err != nil {
 		return store.Validation{}, fmt.Errorf("issuer: creating validation: %w", err)
 	}
+	v.metrics.validationStarted(method)
 	return val, nil
 }
 
@@ -493,8 +503,12 @@ func (v *Validations) gate(ctx context.Context, val store.Validation, now time.T
 		return true, false, &ConflictError{Detail: "this validation has failed; start a new one"}
 	case !now.Before(val.ExpiresAt):
 		val.Status = store.ValidationInvalid
-		if _, err := v.store.UpdateValidation(ctx, val); errors.Is(err, store.ErrConflict) {
+		_, err := v.store.UpdateValidation(ctx, val)
+		if errors.Is(err, store.ErrConflict) {
 			return true, true, nil
+		}
+		if err == nil {
+			v.metrics.validationFailed(val.Method)
 		}
 		return true, false, &ConflictError{Detail: "this validation has expired; start a new one"}
 	}
@@ -515,6 +529,7 @@ func (v *Validations) failAttempt(ctx context.Context, val store.Validation, why
 		return false, fmt.Errorf("issuer: recording attempt: %w", err)
 	}
 	if val.Status == store.ValidationInvalid {
+		v.metrics.validationFailed(val.Method)
 		return false, &InputError{Detail: why + "; no attempts left, start a new validation"}
 	}
 	return false, &InputError{Detail: fmt.Sprintf("%s; %d attempt(s) left", why, MaxAttempts-val.Attempts)}
@@ -543,6 +558,7 @@ func (v *Validations) complete(ctx context.Context, val store.Validation, now ti
 	if err != nil {
 		return store.Validation{}, false, fmt.Errorf("issuer: completing validation: %w", err)
 	}
+	v.metrics.validationCompleted(val.Method)
 	return updated, false, nil
 }
 
