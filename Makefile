@@ -6,13 +6,23 @@ BIN         := bin/trustline
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEV_FLAGS   ?=
 
-.PHONY: build run test test-short test-race lint fmt bench bench-peers bench-compare clean
+.PHONY: build run plant test test-short test-race lint fmt bench bench-peers bench-compare clean
+
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/trustline
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/trustline
 
 run: build
 	./$(BIN) dev $(DEV_FLAGS)
+
+# A whole plant on loopback: PostgreSQL, a Redis Cluster, every role
+# twice or more, Varnish in front (docs/deployment.md). Ctrl-C stops it.
+plant: build
+	BIN=./$(BIN) deploy/plant/plant.sh
 
 # The whole suite: unit, conformance (SQLite and PostgreSQL), SoftHSM2,
 # Redis and real-client tests. Under CI=true a missing service fails.

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/trustline/trustline/bench"
 	"github.com/trustline/trustline/internal/config"
+	"github.com/trustline/trustline/internal/mail"
 )
 
 // runBench dispatches `trustline bench <scenario>`.
@@ -84,7 +86,12 @@ func runPopulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer closeKeys()
 	urls := devURLs{api: "http://" + *api, ocsp: "http://" + *ocsp, crl: "http://" + *crl}
-	svc, err := buildIssuance(ctx, cfg, dataDir, st, keys, keySource, urls, *shards, log)
+	p, err := devHierarchy(ctx, st, dataDir, urls.crl, keys, keySource, log)
+	if err != nil {
+		return err
+	}
+	svc, err := buildIssuance(ctx, st, p, issuanceOpts{ocspURL: urls.ocsp + "/", crlBase: urls.crl, apiURL: urls.api,
+		shards: *shards, mailer: mail.Dir{Path: filepath.Join(dataDir, "mail")}}, log)
 	if err != nil {
 		return err
 	}

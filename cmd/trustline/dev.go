@@ -20,10 +20,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/trustline/trustline/crlgen"
+	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/config"
+	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/postgres"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/origin"
+	"github.com/trustline/trustline/responder"
+	"github.com/trustline/trustline/responder/server"
 )
 
 // devFlags parses `trustline dev` flags over the config file (if any); a
@@ -146,6 +153,19 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.Log, cfg.LogLevel)
+	// Listeners first: a busy port stops start-up before anything is
+	// created.
+	lns, err := listenAll(map[string]string{"api": cfg.API, "ocsp": cfg.OCSP, "crl": cfg.CRL})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	urls := devURLs{api: "http://" + lns["api"].Addr().String(), ocsp: "http://" + lns["ocsp"].Addr().String(),
+		crl: "http://" + lns["crl"].Addr().String()}
 	dataDir, err := prepareDataDir(cfg.DataDir)
 	if err != nil {
 		return err
@@ -159,28 +179,42 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	holder := processHolder(instance)
 	log.Info("store open", "kind", kind, "data_dir", dataDir, "instance", instance)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	lns, err := listenAll(map[string]string{"api": cfg.API, "ocsp": cfg.OCSP, "crl": cfg.CRL})
-	if err != nil {
-		return err
-	}
-	urls := devURLs{api: "http://" + lns["api"].Addr().String(), ocsp: "http://" + lns["ocsp"].Addr().String(),
-		crl: "http://" + lns["crl"].Addr().String()}
 
 	keys, keySource, closeKeys, err := openKeys(cfg, dataDir, log)
 	if err != nil {
 		return err
 	}
 	defer closeKeys()
-	svc, err := buildIssuance(ctx, cfg, dataDir, st, keys, keySource, urls, cfg.CRLShards, log)
+	p, err := devHierarchy(ctx, st, dataDir, urls.crl, keys, keySource, log)
 	if err != nil {
 		return err
 	}
-	if svc.purger, err = newPurger(cfg, log); err != nil {
+	cache, closeCache, err := devCache(ctx, cfg, instance, log)
+	if err != nil {
+		return err
+	}
+	defer closeCache()
+	pipe, err := newPipeline(st, cache, p, holder, reg, log)
+	if err != nil {
+		return err
+	}
+	purger, err := newPurger(cfg.Purge, log)
+	if err != nil {
+		return err
+	}
+	mailer, err := newMailer(cfg.SMTP, filepath.Join(dataDir, "mail"))
+	if err != nil {
+		return err
+	}
+	svc, err := buildIssuance(ctx, st, p, issuanceOpts{ocspURL: urls.ocsp + "/", crlBase: urls.crl, apiURL: urls.api,
+		shards: cfg.CRLShards, validation: cfg.Validation, mailer: mailer,
+		sink: statusSinks{presign: pipe, purger: purger, log: log}, reg: reg}, log)
+	if err != nil {
 		return err
 	}
 	// Background loops stop, and are waited for, before the store and the
@@ -188,11 +222,18 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	bgCtx, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	var bg sync.WaitGroup
-	svc.bg = &bg
-	if svc.purger != nil {
-		bg.Go(func() { svc.purger.Run(bgCtx) })
+	if purger != nil {
+		bg.Go(func() { purger.Run(bgCtx) })
 	}
-	err = svc.addRevocation(cfg, st, urls, reg, instance, log)
+	org, err := newOrigin(origin.Config{Period: cfg.CRLPeriod}, p, log)
+	if err != nil {
+		return err
+	}
+	pubs := []crlpub.Publisher{org}
+	if purger != nil {
+		pubs = append(pubs, purger)
+	}
+	gen, err := newGenerator(crlgen.DevConfig(urls.crl, cfg.CRLShards, cfg.CRLPeriod, holder), st, p, svc.lint, pubs, reg, log)
 	if err != nil {
 		return err
 	}
@@ -209,39 +250,59 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	})
 
-	health := func(ctx context.Context) error {
-		_, err := st.LastEventSeq(ctx)
-		return err
-	}
 	apiMux := http.NewServeMux()
-	apiMux.Handle("GET /healthz", healthHandler(health))
+	apiMux.Handle("GET /healthz", healthHandler(storeReady(st)))
 	apiMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	apiMux.Handle("/api/", svc.api)
 	apiMux.Handle("/", svc.portal)
-	apiSrv := newHTTPServer(apiMux, log.With("listener", "api"))
+	apiHandler, err := withAPIMetrics(apiMux, reg)
+	if err != nil {
+		return err
+	}
+	apiSrv := newHTTPServer(apiHandler, log.With("listener", "api"))
 
 	crlMux := http.NewServeMux()
 	crlMux.Handle("GET /healthz", healthHandler(nil))
-	crlMux.Handle("/", svc.origin)
+	crlMux.Handle("/", org)
 	crlSrv := newHTTPServer(crlMux, log.With("listener", "crl"))
 	bg.Go(func() {
-		if err := svc.crlgen.Run(bgCtx); err != nil && bgCtx.Err() == nil {
+		if err := gen.Run(bgCtx); err != nil && bgCtx.Err() == nil {
 			log.Error("crl generator stopped", "err", err)
 		}
 	})
-
-	ocspSrv, closeOCSP, err := svc.addOCSP(bgCtx, cfg, st, reg, instance, log)
+	bg.Go(func() {
+		if err := pipe.Run(bgCtx); err != nil && bgCtx.Err() == nil {
+			log.Error("OCSP pre-signer stopped", "err", err)
+		}
+	})
+	var issuers []responder.Issuer
+	for _, is := range p.Intermediates {
+		issuers = append(issuers, responder.Issuer{ID: is.ID, Cert: is.Cert})
+	}
+	ocspSrv, closeOCSP, err := newOCSPServer(issuers, cache, pipe, server.Config{}, reg, nil, false, log)
 	if err != nil {
 		return err
 	}
 	defer closeOCSP()
-	bg.Go(func() { svc.renewResponders(bgCtx, time.Hour, log) })
+	bg.Go(func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-bgCtx.Done():
+				return
+			case <-t.C:
+				renewResponders(bgCtx, p, pipe, true, log)
+			}
+		}
+	})
 
 	errc := make(chan error, 3)
 	go func() { errc <- serveHTTP(apiSrv, lns["api"]) }()
 	go func() { errc <- serveHTTP(crlSrv, lns["crl"]) }()
 	go func() { errc <- ocspSrv.Serve(lns["ocsp"]) }()
 	log.Info("trustline dev ready", "api", urls.api, "ocsp", urls.ocsp, "crl", urls.crl)
+	printDevBanner(stderr, dataDir, p, urls)
 
 	var serveErr error
 	select {
@@ -269,6 +330,53 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// printDevBanner tells a person what the first start made and where to go.
+func printDevBanner(w io.Writer, dataDir string, p *pki.PKI, urls devURLs) {
+	fmt.Fprintf(w, `
+Trustline dev is running.
+  portal and API   %s/
+  OCSP responder   %s/
+  CRLs             %s/<issuer-id>/crls.json
+  root             %s (SHA-256 %s)
+  admin key        %s
+  reviewer key     %s
+  mail             %s/
+Stop it with Ctrl-C.
+
+`, urls.api, urls.ocsp, urls.crl, filepath.Join(dataDir, "ca", "root.pem"), pki.Fingerprint(p.Root.Cert),
+		filepath.Join(dataDir, "admin.key"), filepath.Join(dataDir, "reviewer.key"), filepath.Join(dataDir, "mail"))
+}
+
+// devCache is dev mode's response cache: in-process, or Redis with
+// --redis (keys under the store's instance id, so dev stores sharing a
+// Redis never mix).
+func devCache(ctx context.Context, cfg config.Dev, instance string, log *slog.Logger) (ocspcache.Cache, func(), error) {
+	if cfg.Redis == "" {
+		mem, err := ocspcache.NewMemory(ocspcache.MemoryConfig{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return mem, func() {}, nil
+	}
+	client, err := ocspcache.NewRedisClient(cfg.Redis, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	err = client.Ping(pctx).Err()
+	cancel()
+	if err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("redis: %w", err)
+	}
+	rc, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "trustline:ocsp:" + instance + ":"}, client, log.With("part", "ocsp-cache"))
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return rc, func() { rc.Close(); client.Close() }, nil
 }
 
 // instanceID returns the id this data store was given on its first start;
@@ -344,3 +452,6 @@ func healthHandler(check func(context.Context) error) http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 }
+
+// devURLs are the base URLs the dev listeners are reachable at.
+type devURLs struct{ api, ocsp, crl string }

@@ -11,25 +11,65 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 )
 
 const usage = `usage: trustline <command> [flags]
 
-commands:
-  dev            run everything in one process on the embedded default (CONTRACT.md)
-  ca init        key ceremony: create the CA hierarchy in an HSM (--config FILE)
+Trying it:
+  dev            run every role in one process on the embedded default (README.md)
+
+A plant (docs/deployment.md):
+  init           create a plant: CA hierarchy in PostgreSQL, trustline.yaml, API keys
+  api            issuance API, portal and review console     --config FILE --listen ADDR
+  presigner      signs OCSP responses into Redis             --config FILE --listen ADDR
+  responder      answers OCSP from Redis                     --config FILE --listen ADDR
+  crlgen         builds and signs CRL shards                 --config FILE --listen ADDR
+  origin         serves CRLs and issuer certificates to CDNs --config FILE --listen ADDR
+
+Tools:
+  ca init        key ceremony: create a CA hierarchy in an HSM (docs/ca-ceremony.md)
   audit verify   check the audit log's hash chain
   bench populate fill a dev store with N real signed certificates
   bench ocsp|crl|issue|presign|suite|peers|floor
                  load benchmarks (docs/bench.md)
-  version    print the version
+  version        print the version, commit and build date
 
 Run "trustline <command> -h" for a command's flags.
 `
 
-// version is set by the linker (-X main.version=…) in release builds.
-var version = "dev"
+// version, commit and buildDate are set by the linker (make build passes
+// -X main.version=… -X main.commit=… -X main.buildDate=…); otherwise the commit
+// comes from the build info when Go recorded it.
+var (
+	version   = "dev"
+	commit    = ""
+	buildDate = ""
+)
+
+// versionLine is what `trustline version` prints.
+func versionLine() string {
+	c, d := commit, buildDate
+	if bi, ok := debug.ReadBuildInfo(); ok && c == "" {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				c = s.Value
+			case "vcs.time":
+				d = s.Value
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	if d == "" {
+		d = "unknown"
+	}
+	return fmt.Sprintf("trustline %s (commit %s, built %s, %s)", version, c, d, runtime.Version())
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -64,6 +104,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "dev":
 		return runDev(ctx, args[1:], stderr)
+	case "init":
+		return runInit(ctx, args[1:], stdout, stderr)
+	case "api":
+		return runAPI(ctx, args[1:], stderr)
+	case "presigner":
+		return runPresigner(ctx, args[1:], stderr)
+	case "responder":
+		return runResponder(ctx, args[1:], stderr)
+	case "crlgen":
+		return runCRLGen(ctx, args[1:], stderr)
+	case "origin":
+		return runOrigin(ctx, args[1:], stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "ca":
@@ -71,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "trustline", version)
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -2,32 +2,33 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"runtime"
-	"strconv"
 	"sync"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/issuer/presign"
 	"github.com/trustline/trustline/responder"
 	"github.com/trustline/trustline/responder/server"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/trustline/trustline/crlgen"
-	"github.com/trustline/trustline/crlgen/crlpub"
-	"github.com/trustline/trustline/internal/status"
-	"github.com/trustline/trustline/origin"
-	"github.com/trustline/trustline/origin/purge"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/trustline/trustline/crlgen"
+	"github.com/trustline/trustline/crlgen/crlpub"
+	"github.com/trustline/trustline/internal/httpmetrics"
+	"github.com/trustline/trustline/internal/status"
+	"github.com/trustline/trustline/origin"
+	"github.com/trustline/trustline/origin/purge"
 
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/linter"
@@ -57,24 +58,43 @@ func openKeys(cfg config.Dev, dataDir string, log *slog.Logger) (pki.Keys, strin
 	return tok, "pkcs11", func() { tok.Close() }, nil
 }
 
-// loadOrCreatePKI loads DATA/ca, or creates the dev hierarchy on first
-// start.
-func loadOrCreatePKI(ctx context.Context, dataDir, baseURL string, keys pki.Keys, keySource string, log *slog.Logger) (*pki.PKI, error) {
+// devHierarchy loads the store's hierarchy with this data dir's keys, or on
+// first start creates the dev hierarchy and records it in the store. A
+// data dir from before the store kept the hierarchy (DATA/ca/pki.json) is
+// recorded as it is. DATA/ca always gets a copy of the certificates
+// (CONTRACT.md: ca/root.pem, ca/<issuer-id>.pem).
+func devHierarchy(ctx context.Context, st store.Store, dataDir, crlBase string, keys pki.Keys, keySource string, log *slog.Logger) (*pki.PKI, error) {
 	dir := filepath.Join(dataDir, "ca")
-	if pki.Exists(dir) {
-		p, err := pki.Load(ctx, dir, keys, keySource)
-		if err != nil {
+	p, err := pki.LoadRecorded(ctx, st, isNotFound, keys, keySource, pki.IssuingKeys)
+	switch {
+	case err == nil:
+		if err := p.Export(dir); err != nil {
 			return nil, err
 		}
-		if n, err := p.RenewResponders(time.Now(), rand.Reader); err != nil {
-			return nil, err
-		} else if n > 0 {
-			log.Info("renewed OCSP responder certificates", "count", n)
+	case errors.Is(err, pki.ErrNoHierarchy):
+		if pki.Exists(dir) {
+			if p, err = pki.Load(ctx, dir, keys, keySource); err != nil {
+				return nil, err
+			}
+			log.Info("recording the data dir's hierarchy in the store", "dir", dir)
+		} else {
+			log.Info("creating dev PKI", "dir", dir, "keys", keySource)
+			if p, err = pki.Create(ctx, pki.DefaultDev(dir, crlBase, keySource), keys, time.Now(), rand.Reader); err != nil {
+				return nil, err
+			}
 		}
-		return p, nil
+		if err := p.Record(ctx, st, isDuplicate); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err
 	}
-	log.Info("creating dev PKI", "dir", dir, "keys", keySource)
-	return pki.Create(ctx, pki.DefaultDev(dir, baseURL, keySource), keys, time.Now(), rand.Reader)
+	if n, err := p.RenewResponders(ctx, time.Now(), rand.Reader); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("renewed OCSP responder certificates", "count", n)
+	}
+	return p, nil
 }
 
 // serialPrefix returns this store's serial prefix octet, chosen at random
@@ -116,17 +136,17 @@ type services struct {
 
 // newPurger builds the purge dispatcher for the configured caches and
 // webhook, or nil when there are none.
-func newPurger(cfg config.Dev, log *slog.Logger) (*purge.Dispatcher, error) {
+func newPurger(cfg config.Purge, log *slog.Logger) (*purge.Dispatcher, error) {
 	var ps []purge.Purger
-	for _, c := range cfg.Purge.Caches {
+	for _, c := range cfg.Caches {
 		h, err := purge.NewHTTP(c, nil)
 		if err != nil {
 			return nil, err
 		}
 		ps = append(ps, h)
 	}
-	if cfg.Purge.Webhook != "" {
-		w, err := purge.NewWebhook(cfg.Purge.Webhook, nil, nil)
+	if cfg.Webhook != "" {
+		w, err := purge.NewWebhook(cfg.Webhook, nil, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -157,12 +177,18 @@ func (s statusSinks) CertificateChanged(ctx context.Context, c store.Certificate
 	return err
 }
 
-func buildIssuance(ctx context.Context, cfg config.Dev, dataDir string, st store.Store, keys pki.Keys, keySource string,
-	urls devURLs, shards int, log *slog.Logger) (*services, error) {
-	p, err := loadOrCreatePKI(ctx, dataDir, urls.crl, keys, keySource, log)
-	if err != nil {
-		return nil, err
-	}
+// issuanceOpts is what the issuance core needs besides the store and the
+// hierarchy, from `trustline dev`'s flags or a plant's configuration.
+type issuanceOpts struct {
+	ocspURL, crlBase, caIssuersBase, apiURL string
+	shards                                  int
+	validation                              config.Validation
+	mailer                                  mail.Sender
+	sink                                    issuer.StatusSink
+	reg                                     prometheus.Registerer // nil: no issuance metrics
+}
+
+func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOpts, log *slog.Logger) (*services, error) {
 	lt, err := linter.New(linter.Config{})
 	if err != nil {
 		return nil, err
@@ -171,79 +197,110 @@ func buildIssuance(ctx context.Context, cfg config.Dev, dataDir string, st store
 	if err != nil {
 		return nil, err
 	}
-	ca, err := issuer.New(issuer.Config{OCSPURL: urls.ocsp + "/", BaseURL: urls.crl, Shards: shards, SerialPrefix: prefix},
-		issuer.Deps{Store: st, PKI: p, Linter: lt, Log: log.With("part", "ca")})
-	if err != nil {
-		return nil, err
+	var m *issuer.Metrics
+	if o.reg != nil {
+		if m, err = issuer.NewMetrics(o.reg); err != nil {
+			return nil, err
+		}
 	}
-	mailer, err := newMailer(cfg, dataDir)
+	ca, err := issuer.New(issuer.Config{OCSPURL: o.ocspURL, BaseURL: o.crlBase, CAIssuersURL: o.caIssuersBase, Shards: o.shards, SerialPrefix: prefix},
+		issuer.Deps{Store: st, PKI: p, Linter: lt, Sink: o.sink, Metrics: m, Log: log.With("part", "ca")})
 	if err != nil {
 		return nil, err
 	}
 	accounts := issuer.NewAccounts(st, nil)
 	vals, err := issuer.NewValidationService(issuer.ValidationConfig{
-		Resolver: cfg.Validation.Resolver, WhoisEmail: cfg.Validation.WhoisEmail, WhoisServer: cfg.Validation.WhoisServer,
-		AllowPrivateAddresses: cfg.Validation.AllowPrivateAddresses,
-	}, issuer.ValidationDeps{Store: st, Mail: mailer, Log: log.With("part", "validation")})
+		Resolver: o.validation.Resolver, WhoisEmail: o.validation.WhoisEmail, WhoisServer: o.validation.WhoisServer,
+		AllowPrivateAddresses: o.validation.AllowPrivateAddresses,
+	}, issuer.ValidationDeps{Store: st, Mail: o.mailer, Metrics: m, Log: log.With("part", "validation")})
 	if err != nil {
 		return nil, err
 	}
-	orders, err := issuer.NewOrders(urls.api, csrcheck.Policy{}, issuer.OrdersDeps{
-		Store: st, CA: ca, Validations: vals, Mail: mailer, Log: log.With("part", "orders"),
+	orders, err := issuer.NewOrders(o.apiURL, csrcheck.Policy{}, issuer.OrdersDeps{
+		Store: st, CA: ca, Validations: vals, Mail: o.mailer, Metrics: m, Log: log.With("part", "orders"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	reviews, err := issuer.NewReviews(issuer.ReviewDeps{Store: st, Orders: orders, Validations: vals, Log: log.With("part", "review")})
+	reviews, err := issuer.NewReviews(issuer.ReviewDeps{Store: st, Orders: orders, Validations: vals, Metrics: m, Log: log.With("part", "review")})
 	if err != nil {
 		return nil, err
 	}
 	h := api.New(api.Deps{Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
-	ph, err := portal.New(portal.Config{BaseURL: urls.api}, portal.Deps{
+	formKey, err := sharedSecret(ctx, st, "portal.form_key")
+	if err != nil {
+		return nil, err
+	}
+	ph, err := portal.New(portal.Config{BaseURL: o.apiURL, FormKey: formKey}, portal.Deps{
 		Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews,
-		CA: ca, Issuers: p, Mail: mailer, Log: log.With("part", "portal")})
+		CA: ca, Issuers: p, Mail: o.mailer, Log: log.With("part", "portal")})
 	if err != nil {
 		return nil, err
 	}
 	return &services{pki: p, ca: ca, accounts: accounts, orders: orders, api: h, portal: ph, lint: lt}, nil
 }
 
-// newMailer delivers to DATA/mail/ unless an SMTP relay is configured.
-func newMailer(cfg config.Dev, dataDir string) (mail.Sender, error) {
-	if cfg.SMTP.Addr == "" {
-		return mail.Dir{Path: filepath.Join(dataDir, "mail")}, nil
+// newMailer delivers through the SMTP relay when one is configured, else
+// as files in dir.
+func newMailer(smtp config.SMTP, dir string) (mail.Sender, error) {
+	if smtp.Addr == "" {
+		return mail.Dir{Path: dir}, nil
 	}
-	return mail.NewSMTP(mail.SMTPConfig{Addr: cfg.SMTP.Addr, From: cfg.SMTP.From, Username: cfg.SMTP.Username,
-		Password: cfg.SMTP.Password, RequireTLS: cfg.SMTP.RequireTLS, Timeout: cfg.SMTP.Timeout}, mail.SMTPDeps{})
+	return mail.NewSMTP(mail.SMTPConfig{Addr: smtp.Addr, From: smtp.From, Username: smtp.Username,
+		Password: smtp.Password, RequireTLS: smtp.RequireTLS, Timeout: smtp.Timeout}, mail.SMTPDeps{})
 }
 
-// addRevocation wires the CRL generator and the origin it publishes to.
-func (s *services) addRevocation(cfg config.Dev, st store.Store, urls devURLs, reg prometheus.Registerer, instance string, log *slog.Logger) error {
-	org, err := origin.New(origin.Config{Period: cfg.CRLPeriod}, log.With("part", "origin"), nil)
+// newOrigin builds an origin serving p's issuer certificates.
+func newOrigin(cfg origin.Config, p *pki.PKI, log *slog.Logger) (*origin.Server, error) {
+	org, err := origin.New(cfg, log.With("part", "origin"), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := org.SetIssuerCert(s.pki.Root.ID, s.pki.Root.Cert.Raw); err != nil {
-		return err
+	if err := org.SetIssuerCert(p.Root.ID, p.Root.Cert.Raw); err != nil {
+		return nil, err
 	}
-	for _, is := range s.pki.Intermediates {
+	for _, is := range p.Intermediates {
 		if err := org.SetIssuerCert(is.ID, is.Cert.Raw); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	publishers := []crlpub.Publisher{org}
-	if s.purger != nil {
-		publishers = append(publishers, s.purger)
+	return org, nil
+}
+
+// crlIssuers returns the hierarchy's root and intermediates as the CRL
+// generator wants them.
+func crlIssuers(p *pki.PKI) (root crlgen.Issuer, intermediates []crlgen.Issuer) {
+	root = crlgen.Issuer{ID: p.Root.ID, Cert: p.Root.Cert, Signer: p.Root.Signer}
+	for _, is := range p.Intermediates {
+		intermediates = append(intermediates, crlgen.Issuer{ID: is.ID, Cert: is.Cert, Signer: is.Signer})
 	}
-	root, ints := crlgen.FromPKI(s.pki)
-	gen, err := crlgen.New(crlgen.DevConfig(urls.crl, cfg.CRLShards, cfg.CRLPeriod, instance+"-"+strconv.Itoa(os.Getpid())),
-		crlgen.Deps{Store: st, Root: root, Intermediates: ints, Linter: s.lint, Publishers: publishers,
-			Registerer: reg, Log: log.With("part", "crlgen")})
-	if err != nil {
-		return err
+	return root, intermediates
+}
+
+// presignIssuers returns the intermediates as the pre-signer wants them,
+// signing with each one's delegated responder (or, with useIssuerKey, the
+// intermediate's own key).
+func presignIssuers(p *pki.PKI, useIssuerKey bool) []presign.Issuer {
+	var out []presign.Issuer
+	for _, is := range p.Intermediates {
+		if rc := p.ResponderCert(is); useIssuerKey || rc == nil {
+			out = append(out, presign.Issuer{ID: is.ID, Cert: is.Cert, Key: is.Signer})
+		} else {
+			out = append(out, presign.Issuer{ID: is.ID, Cert: is.Cert, Responder: rc, Key: is.ResponderSigner})
+		}
 	}
-	s.origin, s.crlgen = org, gen
-	return nil
+	return out
+}
+
+// newGenerator builds a CRL generator over the store.
+func newGenerator(cfg crlgen.Config, st store.Store, p *pki.PKI, lt *linter.Linter, pubs []crlpub.Publisher,
+	reg prometheus.Registerer, log *slog.Logger) (*crlgen.Generator, error) {
+	if p.Root.Signer == nil {
+		return nil, errors.New("the root key is not available: the CRL generator signs the root's CRL with it")
+	}
+	root, ints := crlIssuers(p)
+	return crlgen.New(cfg, crlgen.Deps{Store: st, Root: root, Intermediates: ints, Linter: lt, Publishers: pubs,
+		Registerer: reg, Log: log.With("part", "crlgen")})
 }
 
 // ensureKeyFile makes sure DATA/<name>.key holds a working API key for an
@@ -269,112 +326,120 @@ func ensureKeyFile(ctx context.Context, accounts *issuer.Accounts, dataDir, name
 	return os.Rename(tmp, path)
 }
 
-// devURLs are the base URLs the listeners are reachable at.
-type devURLs struct{ api, ocsp, crl string }
-
 func populateRequest(n int, revoked float64, family string, progress func(int)) issuer.PopulateRequest {
 	return issuer.PopulateRequest{N: n, RevokedFraction: revoked, KeyFamily: family, Progress: progress}
 }
 
-// addOCSP wires the response cache (in-process, or Redis with --redis), the
-// pre-signing pipeline as the CA's status sink, and the responder and its
-// fasthttp server. The closer releases the cache.
-func (s *services) addOCSP(ctx context.Context, cfg config.Dev, st store.Store, reg prometheus.Registerer, instance string,
-	log *slog.Logger) (*server.Server, func(), error) {
-	var (
-		cache   ocspcache.Cache
-		closers []func()
-	)
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	if cfg.Redis == "" {
-		mem, err := ocspcache.NewMemory(ocspcache.MemoryConfig{})
-		if err != nil {
-			return nil, nil, err
-		}
-		cache = mem
-	} else {
-		opt, err := redis.ParseURL(cfg.Redis)
-		if err != nil {
-			return nil, nil, fmt.Errorf("redis: %w", err)
-		}
-		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond, 1
-		client := redis.NewClient(opt)
-		closers = append(closers, func() { client.Close() })
-		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err = client.Ping(pctx).Err()
-		cancel()
-		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("redis: %s: %w", opt.Addr, err)
-		}
-		rc, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "trustline:ocsp:" + instance + ":"}, client, log.With("part", "ocsp-cache"))
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		closers = append(closers, func() { rc.Close() })
-		cache = rc
-	}
-	pipe, err := presign.New(presign.Config{Instance: instance}, presign.Deps{Store: st, Cache: cache,
-		Issuers: presign.FromPKI(s.pki, false), Registerer: reg, Log: log.With("part", "presign")})
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	s.presign = pipe
-	s.ca.SetSink(statusSinks{presign: pipe, purger: s.purger, log: log})
-	s.bg.Go(func() {
-		if err := pipe.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Error("OCSP pre-signer stopped", "err", err)
-		}
-	})
-	var issuers []responder.Issuer
-	for _, is := range s.pki.Intermediates {
-		issuers = append(issuers, responder.Issuer{ID: is.ID, Cert: is.Cert})
-	}
-	resp, err := responder.New(responder.Config{Issuers: issuers, Presigned: pipe.HashAlgs(),
-		L1Entries: 100_000, LiveSigning: 2 * runtime.GOMAXPROCS(0), CacheTagHeader: "Surrogate-Key"},
-		responder.Deps{Cache: cache, Evictions: cache, Signer: pipe, Registerer: reg, Log: log.With("part", "responder")})
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	closers = append(closers, func() { resp.Close() })
-	srv, err := server.New(server.Config{}, server.Deps{Responder: resp, Registerer: reg, Log: log.With("listener", "ocsp")})
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	return srv, closeAll, nil
+// newPipeline builds the pre-signer over cache, leasing as holder.
+func newPipeline(st store.Store, cache presign.Cache, p *pki.PKI, holder string, reg prometheus.Registerer, log *slog.Logger) (*presign.Pipeline, error) {
+	return presign.New(presign.Config{Instance: holder}, presign.Deps{Store: st, Cache: cache,
+		Issuers: presignIssuers(p, false), Registerer: reg, Log: log.With("part", "presign")})
 }
 
-// renewResponders re-issues delegated OCSP responder certificates before
-// they expire, for a process that runs longer than their life, and hands
-// the new ones to the pre-signer.
-func (s *services) renewResponders(ctx context.Context, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+// responderCache is what the responder reads and watches.
+type responderCache interface {
+	responder.Cache
+	responder.Evictions
+}
+
+// newOCSPServer builds the responder over cache (live signing when signer
+// is not nil) and its fasthttp server.
+func newOCSPServer(issuers []responder.Issuer, cache responderCache, signer responder.LiveSigner, scfg server.Config,
+	reg prometheus.Registerer, ready func(context.Context) error, metrics bool, log *slog.Logger) (*server.Server, func(), error) {
+	live := 0
+	if signer != nil {
+		live = 2 * runtime.GOMAXPROCS(0)
+	}
+	resp, err := responder.New(responder.Config{Issuers: issuers, L1Entries: 100_000, LiveSigning: live, CacheTagHeader: "Surrogate-Key"},
+		responder.Deps{Cache: cache, Evictions: cache, Signer: signer, Registerer: reg, Log: log.With("part", "responder")})
+	if err != nil {
+		return nil, nil, err
+	}
+	deps := server.Deps{Responder: resp, Registerer: reg, Ready: ready, Log: log.With("listener", "ocsp")}
+	if metrics {
+		if g, ok := reg.(prometheus.Gatherer); ok {
+			deps.Metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 		}
-		n, err := s.pki.RenewResponders(time.Now(), rand.Reader)
+	}
+	srv, err := server.New(scfg, deps)
+	if err != nil {
+		resp.Close()
+		return nil, nil, err
+	}
+	return srv, func() { resp.Close() }, nil
+}
+
+// renewResponders, on the leader only, re-issues delegated OCSP responder
+// certificates before they expire; every instance then reloads them from
+// the store and hands them to its pre-signer.
+func renewResponders(ctx context.Context, p *pki.PKI, pipe *presign.Pipeline, leader bool, log *slog.Logger) {
+	if leader {
+		n, err := p.RenewResponders(ctx, time.Now(), rand.Reader)
 		if err != nil {
 			log.Error("renewing OCSP responder certificates", "err", err)
-			continue
+			return
 		}
 		if n > 0 {
-			if err := s.presign.SetIssuers(presign.FromPKI(s.pki, false)); err != nil {
-				log.Error("installing renewed responder certificates", "err", err)
-				continue
-			}
 			log.Info("renewed OCSP responder certificates", "count", n)
 		}
 	}
+	if _, err := p.ReloadResponders(ctx); err != nil {
+		log.Error("reloading OCSP responder certificates", "err", err)
+		return
+	}
+	if err := pipe.SetIssuers(presignIssuers(p, false)); err != nil {
+		log.Error("installing OCSP responder certificates", "err", err)
+	}
+}
+
+// newLinter is the pre-signing linter every signing role uses.
+func newLinter() (*linter.Linter, error) { return linter.New(linter.Config{}) }
+
+// apiRoutes are the route groups of the API listener's request metrics.
+var apiRoutes = []string{"api", "review", "admin", "portal", "healthz", "metrics"}
+
+// withAPIMetrics counts the API listener's requests by route group.
+func withAPIMetrics(h http.Handler, reg prometheus.Registerer) (http.Handler, error) {
+	m, err := httpmetrics.New(httpmetrics.Config{Server: "api", Routes: apiRoutes}, func(r *http.Request) string {
+		p := r.URL.Path
+		switch {
+		case strings.HasPrefix(p, "/api/v1/review/"):
+			return "review"
+		case strings.HasPrefix(p, "/api/v1/admin/"):
+			return "admin"
+		case strings.HasPrefix(p, "/api/"):
+			return "api"
+		case p == "/healthz":
+			return "healthz"
+		case p == "/metrics":
+			return "metrics"
+		}
+		return "portal"
+	}, reg)
+	if err != nil {
+		return nil, err
+	}
+	return m.Wrap(h), nil
+}
+
+// sharedSecret returns a 32-byte random secret kept in the store under
+// key, creating it on first use; every instance of a plant gets the same.
+func sharedSecret(ctx context.Context, st store.Store, key string) ([]byte, error) {
+	for range 2 {
+		b, err := st.Meta(ctx, key)
+		if err == nil && len(b) == 32 {
+			return b, nil
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("store: reading %s: %w", key, err)
+		}
+		b = make([]byte, 32)
+		rand.Read(b)
+		if err := st.InsertMeta(ctx, key, b); err == nil {
+			return b, nil
+		} else if !errors.Is(err, store.ErrDuplicate) {
+			return nil, fmt.Errorf("store: writing %s: %w", key, err)
+		}
+	}
+	return nil, fmt.Errorf("store: %s is not a 32-byte secret", key)
 }

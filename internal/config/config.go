@@ -103,6 +103,9 @@ type HSM struct {
 	Module string `yaml:"module"` // path to the PKCS#11 library
 	Token  string `yaml:"token"`  // token label
 	PIN    string `yaml:"pin"`    // user PIN; never logged
+	// PINFile names a file holding the PIN (read at start), so that the
+	// PIN appears neither in the configuration nor on a command line.
+	PINFile string `yaml:"pin_file"`
 	// Sessions is the size of the session pool.
 	Sessions int `yaml:"sessions"`
 }

@@ -140,8 +140,9 @@ type Issuer struct {
 type PKI struct {
 	Root          *Issuer
 	Intermediates []*Issuer
-	dir           string
+	dir           string // where certificates are exported; "" for none
 	cfg           manifest
+	rec           Records // where the hierarchy is recorded; nil before Record
 	// mu guards the Responder fields, which RenewResponders replaces while
 	// the process serves.
 	mu sync.RWMutex
@@ -206,11 +207,13 @@ func Create(ctx context.Context, cfg Config, keys Keys, now time.Time, random io
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if Exists(cfg.Dir) {
-		return nil, fmt.Errorf("pki: %s already holds a hierarchy", cfg.Dir)
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
+	if cfg.Dir != "" {
+		if Exists(cfg.Dir) {
+			return nil, fmt.Errorf("pki: %s already holds a hierarchy", cfg.Dir)
+		}
+		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
 	}
 	now = now.UTC().Truncate(time.Second)
 	rootKey, err := keys.GenerateKey(ctx, rootLabel(), cfg.RootKeyAlg)
@@ -230,7 +233,7 @@ func Create(ctx context.Context, cfg Config, keys Keys, now time.Time, random io
 		return nil, fmt.Errorf("pki: signing root: %w", err)
 	}
 	p := &PKI{Root: &Issuer{ID: issuerid.Root, KeyAlg: cfg.RootKeyAlg, Cert: root, Signer: rootKey}, dir: cfg.Dir}
-	if err := writeCert(CertPath(cfg.Dir, issuerid.Root), root); err != nil {
+	if err := p.writeCert(issuerid.Root, root); err != nil {
 		return nil, err
 	}
 	for _, spec := range cfg.Issuers {
@@ -259,7 +262,7 @@ func Create(ctx context.Context, cfg Config, keys Keys, now time.Time, random io
 		if err != nil {
 			return nil, fmt.Errorf("pki: signing %s: %w", spec.ID, err)
 		}
-		if err := writeCert(CertPath(cfg.Dir, spec.ID), cert); err != nil {
+		if err := p.writeCert(spec.ID, cert); err != nil {
 			return nil, err
 		}
 		is := &Issuer{ID: spec.ID, KeyAlg: spec.KeyAlg, Cert: cert, Signer: key}
@@ -268,7 +271,7 @@ func Create(ctx context.Context, cfg Config, keys Keys, now time.Time, random io
 			return nil, fmt.Errorf("pki: generating %s responder key: %w", spec.ID, err)
 		}
 		is.ResponderSigner = rkey
-		if err := p.renewResponder(is, cfg.ResponderValidity, now, random); err != nil {
+		if err := p.renewResponder(ctx, is, cfg.ResponderValidity, now, random); err != nil {
 			return nil, err
 		}
 		p.Intermediates = append(p.Intermediates, is)
@@ -279,9 +282,11 @@ func Create(ctx context.Context, cfg Config, keys Keys, now time.Time, random io
 		m.Issuers = append(m.Issuers, issuerEntry{ID: is.ID, KeyAlg: is.KeyAlg.String()})
 	}
 	p.cfg = m
-	b, _ := json.MarshalIndent(m, "", "  ")
-	if err := writeAtomic(filepath.Join(cfg.Dir, manifestName), append(b, '\n'), 0o644); err != nil {
-		return nil, err
+	if cfg.Dir != "" {
+		b, _ := json.MarshalIndent(m, "", "  ")
+		if err := writeAtomic(filepath.Join(cfg.Dir, manifestName), append(b, '\n'), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -340,7 +345,7 @@ func Load(ctx context.Context, dir string, keys Keys, keySource string) (*PKI, e
 // RenewResponders re-issues every delegated responder certificate that has
 // less than a third of its lifetime left at now (same key, new
 // certificate), and reports how many it renewed.
-func (p *PKI) RenewResponders(now time.Time, random io.Reader) (int, error) {
+func (p *PKI) RenewResponders(ctx context.Context, now time.Time, random io.Reader) (int, error) {
 	validity, err := time.ParseDuration(p.cfg.ResponderValidity)
 	if err != nil {
 		return 0, fmt.Errorf("pki: manifest responder_validity: %w", err)
@@ -350,7 +355,7 @@ func (p *PKI) RenewResponders(now time.Time, random io.Reader) (int, error) {
 		if is.Responder != nil && is.Responder.NotAfter.Sub(now) > validity/3 {
 			continue
 		}
-		if err := p.renewResponder(is, validity, now, random); err != nil {
+		if err := p.renewResponder(ctx, is, validity, now, random); err != nil {
 			return n, err
 		}
 		n++
@@ -360,7 +365,7 @@ func (p *PKI) RenewResponders(now time.Time, random io.Reader) (int, error) {
 
 var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 
-func (p *PKI) renewResponder(is *Issuer, validity time.Duration, now time.Time, random io.Reader) error {
+func (p *PKI) renewResponder(ctx context.Context, is *Issuer, validity time.Duration, now time.Time, random io.Reader) error {
 	now = now.UTC().Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		Subject:      pkix.Name{Country: is.Cert.Subject.Country, Organization: is.Cert.Subject.Organization, CommonName: is.Cert.Subject.CommonName + " OCSP"},
@@ -377,8 +382,15 @@ func (p *PKI) renewResponder(is *Issuer, validity time.Duration, now time.Time, 
 	if err != nil {
 		return fmt.Errorf("pki: signing %s responder certificate: %w", is.ID, err)
 	}
-	if err := writeCert(ResponderCertPath(p.dir, is.ID), cert); err != nil {
-		return err
+	if p.rec != nil {
+		if err := p.rec.PutMeta(ctx, responderKeyPrefix+string(is.ID), cert.Raw); err != nil {
+			return fmt.Errorf("pki: recording %s responder certificate: %w", is.ID, err)
+		}
+	}
+	if p.dir != "" {
+		if err := writeCert(ResponderCertPath(p.dir, is.ID), cert); err != nil {
+			return err
+		}
 	}
 	p.mu.Lock()
 	is.Responder = cert
@@ -457,6 +469,14 @@ func mustOID(s string) x509.OID {
 		panic(err)
 	}
 	return o
+}
+
+// writeCert exports an issuer certificate when the PKI has a directory.
+func (p *PKI) writeCert(id issuerid.ID, c *x509.Certificate) error {
+	if p.dir == "" {
+		return nil
+	}
+	return writeCert(CertPath(p.dir, id), c)
 }
 
 func writeCert(path string, c *x509.Certificate) error {

@@ -101,11 +101,11 @@ func TestLoadReusesEverything(t *testing.T) {
 func TestRenewResponders(t *testing.T) {
 	p, _, _ := newDev(t)
 	old := p.Intermediates[0].Responder
-	if n, err := p.RenewResponders(time.Now(), rand.Reader); err != nil || n != 0 {
+	if n, err := p.RenewResponders(context.Background(), time.Now(), rand.Reader); err != nil || n != 0 {
 		t.Fatalf("fresh responders renewed: n=%d err=%v", n, err)
 	}
 	later := old.NotAfter.Add(-5 * 24 * time.Hour)
-	n, err := p.RenewResponders(later, rand.Reader)
+	n, err := p.RenewResponders(context.Background(), later, rand.Reader)
 	if err != nil || n != 2 {
 		t.Fatalf("RenewResponders near expiry: n=%d err=%v", n, err)
 	}

@@ -57,12 +57,19 @@ type Config struct {
 	// Concurrency caps connections served at once. 0 means fasthttp's
 	// default (256 Ki).
 	Concurrency int
+	// PathPrefix is the path of the public OCSP URL ("/" or "/ocsp/",
+	// ending in "/"): GET requests are answered under it and POSTs at it,
+	// anything else gets 404. "" means "/".
+	PathPrefix string
 }
 
 // Validate checks cfg.
 func (cfg Config) Validate() error {
 	if cfg.MaxBody < 0 || cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 || cfg.IdleTimeout < 0 || cfg.Concurrency < 0 {
 		return errors.New("server: sizes and timeouts must not be negative")
+	}
+	if cfg.PathPrefix != "" && (cfg.PathPrefix[0] != '/' || cfg.PathPrefix[len(cfg.PathPrefix)-1] != '/') {
+		return fmt.Errorf("server: PathPrefix %q must start and end with /", cfg.PathPrefix)
 	}
 	if cfg.MaxBody > 1<<20 {
 		return fmt.Errorf("server: MaxBody %d is over 1 MiB; OCSP requests are small", cfg.MaxBody)
@@ -75,7 +82,13 @@ type Deps struct {
 	Responder Answerer // required
 	// Registerer receives the HTTP metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
-	Log        *slog.Logger // required
+	// Metrics, if set, answers GET /metrics (a production responder role
+	// has no other listener).
+	Metrics fasthttp.RequestHandler
+	// Ready, if set, decides /healthz: 503 while it returns an error (a
+	// dependency is down). Nil means always ready.
+	Ready func(context.Context) error
+	Log   *slog.Logger // required
 	// Now defaults to time.Now; it times requests and is what the
 	// responder is given as the current time (so pass the responder's).
 	Now func() time.Time
@@ -94,6 +107,8 @@ type Server struct {
 	duration [2]prometheus.Observer
 	notMod   prometheus.Counter
 	refused  *prometheus.CounterVec
+	metrics  fasthttp.RequestHandler
+	ready    func(context.Context) error
 }
 
 // New builds a Server.
@@ -120,7 +135,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Now = time.Now
 	}
 	base, stop := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, resp: d.Responder, log: d.Log, now: d.Now, base: base, stop: stop}
+	s := &Server{cfg: cfg, resp: d.Responder, log: d.Log, now: d.Now, base: base, stop: stop, metrics: d.Metrics, ready: d.Ready}
 	s.bufs.New = func() any { b := make([]byte, 0, ocspcodec.MaxGETLen); return &b }
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "trustline_ocsp_http_request_duration_seconds",
@@ -181,6 +196,7 @@ const (
 	ccNoStore    = "no-store"
 	ccSuffix     = ", public, no-transform, must-revalidate"
 	healthzPath  = "/healthz"
+	metricsPath  = "/metrics"
 	allowMethods = "GET, HEAD, POST"
 )
 
@@ -191,13 +207,21 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	case ctx.IsGet() || ctx.IsHead():
 		uri := ctx.Request.Header.RequestURI()
 		if string(uri) == healthzPath {
-			ctx.Response.Header.Set("Cache-Control", ccNoStore)
-			ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
-			ctx.Response.SetBodyString("ok\n")
+			s.health(ctx)
+			return
+		}
+		if s.metrics != nil && string(uri) == metricsPath {
+			s.metrics(ctx)
+			return
+		}
+		path, ok := s.underPrefix(originForm(uri))
+		if !ok {
+			s.refused.WithLabelValues("path").Inc()
+			ctx.Error("not found\n", fasthttp.StatusNotFound)
 			return
 		}
 		bp := s.bufs.Get().(*[]byte)
-		der, err := ocspcodec.DecodeGET(originForm(uri), (*bp)[:0])
+		der, err := ocspcodec.DecodeGET(path, (*bp)[:0])
 		if err == nil {
 			*bp = der[:0] // keep the buffer if DecodeGET grew it
 		} else {
@@ -208,6 +232,11 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.write(ctx, &ans, true)
 		s.duration[0].Observe(s.now().Sub(start).Seconds())
 	case ctx.IsPost():
+		if !s.atPrefix(ctx.Request.Header.RequestURI()) {
+			s.refused.WithLabelValues("path").Inc()
+			ctx.Error("not found\n", fasthttp.StatusNotFound)
+			return
+		}
 		body := ctx.PostBody()
 		if len(body) > s.cfg.MaxBody { // fasthttp refuses these first; belt and braces
 			s.refused.WithLabelValues("too_large").Inc()
@@ -222,6 +251,24 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Allow", allowMethods)
 		ctx.Error("method not allowed\n", fasthttp.StatusMethodNotAllowed)
 	}
+}
+
+// health answers /healthz: 200 "ok", or 503 while Ready fails.
+func (s *Server) health(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Cache-Control", ccNoStore)
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	if s.ready != nil {
+		rctx, cancel := context.WithTimeout(s.base, 2*time.Second)
+		err := s.ready(rctx)
+		cancel()
+		if err != nil {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			s.log.Warn("not ready", "err", err)
+			ctx.Response.SetBodyString("unavailable\n")
+			return
+		}
+	}
+	ctx.Response.SetBodyString("ok\n")
 }
 
 // requestError answers requests fasthttp could not read: 413 for bodies
@@ -316,6 +363,33 @@ func etagMatches(header, etag []byte) bool {
 
 // originForm strips the scheme and authority of an absolute-form request
 // target ("http://ocsp.example/MEIw…", as proxies send), leaving the path.
+// underPrefix returns the part of a GET request's path that follows the
+// configured prefix, keeping one leading '/'.
+func (s *Server) underPrefix(uri []byte) ([]byte, bool) {
+	pre := s.cfg.PathPrefix
+	if pre == "" || pre == "/" {
+		return uri, true
+	}
+	if len(uri) < len(pre) || string(uri[:len(pre)]) != pre {
+		return nil, false
+	}
+	return uri[len(pre)-1:], true
+}
+
+// atPrefix reports whether a POST targets the OCSP URL's path (with or
+// without its trailing slash).
+func (s *Server) atPrefix(uri []byte) bool {
+	pre := s.cfg.PathPrefix
+	if pre == "" || pre == "/" {
+		return true
+	}
+	p := originForm(uri)
+	if i := bytes.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return string(p) == pre || string(p) == pre[:len(pre)-1]
+}
+
 func originForm(uri []byte) []byte {
 	for _, scheme := range []string{"http://", "https://"} {
 		if len(uri) >= len(scheme) && strings.EqualFold(string(uri[:len(scheme)]), scheme) {

@@ -467,3 +467,40 @@ func TestHandlerAllocs(t *testing.T) {
 		t.Errorf("GET on an L1 hit allocates %v times per request", n)
 	}
 }
+
+// TestPathPrefix: a responder whose public OCSP URL has a path answers
+// GETs under it and POSTs at it, and nothing elsewhere.
+func TestPathPrefix(t *testing.T) {
+	e := newEnv(t, server.Config{PathPrefix: "/ocsp/"})
+	der := request(t, ocspcodec.SHA256, snGood)
+	b64 := base64.StdEncoding.EncodeToString(der)
+	for _, tc := range []struct {
+		method, target string
+		body           []byte
+		want           int
+	}{
+		{"GET", "/ocsp/" + b64, nil, 200},
+		{"GET", "/ocsp/" + url.PathEscape(b64), nil, 200},
+		{"GET", "/" + b64, nil, 404},
+		{"GET", "/other/" + b64, nil, 404},
+		{"POST", "/ocsp/", der, 200},
+		{"POST", "/ocsp", der, 200},
+		{"POST", "/", der, 404},
+		{"GET", "/healthz", nil, 200},
+	} {
+		resp, body := e.raw(t, tc.method, tc.target, nil, tc.body)
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %.40s: status %d, want %d", tc.method, tc.target, resp.StatusCode, tc.want)
+			continue
+		}
+		if tc.want == 200 && tc.target != "/healthz" {
+			r, err := ocsp.ParseResponse(body, nil)
+			if err != nil || r.Status != ocsp.Good {
+				t.Errorf("%s %.40s: response %v, %v", tc.method, tc.target, r, err)
+			}
+		}
+	}
+	if _, err := server.New(server.Config{PathPrefix: "ocsp"}, server.Deps{}); err == nil {
+		t.Error("a prefix without slashes was accepted")
+	}
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# make plant: a whole Trustline plant on this machine, on loopback, for
+# anyone to try. It starts (all from binaries already installed):
+#   - a fresh PostgreSQL database trustline_plant on 127.0.0.1:5432,
+#   - a Redis Cluster of 3 masters and 3 replicas (redis-server),
+#   - trustline init, then 2 api, 2 presigner, 3 responder, 2 origin and
+#     2 crlgen processes,
+#   - Varnish in front of the responders (/ocsp/) and origins (/crl/),
+# prints where everything is, and stops everything it started on Ctrl-C.
+# Everything lives under $PLANT_DIR (default ./var/plant), re-created on
+# each run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BIN=${BIN:-./bin/trustline}
+PLANT_DIR=${PLANT_DIR:-./var/plant}
+PG=${PLANT_POSTGRES:-postgres://postgres@127.0.0.1:5432}
+DB=${PLANT_DB:-trustline_plant}
+BASE_PORT=${PLANT_PORT:-7000}   # roles on 7000+, Redis on 7100+, Varnish on 7080
+VARNISH_PORT=$((BASE_PORT + 80))
+
+pids=()
+log() { printf 'plant: %s\n' "$*" >&2; }
+stop() {
+  trap - INT TERM EXIT
+  log "stopping ${#pids[@]} processes"
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.2
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  log "stopped"
+}
+trap stop INT TERM EXIT
+
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "$2" ] || { log "$1 is missing: $3"; exit 1; }; }
+need redis-server /usr/bin/redis-server "apt-get install redis-server"
+need varnishd /usr/sbin/varnishd "apt-get install varnish"
+need psql /usr/bin/psql "apt-get install postgresql-client"
+VARNISHD=$(command -v varnishd || echo /usr/sbin/varnishd)
+
+rm -rf "$PLANT_DIR"
+mkdir -p "$PLANT_DIR/logs" "$PLANT_DIR/redis"
+PLANT_DIR=$(cd "$PLANT_DIR" && pwd)
+
+log "database $DB"
+psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+DB_URL="$PG/$DB?sslmode=disable"
+
+log "Redis Cluster: 6 nodes"
+nodes=()
+for i in 0 1 2 3 4 5; do
+  port=$((BASE_PORT + 100 + i))
+  d="$PLANT_DIR/redis/$port"; mkdir -p "$d"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$d" --cluster-enabled yes \
+    --cluster-config-file nodes.conf --cluster-node-timeout 2000 --appendonly no --save "" \
+    --logfile "$d/redis.log" --daemonize no >/dev/null 2>&1 &
+  pids+=($!)
+  nodes+=("127.0.0.1:$port")
+done
+for n in "${nodes[@]}"; do
+  for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p "${n##*:}" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$PLANT_DIR/logs/redis-cluster.log" 2>&1
+for _ in $(seq 1 100); do
+  redis-cli -p $((BASE_PORT + 100)) cluster info 2>/dev/null | grep -q cluster_state:ok && break; sleep 0.1
+done
+CLUSTER_URL="redis://${nodes[0]}?addr=${nodes[1]}&addr=${nodes[2]}"
+
+PUBLIC="http://127.0.0.1:$VARNISH_PORT"
+log "trustline init"
+"$BIN" init --dir "$PLANT_DIR/etc" --postgres "$DB_URL" --redis-cluster "$CLUSTER_URL" \
+  --ocsp-url "$PUBLIC/ocsp/" --crl-url "$PUBLIC/crl" --api-url "http://127.0.0.1:$BASE_PORT" \
+  --mail-dir "$PLANT_DIR/mail" --dev-urls >"$PLANT_DIR/init.txt"
+CFG="$PLANT_DIR/etc/trustline.yaml"
+
+start() { # role port
+  "$BIN" "$1" --config "$CFG" --listen "127.0.0.1:$2" >"$PLANT_DIR/logs/$1-$2.log" 2>&1 &
+  pids+=($!)
+}
+start api $((BASE_PORT + 0)); start api $((BASE_PORT + 1))
+start presigner $((BASE_PORT + 10)); start presigner $((BASE_PORT + 11))
+start responder $((BASE_PORT + 20)); start responder $((BASE_PORT + 21)); start responder $((BASE_PORT + 22))
+start origin $((BASE_PORT + 30)); start origin $((BASE_PORT + 31))
+start crlgen $((BASE_PORT + 40)); start crlgen $((BASE_PORT + 41))
+
+cat >"$PLANT_DIR/plant.vcl" <<VCL
+vcl 4.1;
+import directors;
+backend r0 { .host = "127.0.0.1"; .port = "$((BASE_PORT + 20))"; .probe = { .url = "/healthz"; .interval = 1s; .timeout = 1s; .window = 3; .threshold = 2; } }
+backend r1 { .host = "127.0.0.1"; .port = "$((BASE_PORT + 21))"; .probe = { .url = "/healthz"; .interval = 1s; .timeout = 1s; .window = 3; .threshold = 2; } }
+backend r2 { .host = "127.0.0.1"; .port = "$((BASE_PORT + 22))"; .probe = { .url = "/healthz"; .interval = 1s; .timeout = 1s; .window = 3; .threshold = 2; } }
+backend o0 { .host = "127.0.0.1"; .port = "$((BASE_PORT + 30))"; .probe = { .url = "/healthz"; .interval = 1s; .timeout = 1s; .window = 3; .threshold = 2; } }
+backend o1 { .host = "127.0.0.1"; .port = "$((BASE_PORT + 31))"; .probe = { .url = "/healthz"; .interval = 1s; .timeout = 1s; .window = 3; .threshold = 2; } }
+acl purgers { "127.0.0.1"; }
+sub vcl_init {
+  new ocsp = directors.round_robin(); ocsp.add_backend(r0); ocsp.add_backend(r1); ocsp.add_backend(r2);
+  new crl = directors.round_robin(); crl.add_backend(o0); crl.add_backend(o1);
+}
+sub vcl_recv {
+  if (req.method == "PURGE") { if (client.ip !~ purgers) { return (synth(405)); } return (purge); }
+  if (req.method == "BAN") {
+    if (client.ip !~ purgers || req.http.Surrogate-Key !~ "^[a-z0-9-]+$") { return (synth(405)); }
+    ban("obj.http.Surrogate-Key ~ (^|\s)" + req.http.Surrogate-Key + "(\s|$)");
+    return (synth(200, "Banned"));
+  }
+  if (req.url ~ "^/ocsp/") { set req.backend_hint = ocsp.backend(); }
+  else if (req.url ~ "^/crl/") { set req.backend_hint = crl.backend(); }
+  else { return (synth(404)); }
+}
+VCL
+"$VARNISHD" -F -n "$PLANT_DIR/varnish" -a "127.0.0.1:$VARNISH_PORT" -f "$PLANT_DIR/plant.vcl" \
+  -s malloc,64m -j none -T none >"$PLANT_DIR/logs/varnish.log" 2>&1 &
+pids+=($!)
+
+wait_ready() { # url name
+  for _ in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+  log "$2 did not become ready: see $PLANT_DIR/logs/"; exit 1
+}
+for p in 0 1 10 11 20 21 22 30 31 40 41; do wait_ready "http://127.0.0.1:$((BASE_PORT + p))/healthz" "port $((BASE_PORT + p))"; done
+
+cat <<MSG
+
+$(cat "$PLANT_DIR/init.txt" | sed -n '1,10p')
+
+The plant is running (logs in $PLANT_DIR/logs):
+  API and portal   http://127.0.0.1:$BASE_PORT/ and http://127.0.0.1:$((BASE_PORT + 1))/
+  admin key        $PLANT_DIR/etc/admin.key
+  CDN (Varnish)    $PUBLIC/ocsp/  (3 responders)   $PUBLIC/crl/<issuer-id>/crls.json  (2 origins)
+  presigners       http://127.0.0.1:$((BASE_PORT + 10))/metrics  http://127.0.0.1:$((BASE_PORT + 11))/metrics
+  crlgens          http://127.0.0.1:$((BASE_PORT + 40))/metrics  http://127.0.0.1:$((BASE_PORT + 41))/metrics
+  PostgreSQL       $DB_URL
+  Redis Cluster    $CLUSTER_URL
+  mail             $PLANT_DIR/mail/
+Stop everything with Ctrl-C.
+MSG
+wait -n "${pids[@]}" || true
+log "a process exited; see $PLANT_DIR/logs/"

@@ -1,0 +1,288 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Plant is the one configuration file every production role reads
+// (`trustline api|presigner|responder|crlgen|origin --config FILE`),
+// written by `trustline init` as DIR/trustline.yaml. Each role uses the
+// part it needs: the responder only Redis and the OCSP URL's path, the
+// origin the store and the CRL URL's path, the signing roles the keys.
+type Plant struct {
+	// Postgres holds all CA state, the hierarchy included
+	// (postgres://user@host:port/db?sslmode=disable).
+	Postgres string `yaml:"postgres"`
+	// Redis is a single Redis node (redis://host:port/db); RedisCluster
+	// a Redis Cluster in go-redis's cluster URL form
+	// (redis://h1:p1?addr=h2:p2&addr=h3:p3). Exactly one is set.
+	Redis        string `yaml:"redis"`
+	RedisCluster string `yaml:"redis_cluster"`
+	// RedisPrefix starts every key the plant writes, so that several
+	// plants (or a plant and dev runs) can share one Redis.
+	RedisPrefix string `yaml:"redis_prefix"`
+	// KeysDir holds the CA and responder private keys as files (mode
+	// 0600) when no HSM is configured. Relative paths are relative to the
+	// configuration file.
+	KeysDir string `yaml:"keys_dir"`
+	// HSM, when Module is set, holds every CA and responder key.
+	HSM HSM `yaml:"hsm"`
+	// Public are the URLs written into certificates and CRLs.
+	Public PublicURLs `yaml:"public"`
+	// DevURLs lifts the public URL rules (http, a DNS name): for a plant
+	// tried on loopback only, never for one whose certificates are
+	// trusted.
+	DevURLs bool `yaml:"dev_urls"`
+	// CRL configures the CRL generators.
+	CRL PlantCRL `yaml:"crl"`
+	// Validation configures the domain validation methods (api role).
+	Validation Validation `yaml:"validation"`
+	// MailDir, when set, delivers mail as files there (as dev mode does);
+	// otherwise SMTP.Addr must be set for the api role.
+	MailDir string `yaml:"mail_dir"`
+	SMTP    SMTP   `yaml:"smtp"`
+	// Purge names the caches and webhook told of new CRLs and
+	// revocations.
+	Purge Purge `yaml:"purge"`
+	// TLS, when both files are set, serves the api role over HTTPS; the
+	// files are re-read on SIGHUP.
+	TLS TLS `yaml:"tls"`
+	// Log is "text" or "json"; LogLevel is debug, info, warn or error.
+	Log      string `yaml:"log"`
+	LogLevel string `yaml:"log_level"`
+	// ShutdownTimeout bounds a clean stop after SIGINT/SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// PublicURLs are how the world reaches the plant (BR §7.1.2.7.7,
+// §7.1.2.11.2: http URLs with a DNS name).
+type PublicURLs struct {
+	// OCSP is the AIA id-ad-ocsp URL exactly ("http://ocsp.example.com/");
+	// responders answer at its path.
+	OCSP string `yaml:"ocsp_url"`
+	// CRL is the CRL base URL, no trailing slash: shard s of issuer i is
+	// <CRL>/<i>/<s>.crl, and issuer certificates are <CRL>/<i>.cer
+	// (caIssuers) unless CAIssuers is set. Origins serve each object at
+	// the path it has under this URL.
+	CRL string `yaml:"crl_url"`
+	// CAIssuers is the base URL of issuer certificates (<CAIssuers>/<i>.cer);
+	// default: CRL.
+	CAIssuers string `yaml:"ca_issuers_url"`
+	// API is where subscribers reach the API and portal (links in mail).
+	API string `yaml:"api_url"`
+}
+
+// PlantCRL configures the CRL generators.
+type PlantCRL struct {
+	// Shards per intermediate, [1, 4096]; changing it moves no issued
+	// certificate.
+	Shards int `yaml:"shards"`
+	// Period is the fixed republication period, at most 7 days (BR §4.9.7).
+	Period time.Duration `yaml:"period"`
+	// RevocationDelay bounds how long after a revocation its shard is
+	// republished, at most 24 h (BR §4.9.7).
+	RevocationDelay time.Duration `yaml:"revocation_delay"`
+	// Validity is nextUpdate − thisUpdate, at most 10 days (BR §4.9.7).
+	Validity time.Duration `yaml:"validity"`
+}
+
+// TLS names a certificate and key file for an HTTPS listener.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// DefaultPlant returns the defaults of a plant configuration.
+func DefaultPlant() Plant {
+	return Plant{
+		KeysDir:         "keys",
+		RedisPrefix:     "trustline:ocsp:",
+		Log:             "json",
+		LogLevel:        "info",
+		ShutdownTimeout: 20 * time.Second,
+		CRL:             PlantCRL{Shards: 16, Period: time.Hour, RevocationDelay: 5 * time.Minute, Validity: 7 * 24 * time.Hour},
+		HSM:             HSM{Sessions: 4},
+	}
+}
+
+// LoadPlant reads path over the defaults, strictly.
+func LoadPlant(path string) (Plant, error) {
+	cfg := DefaultPlant()
+	if err := decodeFile(path, &cfg); err != nil {
+		return Plant{}, err
+	}
+	if cfg.HSM.PIN == "" && cfg.HSM.PINFile != "" {
+		b, err := os.ReadFile(cfg.HSM.PINFile)
+		if err != nil {
+			return Plant{}, fmt.Errorf("config: hsm.pin_file: %w", err)
+		}
+		cfg.HSM.PIN = strings.TrimSpace(string(b))
+	}
+	return cfg, nil
+}
+
+// Validate checks every field and returns all problems at once.
+func (c Plant) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if u, err := url.Parse(c.Postgres); c.Postgres == "" || err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		bad("postgres", "want a postgres:// URL: a plant keeps its state in PostgreSQL")
+	}
+	switch {
+	case c.Redis == "" && c.RedisCluster == "":
+		bad("redis", "set redis or redis_cluster: the responses live in Redis")
+	case c.Redis != "" && c.RedisCluster != "":
+		bad("redis_cluster", "set redis or redis_cluster, not both")
+	}
+	for key, v := range map[string]string{"redis": c.Redis, "redis_cluster": c.RedisCluster} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			bad(key, "want a redis:// or rediss:// URL")
+		}
+	}
+	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, " {}") {
+		bad("redis_prefix", "%q: must be set, without spaces or braces", c.RedisPrefix)
+	}
+	if c.HSM.Module != "" {
+		if c.HSM.Token == "" {
+			bad("hsm.token", "must be set with hsm.module")
+		}
+		if c.HSM.Sessions < 1 || c.HSM.Sessions > 256 {
+			bad("hsm.sessions", "%d out of range [1, 256]", c.HSM.Sessions)
+		}
+	} else if c.KeysDir == "" {
+		bad("keys_dir", "must be set when no hsm.module is")
+	}
+	for _, e := range PublicURLErrors(c.Public, c.DevURLs) {
+		errs = append(errs, e)
+	}
+	if c.CRL.Shards < 1 || c.CRL.Shards > 4096 {
+		bad("crl.shards", "%d out of range [1, 4096]", c.CRL.Shards)
+	}
+	if c.CRL.Period <= 0 || c.CRL.Period > 7*24*time.Hour {
+		bad("crl.period", "%s out of range (0, 7 days] (BR 4.9.7)", c.CRL.Period)
+	}
+	if c.CRL.RevocationDelay <= 0 || c.CRL.RevocationDelay > 24*time.Hour {
+		bad("crl.revocation_delay", "%s out of range (0, 24 hours] (BR 4.9.7)", c.CRL.RevocationDelay)
+	}
+	if c.CRL.Validity <= c.CRL.Period || c.CRL.Validity > 10*24*time.Hour {
+		bad("crl.validity", "%s must exceed crl.period and be at most 10 days (BR 4.9.7)", c.CRL.Validity)
+	}
+	if c.Validation.Resolver != "" {
+		if _, _, err := net.SplitHostPort(c.Validation.Resolver); err != nil {
+			bad("validation.resolver", "%q is not host:port", c.Validation.Resolver)
+		}
+	}
+	if c.SMTP.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.SMTP.Addr); err != nil {
+			bad("smtp.addr", "%q is not host:port", c.SMTP.Addr)
+		}
+		if c.SMTP.From == "" {
+			bad("smtp.from", "required with smtp.addr")
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file go together")
+	}
+	for i, u := range c.Purge.Caches {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad(fmt.Sprintf("purge.caches[%d]", i), "%q is not an http(s) URL", u)
+		}
+	}
+	switch c.Log {
+	case "text", "json":
+	default:
+		bad("log", "%q: want text or json", c.Log)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 5*time.Minute {
+		bad("shutdown_timeout", "%s out of range (0, 5 minutes]", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// PublicURLErrors checks the public URLs: each an absolute URL without
+// query or fragment; OCSP ends in "/"; CRL and CAIssuers do not. Unless
+// dev is set they must be http (BR §7.1.2.7.7 for AIA, §7.1.2.11.2 for
+// CRL distribution points) with a DNS name that is not an IP address or
+// an internal name (BR §7.1.2.7.7 forbids neither explicitly for these
+// URLs, but a relying party on the Internet must reach them).
+func PublicURLErrors(p PublicURLs, dev bool) []error {
+	var errs []error
+	check := func(key, v string, trailingSlash, required bool) {
+		if v == "" {
+			if required {
+				errs = append(errs, fmt.Errorf("config: public.%s: must be set", key))
+			}
+			return
+		}
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("config: public.%s: %q is not an absolute URL without query, fragment or user", key, v))
+			return
+		}
+		if strings.HasSuffix(u.Path, "/") != trailingSlash && !(trailingSlash && u.Path == "") {
+			if trailingSlash {
+				errs = append(errs, fmt.Errorf("config: public.%s: %q must end in /", key, v))
+			} else {
+				errs = append(errs, fmt.Errorf("config: public.%s: %q must not end in /", key, v))
+			}
+		}
+		if dev {
+			if u.Scheme != "http" && u.Scheme != "https" {
+				errs = append(errs, fmt.Errorf("config: public.%s: %q: want http", key, v))
+			}
+			return
+		}
+		if u.Scheme != "http" && key != "api_url" {
+			errs = append(errs, fmt.Errorf("config: public.%s: %q: relying parties fetch it over plain http (BR 7.1.2.7.7, 7.1.2.11.2)", key, v))
+		}
+		if msg := notPublicHost(u.Hostname()); msg != "" {
+			errs = append(errs, fmt.Errorf("config: public.%s: %q: %s (set dev_urls for a plant tried on loopback)", key, v, msg))
+		}
+	}
+	check("ocsp_url", p.OCSP, true, true)
+	check("crl_url", p.CRL, false, true)
+	check("ca_issuers_url", p.CAIssuers, false, false)
+	check("api_url", p.API, false, false)
+	return errs
+}
+
+// notPublicHost says why host cannot be a public DNS name, or "".
+func notPublicHost(host string) string {
+	if net.ParseIP(host) != nil {
+		return "an IP address, not a DNS name"
+	}
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if !strings.Contains(h, ".") {
+		return "an internal name (no dot)"
+	}
+	for _, suffix := range []string{".local", ".localhost", ".internal", ".lan", ".home.arpa", ".corp", ".invalid", ".test"} {
+		if strings.HasSuffix(h, suffix) || h == strings.TrimPrefix(suffix, ".") {
+			return "an internal name (" + suffix + ")"
+		}
+	}
+	return ""
+}
+
+// CAIssuersBase returns the base URL of issuer certificates.
+func (p PublicURLs) CAIssuersBase() string {
+	if p.CAIssuers != "" {
+		return p.CAIssuers
+	}
+	return p.CRL
+}
