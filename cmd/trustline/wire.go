@@ -62,7 +62,7 @@ func openKeys(cfg config.Dev, dataDir string, log *slog.Logger) (pki.Keys, strin
 // first start creates the dev hierarchy and records it in the store. A
 // data dir from before the store kept the hierarchy (DATA/ca/pki.json) is
 // recorded as it is. DATA/ca always gets a copy of the certificates
-// (CONTRACT.md: ca/root.pem, ca/<issuer-id>.pem).
+// (docs/configuration.md: ca/root.pem, ca/<issuer-id>.pem).
 func devHierarchy(ctx context.Context, st store.Store, dataDir, crlBase string, keys pki.Keys, keySource string, log *slog.Logger) (*pki.PKI, error) {
 	dir := filepath.Join(dataDir, "ca")
 	p, err := pki.LoadRecorded(ctx, st, isNotFound, keys, keySource, pki.IssuingKeys)
@@ -304,7 +304,7 @@ func newGenerator(cfg crlgen.Config, st store.Store, p *pki.PKI, lt *linter.Lint
 }
 
 // ensureKeyFile makes sure DATA/<name>.key holds a working API key for an
-// account with role, creating the account on first start (CONTRACT.md:
+// account with role, creating the account on first start (docs/configuration.md:
 // admin.key, reviewer.key; mode 0600, the key alone on the line).
 func ensureKeyFile(ctx context.Context, accounts *issuer.Accounts, dataDir, name string, role store.Role) error {
 	path := filepath.Join(dataDir, name+".key")

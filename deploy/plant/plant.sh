@@ -56,7 +56,7 @@ for i in 0 1 2 3 4 5; do
   port=$((BASE_PORT + 100 + i))
   d="$PLANT_DIR/redis/$port"; mkdir -p "$d"
   redis-server --port "$port" --bind 127.0.0.1 --dir "$d" --cluster-enabled yes \
-    --cluster-config-file nodes.conf --cluster-node-timeout 2000 --appendonly no --save "" \
+    --cluster-config-file nodes.conf --cluster-node-timeout 2000 --cluster-require-full-coverage no --appendonly no --save "" \
     --logfile "$d/redis.log" --daemonize no >/dev/null 2>&1 &
   pids+=($!)
   nodes+=("127.0.0.1:$port")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustline/trustline/internal/humanize"
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
@@ -152,7 +153,7 @@ func (h *Handler) mailLink(r *http.Request, acct store.Account, next string) {
 		Body: fmt.Sprintf("Someone asked to sign in to Trustline as %s.\n"+
 			"If that was you, open this link within %s to sign in. It works once:\n\n"+
 			"Sign-in link: %s\n\nIf it was not you, ignore this message: nobody can sign in without the link.\n",
-			acct.Email, h.cfg.LoginLinkLifetime, link),
+			acct.Email, humanize.Duration(h.cfg.LoginLinkLifetime), link),
 	}
 	// A visitor who leaves does not cancel the mail.
 	if err := h.d.Mail.Send(context.WithoutCancel(r.Context()), msg); err != nil {
