@@ -203,7 +203,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	purger, err := newPurger(cfg.Purge, log)
+	purger, err := newPurger(cfg.Purge, 0, log)
 	if err != nil {
 		return err
 	}

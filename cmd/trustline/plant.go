@@ -11,8 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,12 +83,9 @@ func startRole(ctx context.Context, name string, args []string, stderr io.Writer
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.KeysDir != "" && !filepath.IsAbs(cfg.KeysDir) {
-		cfg.KeysDir = filepath.Join(filepath.Dir(*cfgPath), cfg.KeysDir)
-	}
-	if cfg.MailDir != "" && !filepath.IsAbs(cfg.MailDir) {
-		cfg.MailDir = filepath.Join(filepath.Dir(*cfgPath), cfg.MailDir)
-	}
+	// SIGHUP must not end a role: the api role uses it to reload its TLS
+	// certificate, and systemd's reload sends it to every unit.
+	signal.Ignore(syscall.SIGHUP)
 	lns, err := listenAll(map[string]string{name: *listen})
 	if err != nil {
 		return nil, err
@@ -139,6 +137,9 @@ func (r *plantRole) openStore(ctx context.Context) (store.Store, error) {
 func (r *plantRole) keys() (pki.Keys, string, error) {
 	if r.cfg.HSM.Module == "" {
 		return pki.FileKeys{Dir: r.cfg.KeysDir}, "file", nil
+	}
+	if err := r.cfg.ReadPIN(); err != nil {
+		return nil, "", err
 	}
 	tok, err := pkcs11key.Open(pkcs11key.Config{ModulePath: r.cfg.HSM.Module, TokenLabel: r.cfg.HSM.Token,
 		PIN: r.cfg.HSM.PIN, Sessions: r.cfg.HSM.Sessions}, r.log)

@@ -361,7 +361,7 @@ func TestPlant(t *testing.T) {
 	waitFor(t, 30*time.Second, "one pre-signer leader", func() bool {
 		n := 0
 		for _, p := range presigners {
-			if strings.Contains(p.logs.String(), "leader=true") {
+			if strings.Contains(p.logs.String(), `"leader":true`) {
 				n++
 			}
 		}
@@ -495,7 +495,7 @@ func TestPlant(t *testing.T) {
 		t.Errorf("CRL number %d after the failover revocation, %d before", n, before)
 	}
 	waitFor(t, 60*time.Second, "the surviving pre-signer to lead", func() bool {
-		return strings.Contains(presigners[1].logs.String(), "leader=true")
+		return strings.Contains(presigners[1].logs.String(), `"leader":true`)
 	})
 	time.Sleep(time.Second)
 	stop.Store(true)

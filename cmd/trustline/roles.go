@@ -61,7 +61,7 @@ func runAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	purger, err := newPurger(r.cfg.Purge, r.log)
+	purger, err := newPurger(r.cfg.Purge, 0, r.log)
 	if err != nil {
 		return err
 	}
@@ -307,7 +307,8 @@ func runCRLGen(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	purger, err := newPurger(r.cfg.Purge, r.log)
+	// Origins poll the store every second: purge once they have the CRL.
+	purger, err := newPurger(r.cfg.Purge, 3*time.Second, r.log)
 	if err != nil {
 		return err
 	}

@@ -136,7 +136,7 @@ type services struct {
 
 // newPurger builds the purge dispatcher for the configured caches and
 // webhook, or nil when there are none.
-func newPurger(cfg config.Purge, log *slog.Logger) (*purge.Dispatcher, error) {
+func newPurger(cfg config.Purge, delay time.Duration, log *slog.Logger) (*purge.Dispatcher, error) {
 	var ps []purge.Purger
 	for _, c := range cfg.Caches {
 		h, err := purge.NewHTTP(c, nil)
@@ -155,7 +155,7 @@ func newPurger(cfg config.Purge, log *slog.Logger) (*purge.Dispatcher, error) {
 	if len(ps) == 0 {
 		return nil, nil
 	}
-	return purge.NewDispatcher(purge.Config{}, log.With("part", "purge"), ps...)
+	return purge.NewDispatcher(purge.Config{Delay: delay}, log.With("part", "purge"), ps...)
 }
 
 // statusSinks tells the pre-signer of every issuance and revocation (it

@@ -74,7 +74,8 @@ PUBLIC="http://127.0.0.1:$VARNISH_PORT"
 log "trustline init"
 "$BIN" init --dir "$PLANT_DIR/etc" --postgres "$DB_URL" --redis-cluster "$CLUSTER_URL" \
   --ocsp-url "$PUBLIC/ocsp/" --crl-url "$PUBLIC/crl" --api-url "http://127.0.0.1:$BASE_PORT" \
-  --mail-dir "$PLANT_DIR/mail" --dev-urls >"$PLANT_DIR/init.txt"
+  --mail-dir "$PLANT_DIR/mail" --dev-urls --purge-cache "$PUBLIC" \
+  --crl-period 10m --crl-revocation-delay 5s >"$PLANT_DIR/init.txt"
 CFG="$PLANT_DIR/etc/trustline.yaml"
 
 start() { # role port

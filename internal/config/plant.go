@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -117,14 +118,28 @@ func LoadPlant(path string) (Plant, error) {
 	if err := decodeFile(path, &cfg); err != nil {
 		return Plant{}, err
 	}
-	if cfg.HSM.PIN == "" && cfg.HSM.PINFile != "" {
-		b, err := os.ReadFile(cfg.HSM.PINFile)
-		if err != nil {
-			return Plant{}, fmt.Errorf("config: hsm.pin_file: %w", err)
+	// Relative paths are relative to the configuration file.
+	base := filepath.Dir(path)
+	for _, p := range []*string{&cfg.KeysDir, &cfg.MailDir, &cfg.HSM.PINFile, &cfg.TLS.CertFile, &cfg.TLS.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
 		}
-		cfg.HSM.PIN = strings.TrimSpace(string(b))
 	}
 	return cfg, nil
+}
+
+// ReadPIN fills HSM.PIN from HSM.PINFile; only the roles that sign call
+// it, so the responder and origin need no PIN file.
+func (c *Plant) ReadPIN() error {
+	if c.HSM.PIN != "" || c.HSM.PINFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.HSM.PINFile)
+	if err != nil {
+		return fmt.Errorf("config: hsm.pin_file: %w", err)
+	}
+	c.HSM.PIN = strings.TrimSpace(string(b))
+	return nil
 }
 
 // Validate checks every field and returns all problems at once.
@@ -191,6 +206,9 @@ func (c Plant) Validate() error {
 			bad("smtp.from", "required with smtp.addr")
 		}
 	}
+	if c.MailDir == "" && c.SMTP.Addr == "" {
+		bad("mail_dir", "set mail_dir or smtp.addr: the api role mails validation codes and notices")
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file go together")
 	}
@@ -250,6 +268,9 @@ func PublicURLErrors(p PublicURLs, dev bool) []error {
 		}
 		if u.Scheme != "http" && key != "api_url" {
 			errs = append(errs, fmt.Errorf("config: public.%s: %q: relying parties fetch it over plain http (BR 7.1.2.7.7, 7.1.2.11.2)", key, v))
+		}
+		if key == "api_url" && u.Scheme != "https" && u.Scheme != "http" {
+			errs = append(errs, fmt.Errorf("config: public.api_url: %q: want https (or http)", v))
 		}
 		if msg := notPublicHost(u.Hostname()); msg != "" {
 			errs = append(errs, fmt.Errorf("config: public.%s: %q: %s (set dev_urls for a plant tried on loopback)", key, v, msg))

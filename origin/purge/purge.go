@@ -240,6 +240,11 @@ type Config struct {
 	// Backoff is the wait after the first failure, doubled after each
 	// further one up to MaxBackoff. Defaults 500 ms and 30 s.
 	Backoff, MaxBackoff time.Duration
+	// Delay holds each purge back this long after it was queued, so that
+	// origins reading CRLs from the store (the plant's origin role polls
+	// it) serve the new CRL before the cache refetches. 0 sends at once;
+	// at most 1 min.
+	Delay time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -274,6 +279,9 @@ func (c Config) Validate() error {
 	if c.Workers < 1 || c.Workers > 64 {
 		errs = append(errs, fmt.Errorf("purge: config: Workers %d out of range [1, 64]", c.Workers))
 	}
+	if c.Delay < 0 || c.Delay > time.Minute {
+		errs = append(errs, fmt.Errorf("purge: config: Delay %v out of range [0, 1m]", c.Delay))
+	}
 	if c.Attempts < 1 || c.Attempts > 20 {
 		errs = append(errs, fmt.Errorf("purge: config: Attempts %d out of range [1, 20]", c.Attempts))
 	}
@@ -288,6 +296,7 @@ func (c Config) Validate() error {
 
 // job is one purge of one CRL, or of one cache tag, by one purger.
 type job struct {
+	at     time.Time // when it was queued
 	crl    crlpub.CRL
 	tag    string // set for a tag purge
 	purger Purger
@@ -338,7 +347,7 @@ func (d *Dispatcher) Published(_ context.Context, c crlpub.CRL) error {
 	var dropped int
 	for _, p := range d.purgers {
 		select {
-		case d.queue <- job{crl: c, purger: p}:
+		case d.queue <- job{at: time.Now(), crl: c, purger: p}:
 		default:
 			dropped++
 		}
@@ -362,7 +371,7 @@ func (d *Dispatcher) PurgeTag(tag string) error {
 			continue
 		}
 		select {
-		case d.queue <- job{tag: tag, purger: p}:
+		case d.queue <- job{at: time.Now(), tag: tag, purger: p}:
 		default:
 			dropped++
 		}
@@ -404,6 +413,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // send tries one job up to Attempts times.
 func (d *Dispatcher) send(ctx context.Context, j job) {
+	if hold := time.Until(j.at.Add(d.cfg.Delay)); d.cfg.Delay > 0 && hold > 0 {
+		t := time.NewTimer(hold)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 	wait := d.cfg.Backoff
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)

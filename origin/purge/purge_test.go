@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -217,5 +218,35 @@ func TestStatusErrors(t *testing.T) {
 		if (err == nil) != tc.ok || (err != nil && errors.As(err, &p) != tc.perma) {
 			t.Errorf("%d: %v", tc.code, err)
 		}
+	}
+}
+
+// TestDispatcherDelay: a purge waits Delay after it was queued (origins
+// that poll the store must have the CRL before the cache refetches).
+func TestDispatcherDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sent := make(chan time.Time, 1)
+		d, err := NewDispatcher(Config{Delay: 3 * time.Second}, testLogger(t), purgerFunc(func(context.Context, crlpub.CRL) error {
+			sent <- time.Now()
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go d.Run(ctx)
+		start := time.Now()
+		if err := d.Published(ctx, testCRL(1)); err != nil {
+			t.Fatal(err)
+		}
+		at := <-sent
+		if got := at.Sub(start); got < 3*time.Second {
+			t.Errorf("purged %v after queuing, want at least the 3s delay", got)
+		}
+		cancel()
+	})
+	if _, err := NewDispatcher(Config{Delay: 2 * time.Minute}, testLogger(t), purgerFunc(nil)); err == nil {
+		t.Error("a 2-minute delay was accepted")
 	}
 }
