@@ -17,7 +17,6 @@ import (
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/issuer/pki"
 )
 
 // The store methods the generator uses, by concern (STYLE.md §5). Both
@@ -71,15 +70,6 @@ type Issuer struct {
 	// Cert must be a parsed certificate with cRLSign and a subject key id.
 	Cert   *x509.Certificate
 	Signer crypto.Signer
-}
-
-// FromPKI returns the hierarchy's root and intermediates as Deps wants them.
-func FromPKI(p *pki.PKI) (root Issuer, intermediates []Issuer) {
-	root = Issuer{ID: p.Root.ID, Cert: p.Root.Cert, Signer: p.Root.Signer}
-	for _, is := range p.Intermediates {
-		intermediates = append(intermediates, Issuer{ID: is.ID, Cert: is.Cert, Signer: is.Signer})
-	}
-	return root, intermediates
 }
 
 // Deps are the generator's collaborators.
@@ -499,12 +489,12 @@ func (g *Generator) shardCount(is *issuerState) int {
 }
 
 // crlURL is the distribution point a CRL answers: exactly what the issuer
-// writes into certificates (pki.ShardCRLURL, pki.FullCRLURL).
+// writes into certificates (crlpub.URL).
 func (g *Generator) crlURL(id issuerid.ID, shard int) string {
 	if shard == store.FullCRL {
-		return pki.FullCRLURL(g.cfg.BaseURL, id)
+		shard = crlpub.Full
 	}
-	return pki.ShardCRLURL(g.cfg.BaseURL, id, shard)
+	return crlpub.URL(g.cfg.BaseURL, id, shard)
 }
 
 // shardURLs is the issuer's CCADB JSON array.

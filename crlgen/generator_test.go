@@ -68,7 +68,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestNewRefusesBadDeps(t *testing.T) {
 	e := newEnv(t, 2)
-	root, ints := FromPKI(e.pki)
+	root, ints := fromPKI(e.pki)
 	good := Deps{Store: e.st, Root: root, Intermediates: ints, Linter: testLinter(t), Log: testLogger(t)}
 	tests := []struct {
 		name   string
@@ -105,7 +105,7 @@ func TestNewRefusesBadDeps(t *testing.T) {
 func TestPublishesEmptyValidCRLs(t *testing.T) {
 	e := newEnv(t, 3)
 	reg := prometheus.NewRegistry()
-	root, ints := FromPKI(e.pki)
+	root, ints := fromPKI(e.pki)
 	g, err := New(e.cfg, Deps{Store: e.st, Root: root, Intermediates: ints, Linter: testLinter(t),
 		Publishers: []crlpub.Publisher{e.rec}, Registerer: reg, Log: testLogger(t), Now: e.clock.Now})
 	if err != nil {
@@ -437,7 +437,7 @@ func (failingLinter) CRL([]byte) error { return errors.New("lint says no") }
 // A CRL that fails a check is counted and never published.
 func TestFailedCheckIsNotPublished(t *testing.T) {
 	e := newEnv(t, 1)
-	root, ints := FromPKI(e.pki)
+	root, ints := fromPKI(e.pki)
 	g, err := New(e.cfg, Deps{Store: e.st, Root: root, Intermediates: ints, Linter: failingLinter{},
 		Publishers: []crlpub.Publisher{e.rec}, Log: testLogger(t), Now: e.clock.Now})
 	if err != nil {

@@ -187,7 +187,7 @@ func newEnv(t testing.TB, shards int) *env {
 
 func (e *env) generator(t testing.TB, cfg Config) *Generator {
 	t.Helper()
-	root, ints := FromPKI(e.pki)
+	root, ints := fromPKI(e.pki)
 	g, err := New(cfg, Deps{
 		Store: e.st, Root: root, Intermediates: ints, Linter: testLinter(t),
 		Publishers: []crlpub.Publisher{e.rec}, Log: testLogger(t), Now: e.clock.Now, Rand: rand.Reader,
@@ -278,4 +278,14 @@ func opensslVerify(t testing.TB, der []byte, issuer *x509.Certificate) {
 	if err != nil || !strings.Contains(string(out), "verify OK") {
 		t.Errorf("openssl crl -verify: %v\n%s", err, out)
 	}
+}
+
+// fromPKI returns a test hierarchy's root and intermediates as Deps wants
+// them (cmd/ has the production adapter).
+func fromPKI(p *pki.PKI) (root Issuer, intermediates []Issuer) {
+	root = Issuer{ID: p.Root.ID, Cert: p.Root.Cert, Signer: p.Root.Signer}
+	for _, is := range p.Intermediates {
+		intermediates = append(intermediates, Issuer{ID: is.ID, Cert: is.Cert, Signer: is.Signer})
+	}
+	return root, intermediates
 }

@@ -61,7 +61,7 @@ func testRacing(t *testing.T, stA, stB Store) {
 	cfg.Period = time.Nanosecond // everything is due every round
 	cfg.Validity = time.Hour
 	cfg.Holder = "same-holder"
-	root, ints := FromPKI(p)
+	root, ints := fromPKI(p)
 	type gen struct {
 		g   *Generator
 		rec *capture
@@ -389,7 +389,7 @@ func helperMain() int {
 	}
 	cfg := testConfig(4)
 	cfg.Period, cfg.Validity, cfg.Holder = time.Nanosecond, time.Hour, "kill-helper"
-	root, ints := FromPKI(p)
+	root, ints := fromPKI(p)
 	// A clock running 1000 times fast from the latest stored thisUpdate
 	// keeps every CRL due on every round (see TestTwoGeneratorsRacing).
 	start := time.Now()

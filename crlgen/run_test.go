@@ -30,7 +30,7 @@ func TestRunSchedule(t *testing.T) {
 
 		cfg := DevConfig(testBase, 2, 30*time.Second, "run-test")
 		rec := &capture{}
-		root, ints := FromPKI(p)
+		root, ints := fromPKI(p)
 		g, err := New(cfg, Deps{Store: st, Root: root, Intermediates: ints, Linter: lt,
 			Publishers: []crlpub.Publisher{rec}, Log: testLogger(t), Now: now})
 		if err != nil {
@@ -132,7 +132,7 @@ func TestLoserRereadsAndMovesOn(t *testing.T) {
 
 			loserRec := &capture{}
 			cs := &conflictingStore{Store: e.st, other: func() { cycle(t, winner) }}
-			root, ints := FromPKI(e.pki)
+			root, ints := fromPKI(e.pki)
 			// Same holder: both hold the leases, as after a lapse.
 			loser, err := New(e.cfg, Deps{Store: cs, Root: root, Intermediates: ints, Linter: testLinter(t),
 				Publishers: []crlpub.Publisher{loserRec}, Log: testLogger(t), Now: e.clock.Now})

@@ -87,6 +87,13 @@ func Path(issuer issuerid.ID, shard int) string {
 	return "/" + string(issuer) + "/" + FileName(shard)
 }
 
+// URL is a CRL's distribution point under base (no trailing slash):
+// base + Path. Certificates carry exactly this URL, and the CRL's
+// issuing distribution point repeats it.
+func URL(base string, issuer issuerid.ID, shard int) string {
+	return base + Path(issuer, shard)
+}
+
 // ListName is the CCADB JSON array's name inside an issuer's directory.
 const ListName = "crls.json"
 

@@ -63,3 +63,40 @@ func TestCheckCatchesTheWiring(t *testing.T) {
 		t.Error("cmd/trustline shows no forbidden import: the dependency check is broken")
 	}
 }
+
+// rules say, per package, what it must not import (outside its tests)
+// and why. The stateless parts are checked above with their tests too.
+var rules = []struct {
+	pkg       string
+	forbidden []string
+	why       string
+}{
+	{module + "/crlgen/...", []string{module + "/issuer"},
+		"the CRL generator takes its issuers as crlgen.Issuer; cmd/ adapts the hierarchy (a crlgen role must not carry issuance code)"},
+	{module + "/issuer/presign/...", []string{module + "/issuer/pki", module + "/issuer/api", module + "/issuer/portal"},
+		"the pre-signer takes presign.Issuer; cmd/ adapts the hierarchy"},
+	{module + "/origin/...", []string{"github.com/jackc/pgx", module + "/internal/store", module + "/issuer"},
+		"the origin serves what it is handed; the plant's origin role reads the store in cmd/"},
+	{module + "/responder/...", []string{"github.com/jackc/pgx", module + "/internal/store", module + "/issuer", "github.com/miekg/pkcs11"},
+		"the responder needs only Redis: no database, no key, no issuance code"},
+	{module + "/internal/ocspcache/...", []string{"github.com/jackc/pgx", module + "/issuer", module + "/internal/store"},
+		"the cache is shared by the responder, which must stay free of the store"},
+}
+
+func TestDependencyRules(t *testing.T) {
+	for _, r := range rules {
+		t.Run(r.pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", r.pkg).Output()
+			if err != nil {
+				t.Fatalf("go list %s: %v", r.pkg, err)
+			}
+			for _, p := range strings.Fields(string(out)) {
+				for _, f := range r.forbidden {
+					if p == f || strings.HasPrefix(p, f+"/") {
+						t.Errorf("%s imports %s: %s", r.pkg, p, r.why)
+					}
+				}
+			}
+		})
+	}
+}

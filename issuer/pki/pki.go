@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/keyfile"
 )
@@ -402,11 +403,11 @@ func (p *PKI) renewResponder(ctx context.Context, is *Issuer, validity time.Dura
 
 // ShardCRLURL is the CRL distribution point of a shard.
 func ShardCRLURL(base string, id issuerid.ID, shard int) string {
-	return fmt.Sprintf("%s/%s/%d.crl", base, id, shard)
+	return crlpub.URL(base, id, shard)
 }
 
 // FullCRLURL is the URL of an issuer's unpartitioned CRL (the root's).
-func FullCRLURL(base string, id issuerid.ID) string { return base + "/" + string(id) + "/full.crl" }
+func FullCRLURL(base string, id issuerid.ID) string { return crlpub.URL(base, id, crlpub.Full) }
 
 // CAIssuersURL is where an issuer's certificate is served (DER).
 func CAIssuersURL(base string, id issuerid.ID) string { return base + "/" + string(id) + ".cer" }

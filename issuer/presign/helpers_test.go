@@ -142,7 +142,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		e.mem = newMemory(t, now)
 		e.cache = e.mem
 	}
-	e.p, err = presign.New(o.cfg, presign.Deps{Store: st, Cache: e.cache, Issuers: presign.FromPKI(p, false), Log: quietLog(), Now: now})
+	e.p, err = presign.New(o.cfg, presign.Deps{Store: st, Cache: e.cache, Issuers: fromPKI(p), Log: quietLog(), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,4 +232,14 @@ func (e *env) check(en ocspcache.Entry, c store.Certificate, h ocspcodec.HashAlg
 
 func populate(n int, revoked float64, family string) issuer.PopulateRequest {
 	return issuer.PopulateRequest{N: n, RevokedFraction: revoked, KeyFamily: family}
+}
+
+// fromPKI returns a test hierarchy's intermediates as Issuers signing with
+// their delegated responders (cmd/ has the production adapter).
+func fromPKI(p *pki.PKI) []presign.Issuer {
+	var out []presign.Issuer
+	for _, is := range p.Intermediates {
+		out = append(out, presign.Issuer{ID: is.ID, Cert: is.Cert, Responder: is.Responder, Key: is.ResponderSigner})
+	}
+	return out
 }

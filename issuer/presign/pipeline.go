@@ -23,7 +23,6 @@ import (
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/issuer/pki"
 )
 
 // CertReader reads one certificate (sink of events, live signing).
@@ -82,21 +81,6 @@ type Issuer struct {
 	// the issuer's own key.
 	Responder *x509.Certificate
 	Key       crypto.Signer
-}
-
-// FromPKI returns the intermediates of p as Issuers, signing with each
-// one's delegated responder (the default) or, with useIssuerKey, with the
-// intermediate's own key.
-func FromPKI(p *pki.PKI, useIssuerKey bool) []Issuer {
-	var out []Issuer
-	for _, is := range p.Intermediates {
-		if useIssuerKey || is.Responder == nil {
-			out = append(out, Issuer{ID: is.ID, Cert: is.Cert, Key: is.Signer})
-		} else {
-			out = append(out, Issuer{ID: is.ID, Cert: is.Cert, Responder: is.Responder, Key: is.ResponderSigner})
-		}
-	}
-	return out
 }
 
 // signer is an Issuer ready to sign.

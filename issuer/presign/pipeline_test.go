@@ -180,7 +180,7 @@ func TestNoDowngrade(t *testing.T) {
 	rc := e.revoke(c.Serial, reason.Superseded)
 
 	p, err := presign.New(presign.Config{}, presign.Deps{Store: staleStore{Store: e.st, stale: sum}, Cache: e.cache,
-		Issuers: presign.FromPKI(e.pki, false), Log: quietLog(), Now: e.clock.Now})
+		Issuers: fromPKI(e.pki), Log: quietLog(), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,7 @@ func TestIssuerWithoutSigner(t *testing.T) {
 		t.Fatal(err)
 	}
 	var p256 []presign.Issuer
-	for _, is := range presign.FromPKI(e.pki, false) {
+	for _, is := range fromPKI(e.pki) {
 		if is.ID == "int-p256" {
 			p256 = append(p256, is)
 		}
