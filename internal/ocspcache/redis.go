@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,6 +33,11 @@ type RedisConfig struct {
 	// Now is the clock; nil means time.Now. Redis expires entries by its
 	// own clock (PXAT nextUpdate); Now only skips items already dead.
 	Now func() time.Time
+	// AckTimeout bounds how long Put waits for every other process
+	// reading this cache (a responder with an L1) to confirm that it has
+	// dropped the copies a write evicts. 0 means 1 s; negative means Put
+	// does not wait. A reader that does not confirm in time is logged.
+	AckTimeout time.Duration
 }
 
 // Validate checks cfg.
@@ -71,6 +77,11 @@ type Redis struct {
 	subMu    sync.Mutex
 	pubsub   *redis.PubSub
 	subsDone chan struct{}
+
+	// Acknowledged evictions (redisack.go).
+	id       string      // this process's reader id
+	live     atomic.Bool // the subscription is up: registered as a reader
+	beatDone chan struct{}
 }
 
 // getReq is one coalesced single-key lookup.
@@ -130,11 +141,14 @@ func NewRedis(cfg RedisConfig, client redis.UniversalClient, log *slog.Logger) (
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = time.Second
+	}
 	_, single := client.(*redis.Client)
 	r := &Redis{
 		cfg: cfg, client: client, log: log, mget: single,
 		stateKey: cfg.Prefix + "state", channel: cfg.Prefix + "evict",
-		reqs: make(chan *getReq, 4*cfg.Coalesce), stop: make(chan struct{}),
+		reqs: make(chan *getReq, 4*cfg.Coalesce), stop: make(chan struct{}), id: newReaderID(),
 	}
 	r.reqPool.New = func() any { return &getReq{done: make(chan struct{}, 1)} }
 	for range cfg.Readers {
@@ -150,11 +164,12 @@ func (r *Redis) Close() error {
 	r.stopOnce.Do(func() {
 		close(r.stop)
 		r.subMu.Lock()
-		ps, done := r.pubsub, r.subsDone
+		ps, done, beat := r.pubsub, r.subsDone, r.beatDone
 		r.subMu.Unlock()
 		if ps != nil {
 			ps.Close()
 			<-done
+			<-beat
 		}
 	})
 	r.wg.Wait()
@@ -337,9 +352,12 @@ func (r *Redis) Put(ctx context.Context, items []Item) error {
 	for _, p := range ev {
 		r.subs.notify(Eviction{Prefix: p})
 	}
-	if err := r.client.Publish(ctx, r.channel, strings.Join(ev, "\n")).Err(); err != nil {
+	token := newReaderID()
+	msg := ackLine + token + "\n" + strings.Join(ev, "\n")
+	if err := r.client.Publish(ctx, r.channel, msg).Err(); err != nil {
 		return fmt.Errorf("ocspcache: redis: publishing %d evictions: %w", len(ev), err)
 	}
+	r.awaitAcks(ctx, token, len(ev))
 	return nil
 }
 
@@ -420,8 +438,9 @@ func (r *Redis) Subscribe(fn func(Eviction)) (cancel func()) {
 		default:
 		}
 		r.pubsub = r.client.Subscribe(context.Background(), r.channel)
-		r.subsDone = make(chan struct{})
+		r.subsDone, r.beatDone = make(chan struct{}), make(chan struct{})
 		go r.listen(r.pubsub, r.subsDone)
+		go r.beat(r.beatDone)
 	}
 	return cancel
 }
@@ -452,6 +471,7 @@ func (r *Redis) listen(ps *redis.PubSub, done chan struct{}) {
 				r.log.Warn("eviction subscription lost; will drop all in-process copies on reconnect", "err", err)
 			}
 			missed = true
+			r.live.Store(false)
 			select {
 			case <-r.stop:
 				return
@@ -466,12 +486,20 @@ func (r *Redis) listen(ps *redis.PubSub, done chan struct{}) {
 					r.subs.notify(Eviction{})
 				}
 				subscribed, missed = true, false
+				r.register(ctx)
 			}
 		case *redis.Message:
+			token := ""
 			for _, p := range strings.Split(m.Payload, "\n") {
-				if p != "" {
+				switch {
+				case strings.HasPrefix(p, ackLine):
+					token = p[len(ackLine):]
+				case p != "":
 					r.subs.notify(Eviction{Prefix: p})
 				}
+			}
+			if token != "" {
+				r.ack(ctx, token)
 			}
 		}
 	}
