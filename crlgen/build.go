@@ -89,7 +89,11 @@ func (g *Generator) build(ctx context.Context, is *issuerState, s int, prev stor
 	// skew between the revoking and the generating host it may have to be
 	// dated a little ahead.
 	thisUpdate = later(thisUpdate, latest.UTC().Truncate(time.Second))
-	nextUpdate := thisUpdate.Add(g.cfg.Validity)
+	validity := g.cfg.Validity
+	if s == store.FullCRL {
+		validity = g.cfg.FullValidity
+	}
+	nextUpdate := thisUpdate.Add(validity)
 	number := max(prev.Number+1, thisUpdate.UnixNano())
 	b := built{number: number, thisUpdate: thisUpdate, nextUpdate: nextUpdate, entries: len(entries)}
 	if s != store.FullCRL {
@@ -131,7 +135,11 @@ func (g *Generator) check(is *issuerState, s int, prev store.CRL, b built) error
 	if err := rl.CheckSignatureFrom(is.Cert); err != nil {
 		return failed("signature", "%v", err)
 	}
-	if err := g.lint.CRL(b.der); err != nil {
+	lint, most := g.lint, maxValidity
+	if s == store.FullCRL {
+		lint, most = g.caLint, maxFullValidity
+	}
+	if err := lint.CRL(b.der); err != nil {
 		return failed("lint", "%v", err)
 	}
 	switch {
@@ -143,8 +151,8 @@ func (g *Generator) check(is *issuerState, s int, prev store.CRL, b built) error
 	switch {
 	case !rl.ThisUpdate.Equal(b.thisUpdate) || !rl.NextUpdate.Equal(b.nextUpdate):
 		return failed("times", "thisUpdate %s nextUpdate %s, meant %s and %s", rl.ThisUpdate, rl.NextUpdate, b.thisUpdate, b.nextUpdate)
-	case rl.NextUpdate.Sub(rl.ThisUpdate) > maxValidity:
-		return failed("times", "nextUpdate is %v after thisUpdate, more than %v (BR §4.9.7)", rl.NextUpdate.Sub(rl.ThisUpdate), maxValidity)
+	case rl.NextUpdate.Sub(rl.ThisUpdate) > most:
+		return failed("times", "nextUpdate is %v after thisUpdate, more than %v (BR §4.9.7)", rl.NextUpdate.Sub(rl.ThisUpdate), most)
 	case prev.Number > 0 && rl.ThisUpdate.Before(prev.ThisUpdate.Truncate(time.Second)):
 		return failed("times", "thisUpdate %s is before the stored CRL's %s", rl.ThisUpdate, prev.ThisUpdate)
 	}

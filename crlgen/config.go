@@ -36,6 +36,11 @@ type Config struct {
 	// (BR §4.9.7, §7.2.2) and more than Period, so a missed round never
 	// leaves a CRL expired.
 	Validity time.Duration
+	// FullValidity is nextUpdate − thisUpdate of the root's full CRL,
+	// which lists CA certificates only. Default Validity; at most 12
+	// months (BR §4.9.7), so that a root kept offline signs it in a
+	// ceremony once a year. Above 10 days it needs Deps.CALinter.
+	FullValidity time.Duration
 	// PollInterval is how often the event log is read and due CRLs looked
 	// for. Default RevocationDelay/4, clamped to [1 s, 30 s]; at most
 	// RevocationDelay/2 so a revocation is published within RevocationDelay.
@@ -54,6 +59,7 @@ type Config struct {
 // Limits from the Baseline Requirements.
 const (
 	maxValidity        = 10 * 24 * time.Hour // BR §4.9.7: nextUpdate ≤ thisUpdate + 10 days
+	maxFullValidity    = 365 * 24 * time.Hour // BR §4.9.7: a CRL of CA certificates, ≤ 12 months
 	maxPeriod          = 7 * 24 * time.Hour  // BR §4.9.7: reissued at least every 7 days
 	maxRevocationDelay = 24 * time.Hour      // BR §4.9.7: within 24 h of a revocation
 	minPollInterval    = time.Second
@@ -84,6 +90,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Validity == 0 {
 		c.Validity = 7 * 24 * time.Hour
+	}
+	if c.FullValidity == 0 {
+		c.FullValidity = c.Validity
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = min(max(c.RevocationDelay/4, minPollInterval), 30*time.Second)
@@ -118,6 +127,12 @@ func (c Config) Validate() error {
 	}
 	if c.Validity <= c.Period {
 		bad("Validity %v must exceed Period %v, or a CRL expires before it is replaced", c.Validity, c.Period)
+	}
+	if c.FullValidity < 0 || c.FullValidity > maxFullValidity {
+		bad("FullValidity %v out of range (0, %v] (BR §4.9.7)", c.FullValidity, maxFullValidity)
+	}
+	if c.FullValidity <= c.Period {
+		bad("FullValidity %v must exceed Period %v, or the root's CRL expires before it is replaced", c.FullValidity, c.Period)
 	}
 	if c.PollInterval < minPollInterval {
 		bad("PollInterval %v is below %v", c.PollInterval, minPollInterval)

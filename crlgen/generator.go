@@ -76,9 +76,16 @@ type Issuer struct {
 type Deps struct {
 	Store Store
 	// Root gets one full CRL; each intermediate gets Config.Shards shards.
+	// A Root without a Signer is kept offline: its CRL is signed in a
+	// ceremony by a generator of the root alone (PublishNow), and this one
+	// leaves it alone.
 	Root          Issuer
 	Intermediates []Issuer
 	Linter        Linter
+	// CALinter lints the root's full CRL, which covers CA certificates
+	// (linter.Linter.CACRL); nil means Linter. It is required when
+	// Config.FullValidity exceeds the 10 days subscriber CRLs may have.
+	CALinter Linter
 	// Publishers are told about every publication, in order.
 	Publishers []crlpub.Publisher
 	// Registerer receives the metrics; nil leaves them unregistered.
@@ -92,16 +99,18 @@ type Deps struct {
 // Generator publishes the CRLs of one hierarchy. Its methods are safe for
 // concurrent use; rounds are serialised.
 type Generator struct {
-	cfg  Config
-	st   Store
-	lint Linter
+	cfg    Config
+	st     Store
+	lint   Linter
+	caLint Linter
 	pubs []crlpub.Publisher
 	log  *slog.Logger
 	now  func() time.Time
 	rand io.Reader
 	m    *metrics
 
-	issuers []*issuerState // root first
+	issuers []*issuerState // root first, if online
+	offline issuerid.ID    // the root, when its key is kept offline
 	byID    map[issuerid.ID]*issuerState
 
 	mu      sync.Mutex // one round at a time
@@ -114,6 +123,9 @@ type Generator struct {
 type issuerState struct {
 	Issuer
 	full bool // the root: one full CRL instead of shards
+	// force publishes every CRL of the issuer on the next round, due or
+	// not (PublishNow).
+	force bool
 
 	// inUse is the highest shard index known to hold a certificate, plus
 	// one; it only grows.
@@ -157,8 +169,14 @@ func New(cfg Config, d Deps) (*Generator, error) {
 			errs = append(errs, fmt.Errorf("crlgen: publisher %d is nil", i))
 		}
 	}
-	g := &Generator{cfg: cfg, st: d.Store, lint: d.Linter, pubs: d.Publishers, log: d.Log,
+	g := &Generator{cfg: cfg, st: d.Store, lint: d.Linter, caLint: d.CALinter, pubs: d.Publishers, log: d.Log,
 		now: d.Now, rand: d.Rand, byID: map[issuerid.ID]*issuerState{}}
+	if g.caLint == nil {
+		if cfg.FullValidity > maxValidity {
+			errs = append(errs, fmt.Errorf("crlgen: FullValidity %v exceeds %v and needs a CALinter (linter.Linter.CACRL)", cfg.FullValidity, maxValidity))
+		}
+		g.caLint = d.Linter
+	}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -183,9 +201,17 @@ func New(cfg Config, d Deps) (*Generator, error) {
 			g.byID[is.ID] = st
 		}
 	}
-	add(d.Root, true)
-	if len(d.Intermediates) == 0 {
-		errs = append(errs, errors.New("crlgen: no intermediates"))
+	rootOnline := d.Root.Signer != nil
+	switch {
+	case rootOnline:
+		add(d.Root, true)
+	case d.Root.Cert == nil:
+		errs = append(errs, fmt.Errorf("crlgen: issuer %s needs a certificate", d.Root.ID))
+	default:
+		g.offline = d.Root.ID
+	}
+	if len(d.Intermediates) == 0 && !rootOnline {
+		errs = append(errs, errors.New("crlgen: no intermediates, and the root is offline: nothing to publish"))
 	}
 	for _, is := range d.Intermediates {
 		add(is, false)
@@ -213,6 +239,9 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 func (g *Generator) Run(ctx context.Context) error {
 	g.log.Info("crl generator starting", "holder", g.cfg.Holder, "shards", g.cfg.Shards,
 		"period", g.cfg.Period, "revocation_delay", g.cfg.RevocationDelay, "poll", g.cfg.PollInterval)
+	if g.offline != "" {
+		g.checkOffline(ctx)
+	}
 	if err := g.Replay(ctx); err != nil && ctx.Err() == nil {
 		g.log.Warn("announcing stored CRLs failed", "err", err)
 	}
@@ -527,7 +556,7 @@ func (g *Generator) publishIssuer(ctx context.Context, is *issuerState) error {
 			return fmt.Errorf("crlgen: %w", err)
 		}
 		_, uncertain := is.uncertain[s]
-		if !is.dirty[s] && !g.due(is, s) && !uncertain {
+		if !is.dirty[s] && !g.due(is, s) && !uncertain && !is.force {
 			continue
 		}
 		// A long round must not outlive the lease.
@@ -542,6 +571,9 @@ func (g *Generator) publishIssuer(ctx context.Context, is *issuerState) error {
 			continue
 		}
 		delete(is.dirty, s)
+	}
+	if len(errs) == 0 {
+		is.force = false
 	}
 	if len(is.dirty) == 0 && (is.savedSeq != g.cursor || is.savedInUse != is.inUse) {
 		b, _ := json.Marshal(cursorState{Seq: g.cursor, InUse: is.inUse})
@@ -588,7 +620,7 @@ func (g *Generator) publishShard(ctx context.Context, is *issuerState, s int, ur
 		}
 		if prev.Number > 0 {
 			is.stored[s] = storedCRL{prev.Number, prev.ThisUpdate, prev.NextUpdate}
-			if !is.dirty[s] && !g.due(is, s) {
+			if !is.dirty[s] && !g.due(is, s) && !is.force {
 				return nil
 			}
 		}
@@ -716,4 +748,61 @@ func shardLabel(s int) string {
 		return "full"
 	}
 	return fmt.Sprint(s)
+}
+
+// checkOffline warns when the offline root's CRL, which no running
+// generator renews, is missing or within offlineWarning of its nextUpdate.
+func (g *Generator) checkOffline(ctx context.Context) {
+	c, err := g.st.CRL(ctx, g.offline, store.FullCRL)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		g.log.Error("the root is offline and has no CRL: sign one in a ceremony (trustline ca root-crl)", "issuer", g.offline)
+	case err != nil:
+		g.log.Warn("reading the offline root's CRL", "issuer", g.offline, "err", err)
+	case g.now().Add(offlineWarning).After(c.NextUpdate):
+		g.log.Error("the offline root's CRL expires soon: sign the next one in a ceremony (trustline ca root-crl)",
+			"issuer", g.offline, "number", c.Number, "next_update", c.NextUpdate)
+	default:
+		g.log.Info("the root is offline; its CRL is signed in ceremonies", "issuer", g.offline,
+			"number", c.Number, "next_update", c.NextUpdate)
+	}
+}
+
+// offlineWarning is how long before the offline root's CRL expires the
+// generator starts saying so.
+const offlineWarning = 30 * 24 * time.Hour
+
+// PublishNow publishes every CRL of issuer id at once, due or not. It
+// takes the issuer's lease for the call if this generator did not hold it,
+// and gives it back before returning; another generator holding it is an
+// error. The root CRL ceremony runs it on a generator of the root alone.
+func (g *Generator) PublishNow(ctx context.Context, id issuerid.ID) error {
+	g.mu.Lock()
+	is := g.byID[id]
+	if is == nil {
+		g.mu.Unlock()
+		return fmt.Errorf("crlgen: this generator does not sign %s's CRLs", id)
+	}
+	held := is.held
+	is.force = true
+	g.mu.Unlock()
+	err := g.Cycle(ctx)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	failed, owned := is.force, is.held
+	is.force = false
+	if !held && is.held {
+		if rerr := g.st.ReleaseLease(context.WithoutCancel(ctx), leaseName(id), g.cfg.Holder); rerr != nil {
+			g.log.Warn("releasing CRL lease", "issuer", id, "err", rerr)
+		}
+		is.drop()
+	}
+	switch {
+	case !failed:
+		return nil
+	case !owned:
+		return errors.Join(err, fmt.Errorf("crlgen: another generator holds %s's lease; nothing was published", id))
+	default:
+		return errors.Join(err, fmt.Errorf("crlgen: %s's CRLs were not all published", id))
+	}
 }

@@ -50,6 +50,9 @@ func TestConfigValidate(t *testing.T) {
 		{"poll below a second", func(c *Config) { c.PollInterval = 100 * time.Millisecond }, "PollInterval"},
 		{"lease shorter than two polls", func(c *Config) { c.LeaseTTL = time.Second }, "LeaseTTL"},
 		{"no holder", func(c *Config) { c.Holder = "" }, "Holder"},
+		{"root CRL for a year", func(c *Config) { c.FullValidity = 365 * 24 * time.Hour }, ""},
+		{"root CRL over a year", func(c *Config) { c.FullValidity = 366 * 24 * time.Hour }, "FullValidity"},
+		{"root CRL not above period", func(c *Config) { c.FullValidity = c.Period }, "must exceed Period"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,7 +80,8 @@ func TestNewRefusesBadDeps(t *testing.T) {
 	}{
 		{"no store", func(d *Deps) { d.Store = nil }, "no store"},
 		{"no linter", func(d *Deps) { d.Linter = nil }, "no linter"},
-		{"no intermediates", func(d *Deps) { d.Intermediates = nil }, "no intermediates"},
+		{"offline root and no intermediates", func(d *Deps) { d.Root.Signer = nil; d.Intermediates = nil }, "nothing to publish"},
+		{"offline root without a certificate", func(d *Deps) { d.Root = Issuer{ID: root.ID} }, "needs a certificate"},
 		{"issuer twice", func(d *Deps) { d.Intermediates = []Issuer{ints[0], ints[0]} }, "given twice"},
 		{"wrong signer", func(d *Deps) {
 			d.Intermediates = []Issuer{{ID: ints[0].ID, Cert: ints[0].Cert, Signer: ints[1].Signer}}

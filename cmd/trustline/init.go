@@ -55,6 +55,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		country      = fs.String("country", "US", "ISO 3166-1 country code of the CA certificates")
 		caName       = fs.String("ca-name", "Trustline", "common name prefix of the CA certificates")
 	)
+	rk := addRootKeyFlags(fs)
 	fs.Var(&purgeCaches, "purge-cache", "a cache (Varnish) in front of responders and origins, told of new CRLs and revocations; repeatable")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -128,6 +129,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.HSM.PIN = strings.TrimSpace(string(b))
 	}
 	keysDir := filepath.Join(absDir, "keys")
+	var pcfgRoot pki.Keys
 	keys, keySource, closeKeys, err := openKeys(config.Dev{HSM: cfg.HSM}, absDir, log)
 	if err != nil {
 		return err
@@ -135,6 +137,18 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer closeKeys()
 	if keySource == "file" {
 		keys = pki.FileKeys{Dir: keysDir}
+	}
+	var closeRoot func()
+	if rk.given() {
+		if *rk.dir != "" {
+			if *rk.dir, err = filepath.Abs(*rk.dir); err != nil {
+				return err
+			}
+		}
+		if pcfgRoot, closeRoot, err = rk.open(cfg.HSM.Module, log); err != nil {
+			return err
+		}
+		defer closeRoot()
 	}
 	caDir := filepath.Join(absDir, "ca")
 	pcfg := pki.Config{
@@ -145,6 +159,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			{ID: issuerid.ID("int-rsa2048"), KeyAlg: keyfile.RSA2048},
 		},
 		BaseURL: cfg.Public.CAIssuersBase(), KeySource: keySource, ResponderValidity: 30 * 24 * time.Hour,
+		RootKeys: pcfgRoot,
 	}
 	p, err := pki.Create(ctx, pcfg, keys, time.Now(), rand.Reader)
 	if err != nil {
@@ -159,8 +174,24 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := serialPrefix(ctx, st); err != nil {
 		return err
 	}
-	if _, err := instanceID(ctx, st); err != nil {
+	instance, err := instanceID(ctx, st)
+	if err != nil {
 		return err
+	}
+	rootNote := ""
+	if p.RootOffline() {
+		// The intermediates name the root's CRL: it must exist before
+		// the root goes away.
+		c, err := signRootCRL(ctx, st, p, cfg, rootCRLDays, processHolder(instance), nil, log)
+		if err != nil {
+			return fmt.Errorf("init: signing the root's first CRL: %w", err)
+		}
+		rootNote = fmt.Sprintf(`
+The root key is in %s and no role needs it: keep it offline.
+Its CRL is signed until %s; sign the next one before then, and after
+revoking an intermediate, with:
+  trustline ca root-crl --config %s %s
+`, rk.where(), c.NextUpdate.UTC().Format("2006-01-02"), cfgPath, rootFlagsFor(rk))
 	}
 	accounts := issuer.NewAccounts(st, nil)
 	for name, role := range map[string]store.Role{"admin": store.RoleAdmin, "reviewer": store.RoleReviewer} {
@@ -188,9 +219,21 @@ Start each role, as many instances as you need (docs/deployment.md):
   trustline crlgen    --config %[4]s --listen 127.0.0.1:8084
   trustline origin    --config %[4]s --listen 127.0.0.1:8082
 Certificates will carry OCSP %[8]s and CRLs under %[9]s.
-`, filepath.Join(caDir, "root.pem"), pki.Fingerprint(p.Root.Cert), intermediateList(p), cfgPath, keysWhere(cfg, keysDir),
-		filepath.Join(absDir, "admin.key"), filepath.Join(absDir, "reviewer.key"), cfg.Public.OCSP, cfg.Public.CRL)
+%[10]s`, filepath.Join(caDir, "root.pem"), pki.Fingerprint(p.Root.Cert), intermediateList(p), cfgPath, keysWhere(cfg, keysDir),
+		filepath.Join(absDir, "admin.key"), filepath.Join(absDir, "reviewer.key"), cfg.Public.OCSP, cfg.Public.CRL, rootNote)
 	return nil
+}
+
+// rootFlagsFor repeats the flags that named the offline root's key store.
+func rootFlagsFor(rk rootKeyFlags) string {
+	if *rk.dir != "" {
+		return "--root-key-dir " + *rk.dir
+	}
+	s := "--root-hsm-token " + *rk.token + " --root-hsm-pin-file " + *rk.pinFile
+	if *rk.module != "" {
+		s += " --root-hsm-module " + *rk.module
+	}
+	return s
 }
 
 func intermediateList(p *pki.PKI) string {

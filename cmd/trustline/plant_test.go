@@ -338,14 +338,16 @@ func TestPlant(t *testing.T) {
 	etc := filepath.Join(dir, "etc")
 	cdn := freeAddr(t)
 	public := "http://" + cdn
+	rootKeys := filepath.Join(dir, "offline-root")
 	initArgs := []string{"init", "--dir", etc, "--postgres", db, "--redis-cluster", rc.URL(),
 		"--ocsp-url", public + "/ocsp/", "--crl-url", public + "/crl", "--dev-urls",
-		"--crl-period", "2m", "--crl-revocation-delay", "2s", "--crl-shards", "4", "--purge-cache", public}
+		"--crl-period", "2m", "--crl-revocation-delay", "2s", "--crl-shards", "4", "--purge-cache", public,
+		"--root-key-dir", rootKeys}
 	out, err := exec.Command(binary, initArgs...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
-	for _, want := range []string{"root SHA-256", "trustline.yaml", "trustline api"} {
+	for _, want := range []string{"root SHA-256", "trustline.yaml", "trustline api", "trustline ca root-crl"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("init output lacks %q:\n%s", want, out)
 		}
@@ -447,6 +449,54 @@ func TestPlant(t *testing.T) {
 		t.Errorf("CRL number %d after the revocation, %d before", n, crlBefore)
 	}
 	checkAll("after the revocation")
+
+	// The root is offline: its key is not with the plant's, no CRL
+	// generator signs its CRL (init signed the first, valid a year), and
+	// the ceremony signs the next one, which the CDN serves.
+	if m, _ := filepath.Glob(filepath.Join(etc, "keys", "*root*")); len(m) != 0 {
+		t.Errorf("the offline root's key is among the plant's keys: %v", m)
+	}
+	if m, _ := filepath.Glob(filepath.Join(rootKeys, "*")); len(m) == 0 {
+		t.Errorf("no key in the offline root's directory %s", rootKeys)
+	}
+	for _, g := range crlgens {
+		if !strings.Contains(g.logs.String(), "the root is offline") {
+			t.Errorf("crlgen %s does not say the root is offline:\n%s", g.addr, tailLines(g.logs.String(), 20))
+		}
+	}
+	rootPEM, _ := pem.Decode([]byte(readFile(t, filepath.Join(etc, "ca", "root.pem"))))
+	rootCert, err := x509.ParseCertificate(rootPEM.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootCRLURL := certs[0].issuer.CRLDistributionPoints[0]
+	rootCRL := func() *x509.RevocationList {
+		resp, err := client.Get(rootCRLURL)
+		if err != nil {
+			t.Fatalf("root CRL: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		crl, err := x509.ParseRevocationList(b)
+		if err != nil || crl.CheckSignatureFrom(rootCert) != nil {
+			t.Fatalf("root CRL from the CDN (%d): %v", resp.StatusCode, err)
+		}
+		return crl
+	}
+	first := rootCRL()
+	if got := first.NextUpdate.Sub(first.ThisUpdate); got != 365*24*time.Hour {
+		t.Errorf("the root's first CRL is valid %v, want 365 days", got)
+	}
+	out, err = exec.Command(binary, "ca", "root-crl", "--config", cfg, "--root-key-dir", rootKeys, "--days", "200").CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("Root CRL")) {
+		t.Fatalf("ca root-crl: %v\n%s", err, out)
+	}
+	waitFor(t, 30*time.Second, "the CDN to serve the ceremony's root CRL", func() bool {
+		return rootCRL().Number.Cmp(first.Number) > 0
+	})
+	if c := rootCRL(); c.NextUpdate.Sub(c.ThisUpdate) != 200*24*time.Hour {
+		t.Errorf("the ceremony's root CRL is valid %v, want 200 days", c.NextUpdate.Sub(c.ThisUpdate))
+	}
 
 	// Chaos under load: OCSP through every responder and the CDN while a
 	// pre-signer, a CRL generator, a responder and a Redis master die.

@@ -188,8 +188,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // runCA: `trustline ca init --config FILE`, the production ceremony.
 func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "root-crl" {
+		return runRootCRL(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "init" {
-		return usageError{"usage: trustline ca init --config FILE"}
+		return usageError{"usage: trustline ca init --config FILE | trustline ca root-crl --config FILE --root-key-dir DIR"}
 	}
 	fs := flag.NewFlagSet("trustline ca init", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -295,12 +295,12 @@ func presignIssuers(p *pki.PKI, useIssuerKey bool) []presign.Issuer {
 // newGenerator builds a CRL generator over the store.
 func newGenerator(cfg crlgen.Config, st store.Store, p *pki.PKI, lt *linter.Linter, pubs []crlpub.Publisher,
 	reg prometheus.Registerer, log *slog.Logger) (*crlgen.Generator, error) {
-	if p.Root.Signer == nil {
-		return nil, errors.New("the root key is not available: the CRL generator signs the root's CRL with it")
+	if p.Root.Signer == nil && !p.RootOffline() {
+		return nil, errors.New("the root key is not among this instance's keys, and the hierarchy keeps its root online: the CRL generator signs the root's CRL with it")
 	}
 	root, ints := crlIssuers(p)
-	return crlgen.New(cfg, crlgen.Deps{Store: st, Root: root, Intermediates: ints, Linter: lt, Publishers: pubs,
-		Registerer: reg, Log: log.With("part", "crlgen")})
+	return crlgen.New(cfg, crlgen.Deps{Store: st, Root: root, Intermediates: ints, Linter: lt, CALinter: lt.ForCACRLs(),
+		Publishers: pubs, Registerer: reg, Log: log.With("part", "crlgen")})
 }
 
 // ensureKeyFile makes sure DATA/<name>.key holds a working API key for an

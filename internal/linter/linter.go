@@ -53,6 +53,9 @@ var Sources = lint.SourceList{
 // Linter holds the filtered registry and one throwaway key per key type.
 type Linter struct {
 	reg  lint.Registry
+	// caReg is reg configured for CRLs that cover CA certificates, whose
+	// nextUpdate may be up to 12 months out instead of 10 days (BR §4.9.7).
+	caReg lint.Registry
 	rand io.Reader
 
 	mu        sync.Mutex
@@ -65,7 +68,17 @@ func New(cfg Config) (*Linter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("linter: filtering zlint registry: %w", err)
 	}
-	return &Linter{reg: reg, rand: rand.Reader, throwaway: map[string]crypto.Signer{}}, nil
+	// A second filtering, not reg.Filter(empty): that returns reg itself.
+	caReg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: Sources, ExcludeNames: cfg.Skip})
+	if err != nil {
+		return nil, fmt.Errorf("linter: filtering zlint registry: %w", err)
+	}
+	caConf, err := lint.NewConfigFromString("[e_crl_next_update_invalid]\nSubscriberCRL = false\n")
+	if err != nil {
+		return nil, fmt.Errorf("linter: configuring the CA CRL lints: %w", err)
+	}
+	caReg.SetConfiguration(caConf)
+	return &Linter{reg: reg, caReg: caReg, rand: rand.Reader, throwaway: map[string]crypto.Signer{}}, nil
 }
 
 // Finding is one lint that did not pass.
@@ -122,6 +135,18 @@ func (l *Linter) CRL(der []byte) error {
 		return fmt.Errorf("linter: zcrypto cannot parse CRL: %w", err)
 	}
 	return findings("CRL", zlint.LintRevocationListEx(c, l.reg))
+}
+
+// CACRL lints a DER CRL that covers CA certificates (the root's, listing
+// intermediates): as CRL, except that nextUpdate may be up to 12 months
+// after thisUpdate (BR §4.9.7), which lets an offline root sign it once a
+// year.
+func (l *Linter) CACRL(der []byte) error {
+	c, err := zx509.ParseRevocationList(der)
+	if err != nil {
+		return fmt.Errorf("linter: zcrypto cannot parse CRL: %w", err)
+	}
+	return findings("CRL", zlint.LintRevocationListEx(c, l.caReg))
 }
 
 // Prelint builds tmpl as issuer would sign it, but signs with a throwaway
@@ -190,3 +215,13 @@ func (l *Linter) throwawayFor(pub crypto.PublicKey) (crypto.Signer, error) {
 	l.throwaway[kind] = k
 	return k, nil
 }
+
+// CALinter lints CRLs as covering CA certificates: its CRL method is the
+// Linter's CACRL. The CRL generator takes it as the root's linter.
+type CALinter struct{ l *Linter }
+
+// ForCACRLs returns l as a CALinter.
+func (l *Linter) ForCACRLs() CALinter { return CALinter{l} }
+
+// CRL lints der with Linter.CACRL.
+func (c CALinter) CRL(der []byte) error { return c.l.CACRL(der) }

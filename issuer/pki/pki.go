@@ -68,6 +68,12 @@ type Config struct {
 	// ResponderValidity is the delegated responder certificates' lifetime;
 	// they are renewed when less than a third remains.
 	ResponderValidity time.Duration
+	// RootKeys, when set, is where the root key is generated instead of
+	// the Keys given to Create: another token, or a directory on
+	// removable media. The hierarchy is then recorded as having an
+	// offline root: nothing the plant runs needs the root key again, and
+	// the root's CRL is signed in ceremonies (AttachRoot).
+	RootKeys Keys `json:"-"`
 }
 
 // DefaultDev is the hierarchy `trustline dev` creates (CONTRACT.md): a P-384
@@ -175,6 +181,8 @@ type manifest struct {
 	RootKeyAlg        string        `json:"root_key_alg"`
 	Issuers           []issuerEntry `json:"issuers"`
 	ResponderValidity string        `json:"responder_validity"`
+	// RootOffline says the root key is kept apart from the plant's keys.
+	RootOffline bool `json:"root_offline,omitempty"`
 }
 
 type issuerEntry struct {
@@ -217,7 +225,11 @@ func Create(ctx context.Context, cfg Config, keys Keys, now time.Time, random io
 		}
 	}
 	now = now.UTC().Truncate(time.Second)
-	rootKey, err := keys.GenerateKey(ctx, rootLabel(), cfg.RootKeyAlg)
+	rootKeys := keys
+	if cfg.RootKeys != nil {
+		rootKeys = cfg.RootKeys
+	}
+	rootKey, err := rootKeys.GenerateKey(ctx, rootLabel(), cfg.RootKeyAlg)
 	if err != nil {
 		return nil, fmt.Errorf("pki: generating root key: %w", err)
 	}
@@ -278,7 +290,7 @@ func Create(ctx context.Context, cfg Config, keys Keys, now time.Time, random io
 		p.Intermediates = append(p.Intermediates, is)
 	}
 	m := manifest{Version: 1, KeySource: cfg.KeySource, BaseURL: cfg.BaseURL, RootKeyAlg: cfg.RootKeyAlg.String(),
-		ResponderValidity: cfg.ResponderValidity.String()}
+		ResponderValidity: cfg.ResponderValidity.String(), RootOffline: cfg.RootKeys != nil}
 	for _, is := range p.Intermediates {
 		m.Issuers = append(m.Issuers, issuerEntry{ID: is.ID, KeyAlg: is.KeyAlg.String()})
 	}

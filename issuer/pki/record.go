@@ -196,6 +196,26 @@ func LoadRecorded(ctx context.Context, rec Records, isNotFound func(error) bool,
 	return p, nil
 }
 
+// RootOffline reports whether the hierarchy keeps its root key apart from
+// the plant's keys (Config.RootKeys): no role has it, and the root's CRL
+// is signed in ceremonies.
+func (p *PKI) RootOffline() bool { return p.cfg.RootOffline }
+
+// AttachRoot finds the root key in keys (the offline root's token or
+// directory, brought out for a ceremony) and installs it as p.Root.Signer.
+// A key that is not the root's is refused.
+func (p *PKI) AttachRoot(ctx context.Context, keys Keys) error {
+	k, err := keys.FindKey(ctx, rootLabel())
+	if err != nil {
+		return fmt.Errorf("pki: the root key %q is not there: %w", rootLabel(), err)
+	}
+	if !publicKeysEqual(k.Public(), p.Root.Cert.PublicKey) {
+		return fmt.Errorf("pki: the key %q is not this hierarchy's root (SHA-256 %s): it belongs to another hierarchy", rootLabel(), Fingerprint(p.Root.Cert))
+	}
+	p.Root.Signer = k
+	return nil
+}
+
 // ReloadResponders re-reads the responder certificates from the store and
 // installs those that changed (renewed by another instance); it reports
 // how many changed. Only for a PKI loaded with LoadRecorded.

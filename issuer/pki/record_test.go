@@ -168,3 +168,49 @@ func TestExportWritesTheDevFiles(t *testing.T) {
 		t.Fatalf("exported root = %v", err)
 	}
 }
+
+// A root created in its own key store stays out of the plant's keys: the
+// recorded hierarchy says so, every role loads without it, and the
+// ceremony attaches it from its own store (and no other key).
+func TestOfflineRoot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := DefaultDev(dir+"/ca", "http://127.0.0.1:8082", "file")
+	rootKeys := FileKeys{Dir: dir + "/root"}
+	cfg.RootKeys = rootKeys
+	keys := FileKeys{Dir: dir + "/keys"}
+	p, err := Create(ctx, cfg, keys, time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.FindKey(ctx, rootLabel()); err == nil {
+		t.Fatal("the offline root's key was written with the plant's keys")
+	}
+	if err := p.Intermediates[0].Cert.CheckSignatureFrom(p.Root.Cert); err != nil {
+		t.Fatalf("intermediate not signed by the root: %v", err)
+	}
+	rec := &memRecords{}
+	if err := p.Record(ctx, rec, isDuplicate); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadRecorded(ctx, rec, isNotFound, keys, "file", IssuingKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.RootOffline() || got.Root.Signer != nil || got.Intermediates[0].Signer == nil {
+		t.Fatalf("loaded: offline %v, root signer %v", got.RootOffline(), got.Root.Signer != nil)
+	}
+	if err := got.AttachRoot(ctx, keys); err == nil {
+		t.Error("AttachRoot found a root among the plant's keys")
+	}
+	_, _, otherKeys := newDev(t)
+	if err := got.AttachRoot(ctx, otherKeys); err == nil || !strings.Contains(err.Error(), "another hierarchy") {
+		t.Errorf("AttachRoot with another hierarchy's root = %v", err)
+	}
+	if err := got.AttachRoot(ctx, rootKeys); err != nil || got.Root.Signer == nil {
+		t.Fatalf("AttachRoot with the root's own store: %v", err)
+	}
+	if online, _, _ := newDev(t); online.RootOffline() {
+		t.Error("a hierarchy created with one key store says its root is offline")
+	}
+}
