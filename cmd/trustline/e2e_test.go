@@ -501,3 +501,46 @@ func TestCRLShardsAsAUserSeesThem(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// TestInitOfflineRootInAnotherToken: init keeps the root key in its own
+// token, the plant's token holds no root, and the ceremony signs the
+// root's next CRL from the root's token only.
+func TestInitOfflineRootInAnotherToken(t *testing.T) {
+	module, label, pin := hsmtest.NewToken(t)
+	rootLabel := label + "-root"
+	util, err := exec.LookPath("softhsm2-util")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(util, "--init-token", "--free", "--label", rootLabel, "--pin", pin, "--so-pin", hsmtest.SOPIN).CombinedOutput(); err != nil {
+		t.Fatalf("second token: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	pinFile := filepath.Join(dir, "pin")
+	os.WriteFile(pinFile, []byte(pin+"\n"), 0o600)
+	etc := filepath.Join(dir, "etc")
+	out, err := exec.Command(binary, "init", "--dir", etc, "--postgres", freshDatabase(t), "--redis", "redis://127.0.0.1:6379",
+		"--ocsp-url", "http://ocsp.example.com/", "--crl-url", "http://crl.example.com",
+		"--hsm-module", module, "--hsm-token", label, "--hsm-pin-file", pinFile,
+		"--root-hsm-token", rootLabel, "--root-hsm-pin-file", pinFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("--root-hsm-token "+rootLabel)) || !bytes.Contains(out, []byte("keep it offline")) {
+		t.Errorf("init does not say how to run the root CRL ceremony:\n%s", out)
+	}
+	cfg := filepath.Join(etc, "trustline.yaml")
+	ceremony := func(token string) ([]byte, error) {
+		return exec.Command(binary, "ca", "root-crl", "--config", cfg, "--root-hsm-token", token, "--root-hsm-pin-file", pinFile, "--days", "90").CombinedOutput()
+	}
+	if out, err := ceremony(label); err == nil || !bytes.Contains(out, []byte("not there")) {
+		t.Errorf("the plant's token gave a root key: %v\n%s", err, out)
+	}
+	out, err = ceremony(rootLabel)
+	if err != nil || !regexp.MustCompile(`Root CRL \d+ signed and stored`).Match(out) {
+		t.Fatalf("ceremony: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(binary, "ca", "root-crl", "--config", cfg, "--root-hsm-token", rootLabel, "--root-hsm-pin-file", pinFile, "--days", "400").CombinedOutput(); err == nil {
+		t.Errorf("a root CRL valid 400 days was signed:\n%s", out)
+	}
+}
