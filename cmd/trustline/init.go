@@ -55,7 +55,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		country      = fs.String("country", "US", "ISO 3166-1 country code of the CA certificates")
 		caName       = fs.String("ca-name", "Trustline", "common name prefix of the CA certificates")
 	)
-	rk := addRootKeyFlags(fs)
+	rk := addRootKeyFlags(fs, true)
 	fs.Var(&purgeCaches, "purge-cache", "a cache (Varnish) in front of responders and origins, told of new CRLs and revocations; repeatable")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -31,6 +31,7 @@ A plant (docs/deployment.md):
 
 Tools:
   ca init        key ceremony: create a CA hierarchy in an HSM (docs/ca-ceremony.md)
+  ca root-crl    sign an offline root's next CRL (docs/deployment.md, "An offline root")
   audit verify   check the audit log's hash chain
   bench populate fill a dev store with N real signed certificates
   bench ocsp|crl|issue|presign|suite|peers|floor

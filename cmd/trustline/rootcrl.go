@@ -33,11 +33,16 @@ type rootKeyFlags struct {
 	dir, module, token, pinFile *string
 }
 
-func addRootKeyFlags(fs *flag.FlagSet) rootKeyFlags {
+func addRootKeyFlags(fs *flag.FlagSet, creating bool) rootKeyFlags {
+	dir, token := "the directory holding the offline root's key", "the PKCS#11 token holding the offline root's key"
+	if creating {
+		dir = "keep the root key in this directory (removable media), apart from the plant's keys: an offline root"
+		token = "keep the root key in this PKCS#11 token, apart from the plant's keys: an offline root"
+	}
 	return rootKeyFlags{
-		dir:     fs.String("root-key-dir", "", "keep the root key in this directory (removable media), apart from the plant's keys"),
-		module:  fs.String("root-hsm-module", "", "PKCS#11 module of the root's token (default: --hsm-module)"),
-		token:   fs.String("root-hsm-token", "", "keep the root key in this PKCS#11 token, apart from the plant's keys"),
+		dir:     fs.String("root-key-dir", "", dir),
+		module:  fs.String("root-hsm-module", "", "PKCS#11 module of the root's token (default: the plant's hsm module)"),
+		token:   fs.String("root-hsm-token", "", token),
 		pinFile: fs.String("root-hsm-pin-file", "", "file holding the root token's user PIN"),
 	}
 }
@@ -119,7 +124,7 @@ func runRootCRL(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "the plant's configuration file (required)")
 	days := fs.Int("days", rootCRLDays, "days until the CRL's nextUpdate (at most 365)")
-	rk := addRootKeyFlags(fs)
+	rk := addRootKeyFlags(fs, false)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
