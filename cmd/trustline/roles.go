@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -133,10 +134,7 @@ func runAPI(ctx context.Context, args []string, stderr io.Writer) error {
 // resumeStaleOrders processes orders left "processing" for over two
 // minutes (their instance died mid-issuance), under a lease so that one
 // instance does it.
-func resumeStaleOrders(ctx context.Context, st store.Store, svc *services, holder string, log interface {
-	Error(string, ...any)
-	Info(string, ...any)
-}) {
+func resumeStaleOrders(ctx context.Context, st store.Store, svc *services, holder string, log *slog.Logger) {
 	now := time.Now()
 	ok, err := st.AcquireLease(ctx, leaseResumeOrders, holder, now, now.Add(2*time.Minute))
 	if err != nil || !ok {
