@@ -138,5 +138,12 @@ The plant is running (logs in $PLANT_DIR/logs):
   mail             $PLANT_DIR/mail/
 Stop everything with Ctrl-C.
 MSG
+# Ctrl-C reaches this shell and every process of the plant at once: the
+# processes may exit first, so give the shell's own trap a moment before
+# reporting an exit as a failure.
+trap 'interrupted=1' INT TERM
 wait -n "${pids[@]}" || true
-log "a process exited; see $PLANT_DIR/logs/"
+[ -n "${interrupted:-}" ] || sleep 0.5
+if [ -z "${interrupted:-}" ]; then
+  log "a process exited on its own; see $PLANT_DIR/logs/"
+fi
