@@ -58,10 +58,10 @@ type Config struct {
 
 // Limits from the Baseline Requirements.
 const (
-	maxValidity        = 10 * 24 * time.Hour // BR §4.9.7: nextUpdate ≤ thisUpdate + 10 days
+	maxValidity        = 10 * 24 * time.Hour  // BR §4.9.7: nextUpdate ≤ thisUpdate + 10 days
 	maxFullValidity    = 365 * 24 * time.Hour // BR §4.9.7: a CRL of CA certificates, ≤ 12 months
-	maxPeriod          = 7 * 24 * time.Hour  // BR §4.9.7: reissued at least every 7 days
-	maxRevocationDelay = 24 * time.Hour      // BR §4.9.7: within 24 h of a revocation
+	maxPeriod          = 7 * 24 * time.Hour   // BR §4.9.7: reissued at least every 7 days
+	maxRevocationDelay = 24 * time.Hour       // BR §4.9.7: within 24 h of a revocation
 	minPollInterval    = time.Second
 )
 

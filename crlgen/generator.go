@@ -103,11 +103,11 @@ type Generator struct {
 	st     Store
 	lint   Linter
 	caLint Linter
-	pubs []crlpub.Publisher
-	log  *slog.Logger
-	now  func() time.Time
-	rand io.Reader
-	m    *metrics
+	pubs   []crlpub.Publisher
+	log    *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
+	m      *metrics
 
 	issuers []*issuerState // root first, if online
 	offline issuerid.ID    // the root, when its key is kept offline

@@ -52,11 +52,11 @@ var Sources = lint.SourceList{
 
 // Linter holds the filtered registry and one throwaway key per key type.
 type Linter struct {
-	reg  lint.Registry
+	reg lint.Registry
 	// caReg is reg configured for CRLs that cover CA certificates, whose
 	// nextUpdate may be up to 12 months out instead of 10 days (BR §4.9.7).
 	caReg lint.Registry
-	rand io.Reader
+	rand  io.Reader
 
 	mu        sync.Mutex
 	throwaway map[string]crypto.Signer
