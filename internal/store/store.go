@@ -2,7 +2,7 @@
 // validations, orders and their reviews, reserved serials, certificates and
 // their revocation, CRL shard state and leases, the hash-chained audit log
 // with its anchored head, the status-change event log that the OCSP and
-// CRL pipelines consume, and the web portal's sessions.
+// CRL pipelines consume, and the web portal's sessions and sign-in links.
 //
 // This package declares the records, the errors callers branch on, and
 // Store, the full method set the adapters implement. Consumers should not
@@ -336,6 +336,48 @@ func (s PortalSession) Expired(now time.Time) bool {
 	return !now.Before(s.ExpiresAt) || !now.Before(s.IdleExpiresAt)
 }
 
+// SignInLink is an outstanding sign-in link of the web portal: a random
+// token mailed to the account's address, good once until ExpiresAt. It is
+// kept in the store so that a link mailed by one API instance works on
+// any; the store has only the token's SHA-256, never the token.
+type SignInLink struct {
+	TokenHash []byte // SHA-256 of the token; the key
+	AccountID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Expired reports whether the link is over at now.
+func (l SignInLink) Expired(now time.Time) bool { return !now.Before(l.ExpiresAt) }
+
+// SignInLinkLimits are the bounds CreateSignInLink keeps.
+type SignInLinkLimits struct {
+	// Interval is how soon after an account's newest stored link another
+	// may be created for it (≥ 0): it keeps an inbox from being flooded.
+	Interval time.Duration
+	// PerAccount bounds an account's stored links (≥ 1); a new link
+	// replaces the oldest beyond it.
+	PerAccount int
+	// Total bounds the unexpired links of all accounts (≥ 1), so that a
+	// flood of requests cannot grow the table without end.
+	Total int
+}
+
+// Validate reports what is wrong with lim.
+func (lim SignInLinkLimits) Validate() error {
+	var errs []error
+	if lim.Interval < 0 {
+		errs = append(errs, fmt.Errorf("SignInLinkLimits.Interval %v is negative", lim.Interval))
+	}
+	if lim.PerAccount < 1 {
+		errs = append(errs, fmt.Errorf("SignInLinkLimits.PerAccount %d is below 1", lim.PerAccount))
+	}
+	if lim.Total < 1 {
+		errs = append(errs, fmt.Errorf("SignInLinkLimits.Total %d is below 1", lim.Total))
+	}
+	return errors.Join(errs...)
+}
+
 // Store is everything an adapter implements. It is declared here for the
 // adapters and the conformance suite; consumers declare their own subsets.
 //
@@ -447,6 +489,31 @@ type Store interface {
 	// DeleteExpiredPortalSessions deletes the sessions expired at now (by
 	// either limit) and returns how many.
 	DeleteExpiredPortalSessions(ctx context.Context, now time.Time) (int64, error)
+
+	// Portal sign-in links, keyed by SignInLink.TokenHash.
+	//
+	// CreateSignInLink stores l unless the account's newest stored link
+	// (expired or not) was created less than lim.Interval before
+	// l.CreatedAt, or the store holds lim.Total or more links unexpired at
+	// l.CreatedAt: then it changes nothing and returns false (the caller
+	// answers as if rate-limited). Otherwise it returns true and, in the
+	// same transaction, drops the account's oldest links so that it keeps
+	// at most lim.PerAccount, l among them. Racing creations for one
+	// account keep all three limits; racing creations for different
+	// accounts may overshoot Total by a few. An unknown account is
+	// ErrNotFound, a stored TokenHash ErrDuplicate, limits that fail
+	// Validate an error.
+	CreateSignInLink(ctx context.Context, l SignInLink, lim SignInLinkLimits) (bool, error)
+	// SignInLink returns the link without using it up, expired or not
+	// (ErrNotFound if there is none): the caller decides.
+	SignInLink(ctx context.Context, tokenHash []byte) (SignInLink, error)
+	// ConsumeSignInLink deletes the link and returns it, expired or not,
+	// atomically: of racing consumers exactly one gets it, the others
+	// ErrNotFound.
+	ConsumeSignInLink(ctx context.Context, tokenHash []byte) (SignInLink, error)
+	// DeleteExpiredSignInLinks deletes the links expired at now and
+	// returns how many.
+	DeleteExpiredSignInLinks(ctx context.Context, now time.Time) (int64, error)
 
 	Close() error
 }

@@ -29,17 +29,24 @@
 //     early). An account has at most SessionsPerAccount: signing in again
 //     ends its least recently used, so one account cannot sign others out
 //     however often it signs in. Expired sessions are deleted when
-//     presented and, at most once a minute, on sign-in.
+//     presented and, with expired sign-in links, at most once a minute on
+//     sign-in and on link requests.
 //   - Every state-changing form carries a token checked in constant time:
 //     once signed in, the session's form token (a hash of the session
 //     token, so any instance can check it); before sign-in, an HMAC of a
 //     random SameSite=Strict cookie under a per-process key. Every POST
 //     must also come from this origin (Sec-Fetch-Site, else Origin, else
 //     Referer); a POST with none of them is refused.
-//   - Not yet shared between instances: outstanding sign-in links and the
-//     pre-sign-in key are per process, so the sign-in forms must be posted
-//     to the instance that served them (sticky sessions, or one instance
-//     for /signin*).
+//   - Sign-in links are 256-bit tokens, good once and for
+//     LoginLinkLifetime. Like sessions they live in the store under the
+//     token's SHA-256, so a link mailed by one API instance works on every
+//     other, and of two redeeming it at once exactly one signs in. An
+//     account is mailed at most one link every 30 s and has at most 3
+//     outstanding; beyond MaxSignInLinks outstanding in all, requests are
+//     answered as usual and mail nothing.
+//   - The pre-sign-in key is shared between instances only when FormKey
+//     is set (cmd/ sets it); without it, the sign-in forms must be posted
+//     to the instance that served them.
 //   - Roles are enforced on every page as in issuer/api: subscribers see
 //     only their own validations, orders and certificates; /review is for
 //     the reviewer role only.

@@ -1,14 +1,19 @@
 package portal
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
-	"sync"
 	"time"
+
+	"github.com/trustline/trustline/internal/store"
 )
 
 // Sign-in links: a random token mailed to the account's own address,
-// good once and briefly. Only the token's hash is kept, in memory (a
-// restart voids outstanding links, which costs a user one more request).
+// good once and briefly. They live in the store (store.SignInLink), under
+// the token's SHA-256 only, so a link mailed by one API instance works on
+// any other and a restart voids none.
 const (
 	// linkInterval is how soon after one link another may be mailed to
 	// the same account: it keeps the form from being used to flood an
@@ -19,102 +24,89 @@ const (
 	linksPerAccount = 3
 )
 
-type loginLink struct {
-	accountID string
-	expires   time.Time
+// LinkStore is the subset of the store sign-in links are kept in
+// (store.Store's sign-in-link methods; see them for the contract).
+type LinkStore interface {
+	CreateSignInLink(ctx context.Context, l store.SignInLink, lim store.SignInLinkLimits) (bool, error)
+	SignInLink(ctx context.Context, tokenHash []byte) (store.SignInLink, error)
+	ConsumeSignInLink(ctx context.Context, tokenHash []byte) (store.SignInLink, error)
+	DeleteExpiredSignInLinks(ctx context.Context, now time.Time) (int64, error)
 }
 
+// linkTable issues, checks and redeems sign-in links over a LinkStore.
 type linkTable struct {
-	mu       sync.Mutex
-	m        map[string]loginLink // token hash → link
-	lastSent map[string]time.Time // account → when its newest link was made
-	max      int
-	ttl      time.Duration
+	st  LinkStore
+	rnd io.Reader
+	lim store.SignInLinkLimits
+	ttl time.Duration
 }
 
-func newLinkTable(max int, ttl time.Duration) *linkTable {
-	return &linkTable{m: map[string]loginLink{}, lastSent: map[string]time.Time{}, max: max, ttl: ttl}
+func newLinks(st LinkStore, cfg Config, rnd io.Reader) *linkTable {
+	return &linkTable{st: st, rnd: rnd, ttl: cfg.LoginLinkLifetime,
+		lim: store.SignInLinkLimits{Interval: linkInterval, PerAccount: linksPerAccount, Total: cfg.MaxSignInLinks}}
 }
 
-// issue makes a token for accountID, or returns "" when the account was
-// sent one less than linkInterval ago.
-func (t *linkTable) issue(accountID string, now time.Time, rnd io.Reader) (string, error) {
-	tok, err := randomToken(rnd, 32)
+// issue makes a link for accountID and returns its token, or "" when the
+// store refused: the account was sent one less than linkInterval ago, or
+// MaxSignInLinks are outstanding (under a flood, answer as if
+// rate-limited).
+func (t *linkTable) issue(ctx context.Context, accountID string, now time.Time) (string, error) {
+	tok, err := randomToken(t.rnd, 32)
 	if err != nil {
 		return "", err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if last, ok := t.lastSent[accountID]; ok && now.Sub(last) < linkInterval {
+	l := store.SignInLink{TokenHash: []byte(tableKey(tok)), AccountID: accountID, CreatedAt: now, ExpiresAt: now.Add(t.ttl)}
+	ok, err := t.st.CreateSignInLink(ctx, l, t.lim)
+	if err != nil {
+		return "", fmt.Errorf("portal: storing a sign-in link: %w", err)
+	}
+	if !ok {
 		return "", nil
 	}
-	t.sweepLocked(now)
-	var mine []string
-	for k, l := range t.m {
-		if l.accountID == accountID {
-			mine = append(mine, k)
-		}
-	}
-	for len(mine) >= linksPerAccount {
-		oldest := 0
-		for i, k := range mine {
-			if t.m[k].expires.Before(t.m[mine[oldest]].expires) {
-				oldest = i
-			}
-		}
-		delete(t.m, mine[oldest])
-		mine = append(mine[:oldest], mine[oldest+1:]...)
-	}
-	if len(t.m) >= t.max {
-		return "", nil // under a flood, answer as if rate-limited
-	}
-	t.m[tableKey(tok)] = loginLink{accountID: accountID, expires: now.Add(t.ttl)}
-	t.lastSent[accountID] = now
 	return tok, nil
 }
 
-func (t *linkTable) sweepLocked(now time.Time) {
-	for k, l := range t.m {
-		if !now.Before(l.expires) {
-			delete(t.m, k)
-		}
-	}
-	for a, at := range t.lastSent {
-		if now.Sub(at) >= linkInterval {
-			delete(t.lastSent, a)
-		}
-	}
-}
-
 // peek reports the account a live token signs in, without using it up.
-func (t *linkTable) peek(tok string, now time.Time) (string, bool) {
-	if tok == "" || len(tok) > 100 {
-		return "", false
+// An unknown or expired token is not ok; an error is the store's.
+func (t *linkTable) peek(ctx context.Context, tok string, now time.Time) (string, bool, error) {
+	if !plausible(tok) {
+		return "", false, nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l, ok := t.m[tableKey(tok)]
-	if !ok || !now.Before(l.expires) {
-		return "", false
+	l, err := t.st.SignInLink(ctx, []byte(tableKey(tok)))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
 	}
-	return l.accountID, true
+	if err != nil {
+		return "", false, fmt.Errorf("portal: reading a sign-in link: %w", err)
+	}
+	if t.expired(l, now) {
+		return "", false, nil
+	}
+	return l.AccountID, true, nil
 }
 
-// redeem uses a token up and returns its account.
-func (t *linkTable) redeem(tok string, now time.Time) (string, bool) {
-	if tok == "" || len(tok) > 100 {
-		return "", false
+// redeem uses a token up and returns its account. Of two redeeming the
+// same token at once, on any instances, one gets it. An expired token is
+// used up too, and not ok.
+func (t *linkTable) redeem(ctx context.Context, tok string, now time.Time) (string, bool, error) {
+	if !plausible(tok) {
+		return "", false, nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	k := tableKey(tok)
-	l, ok := t.m[k]
-	if !ok {
-		return "", false
+	l, err := t.st.ConsumeSignInLink(ctx, []byte(tableKey(tok)))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
 	}
-	delete(t.m, k)
-	if !now.Before(l.expires) {
-		return "", false
+	if err != nil {
+		return "", false, fmt.Errorf("portal: redeeming a sign-in link: %w", err)
 	}
-	return l.accountID, true
+	if t.expired(l, now) {
+		return "", false, nil
+	}
+	return l.AccountID, true, nil
+}
+
+// expired reports whether a link is over: by the lifetime it was given,
+// or by the one in force now if it was lowered since.
+func (t *linkTable) expired(l store.SignInLink, now time.Time) bool {
+	return l.Expired(now) || !now.Before(l.CreatedAt.Add(t.ttl))
 }

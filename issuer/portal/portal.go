@@ -44,8 +44,10 @@ type Config struct {
 	// nobody can sign another account out by signing in many times.
 	// 0 means 20; at most 1000.
 	SessionsPerAccount int
-	// MaxSignInLinks bounds the in-memory table of outstanding sign-in
-	// links; 0 means 10000.
+	// MaxSignInLinks bounds the unexpired sign-in links in the store,
+	// shared by every API instance: beyond it, link requests are answered
+	// as if rate-limited and mail nothing, so a flood of requests cannot
+	// grow the table without end. 0 means 10000.
 	MaxSignInLinks int
 	// FormKey keys the pre-sign-in form tokens (HMAC-SHA256, 32 bytes).
 	// Every API instance of a plant must share it, so that a sign-in form
@@ -135,11 +137,12 @@ type RecordStore interface {
 	ListValidations(ctx context.Context, accountID string, limit int) ([]store.Validation, error)
 }
 
-// Store is all three; the store adapters satisfy it.
+// Store is all four; the store adapters satisfy it.
 type Store interface {
 	AccountStore
 	RecordStore
 	SessionStore
+	LinkStore
 }
 
 // Revoker revokes certificates (*issuer.CA).
@@ -177,6 +180,7 @@ type Handler struct {
 	pages    map[string]*template.Template
 	sessions *sessionTable
 	links    *linkTable
+	sweeper  *sweeper
 	preKey   []byte // HMAC key of the pre-sign-in form tokens
 	secure   bool   // BaseURL is https: cookies are always Secure
 	origin   string // BaseURL's origin, for the same-origin check
@@ -205,7 +209,8 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	h := &Handler{
 		cfg: cfg, d: d, mux: http.NewServeMux(), pages: pages,
 		sessions: newSessions(d.Store, cfg, d.Rand, d.Log),
-		links:    newLinkTable(cfg.MaxSignInLinks, cfg.LoginLinkLifetime),
+		links:    newLinks(d.Store, cfg, d.Rand),
+		sweeper:  &sweeper{sessions: d.Store, links: d.Store, log: d.Log},
 		preKey:   make([]byte, 32),
 		secure:   strings.HasPrefix(cfg.BaseURL, "https://"),
 		origin:   cfg.BaseURL,

@@ -37,8 +37,10 @@ const (
 	// writes off most requests. The idle timeout therefore ends a session
 	// between idle minus this and idle after its last use.
 	maxTouchInterval = time.Minute
-	// sweepInterval: expired sessions are deleted, on sign-in, at most
-	// this often per process. Others are deleted when next presented.
+	// sweepInterval: expired sessions and sign-in links are deleted, on
+	// sign-in and on link requests, at most this often per process.
+	// Meanwhile expired sessions are deleted when next presented, and
+	// expired links refused.
 	sweepInterval = time.Minute
 	// noticeTimeout bounds the store calls of setNotice and takeNotice,
 	// whose callers have no request context to give them.
@@ -70,7 +72,6 @@ type sessionTable struct {
 	idle       time.Duration
 	perAccount int
 	touchEvery time.Duration
-	lastSweep  atomic.Int64 // UnixNano of the last sweep
 }
 
 func newSessions(st SessionStore, cfg Config, rnd io.Reader, log *slog.Logger) *sessionTable {
@@ -124,25 +125,34 @@ func (t *sessionTable) start(ctx context.Context, accountID string, now time.Tim
 	if err := t.st.CreatePortalSession(ctx, ps, t.perAccount); err != nil {
 		return "", session{}, fmt.Errorf("portal: starting a session: %w", err)
 	}
-	t.sweep(ctx, now)
 	return tok, session{accountID: accountID, csrf: csrfToken(tok)}, nil
 }
 
-// sweep deletes expired sessions if no sweep ran in the last
-// sweepInterval. A failure is logged: the sessions are also refused, and
-// deleted, when presented.
-func (t *sessionTable) sweep(ctx context.Context, now time.Time) {
-	last := t.lastSweep.Load()
-	if now.UnixNano()-last < int64(sweepInterval) || !t.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+// sweeper deletes expired sessions and sign-in links from the store.
+type sweeper struct {
+	sessions SessionStore
+	links    LinkStore
+	log      *slog.Logger
+	last     atomic.Int64 // UnixNano of the last sweep
+}
+
+// sweep deletes expired sessions and links if no sweep ran in the last
+// sweepInterval. A failure is logged: both are also refused when
+// presented.
+func (s *sweeper) sweep(ctx context.Context, now time.Time) {
+	last := s.last.Load()
+	if now.UnixNano()-last < int64(sweepInterval) || !s.last.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	n, err := t.st.DeleteExpiredPortalSessions(ctx, now)
-	if err != nil {
-		t.log.Warn("deleting expired portal sessions", "err", err)
-		return
+	if n, err := s.sessions.DeleteExpiredPortalSessions(ctx, now); err != nil {
+		s.log.Warn("deleting expired portal sessions", "err", err)
+	} else if n > 0 {
+		s.log.Debug("deleted expired portal sessions", "count", n)
 	}
-	if n > 0 {
-		t.log.Debug("deleted expired portal sessions", "count", n)
+	if n, err := s.links.DeleteExpiredSignInLinks(ctx, now); err != nil {
+		s.log.Warn("deleting expired sign-in links", "err", err)
+	} else if n > 0 {
+		s.log.Debug("deleted expired sign-in links", "count", n)
 	}
 }
 

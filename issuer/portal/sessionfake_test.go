@@ -16,16 +16,20 @@ import (
 	"github.com/trustline/trustline/internal/store/sqlite"
 )
 
-// fakeSessions is a SessionStore in memory, following the contract of
-// store.Store's portal-session methods (which the conformance suite checks
-// against the real adapters). It counts touches.
+// fakeSessions is a SessionStore and a LinkStore in memory, following the
+// contract of store.Store's portal-session and sign-in-link methods (which
+// the conformance suite checks against the real adapters), except that it
+// knows no accounts: every account exists. It counts touches.
 type fakeSessions struct {
 	mu      sync.Mutex
 	m       map[string]store.PortalSession
+	links   map[string]store.SignInLink
 	touches int
 }
 
-func newFakeSessions() *fakeSessions { return &fakeSessions{m: map[string]store.PortalSession{}} }
+func newFakeSessions() *fakeSessions {
+	return &fakeSessions{m: map[string]store.PortalSession{}, links: map[string]store.SignInLink{}}
+}
 
 func (f *fakeSessions) CreatePortalSession(_ context.Context, s store.PortalSession, maxPerAccount int) error {
 	if maxPerAccount < 1 {
@@ -119,6 +123,79 @@ func (f *fakeSessions) DeleteExpiredPortalSessions(_ context.Context, now time.T
 	for k, s := range f.m {
 		if s.Expired(now) {
 			delete(f.m, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (f *fakeSessions) CreateSignInLink(_ context.Context, l store.SignInLink, lim store.SignInLinkLimits) (bool, error) {
+	if err := lim.Validate(); err != nil {
+		return false, fmt.Errorf("fake: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var mine []store.SignInLink
+	live := 0
+	for _, o := range f.links {
+		if o.AccountID == l.AccountID {
+			if l.CreatedAt.Sub(o.CreatedAt) < lim.Interval {
+				return false, nil
+			}
+			mine = append(mine, o)
+		}
+		if o.ExpiresAt.After(l.CreatedAt) {
+			live++
+		}
+	}
+	if live >= lim.Total {
+		return false, nil
+	}
+	if _, ok := f.links[string(l.TokenHash)]; ok {
+		return false, fmt.Errorf("fake: %w", store.ErrDuplicate)
+	}
+	sort.Slice(mine, func(i, j int) bool {
+		a, b := mine[i], mine[j]
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.After(b.CreatedAt)
+		}
+		return bytes.Compare(a.TokenHash, b.TokenHash) < 0
+	})
+	for _, o := range mine[min(len(mine), lim.PerAccount-1):] {
+		delete(f.links, string(o.TokenHash))
+	}
+	f.links[string(l.TokenHash)] = l
+	return true, nil
+}
+
+func (f *fakeSessions) SignInLink(_ context.Context, h []byte) (store.SignInLink, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.links[string(h)]
+	if !ok {
+		return store.SignInLink{}, fmt.Errorf("fake: %w", store.ErrNotFound)
+	}
+	return l, nil
+}
+
+func (f *fakeSessions) ConsumeSignInLink(_ context.Context, h []byte) (store.SignInLink, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.links[string(h)]
+	if !ok {
+		return store.SignInLink{}, fmt.Errorf("fake: %w", store.ErrNotFound)
+	}
+	delete(f.links, string(h))
+	return l, nil
+}
+
+func (f *fakeSessions) DeleteExpiredSignInLinks(_ context.Context, now time.Time) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	for k, l := range f.links {
+		if l.Expired(now) {
+			delete(f.links, k)
 			n++
 		}
 	}

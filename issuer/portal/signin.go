@@ -58,10 +58,12 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, acct stor
 			return nil, err
 		}
 	}
-	sid, sess, err := h.sessions.start(r.Context(), acct.ID, h.now())
+	now := h.now()
+	sid, sess, err := h.sessions.start(r.Context(), acct.ID, now)
 	if err != nil {
 		return nil, err
 	}
+	h.sweeper.sweep(r.Context(), now)
 	h.setCookie(w, r, sessionCookie, sid, http.SameSiteLaxMode)
 	h.d.Log.Info("signed in", "account", acct.ID, "role", acct.Role)
 	return &visit{acct: acct, sess: sess, sid: sid}, nil
@@ -132,14 +134,18 @@ func (h *Handler) requestLink(w http.ResponseWriter, r *http.Request) {
 	}{email, h.cfg.LoginLinkLifetime}})
 }
 
+// mailLink mails acct a sign-in link. Failures are logged, never shown:
+// the page must read the same as for an address without an account.
 func (h *Handler) mailLink(r *http.Request, acct store.Account, next string) {
-	tok, err := h.links.issue(acct.ID, h.now(), h.d.Rand)
+	now := h.now()
+	tok, err := h.links.issue(r.Context(), acct.ID, now)
+	h.sweeper.sweep(r.Context(), now)
 	if err != nil {
-		h.d.Log.Error("making a sign-in link", "err", err)
+		h.d.Log.Error("making a sign-in link", "account", acct.ID, "err", err)
 		return
 	}
 	if tok == "" {
-		h.d.Log.Info("sign-in link not sent: one was sent moments ago", "account", acct.ID)
+		h.d.Log.Info("sign-in link not sent: one was sent moments ago, or too many are outstanding", "account", acct.ID)
 		return
 	}
 	q := url.Values{"token": {tok}}
@@ -166,13 +172,21 @@ func (h *Handler) mailLink(r *http.Request, acct store.Account, next string) {
 // up.
 func (h *Handler) linkPage(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
-	id, ok := h.links.peek(tok, h.now())
-	var acct store.Account
-	var err error
-	if ok {
-		acct, err = h.d.Store.Account(r.Context(), id)
+	id, ok, err := h.links.peek(r.Context(), tok, h.now())
+	if err != nil {
+		h.fail(w, r, nil, err)
+		return
 	}
-	if !ok || err != nil {
+	if !ok {
+		h.badLink(w, r)
+		return
+	}
+	acct, ok, err := h.linkAccount(r, id)
+	if err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	if !ok {
 		h.badLink(w, r)
 		return
 	}
@@ -181,19 +195,39 @@ func (h *Handler) linkPage(w http.ResponseWriter, r *http.Request) {
 	}{acct.Email, tok, safeNext(r.URL.Query().Get("next"))}})
 }
 
+// linkAccount reads the account a link signs in; not ok if it is gone.
+func (h *Handler) linkAccount(r *http.Request, id string) (store.Account, bool, error) {
+	acct, err := h.d.Store.Account(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Account{}, false, nil
+	}
+	if err != nil {
+		return store.Account{}, false, fmt.Errorf("portal: reading a sign-in link's account: %w", err)
+	}
+	return acct, true, nil
+}
+
 func (h *Handler) badLink(w http.ResponseWriter, r *http.Request) {
 	h.errorPage(w, r, nil, http.StatusBadRequest, "This sign-in link does not work",
 		"The link is wrong, has been used already, or has expired. Request a new one from the sign-in page.")
 }
 
 func (h *Handler) redeemLink(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.links.redeem(r.PostFormValue("token"), h.now())
+	id, ok, err := h.links.redeem(r.Context(), r.PostFormValue("token"), h.now())
+	if err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
 	if !ok {
 		h.badLink(w, r)
 		return
 	}
-	acct, err := h.d.Store.Account(r.Context(), id)
+	acct, ok, err := h.linkAccount(r, id)
 	if err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	if !ok {
 		h.badLink(w, r)
 		return
 	}

@@ -78,6 +78,12 @@ func Run(t *testing.T, a Adapter) {
 		{"PortalSessionTouch", testPortalSessionTouch},
 		{"PortalSessionsPerAccount", testPortalSessionsPerAccount},
 		{"DeleteExpiredPortalSessions", testDeleteExpiredPortalSessions},
+		{"SignInLinks", testSignInLinks},
+		{"SignInLinkTimes", testSignInLinkTimes},
+		{"SignInLinkInterval", testSignInLinkInterval},
+		{"SignInLinksPerAccount", testSignInLinksPerAccount},
+		{"SignInLinksTotal", testSignInLinksTotal},
+		{"DeleteExpiredSignInLinks", testDeleteExpiredSignInLinks},
 		{"ConcurrentPublishCRL", testConcurrentPublishCRL},
 		{"ConcurrentAcquireLease", testConcurrentAcquireLease},
 		{"ConcurrentAppendAudit", testConcurrentAppendAudit},
@@ -85,6 +91,8 @@ func Run(t *testing.T, a Adapter) {
 		{"ConcurrentRevoke", testConcurrentRevoke},
 		{"ConcurrentInsertMeta", testConcurrentInsertMeta},
 		{"ConcurrentPortalSignIns", testConcurrentPortalSignIns},
+		{"ConcurrentConsumeSignInLink", testConcurrentConsumeSignInLink},
+		{"ConcurrentSignInLinks", testConcurrentSignInLinks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
