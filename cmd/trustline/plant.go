@@ -119,13 +119,21 @@ func (r *plantRole) close() {
 func (r *plantRole) openStore(ctx context.Context) (store.Store, error) {
 	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	st, err := postgres.Open(octx, postgres.Config{URL: r.cfg.Postgres}, r.log)
+	// The origin only reads: it may connect as a user with SELECT only.
+	readOnly := r.name == "origin"
+	st, err := postgres.Open(octx, postgres.Config{URL: r.cfg.Postgres, ReadOnly: readOnly}, r.log)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	r.closers = append(r.closers, func() { st.Close() })
-	instance, err := instanceID(ctx, st)
-	if err != nil {
+	var instance string
+	if readOnly {
+		b, err := st.Meta(ctx, "instance_id")
+		if err != nil {
+			return nil, fmt.Errorf("store: reading the plant's instance id (run trustline init first): %w", err)
+		}
+		instance = string(b)
+	} else if instance, err = instanceID(ctx, st); err != nil {
 		return nil, err
 	}
 	r.holder = processHolder(instance)

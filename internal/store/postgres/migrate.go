@@ -62,3 +62,24 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	return nil
 }
+
+// checkSchema is migrate for a read-only store: it changes nothing and
+// fails unless the schema is exactly this binary's.
+func (s *Store) checkSchema(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return fmt.Errorf("postgres: checking %s: %w", s.target, err)
+	}
+	latest := ms[len(ms)-1].Version
+	var current int
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current)
+	switch {
+	case err != nil:
+		return fmt.Errorf("postgres: reading the schema version of %s (has a writing role created the store?): %w", s.target, err)
+	case current < latest:
+		return fmt.Errorf("postgres: %s has schema version %d, this binary needs %d: start a role that writes (api, presigner, crlgen) to migrate it first", s.target, current, latest)
+	case current > latest:
+		return fmt.Errorf("postgres: database schema version %d is newer than this binary's %d", current, latest)
+	}
+	return nil
+}

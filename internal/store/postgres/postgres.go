@@ -57,6 +57,11 @@ type Config struct {
 	URL string
 	// MaxConns caps open connections; 0 means max(4, GOMAXPROCS).
 	MaxConns int32
+	// ReadOnly opens the store for a reader that never writes (the
+	// origin role), which may connect as a user with SELECT only: no
+	// migration is attempted, and a schema other than this binary's is
+	// refused (a writing role migrates it first).
+	ReadOnly bool
 }
 
 // Validate reports what is wrong with c.
@@ -118,7 +123,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connecting to %s: %s: %w", target, connectProblem(err), err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	check := s.migrate
+	if cfg.ReadOnly {
+		check = s.checkSchema
+	}
+	if err := check(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}

@@ -317,3 +317,64 @@ func TestOpenRejected(t *testing.T) {
 		t.Errorf("Open of a missing database: %v", err)
 	}
 }
+
+// TestReadOnly: a reader that never writes (the origin role) opens the
+// store as a user with SELECT only; it needs a migrated store of exactly
+// this binary's schema and changes nothing.
+func TestReadOnly(t *testing.T) {
+	ctx := t.Context()
+	dbURL := freshDatabase(t)
+	if _, err := Open(ctx, Config{URL: dbURL, ReadOnly: true}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "writing role") {
+		t.Fatalf("read-only Open of an empty database = %v", err)
+	}
+	w, err := Open(ctx, Config{URL: dbURL}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.PutMeta(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	role := "trustline_ro_" + hex.EncodeToString(b[:])
+	u, _ := url.Parse(dbURL)
+	db := strings.TrimPrefix(u.Path, "/")
+	admin := adminConn(t)
+	defer admin.Close(context.Background())
+	for _, q := range []string{`CREATE ROLE ` + role + ` LOGIN`, `GRANT CONNECT ON DATABASE ` + db + ` TO ` + role} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		c := adminConn(t)
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), `REVOKE CONNECT ON DATABASE `+db+` FROM `+role)
+		c.Exec(context.Background(), `DROP ROLE IF EXISTS `+role)
+	})
+	if _, err := w.pool.Exec(ctx, `GRANT USAGE ON SCHEMA public TO `+role+`; GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+role); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.pool.Exec(context.Background(), `DROP OWNED BY `+role) })
+	ro := *u
+	ro.User = url.User(role)
+	r, err := Open(ctx, Config{URL: ro.String(), ReadOnly: true}, testLogger(t))
+	if err != nil {
+		t.Fatalf("read-only Open as a SELECT-only user: %v", err)
+	}
+	if v, err := r.Meta(ctx, "k"); err != nil || string(v) != "v" {
+		t.Errorf("read-only Meta = %q, %v", v, err)
+	}
+	if err := r.PutMeta(ctx, "k", []byte("w")); err == nil {
+		t.Error("a SELECT-only user wrote: the test's user is not read-only")
+	}
+	r.Close()
+	// A schema behind this binary's is refused, not migrated.
+	if _, err := w.pool.Exec(ctx, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, Config{URL: ro.String(), ReadOnly: true}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "migrate it first") {
+		t.Errorf("read-only Open of an older schema = %v", err)
+	}
+}

@@ -47,3 +47,44 @@ func FreshDatabase(tb testing.TB) string {
 	u.Path = "/" + db
 	return u.String()
 }
+
+// ReadOnlyUser creates a login role that may only read the tables dbURL
+// holds now, and returns dbURL as that role. The role is dropped when the
+// test ends (before the database, whose cleanup was registered first).
+func ReadOnlyUser(tb testing.TB, dbURL string) string {
+	tb.Helper()
+	ctx := context.Background()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	role := "trustline_ro_" + hex.EncodeToString(b)
+	for _, q := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT CONNECT ON DATABASE " + u.Path[1:] + " TO " + role,
+		"GRANT USAGE ON SCHEMA public TO " + role,
+		"GRANT SELECT ON ALL TABLES IN SCHEMA public TO " + role,
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			db.Close(ctx)
+			tb.Fatalf("pgtest: %s: %v", q, err)
+		}
+	}
+	tb.Cleanup(func() {
+		db.Exec(ctx, "DROP OWNED BY "+role)
+		db.Exec(ctx, "REVOKE CONNECT ON DATABASE "+u.Path[1:]+" FROM "+role)
+		db.Close(ctx)
+		if admin, err := pgx.Connect(ctx, testenv.PostgresURL()); err == nil {
+			admin.Exec(ctx, "DROP ROLE IF EXISTS "+role)
+			admin.Close(ctx)
+		}
+	})
+	u.User = url.User(role)
+	return u.String()
+}
