@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/trustline/trustline/crlgen"
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/issuerid"
@@ -22,6 +24,7 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/tlsreload"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/presign"
 	"github.com/trustline/trustline/origin"
 	"github.com/trustline/trustline/responder"
 	"github.com/trustline/trustline/responder/server"
@@ -42,26 +45,11 @@ func runAPI(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer r.close()
-	st, err := r.openStore(ctx)
+	sg, err := r.openSigner(ctx)
 	if err != nil {
 		return err
 	}
-	p, err := r.hierarchy(ctx, st, pki.IssuingKeys)
-	if err != nil {
-		return err
-	}
-	client, err := r.redis(ctx)
-	if err != nil {
-		return err
-	}
-	cache, err := r.cache(client)
-	if err != nil {
-		return err
-	}
-	pipe, err := newPipeline(st, cache, p, r.holder, r.reg, r.log)
-	if err != nil {
-		return err
-	}
+	st, p, client, pipe := sg.st, sg.p, sg.client, sg.pipe
 	purger, err := newPurger(r.cfg.Purge, 0, r.log)
 	if err != nil {
 		return err
@@ -131,6 +119,37 @@ func runAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	}, srv.Shutdown)
 }
 
+// signer is what the api and presigner roles start from: the store, the
+// hierarchy with this instance's keys, Redis and the pre-signing pipeline.
+type signer struct {
+	st     store.Store
+	p      *pki.PKI
+	client redis.UniversalClient
+	pipe   *presign.Pipeline
+}
+
+func (r *plantRole) openSigner(ctx context.Context) (signer, error) {
+	var (
+		sg  signer
+		err error
+	)
+	if sg.st, err = r.openStore(ctx); err != nil {
+		return sg, err
+	}
+	if sg.p, err = r.hierarchy(ctx, sg.st, pki.IssuingKeys); err != nil {
+		return sg, err
+	}
+	if sg.client, err = r.redis(ctx); err != nil {
+		return sg, err
+	}
+	cache, err := r.cache(sg.client)
+	if err != nil {
+		return sg, err
+	}
+	sg.pipe, err = newPipeline(sg.st, cache, sg.p, r.holder, r.reg, r.log)
+	return sg, err
+}
+
 // resumeStaleOrders processes orders left "processing" for over two
 // minutes (their instance died mid-issuance), under a lease so that one
 // instance does it.
@@ -168,26 +187,11 @@ func runPresigner(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer r.close()
-	st, err := r.openStore(ctx)
+	sg, err := r.openSigner(ctx)
 	if err != nil {
 		return err
 	}
-	p, err := r.hierarchy(ctx, st, pki.IssuingKeys)
-	if err != nil {
-		return err
-	}
-	client, err := r.redis(ctx)
-	if err != nil {
-		return err
-	}
-	cache, err := r.cache(client)
-	if err != nil {
-		return err
-	}
-	pipe, err := newPipeline(st, cache, p, r.holder, r.reg, r.log)
-	if err != nil {
-		return err
-	}
+	st, p, client, pipe := sg.st, sg.p, sg.client, sg.pipe
 	r.goBG(func(ctx context.Context) {
 		if err := pipe.Run(ctx); err != nil && ctx.Err() == nil {
 			r.log.Error("OCSP pre-signer stopped", "err", err)

@@ -172,22 +172,8 @@ func (h *Handler) mailLink(r *http.Request, acct store.Account, next string) {
 // up.
 func (h *Handler) linkPage(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
-	id, ok, err := h.links.peek(r.Context(), tok, h.now())
-	if err != nil {
-		h.fail(w, r, nil, err)
-		return
-	}
+	acct, ok := h.linkAccount(w, r, h.links.peek, tok)
 	if !ok {
-		h.badLink(w, r)
-		return
-	}
-	acct, ok, err := h.linkAccount(r, id)
-	if err != nil {
-		h.fail(w, r, nil, err)
-		return
-	}
-	if !ok {
-		h.badLink(w, r)
 		return
 	}
 	h.render(w, r, http.StatusOK, "link", view{Title: "Sign in as " + acct.Email + "?", CSRF: h.preToken(w, r), Data: struct {
@@ -195,16 +181,29 @@ func (h *Handler) linkPage(w http.ResponseWriter, r *http.Request) {
 	}{acct.Email, tok, safeNext(r.URL.Query().Get("next"))}})
 }
 
-// linkAccount reads the account a link signs in; not ok if it is gone.
-func (h *Handler) linkAccount(r *http.Request, id string) (store.Account, bool, error) {
+// linkAccount finds, with find (peek or redeem), the account a sign-in
+// link names. When it is not ok, the page saying why has been written.
+func (h *Handler) linkAccount(w http.ResponseWriter, r *http.Request,
+	find func(context.Context, string, time.Time) (string, bool, error), tok string) (store.Account, bool) {
+	id, ok, err := find(r.Context(), tok, h.now())
+	if err != nil {
+		h.fail(w, r, nil, err)
+		return store.Account{}, false
+	}
+	if !ok {
+		h.badLink(w, r)
+		return store.Account{}, false
+	}
 	acct, err := h.d.Store.Account(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Account{}, false, nil
+		h.badLink(w, r)
+		return store.Account{}, false
 	}
 	if err != nil {
-		return store.Account{}, false, fmt.Errorf("portal: reading a sign-in link's account: %w", err)
+		h.fail(w, r, nil, fmt.Errorf("portal: reading a sign-in link's account: %w", err))
+		return store.Account{}, false
 	}
-	return acct, true, nil
+	return acct, true
 }
 
 func (h *Handler) badLink(w http.ResponseWriter, r *http.Request) {
@@ -213,22 +212,8 @@ func (h *Handler) badLink(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) redeemLink(w http.ResponseWriter, r *http.Request) {
-	id, ok, err := h.links.redeem(r.Context(), r.PostFormValue("token"), h.now())
-	if err != nil {
-		h.fail(w, r, nil, err)
-		return
-	}
+	acct, ok := h.linkAccount(w, r, h.links.redeem, r.PostFormValue("token"))
 	if !ok {
-		h.badLink(w, r)
-		return
-	}
-	acct, ok, err := h.linkAccount(r, id)
-	if err != nil {
-		h.fail(w, r, nil, err)
-		return
-	}
-	if !ok {
-		h.badLink(w, r)
 		return
 	}
 	if _, err := h.startSession(w, r, acct); err != nil {
