@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"runtime"
-	"sync"
 
 	"github.com/trustline/trustline/issuer/presign"
 	"github.com/trustline/trustline/responder"
@@ -125,13 +124,6 @@ type services struct {
 	api      *api.Handler
 	portal   *portal.Handler
 	lint     *linter.Linter
-	origin   *origin.Server
-	crlgen   *crlgen.Generator
-	presign  *presign.Pipeline
-	purger   *purge.Dispatcher // nil when no cache or webhook is configured
-	// bg tracks background loops, stopped and waited for before the store
-	// closes.
-	bg *sync.WaitGroup
 }
 
 // newPurger builds the purge dispatcher for the configured caches and

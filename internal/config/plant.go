@@ -178,9 +178,7 @@ func (c Plant) Validate() error {
 	} else if c.KeysDir == "" {
 		bad("keys_dir", "must be set when no hsm.module is")
 	}
-	for _, e := range PublicURLErrors(c.Public, c.DevURLs) {
-		errs = append(errs, e)
-	}
+	errs = append(errs, PublicURLErrors(c.Public, c.DevURLs)...)
 	if c.CRL.Shards < 1 || c.CRL.Shards > 4096 {
 		bad("crl.shards", "%d out of range [1, 4096]", c.CRL.Shards)
 	}
