@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +25,7 @@ import (
 	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // dataDir writes f as a trustline data dir: ca/<id>.pem, ca/<id>-ocsp.pem,
@@ -51,7 +51,7 @@ func (f *fixture) dataDir(t testing.TB, shards int) (string, *sqlite.Store) {
 		t.Fatal(err)
 	}
 	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(dir, "trustline.db")},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+		testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer/pki"
 )
 
@@ -72,7 +73,7 @@ func TestConfigValidate(t *testing.T) {
 func TestNewRefusesBadDeps(t *testing.T) {
 	e := newEnv(t, 2)
 	root, ints := fromPKI(e.pki)
-	good := Deps{Store: e.st, Root: root, Intermediates: ints, Linter: testLinter(t), Log: testLogger(t)}
+	good := Deps{Store: e.st, Root: root, Intermediates: ints, Linter: testLinter(t), Log: testfix.Logger(t)}
 	tests := []struct {
 		name   string
 		mutate func(*Deps)
@@ -111,7 +112,7 @@ func TestPublishesEmptyValidCRLs(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	root, ints := fromPKI(e.pki)
 	g, err := New(e.cfg, Deps{Store: e.st, Root: root, Intermediates: ints, Linter: testLinter(t),
-		Publishers: []crlpub.Publisher{e.rec}, Registerer: reg, Log: testLogger(t), Now: e.clock.Now})
+		Publishers: []crlpub.Publisher{e.rec}, Registerer: reg, Log: testfix.Logger(t), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,13 +216,13 @@ func TestPublishesEmptyValidCRLs(t *testing.T) {
 	}
 
 	// Nothing is due a minute later, so nothing is published.
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	cycle(t, g)
 	if got := e.rec.take(); len(got) != 0 {
 		t.Errorf("%d CRLs republished before they were due", len(got))
 	}
 	// A period later, all are.
-	e.clock.Add(time.Hour)
+	e.clock.Advance(time.Hour)
 	cycle(t, g)
 	if got := e.rec.take(); len(got) != 7 {
 		t.Errorf("%d CRLs republished after a period, want 7", len(got))
@@ -238,10 +239,10 @@ func TestRevocationRepublishesItsShard(t *testing.T) {
 	cycle(t, g)
 	e.rec.take()
 
-	e.clock.Add(10 * time.Second)
+	e.clock.Advance(10 * time.Second)
 	revoke(t, e.st, c1.Serial, reason.KeyCompromise, e.clock.Now())
 	revoke(t, e.st, c2.Serial, reason.Unspecified, e.clock.Now())
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	cycle(t, g)
 	got := e.rec.take()
 	if len(got) != 1 || got[0].Issuer != "int-p256" || got[0].Shard != 2 {
@@ -276,7 +277,7 @@ func TestRevocationRepublishesItsShard(t *testing.T) {
 	opensslVerify(t, got[0].DER, e.pki.Intermediates[0].Cert)
 
 	// The next round has nothing to do.
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	cycle(t, g)
 	if got := e.rec.take(); len(got) != 0 {
 		t.Errorf("republished %v with nothing changed", summarize(got))
@@ -308,12 +309,12 @@ func TestExpiredEntryKeptUntilOneCRLAfterExpiry(t *testing.T) {
 	if n := count(); n != 1 {
 		t.Fatalf("at %s: %d entries, want 1", e.clock.Now(), n)
 	}
-	e.clock.Add(time.Hour) // expired at t0+30m, after the previous thisUpdate (t0): kept
+	e.clock.Advance(time.Hour) // expired at t0+30m, after the previous thisUpdate (t0): kept
 	cycle(t, g)
 	if n := count(); n != 1 {
 		t.Fatalf("first CRL after expiry: %d entries, want 1", n)
 	}
-	e.clock.Add(time.Hour) // expired before the previous thisUpdate: dropped
+	e.clock.Advance(time.Hour) // expired before the previous thisUpdate: dropped
 	cycle(t, g)
 	if n := count(); n != 0 {
 		t.Fatalf("second CRL after expiry: %d entries, want 0", n)
@@ -330,7 +331,7 @@ func TestClockStepsBackwards(t *testing.T) {
 	cycle(t, g)
 	first, _ := storedCRLOf(t, e.st, "int-rsa2048", 1)
 
-	e.clock.Add(-3 * time.Hour) // an NTP step backwards
+	e.clock.Advance(-3 * time.Hour) // an NTP step backwards
 	revoke(t, e.st, c.Serial, reason.KeyCompromise, e.clock.Now())
 	cycle(t, g)
 	got := e.rec.take()
@@ -395,7 +396,7 @@ func TestShardCountLowered(t *testing.T) {
 	}
 
 	// A generator started later finds shard 6 from the stored CRLs.
-	e.clock.Add(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	g2 := e.generator(t, cfg)
 	cycle(t, g2)
 	n := 0
@@ -423,9 +424,9 @@ func TestRevocationWhileStoppedIsPublishedAfterRestart(t *testing.T) {
 	g.release()
 	e.rec.take()
 
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	revoke(t, e.st, c.Serial, reason.KeyCompromise, e.clock.Now())
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	g2 := e.generator(t, e.cfg)
 	cycle(t, g2)
 	if d := cmp.Diff([]string{"int-p256/1"}, summarize(e.rec.take())); d != "" {
@@ -443,7 +444,7 @@ func TestFailedCheckIsNotPublished(t *testing.T) {
 	e := newEnv(t, 1)
 	root, ints := fromPKI(e.pki)
 	g, err := New(e.cfg, Deps{Store: e.st, Root: root, Intermediates: ints, Linter: failingLinter{},
-		Publishers: []crlpub.Publisher{e.rec}, Log: testLogger(t), Now: e.clock.Now})
+		Publishers: []crlpub.Publisher{e.rec}, Log: testfix.Logger(t), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +28,7 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/internal/testenv"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer/pki"
 )
 
@@ -36,32 +36,6 @@ const testBase = "http://127.0.0.1:8082"
 
 // t0 is the tests' starting instant: whole seconds, as CRLs keep them.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// clock is a settable now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // capture is a crlpub.Publisher that keeps every CRL it is told about.
 type capture struct {
@@ -123,10 +97,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
 var (
 	lintOnce sync.Once
 	theLint  *linter.Linter
@@ -144,7 +114,7 @@ func testLinter(t testing.TB) *linter.Linter {
 
 func openStore(t testing.TB, path string) *sqlite.Store {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: path}, testLogger(t))
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: path}, testfix.Logger(t))
 	if err != nil {
 		t.Fatalf("opening store: %v", err)
 	}
@@ -156,7 +126,7 @@ func openStore(t testing.TB, path string) *sqlite.Store {
 type env struct {
 	pki   *pki.PKI
 	st    Store
-	clock *clock
+	clock *testfix.Clock
 	rec   *capture
 	cfg   Config
 }
@@ -179,7 +149,7 @@ func newEnv(t testing.TB, shards int) *env {
 	return &env{
 		pki:   devPKI(t),
 		st:    openStore(t, filepath.Join(t.TempDir(), "trustline.db")),
-		clock: newClock(t0),
+		clock: testfix.NewClock(t0),
 		rec:   &capture{},
 		cfg:   testConfig(shards),
 	}
@@ -190,7 +160,7 @@ func (e *env) generator(t testing.TB, cfg Config) *Generator {
 	root, ints := fromPKI(e.pki)
 	g, err := New(cfg, Deps{
 		Store: e.st, Root: root, Intermediates: ints, Linter: testLinter(t),
-		Publishers: []crlpub.Publisher{e.rec}, Log: testLogger(t), Now: e.clock.Now, Rand: rand.Reader,
+		Publishers: []crlpub.Publisher{e.rec}, Log: testfix.Logger(t), Now: e.clock.Now, Rand: rand.Reader,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // A root kept offline: the plant's generators publish the intermediates'
@@ -22,7 +23,7 @@ func TestOfflineRootCeremony(t *testing.T) {
 	offline := root
 	offline.Signer = nil
 	plant, err := New(e.cfg, Deps{Store: e.st, Root: offline, Intermediates: ints, Linter: testLinter(t),
-		Publishers: []crlpub.Publisher{e.rec}, Log: testLogger(t), Now: e.clock.Now})
+		Publishers: []crlpub.Publisher{e.rec}, Log: testfix.Logger(t), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +43,12 @@ func TestOfflineRootCeremony(t *testing.T) {
 	year := 365 * 24 * time.Hour
 	ccfg := e.cfg
 	ccfg.FullValidity, ccfg.Holder = year, "ceremony"
-	if _, err := New(ccfg, Deps{Store: e.st, Root: root, Linter: testLinter(t), Log: testLogger(t)}); err == nil ||
+	if _, err := New(ccfg, Deps{Store: e.st, Root: root, Linter: testLinter(t), Log: testfix.Logger(t)}); err == nil ||
 		!strings.Contains(err.Error(), "CALinter") {
 		t.Errorf("a year-long root CRL without a CA linter: New() = %v", err)
 	}
 	ceremony, err := New(ccfg, Deps{Store: e.st, Root: root, Linter: testLinter(t), CALinter: testLinter(t).ForCACRLs(),
-		Publishers: []crlpub.Publisher{e.rec}, Log: testLogger(t), Now: e.clock.Now})
+		Publishers: []crlpub.Publisher{e.rec}, Log: testfix.Logger(t), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestOfflineRootCeremony(t *testing.T) {
 		t.Errorf("announced %+v, want the root CRL %d", got, first.Number)
 	}
 	// Asked again the next day, though nothing is due: a higher number.
-	e.clock.Add(24 * time.Hour)
+	e.clock.Advance(24 * time.Hour)
 	if err := ceremony.PublishNow(ctx, root.ID); err != nil {
 		t.Fatalf("second ceremony: %v", err)
 	}

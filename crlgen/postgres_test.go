@@ -12,6 +12,7 @@ import (
 
 	"github.com/trustline/trustline/internal/store/postgres"
 	"github.com/trustline/trustline/internal/testenv"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // freshPostgres creates a database of the test's own on the test server
@@ -56,7 +57,7 @@ func freshPostgres(t *testing.T) string {
 
 func openPostgres(t *testing.T, url string) *postgres.Store {
 	t.Helper()
-	st, err := postgres.Open(context.Background(), postgres.Config{URL: url, MaxConns: 4}, testLogger(t))
+	st, err := postgres.Open(context.Background(), postgres.Config{URL: url, MaxConns: 4}, testfix.Logger(t))
 	if err != nil {
 		t.Fatalf("opening PostgreSQL store: %v", err)
 	}

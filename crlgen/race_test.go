@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -26,6 +25,7 @@ import (
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer/pki"
 )
 
@@ -69,7 +69,7 @@ func testRacing(t *testing.T, stA, stB Store) {
 	newGen := func(st Store, now func() time.Time) gen {
 		rec := &capture{}
 		g, err := New(cfg, Deps{Store: st, Root: root, Intermediates: ints, Linter: testLinter(t),
-			Publishers: []crlpub.Publisher{rec}, Log: testLogger(t), Now: now})
+			Publishers: []crlpub.Publisher{rec}, Log: testfix.Logger(t), Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,8 +360,6 @@ func fastClock(start time.Time, speed time.Duration) func() time.Time {
 
 func randN(n int) int { return mrand.IntN(n) }
 
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
 const helperEnv = "TRUSTLINE_CRLGEN_KILL_HELPER"
 
 // helperMain is the process TestKill9MidPublication kills: it publishes
@@ -369,7 +367,7 @@ const helperEnv = "TRUSTLINE_CRLGEN_KILL_HELPER"
 func helperMain() int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "crlgen helper:", err); return 2 }
 	ctx := context.Background()
-	log := discardLogger()
+	log := testfix.QuietLogger()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: os.Getenv("CRLGEN_HELPER_DB")}, log)
 	if err != nil {
 		return fail(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // Run, on a fake clock: everything at start, a revocation's shard within
@@ -32,7 +33,7 @@ func TestRunSchedule(t *testing.T) {
 		rec := &capture{}
 		root, ints := fromPKI(p)
 		g, err := New(cfg, Deps{Store: st, Root: root, Intermediates: ints, Linter: lt,
-			Publishers: []crlpub.Publisher{rec}, Log: testLogger(t), Now: now})
+			Publishers: []crlpub.Publisher{rec}, Log: testfix.Logger(t), Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +125,7 @@ func TestLoserRereadsAndMovesOn(t *testing.T) {
 			insert(t, e.st, c)
 			winner := e.generator(t, e.cfg)
 			cycle(t, winner)
-			e.clock.Add(2 * time.Hour) // all due
+			e.clock.Advance(2 * time.Hour) // all due
 			if dirty {
 				revoke(t, e.st, c.Serial, reason.KeyCompromise, e.clock.Now())
 			}
@@ -135,7 +136,7 @@ func TestLoserRereadsAndMovesOn(t *testing.T) {
 			root, ints := fromPKI(e.pki)
 			// Same holder: both hold the leases, as after a lapse.
 			loser, err := New(e.cfg, Deps{Store: cs, Root: root, Intermediates: ints, Linter: testLinter(t),
-				Publishers: []crlpub.Publisher{loserRec}, Log: testLogger(t), Now: e.clock.Now})
+				Publishers: []crlpub.Publisher{loserRec}, Log: testfix.Logger(t), Now: e.clock.Now})
 			if err != nil {
 				t.Fatal(err)
 			}

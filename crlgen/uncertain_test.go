@@ -63,12 +63,12 @@ func TestUncertainSwapAnnouncedWhenItLanded(t *testing.T) {
 	cycle(t, g)
 	e.rec.take()
 
-	e.clock.Add(10 * time.Second)
+	e.clock.Advance(10 * time.Second)
 	revoke(t, base, c.Serial, reason.KeyCompromise, e.clock.Now())
 	lc.mu.Lock()
 	lc.armed = true
 	lc.mu.Unlock()
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	if err := g.Cycle(context.Background()); err == nil {
 		t.Fatal("Cycle reported no error for a failed swap")
 	}
@@ -77,7 +77,7 @@ func TestUncertainSwapAnnouncedWhenItLanded(t *testing.T) {
 	}
 	stored, _ := storedCRLOf(t, base, "int-p256", 0)
 
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	cycle(t, g)
 	// The landed CRL is announced first; the shard, still marked changed,
 	// may be republished after it.

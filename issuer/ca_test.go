@@ -9,8 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +22,7 @@ import (
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/profile"
 )
@@ -122,7 +121,7 @@ func newTestCA(t *testing.T, st CertStore, sink StatusSink) *CA {
 	t.Helper()
 	p, lt := testPKI(t)
 	ca, err := New(Config{OCSPURL: "http://127.0.0.1:8081/", BaseURL: "http://127.0.0.1:8082", Shards: 8, SerialPrefix: 0x2a},
-		Deps{Store: st, PKI: p, Linter: lt, Sink: sink, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Deps{Store: st, PKI: p, Linter: lt, Sink: sink, Log: testfix.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

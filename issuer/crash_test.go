@@ -8,8 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +20,7 @@ import (
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/pki"
@@ -33,7 +32,7 @@ const crashEnv = "TRUSTLINE_CRASH_CHILD_DIR"
 // PKI on first use.
 func wire(t testing.TB, dir string) (*sqlite.Store, *issuer.Orders, store.Account) {
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testfix.QuietLogger()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "t.db")}, log)
 	if err != nil {
 		t.Fatal(err)

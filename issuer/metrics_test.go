@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"regexp"
@@ -27,6 +26,7 @@ import (
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/profile"
 )
@@ -84,7 +84,7 @@ type metricsHarness struct {
 func newMetricsHarness(t *testing.T) *metricsHarness {
 	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testfix.QuietLogger()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")}, log)
 	if err != nil {
 		t.Fatal(err)

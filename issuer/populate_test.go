@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/pki"
 )
@@ -22,7 +21,7 @@ func populateCA(tb testing.TB) (*issuer.CA, *sqlite.Store, *pki.PKI) {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testfix.QuietLogger()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "t.db")}, log)
 	if err != nil {
 		tb.Fatal(err)

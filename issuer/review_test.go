@@ -9,8 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -21,6 +19,7 @@ import (
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/pki"
@@ -100,7 +99,7 @@ func newReviewHarness(t *testing.T) *reviewHarness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testfix.QuietLogger()
 	sq, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "t.db")}, log)
 	if err != nil {
 		t.Fatal(err)

@@ -12,14 +12,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"log/slog"
 	"math/big"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/issuerid"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 const testBase = "http://crl.example"
@@ -81,31 +80,9 @@ func (ca testCA) crl(t testing.TB, s int, n int64, at time.Time, entries int) cr
 	}
 }
 
-// clock is a settable now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
 func newServer(t testing.TB, cfg Config, now func() time.Time) *Server {
 	t.Helper()
-	s, err := New(cfg, testLogger(t), now)
+	s, err := New(cfg, testfix.Logger(t), now)
 	if err != nil {
 		t.Fatal(err)
 	}

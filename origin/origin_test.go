@@ -15,6 +15,7 @@ import (
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/shard"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 func TestParsePath(t *testing.T) {
@@ -111,13 +112,13 @@ type fixture struct {
 	srv   *Server
 	ca    testCA
 	crl   crlpub.CRL
-	clock *clock
+	clock *testfix.Clock
 }
 
 func newFixture(t testing.TB) fixture {
 	t.Helper()
 	ca := newCA(t, "int-p256")
-	clk := &clock{t: t0.Add(10 * time.Minute)}
+	clk := testfix.NewClock(t0.Add(10 * time.Minute))
 	s := newServer(t, Config{}, clk.Now)
 	c := ca.crl(t, 0, 7, t0, 3)
 	if err := s.Published(context.Background(), c); err != nil {

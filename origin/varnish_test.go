@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/trustline/trustline/internal/testenv"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/origin/purge"
 )
 
@@ -175,7 +176,7 @@ func TestVarnishPurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := purge.NewDispatcher(purge.Config{Backoff: 50 * time.Millisecond}, testLogger(t), hp)
+	d, err := purge.NewDispatcher(purge.Config{Backoff: 50 * time.Millisecond}, testfix.Logger(t), hp)
 	if err != nil {
 		t.Fatal(err)
 	}

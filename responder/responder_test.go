@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -22,6 +20,7 @@ import (
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/status"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/responder"
 	"github.com/trustline/trustline/responder/internal/resptest"
 )
@@ -39,8 +38,6 @@ var (
 	pkiA = sync.OnceValue(func() *resptest.PKI { return resptest.NewPKI(&testing.T{}, "A") })
 	pkiB = sync.OnceValue(func() *resptest.PKI { return resptest.NewPKI(&testing.T{}, "B") })
 )
-
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // fakeSigner signs live for the serials it knows, like the pipeline.
 type fakeSigner struct {
@@ -104,7 +101,7 @@ func (c *flakyCache) State(ctx context.Context) (ocspcache.State, error) {
 
 type env struct {
 	t      *testing.T
-	clock  *resptest.Clock
+	clock  *testfix.Clock
 	cache  *flakyCache
 	signer *fakeSigner
 	reg    *prometheus.Registry
@@ -119,7 +116,7 @@ type option func(*responder.Config, *responder.Deps)
 // pre-signed responses (SHA-1 and SHA-256) and a complete State.
 func newEnv(t *testing.T, opts ...option) *env {
 	t.Helper()
-	clock := resptest.NewClock(time.Now().Truncate(time.Second))
+	clock := testfix.NewClock(time.Now().Truncate(time.Second))
 	mem, err := ocspcache.NewMemory(ocspcache.MemoryConfig{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +145,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 		L1Entries:   1000,
 		LiveSigning: 4,
 	}
-	deps := responder.Deps{Cache: e.cache, Evictions: mem, Signer: e.signer, Registerer: e.reg, Log: quietLog(), Now: clock.Now}
+	deps := responder.Deps{Cache: e.cache, Evictions: mem, Signer: e.signer, Registerer: e.reg, Log: testfix.QuietLogger(), Now: clock.Now}
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}
@@ -543,10 +540,10 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	mem, _ := ocspcache.NewMemory(ocspcache.MemoryConfig{})
-	if _, err := responder.New(responder.Config{Issuers: is, L1Entries: 10}, responder.Deps{Cache: mem, Log: quietLog()}); err == nil {
+	if _, err := responder.New(responder.Config{Issuers: is, L1Entries: 10}, responder.Deps{Cache: mem, Log: testfix.QuietLogger()}); err == nil {
 		t.Error("New accepted an L1 without Evictions")
 	}
-	if _, err := responder.New(responder.Config{Issuers: append(is, is...)}, responder.Deps{Cache: mem, Log: quietLog()}); err == nil {
+	if _, err := responder.New(responder.Config{Issuers: append(is, is...)}, responder.Deps{Cache: mem, Log: testfix.QuietLogger()}); err == nil {
 		t.Error("New accepted an issuer listed twice")
 	}
 }

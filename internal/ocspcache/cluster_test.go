@@ -17,6 +17,7 @@ import (
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/testenv"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // clusterClient connects to c the way the responder does.
@@ -41,7 +42,7 @@ func TestClusterConformance(t *testing.T) {
 	}
 	cachetest.Run(t, func(t *testing.T, clock *cachetest.Clock) ocspcache.Cache {
 		prefix := "tlc:" + cachetest.RandomSerial()[2:14] + ":"
-		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, WriteBatch: 300, Now: clock.Now}, client, quietLog())
+		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, WriteBatch: 300, Now: clock.Now}, client, testfix.QuietLogger())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,12 +56,12 @@ func TestClusterConformance(t *testing.T) {
 // talks to (PUBLISH is broadcast over the cluster bus).
 func TestClusterEvictionsAcrossProcesses(t *testing.T) {
 	cluster := testenv.StartRedisCluster(t, 3, 0)
-	a, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, clusterClient(t, cluster), quietLog())
+	a, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, clusterClient(t, cluster), testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, clusterClient(t, cluster), quietLog())
+	b, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, clusterClient(t, cluster), testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestClusterFailover(t *testing.T) {
 	cluster := testenv.StartRedisCluster(t, 3, 1)
 	client := clusterClient(t, cluster)
 	const prefix = "fo:"
-	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix}, client, quietLog())
+	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix}, client, testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

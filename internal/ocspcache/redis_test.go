@@ -2,8 +2,6 @@ package ocspcache_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -14,18 +12,17 @@ import (
 	"github.com/trustline/trustline/internal/ocspcache/cachetest"
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/status"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // redisDB is the shared Redis database these tests use, each under a key
 // prefix of its own (see cachetest.SharedRedis).
 const redisDB = 8
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func TestRedisConformance(t *testing.T) {
 	cachetest.Run(t, func(t *testing.T, clock *cachetest.Clock) ocspcache.Cache {
 		client, prefix := cachetest.SharedRedis(t, redisDB)
-		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, WriteBatch: 300, Now: clock.Now}, client, quietLog())
+		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, WriteBatch: 300, Now: clock.Now}, client, testfix.QuietLogger())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,12 +62,12 @@ func newEntry(st status.Status) ocspcache.Entry {
 // everything.
 func TestRedisEvictionsAcrossProcesses(t *testing.T) {
 	srv := cachetest.StartPrivateRedis(t)
-	a, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), quietLog())
+	a, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), quietLog())
+	b, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +110,7 @@ func TestRedisEvictionsAcrossProcesses(t *testing.T) {
 // lost cache and writes work again (the write script is reloaded).
 func TestRedisRestartEmpty(t *testing.T) {
 	srv := cachetest.StartPrivateRedis(t)
-	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), quietLog())
+	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +156,7 @@ func TestRedisRestartEmpty(t *testing.T) {
 // caller's deadline instead of hanging.
 func TestRedisDown(t *testing.T) {
 	srv := cachetest.StartPrivateRedis(t)
-	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:", Timeout: 300 * time.Millisecond}, srv.Client(), quietLog())
+	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:", Timeout: 300 * time.Millisecond}, srv.Client(), testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +190,7 @@ func TestRingConformance(t *testing.T) {
 		_, prefix := cachetest.SharedRedis(t, redisDB)
 		ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": cachetest.SharedRedisAddr}, DB: redisDB})
 		t.Cleanup(func() { ring.Close() })
-		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, Now: clock.Now}, ring, quietLog())
+		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, Now: clock.Now}, ring, testfix.QuietLogger())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/trustline/trustline/internal/ocspcache/cachetest"
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/status"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 type logBuffer struct {
@@ -46,7 +47,7 @@ func TestRedisPutWaitsForReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer writer.Close()
-	reader, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), quietLog())
+	reader, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/miekg/pkcs11"
 	"github.com/trustline/trustline/internal/keyfile"
 	"github.com/trustline/trustline/internal/pkcs11key/hsmtest"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // fixture is a fresh SoftHSM2 token and the config that opens it.
@@ -31,13 +32,9 @@ func fixture(t testing.TB, sessions int) Config {
 	return Config{ModulePath: module, TokenLabel: label, PIN: pin, Sessions: sessions}
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
 func openTest(t testing.TB, cfg Config) *Token {
 	t.Helper()
-	tok, err := Open(cfg, testLogger(t))
+	tok, err := Open(cfg, testfix.Logger(t))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -208,7 +205,7 @@ func TestGenerateKeyRefusesExistingLabel(t *testing.T) {
 
 func TestFindKey(t *testing.T) {
 	cfg := fixture(t, 1)
-	tok, err := Open(cfg, testLogger(t))
+	tok, err := Open(cfg, testfix.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +488,7 @@ func TestAcquireWaitIsBounded(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	cfg := fixture(t, 2)
-	tok, err := Open(cfg, testLogger(t))
+	tok, err := Open(cfg, testfix.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,7 +532,7 @@ func assertNoModules(t *testing.T) {
 
 func TestTokensShareTheModule(t *testing.T) {
 	cfg := fixture(t, 1)
-	a, err := Open(cfg, testLogger(t))
+	a, err := Open(cfg, testfix.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -572,7 +569,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := cfg
 			tt.mutate(&c)
-			tok, err := Open(c, testLogger(t))
+			tok, err := Open(c, testfix.Logger(t))
 			if err == nil {
 				tok.Close()
 				t.Fatal("Open succeeded")

@@ -5,13 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/postgres"
 	"github.com/trustline/trustline/internal/testenv/pgtest"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // BenchmarkDVIssuance measures a whole DV order through the HTTP API:
@@ -22,7 +21,7 @@ func BenchmarkDVIssuance(b *testing.B) {
 		"sqlite": func(*testing.B) store.Store { return nil },
 		"postgres": func(b *testing.B) store.Store {
 			url := pgtest.FreshDatabase(b)
-			st, err := postgres.Open(context.Background(), postgres.Config{URL: url}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			st, err := postgres.Open(context.Background(), postgres.Config{URL: url}, testfix.QuietLogger())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -11,8 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -31,6 +29,7 @@ import (
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // benchIssuer is a P-256 issuer with a P-256 delegated responder, made
@@ -105,8 +104,6 @@ func (s *fakeStore) AcquireLease(context.Context, string, string, time.Time, tim
 }
 func (s *fakeStore) ReleaseLease(context.Context, string, string) error { return nil }
 
-func benchLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 // BenchmarkSign compares, on one core, the raw P-256 signature (what the
 // key costs) with the pipeline signing one response (encoding, hashing,
 // signing, batch bookkeeping): the ratio of their ns/op is the share of
@@ -124,7 +121,7 @@ func BenchmarkSign(b *testing.B) {
 	})
 	b.Run("pipeline-P256", func(b *testing.B) {
 		mem, _ := ocspcache.NewMemory(ocspcache.MemoryConfig{})
-		p, err := New(Config{Workers: 1}, Deps{Store: newFakeStore(0), Cache: mem, Issuers: []Issuer{is}, Log: benchLog()})
+		p, err := New(Config{Workers: 1}, Deps{Store: newFakeStore(0), Cache: mem, Issuers: []Issuer{is}, Log: testfix.QuietLogger()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -167,7 +164,7 @@ func BenchmarkPresign(b *testing.B) {
 				srv := cachetest.StartPrivateRedis(b)
 				client := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 8})
 				defer client.Close()
-				rc, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "bench:"}, client, benchLog())
+				rc, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "bench:"}, client, testfix.QuietLogger())
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -177,7 +174,7 @@ func BenchmarkPresign(b *testing.B) {
 			if kind == "redis-sqlite" {
 				st = sqliteWith(b, st.(*fakeStore).certs)
 			}
-			p, err := New(Config{}, Deps{Store: st, Cache: cache, Issuers: []Issuer{is}, Log: benchLog()})
+			p, err := New(Config{}, Deps{Store: st, Cache: cache, Issuers: []Issuer{is}, Log: testfix.QuietLogger()})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -200,7 +197,7 @@ func BenchmarkPresign(b *testing.B) {
 // sqliteWith stores certs (with placeholder DER) in a new SQLite store.
 func sqliteWith(b *testing.B, certs []store.CertSummary) Store {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(b.TempDir(), "bench.db")}, benchLog())
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(b.TempDir(), "bench.db")}, testfix.QuietLogger())
 	if err != nil {
 		b.Fatal(err)
 	}

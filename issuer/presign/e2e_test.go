@@ -30,6 +30,7 @@ import (
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/testenv"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer/presign"
 	"github.com/trustline/trustline/responder"
 	"github.com/trustline/trustline/responder/server"
@@ -71,11 +72,11 @@ func newPlant(t *testing.T, cache plantCache, run bool) *plant {
 		issuers = append(issuers, responder.Issuer{ID: is.ID, Cert: is.Cert})
 	}
 	resp, err := responder.New(responder.Config{Issuers: issuers, Presigned: e.p.HashAlgs(), L1Entries: 1000, LiveSigning: 8},
-		responder.Deps{Cache: e.cache, Evictions: e.cache, Signer: e.p, Log: quietLog()})
+		responder.Deps{Cache: e.cache, Evictions: e.cache, Signer: e.p, Log: testfix.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{}, server.Deps{Responder: resp, Log: quietLog()})
+	srv, err := server.New(server.Config{}, server.Deps{Responder: resp, Log: testfix.QuietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +290,7 @@ func TestRevokeNextRequest(t *testing.T) {
 					issuers = append(issuers, responder.Issuer{ID: is.ID, Cert: is.Cert})
 				}
 				other, err = responder.New(responder.Config{Issuers: issuers, L1Entries: 100},
-					responder.Deps{Cache: rc2, Evictions: rc2, Log: quietLog()})
+					responder.Deps{Cache: rc2, Evictions: rc2, Log: testfix.QuietLogger()})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -335,7 +336,7 @@ func TestRevokeNextRequest(t *testing.T) {
 
 func newRedisCache(t *testing.T, client redis.UniversalClient, prefix string) *ocspcache.Redis {
 	t.Helper()
-	rc, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix}, client, quietLog())
+	rc, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix}, client, testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

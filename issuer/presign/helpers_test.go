@@ -8,8 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,6 +24,7 @@ import (
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/presign"
@@ -82,26 +81,6 @@ func devPKI(t testing.TB) (*pki.PKI, *linter.Linter, string) {
 	return shared.pki, shared.lint, shared.dir
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is the issuance core over a SQLite store with the pipeline as its
 // status sink, writing to cache.
 type env struct {
@@ -113,7 +92,7 @@ type env struct {
 	mem   *ocspcache.Memory // the cache, when it is the default memory one
 	p     *presign.Pipeline
 	ca    *issuer.CA
-	clock *clock
+	clock *testfix.Clock
 }
 
 type envOpts struct {
@@ -128,12 +107,12 @@ func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	p, lt, dir := devPKI(t)
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")}, quietLog())
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")}, testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, pki: p, dir: dir, st: st, cache: o.cache, clock: &clock{t: time.Now().Truncate(time.Second)}}
+	e := &env{t: t, pki: p, dir: dir, st: st, cache: o.cache, clock: testfix.NewClock(time.Now().Truncate(time.Second))}
 	now := e.clock.Now
 	if o.realTime {
 		now = time.Now
@@ -142,7 +121,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		e.mem = newMemory(t, now)
 		e.cache = e.mem
 	}
-	e.p, err = presign.New(o.cfg, presign.Deps{Store: st, Cache: e.cache, Issuers: fromPKI(p), Log: quietLog(), Now: now})
+	e.p, err = presign.New(o.cfg, presign.Deps{Store: st, Cache: e.cache, Issuers: fromPKI(p), Log: testfix.QuietLogger(), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +129,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		o.ocspURL = "http://ocsp.test/"
 	}
 	e.ca, err = issuer.New(issuer.Config{OCSPURL: o.ocspURL, BaseURL: "http://crl.test", Shards: 4, SerialPrefix: 0x5a},
-		issuer.Deps{Store: st, PKI: p, Linter: lt, Sink: e.p, Log: quietLog(), Now: now})
+		issuer.Deps{Store: st, PKI: p, Linter: lt, Sink: e.p, Log: testfix.QuietLogger(), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

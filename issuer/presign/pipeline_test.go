@@ -16,6 +16,7 @@ import (
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer/presign"
 )
 
@@ -180,7 +181,7 @@ func TestNoDowngrade(t *testing.T) {
 	rc := e.revoke(c.Serial, reason.Superseded)
 
 	p, err := presign.New(presign.Config{}, presign.Deps{Store: staleStore{Store: e.st, stale: sum}, Cache: e.cache,
-		Issuers: fromPKI(e.pki), Log: quietLog(), Now: e.clock.Now})
+		Issuers: fromPKI(e.pki), Log: testfix.QuietLogger(), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +372,7 @@ func TestIssuerWithoutSigner(t *testing.T) {
 			p256 = append(p256, is)
 		}
 	}
-	p, err := presign.New(presign.Config{}, presign.Deps{Store: e.st, Cache: e.cache, Issuers: p256, Log: quietLog(), Now: e.clock.Now})
+	p, err := presign.New(presign.Config{}, presign.Deps{Store: e.st, Cache: e.cache, Issuers: p256, Log: testfix.QuietLogger(), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

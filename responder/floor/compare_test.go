@@ -3,8 +3,6 @@ package floor_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -20,6 +18,7 @@ import (
 	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/status"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/responder"
 	"github.com/trustline/trustline/responder/floor"
 	"github.com/trustline/trustline/responder/internal/resptest"
@@ -27,8 +26,6 @@ import (
 )
 
 const issuerA = issuerid.ID("int-a")
-
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // fixture is n certificates' SHA-256 requests and pre-signed responses.
 type fixture struct {
@@ -62,11 +59,11 @@ func (f *fixture) responderHandler(tb testing.TB, cache interface {
 		tb.Fatal(err)
 	}
 	r, err := responder.New(responder.Config{Issuers: []responder.Issuer{{ID: issuerA, Cert: f.pki.Issuer}}, L1Entries: l1},
-		responder.Deps{Cache: cache, Evictions: cache, Log: quietLog()})
+		responder.Deps{Cache: cache, Evictions: cache, Log: testfix.QuietLogger()})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := server.New(server.Config{}, server.Deps{Responder: r, Log: quietLog()})
+	srv, err := server.New(server.Config{}, server.Deps{Responder: r, Log: testfix.QuietLogger()})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -154,7 +151,7 @@ func TestServeForWrk(t *testing.T) {
 		client := redis.NewClient(&redis.Options{Addr: env("TRUSTLINE_WRK_REDIS", "127.0.0.1:6379"), DB: 8, PoolSize: 16})
 		defer client.Close()
 		prefix := "tlwrk:" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
-		rc, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix}, client, quietLog())
+		rc, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix}, client, testfix.QuietLogger())
 		if err != nil {
 			t.Fatal(err)
 		}

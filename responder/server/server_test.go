@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -25,6 +24,7 @@ import (
 	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/status"
+	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/responder"
 	"github.com/trustline/trustline/responder/internal/resptest"
 	"github.com/trustline/trustline/responder/server"
@@ -39,12 +39,10 @@ const (
 
 var pkiA = sync.OnceValue(func() *resptest.PKI { return resptest.NewPKI(&testing.T{}, "A") })
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 type env struct {
 	srv     *server.Server
 	addr    string
-	clock   *resptest.Clock
+	clock   *testfix.Clock
 	cache   *ocspcache.Memory
 	entries map[string]ocspcache.Entry
 }
@@ -53,7 +51,7 @@ type env struct {
 // responses for snGood and snRevoked, on a loopback port.
 func newEnv(t testing.TB, cfg server.Config) *env {
 	t.Helper()
-	clock := resptest.NewClock(time.Now().Truncate(time.Second))
+	clock := testfix.NewClock(time.Now().Truncate(time.Second))
 	mem, err := ocspcache.NewMemory(ocspcache.MemoryConfig{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -76,11 +74,11 @@ func newEnv(t testing.TB, cfg server.Config) *env {
 	}
 	r, err := responder.New(responder.Config{
 		Issuers: []responder.Issuer{{ID: issuerA, Cert: pkiA().Issuer}}, L1Entries: 100, CacheTagHeader: "Cache-Tag",
-	}, responder.Deps{Cache: mem, Evictions: mem, Log: quietLog(), Now: clock.Now})
+	}, responder.Deps{Cache: mem, Evictions: mem, Log: testfix.QuietLogger(), Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(cfg, server.Deps{Responder: r, Registerer: prometheus.NewRegistry(), Log: quietLog(), Now: clock.Now})
+	srv, err := server.New(cfg, server.Deps{Responder: r, Registerer: prometheus.NewRegistry(), Log: testfix.QuietLogger(), Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +378,7 @@ func TestConfigValidate(t *testing.T) {
 
 // handlerEnv builds a Server for calling Handler directly.
 func handlerEnv(tb testing.TB, l1 int) (*server.Server, map[string]ocspcache.Entry) {
-	clock := resptest.NewClock(time.Now().Truncate(time.Second))
+	clock := testfix.NewClock(time.Now().Truncate(time.Second))
 	mem, _ := ocspcache.NewMemory(ocspcache.MemoryConfig{Now: clock.Now})
 	entries := map[string]ocspcache.Entry{}
 	k := ocspcache.Key(issuerA, snGood, ocspcodec.SHA256)
@@ -388,11 +386,11 @@ func handlerEnv(tb testing.TB, l1 int) (*server.Server, map[string]ocspcache.Ent
 	mem.Put(context.Background(), []ocspcache.Item{{Key: k, Entry: entries[k]}})
 	mem.SwapState(context.Background(), ocspcache.State{}, ocspcache.State{Epoch: "t", Complete: true})
 	r, err := responder.New(responder.Config{Issuers: []responder.Issuer{{ID: issuerA, Cert: pkiA().Issuer}}, L1Entries: l1},
-		responder.Deps{Cache: mem, Evictions: mem, Log: quietLog(), Now: clock.Now})
+		responder.Deps{Cache: mem, Evictions: mem, Log: testfix.QuietLogger(), Now: clock.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := server.New(server.Config{}, server.Deps{Responder: r, Log: quietLog(), Now: clock.Now})
+	srv, err := server.New(server.Config{}, server.Deps{Responder: r, Log: testfix.QuietLogger(), Now: clock.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/storetest"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 const defaultTestURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -87,13 +88,9 @@ func freshDatabase(tb testing.TB) string {
 	return u.String()
 }
 
-func testLogger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
 func openFresh(tb testing.TB) *Store {
 	tb.Helper()
-	s, err := Open(tb.Context(), Config{URL: freshDatabase(tb), MaxConns: 4}, testLogger(tb))
+	s, err := Open(tb.Context(), Config{URL: freshDatabase(tb), MaxConns: 4}, testfix.Logger(tb))
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -197,7 +194,7 @@ func TestOpenUnreachable(t *testing.T) {
 				defer cancel()
 			}
 			start := time.Now()
-			s, err := Open(ctx, Config{URL: tc.url}, testLogger(t))
+			s, err := Open(ctx, Config{URL: tc.url}, testfix.Logger(t))
 			elapsed := time.Since(start)
 			if err == nil {
 				s.Close()
@@ -312,7 +309,7 @@ func TestOpenRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Path = "/trustline_no_such_database"
-	_, err = Open(t.Context(), Config{URL: u.String()}, testLogger(t))
+	_, err = Open(t.Context(), Config{URL: u.String()}, testfix.Logger(t))
 	if err == nil || !strings.Contains(err.Error(), "server rejected the connection") || !strings.Contains(err.Error(), "trustline_no_such_database") {
 		t.Errorf("Open of a missing database: %v", err)
 	}
@@ -324,10 +321,10 @@ func TestOpenRejected(t *testing.T) {
 func TestReadOnly(t *testing.T) {
 	ctx := t.Context()
 	dbURL := freshDatabase(t)
-	if _, err := Open(ctx, Config{URL: dbURL, ReadOnly: true}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "writing role") {
+	if _, err := Open(ctx, Config{URL: dbURL, ReadOnly: true}, testfix.Logger(t)); err == nil || !strings.Contains(err.Error(), "writing role") {
 		t.Fatalf("read-only Open of an empty database = %v", err)
 	}
-	w, err := Open(ctx, Config{URL: dbURL}, testLogger(t))
+	w, err := Open(ctx, Config{URL: dbURL}, testfix.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +356,7 @@ func TestReadOnly(t *testing.T) {
 	t.Cleanup(func() { w.pool.Exec(context.Background(), `DROP OWNED BY `+role) })
 	ro := *u
 	ro.User = url.User(role)
-	r, err := Open(ctx, Config{URL: ro.String(), ReadOnly: true}, testLogger(t))
+	r, err := Open(ctx, Config{URL: ro.String(), ReadOnly: true}, testfix.Logger(t))
 	if err != nil {
 		t.Fatalf("read-only Open as a SELECT-only user: %v", err)
 	}
@@ -374,7 +371,7 @@ func TestReadOnly(t *testing.T) {
 	if _, err := w.pool.Exec(ctx, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(ctx, Config{URL: ro.String(), ReadOnly: true}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "migrate it first") {
+	if _, err := Open(ctx, Config{URL: ro.String(), ReadOnly: true}, testfix.Logger(t)); err == nil || !strings.Contains(err.Error(), "migrate it first") {
 		t.Errorf("read-only Open of an older schema = %v", err)
 	}
 }

@@ -15,15 +15,12 @@ import (
 
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/storetest"
+	"github.com/trustline/trustline/internal/testfix"
 )
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
 
 func openTemp(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "trustline.db")}, testLogger(t))
+	s, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "trustline.db")}, testfix.Logger(t))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -112,7 +109,7 @@ func TestOpenErrors(t *testing.T) {
 			path := tc.path(t)
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
-			s, err := Open(ctx, Config{Path: path}, testLogger(t))
+			s, err := Open(ctx, Config{Path: path}, testfix.Logger(t))
 			if err == nil {
 				s.Close()
 				t.Fatalf("Open(%s) succeeded", path)
@@ -175,7 +172,7 @@ func TestReopen(t *testing.T) {
 // TestNewerSchema: a binary refuses a database migrated by a newer one.
 func TestNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ca.db")
-	s, err := Open(t.Context(), Config{Path: path}, testLogger(t))
+	s, err := Open(t.Context(), Config{Path: path}, testfix.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +180,7 @@ func TestNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	_, err = Open(t.Context(), Config{Path: path}, testLogger(t))
+	_, err = Open(t.Context(), Config{Path: path}, testfix.Logger(t))
 	if err == nil || !strings.Contains(err.Error(), "newer than this binary") {
 		t.Errorf("Open of a newer schema: %v", err)
 	}
@@ -253,7 +250,7 @@ func TestTwoInstances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			stores[i], errs[i] = Open(t.Context(), Config{Path: path}, testLogger(t))
+			stores[i], errs[i] = Open(t.Context(), Config{Path: path}, testfix.Logger(t))
 		}()
 	}
 	wg.Wait()
