@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/trustline/trustline/internal/ocspcodec"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -20,28 +21,13 @@ var (
 	oidNonce  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
 )
 
-// issuerKey identifies an issuer in CertIDs: its name and key hashes for
-// each hash algorithm the bench sends.
-type issuerKey struct {
-	nameHash, keyHash map[crypto.Hash][]byte
-}
+// issuerKey identifies an issuer in CertIDs: its name and key hashes.
+type issuerKey = ocspcodec.IssuerHashes
 
 func newIssuerKey(cert *x509.Certificate) (issuerKey, error) {
-	var spki struct {
-		Algorithm asn1.RawValue
-		PublicKey asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err != nil {
-		return issuerKey{}, fmt.Errorf("bench: reading issuer %q public key: %w", cert.Subject, err)
-	}
-	k := issuerKey{nameHash: map[crypto.Hash][]byte{}, keyHash: map[crypto.Hash][]byte{}}
-	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
-		hn := h.New()
-		hn.Write(cert.RawSubject)
-		k.nameHash[h] = hn.Sum(nil)
-		hn.Reset()
-		hn.Write(spki.PublicKey.RightAlign())
-		k.keyHash[h] = hn.Sum(nil)
+	k, err := ocspcodec.HashIssuer(cert)
+	if err != nil {
+		return k, fmt.Errorf("bench: issuer %q: %w", cert.Subject, err)
 	}
 	return k, nil
 }
@@ -52,11 +38,12 @@ func newIssuerKey(cert *x509.Certificate) (issuerKey, error) {
 // why the bench encodes requests itself.
 func buildRequest(is issuerKey, h crypto.Hash, sn *big.Int, nonce []byte) ([]byte, error) {
 	var oid asn1.ObjectIdentifier
+	var alg ocspcodec.HashAlg
 	switch h {
 	case crypto.SHA1:
-		oid = oidSHA1
+		oid, alg = oidSHA1, ocspcodec.SHA1
 	case crypto.SHA256:
-		oid = oidSHA256
+		oid, alg = oidSHA256, ocspcodec.SHA256
 	default:
 		return nil, fmt.Errorf("bench: CertID hash %v not supported", h)
 	}
@@ -76,8 +63,8 @@ func buildRequest(is issuerKey, h crypto.Hash, sn *big.Int, nonce []byte) ([]byt
 							b.AddASN1ObjectIdentifier(oid)
 							b.AddASN1NULL()
 						})
-						b.AddASN1OctetString(is.nameHash[h])
-						b.AddASN1OctetString(is.keyHash[h])
+						b.AddASN1OctetString(is.Name[alg-1])
+						b.AddASN1OctetString(is.Key[alg-1])
 						b.AddASN1BigInt(sn)
 					})
 				})

@@ -5,8 +5,13 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/x509"
+	"fmt"
 	"hash"
 	"strconv"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // HashAlg is the hash algorithm of a CertID (RFC 6960 §4.1.1). RFC 9919
@@ -138,4 +143,43 @@ func hashAlgFromOID(der []byte) HashAlg {
 		return SHA512
 	}
 	return 0
+}
+
+// IssuerHashes are the hashes a CertID carries to name an issuer (RFC 6960
+// §4.1.1): of its subject's DER and of its subjectPublicKey's contents,
+// with every HashAlg, indexed by HashAlg-1.
+type IssuerHashes struct {
+	Name, Key [len(hashAlgs)][]byte
+}
+
+// HashIssuer computes issuer's CertID hashes.
+func HashIssuer(issuer *x509.Certificate) (IssuerHashes, error) {
+	var out IssuerHashes
+	key, err := SubjectPublicKey(issuer)
+	if err != nil {
+		return out, err
+	}
+	for _, h := range hashAlgs {
+		d := h.New()
+		d.Write(issuer.RawSubject)
+		out.Name[h-1] = d.Sum(nil)
+		d.Reset()
+		d.Write(key)
+		out.Key[h-1] = d.Sum(nil)
+	}
+	return out, nil
+}
+
+// SubjectPublicKey returns the contents of cert's subjectPublicKey BIT
+// STRING: what the issuerKeyHash and the ResponderID KeyHash hash (RFC
+// 6960 §4.1.1, §4.2.1).
+func SubjectPublicKey(cert *x509.Certificate) ([]byte, error) {
+	spki := cryptobyte.String(cert.RawSubjectPublicKeyInfo)
+	var inner cryptobyte.String
+	var key []byte
+	if !spki.ReadASN1(&inner, cbasn1.SEQUENCE) || !inner.SkipASN1(cbasn1.SEQUENCE) ||
+		!inner.ReadASN1BitStringAsBytes(&key) {
+		return nil, fmt.Errorf("ocspcodec: reading subjectPublicKey of %q: malformed", cert.Subject)
+	}
+	return key, nil
 }

@@ -3,6 +3,7 @@ package ocspcodec
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -42,17 +43,21 @@ func readCert(t testing.TB, name string) *x509.Certificate {
 
 // issuerHashesOf computes the CertID issuer hashes of cert independently of
 // the Signer: the name hash over RawSubject, the key hash over the public
-// key BIT STRING contents.
+// key BIT STRING contents, read with encoding/asn1 rather than the
+// package's own SubjectPublicKey.
 func issuerHashesOf(t testing.TB, cert *x509.Certificate, h HashAlg) (name, key []byte) {
 	t.Helper()
-	spk, err := subjectPublicKey(cert)
-	if err != nil {
+	var spki struct {
+		Algorithm asn1.RawValue
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err != nil {
 		t.Fatal(err)
 	}
 	hn := h.New()
 	hn.Write(cert.RawSubject)
 	name = hn.Sum(nil)
 	hn.Reset()
-	hn.Write(spk)
+	hn.Write(spki.PublicKey.RightAlign())
 	return name, hn.Sum(nil)
 }

@@ -18,9 +18,6 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/status"
 )
@@ -156,7 +153,7 @@ type Signer struct {
 	sigAlg      []byte // AlgorithmIdentifier
 	certs       []byte // [0] EXPLICIT SEQUENCE OF Certificate, or empty
 	// issuer hashes, indexed by HashAlg-1.
-	nameHash, keyHash [len(hashAlgs)][]byte
+	issuer IssuerHashes
 }
 
 // NewSigner validates cfg and precomputes what every response repeats.
@@ -176,7 +173,7 @@ func NewSigner(cfg Config) (*Signer, error) {
 
 	// ResponderID byKey (RFC 6960 §4.2.1): shorter than byName, and
 	// stable across a renewed responder certificate with the same key.
-	responderKey, err := subjectPublicKey(signerCert)
+	responderKey, err := SubjectPublicKey(signerCert)
 	if err != nil {
 		return nil, err
 	}
@@ -190,33 +187,10 @@ func NewSigner(cfg Config) (*Signer, error) {
 		s.certs = appendElement(s.certs, 0x30, raw)
 	}
 
-	issuerKey, err := subjectPublicKey(cfg.Issuer)
-	if err != nil {
+	if s.issuer, err = HashIssuer(cfg.Issuer); err != nil {
 		return nil, err
 	}
-	for i, a := range hashAlgs {
-		hn := a.New()
-		hn.Write(cfg.Issuer.RawSubject)
-		s.nameHash[i] = hn.Sum(nil)
-		hn.Reset()
-		hn.Write(issuerKey)
-		s.keyHash[i] = hn.Sum(nil)
-	}
 	return s, nil
-}
-
-// subjectPublicKey returns the contents of cert's subjectPublicKey BIT
-// STRING: what the issuerKeyHash and the ResponderID KeyHash hash (RFC
-// 6960 §4.1.1, §4.2.1).
-func subjectPublicKey(cert *x509.Certificate) ([]byte, error) {
-	spki := cryptobyte.String(cert.RawSubjectPublicKeyInfo)
-	var inner cryptobyte.String
-	var key []byte
-	if !spki.ReadASN1(&inner, cbasn1.SEQUENCE) || !inner.SkipASN1(cbasn1.SEQUENCE) ||
-		!inner.ReadASN1BitStringAsBytes(&key) {
-		return nil, fmt.Errorf("ocspcodec: reading subjectPublicKey of %q: malformed", cert.Subject)
-	}
-	return key, nil
 }
 
 // IssuerHashes returns the issuer's name and key hashes computed with h,
@@ -226,15 +200,15 @@ func (s *Signer) IssuerHashes(h HashAlg) (name, key []byte) {
 	if !h.Valid() {
 		return nil, nil
 	}
-	return slices.Clone(s.nameHash[h-1]), slices.Clone(s.keyHash[h-1])
+	return slices.Clone(s.issuer.Name[h-1]), slices.Clone(s.issuer.Key[h-1])
 }
 
 // MatchesIssuer reports whether id's issuer hashes are this Signer's
 // issuer's. It does not allocate.
 func (s *Signer) MatchesIssuer(id CertID) bool {
 	return id.Hash.Valid() &&
-		bytes.Equal(id.IssuerNameHash, s.nameHash[id.Hash-1]) &&
-		bytes.Equal(id.IssuerKeyHash, s.keyHash[id.Hash-1])
+		bytes.Equal(id.IssuerNameHash, s.issuer.Name[id.Hash-1]) &&
+		bytes.Equal(id.IssuerKeyHash, s.issuer.Key[id.Hash-1])
 }
 
 // Sign appends to dst a complete DER OCSPResponse: responseStatus
@@ -305,7 +279,7 @@ func (s *Signer) check(one *Single, producedAt time.Time) error {
 		return fmt.Errorf("ocspcodec: CertID hash algorithm %v not supported", id.Hash)
 	}
 	if len(id.IssuerNameHash) == 0 && len(id.IssuerKeyHash) == 0 {
-		id.IssuerNameHash, id.IssuerKeyHash = s.nameHash[id.Hash-1], s.keyHash[id.Hash-1]
+		id.IssuerNameHash, id.IssuerKeyHash = s.issuer.Name[id.Hash-1], s.issuer.Key[id.Hash-1]
 	} else if !s.MatchesIssuer(*id) {
 		return errors.New("ocspcodec: CertID issuer hashes are not this Signer's issuer's")
 	}

@@ -107,7 +107,7 @@ func TestSignParsesWithXCrypto(t *testing.T) {
 						if !got.ProducedAt.Equal(producedAt) {
 							t.Errorf("producedAt %v, want %v", got.ProducedAt, producedAt)
 						}
-						spk, _ := subjectPublicKey(signerCert)
+						spk, _ := SubjectPublicKey(signerCert)
 						if kh := sha1.Sum(spk); !bytes.Equal(got.ResponderKeyHash, kh[:]) || got.RawResponderName != nil {
 							t.Errorf("responder id: key hash %x name %x, want key hash %x", got.ResponderKeyHash, got.RawResponderName, kh)
 						}
@@ -238,7 +238,7 @@ func TestSignStructure(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := walkResponse(t, der)
-			spk, _ := subjectPublicKey(p.responder)
+			spk, _ := SubjectPublicKey(p.responder)
 			kh := sha1.Sum(spk)
 			got := map[string][]byte{
 				"responderID": w.responderID, "producedAt": w.producedAt, "certID": w.certID,

@@ -206,18 +206,11 @@ func Request(t testing.TB, nonce []byte, ids ...ID) []byte {
 }
 
 func addCertID(t testing.TB, b *cryptobyte.Builder, id ID) {
-	spki := cryptobyte.String(id.Issuer.RawSubjectPublicKeyInfo)
-	var inner cryptobyte.String
-	var pub []byte
-	if !spki.ReadASN1(&inner, cbasn1.SEQUENCE) || !inner.SkipASN1(cbasn1.SEQUENCE) || !inner.ReadASN1BitStringAsBytes(&pub) {
-		t.Fatal("bad issuer SPKI")
+	ih, err := ocspcodec.HashIssuer(id.Issuer)
+	if err != nil || !id.Hash.Valid() {
+		t.Fatalf("issuer hashes: %v (hash %v)", err, id.Hash)
 	}
-	hn := id.Hash.New()
-	hn.Write(id.Issuer.RawSubject)
-	nameHash := hn.Sum(nil)
-	hn.Reset()
-	hn.Write(pub)
-	keyHash := hn.Sum(nil)
+	nameHash, keyHash := ih.Name[id.Hash-1], ih.Key[id.Hash-1]
 	sn, err := hex.DecodeString(id.SerialHex)
 	if err != nil {
 		t.Fatal(err)
