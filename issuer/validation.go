@@ -20,6 +20,7 @@ import (
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/csrcheck"
+	"github.com/trustline/trustline/issuer/profile"
 )
 
 // ValidationStore is the subset of the store validations use.
@@ -61,21 +62,6 @@ const (
 	// WellKnownPath is where http-token files live (BR §3.2.2.4.18).
 	WellKnownPath = "/.well-known/pki-validation/"
 )
-
-// ReusePeriod is how long a completed domain validation may be relied on
-// for a certificate issued at t (BR §4.2.1).
-func ReusePeriod(t time.Time) time.Duration {
-	const day = 24 * time.Hour
-	switch {
-	case t.Before(time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC)):
-		return 398 * day
-	case t.Before(time.Date(2027, 3, 15, 0, 0, 0, 0, time.UTC)):
-		return 200 * day
-	case t.Before(time.Date(2029, 3, 15, 0, 0, 0, 0, time.UTC)):
-		return 100 * day
-	}
-	return 10 * day
-}
 
 // ValidationConfig configures the methods that reach out to the network.
 // The zero value offers email only.
@@ -549,7 +535,7 @@ func (v *Validations) complete(ctx context.Context, val store.Validation, now ti
 	base["created_at"], base["confirmed_at"], base["attempts"] = val.CreatedAt.UTC(), now.UTC(), val.Attempts+1
 	val.Status = store.ValidationValid
 	val.ValidatedAt = now
-	val.ValidUntil = now.Add(ReusePeriod(now))
+	val.ValidUntil = now.Add(profile.ReusePeriod(now))
 	val.Evidence, _ = json.Marshal(base)
 	updated, err := v.store.UpdateValidation(ctx, val)
 	if errors.Is(err, store.ErrConflict) {

@@ -72,21 +72,39 @@ func mustOID(s string) x509.OID {
 	return o
 }
 
+// brSchedule is the Baseline Requirements' schedule (ballot SC-081) of
+// the longest subscriber certificate validity (BR §6.3.2) and the longest
+// reuse of a domain validation (BR §4.2.1), by the date a certificate is
+// issued: each step applies from its date on.
+var brSchedule = []struct {
+	from            time.Time
+	validity, reuse time.Duration
+}{
+	{time.Time{}, 398 * day, 398 * day},
+	{time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC), 200 * day, 200 * day},
+	{time.Date(2027, 3, 15, 0, 0, 0, 0, time.UTC), 100 * day, 100 * day},
+	{time.Date(2029, 3, 15, 0, 0, 0, 0, time.UTC), 47 * day, 10 * day},
+}
+
+const day = 24 * time.Hour
+
+// brStep returns the schedule's step in force at t.
+func brStep(t time.Time) int {
+	i := 0
+	for i+1 < len(brSchedule) && !t.Before(brSchedule[i+1].from) {
+		i++
+	}
+	return i
+}
+
 // MaxValidity is the longest subscriber certificate validity BR §6.3.2
 // allows for a certificate issued at t. Validity counts inclusively: a
 // certificate valid for d has notAfter = notBefore + d - 1s.
-func MaxValidity(t time.Time) time.Duration {
-	const day = 24 * time.Hour
-	switch {
-	case t.Before(time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC)):
-		return 398 * day
-	case t.Before(time.Date(2027, 3, 15, 0, 0, 0, 0, time.UTC)):
-		return 200 * day
-	case t.Before(time.Date(2029, 3, 15, 0, 0, 0, 0, time.UTC)):
-		return 100 * day
-	}
-	return 47 * day
-}
+func MaxValidity(t time.Time) time.Duration { return brSchedule[brStep(t)].validity }
+
+// ReusePeriod is how long a completed domain validation may be relied on
+// for a certificate issued at t (BR §4.2.1).
+func ReusePeriod(t time.Time) time.Duration { return brSchedule[brStep(t)].reuse }
 
 // Organization is the verified subject identity of OV and EV certificates.
 type Organization struct {

@@ -13,22 +13,28 @@ import (
 	"github.com/trustline/trustline/internal/serial"
 )
 
-func TestMaxValidity(t *testing.T) {
+func TestBRSchedule(t *testing.T) {
 	const day = 24 * time.Hour
 	tests := []struct {
-		at   string
-		want time.Duration
+		at              string
+		validity, reuse time.Duration
 	}{
-		{"2026-03-14T23:59:59Z", 398 * day},
-		{"2026-03-15T00:00:00Z", 200 * day},
-		{"2027-03-14T12:00:00Z", 200 * day},
-		{"2027-03-15T00:00:00Z", 100 * day},
-		{"2029-03-15T00:00:00Z", 47 * day},
+		{"2025-01-01T00:00:00Z", 398 * day, 398 * day},
+		{"2026-03-14T23:59:59Z", 398 * day, 398 * day},
+		{"2026-03-15T00:00:00Z", 200 * day, 200 * day},
+		{"2027-03-14T12:00:00Z", 200 * day, 200 * day},
+		{"2027-03-15T00:00:00Z", 100 * day, 100 * day},
+		{"2029-03-14T23:59:59Z", 100 * day, 100 * day},
+		{"2029-03-15T00:00:00Z", 47 * day, 10 * day},
+		{"2035-01-01T00:00:00Z", 47 * day, 10 * day},
 	}
 	for _, tt := range tests {
 		at, _ := time.Parse(time.RFC3339, tt.at)
-		if got := MaxValidity(at); got != tt.want {
-			t.Errorf("MaxValidity(%s) = %v, want %v", tt.at, got/day, tt.want/day)
+		if got := MaxValidity(at); got != tt.validity {
+			t.Errorf("MaxValidity(%s) = %v days, want %v", tt.at, got/day, tt.validity/day)
+		}
+		if got := ReusePeriod(at); got != tt.reuse {
+			t.Errorf("ReusePeriod(%s) = %v days, want %v", tt.at, got/day, tt.reuse/day)
 		}
 	}
 }
