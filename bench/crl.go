@@ -23,6 +23,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/serial"
@@ -571,7 +572,7 @@ func RunCRL(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&cfg.StormPoll, "storm-poll", time.Second, "storm: each edge revalidates each CRL this often")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed for choosing the storm's certificates")
 	of := registerOutputFlags(fs)
-	if err := parseArgs(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	cfg.Load = lf.config()

@@ -1,32 +1,15 @@
 package bench
 
 import (
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"time"
+
+	"github.com/trustline/trustline/internal/cli"
 )
 
 // UsageError is a command-line mistake; cmd/ maps it to exit status 2.
-type UsageError struct{ Msg string }
-
-func (e UsageError) Error() string { return e.Msg }
-
-// parseArgs parses args into fs, turning mistakes into UsageErrors.
-// flag.ErrHelp passes through unchanged.
-func parseArgs(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return UsageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return UsageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
-	}
-	return nil
-}
+type UsageError = cli.UsageError
 
 // loadFlags are the flags every load scenario shares.
 type loadFlags struct {

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/responder/floor"
 )
@@ -64,11 +65,11 @@ func RunFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxCerts := fs.Int("max-certs", 1_000_000, "serve at most this many certificates")
 	issuerKey := fs.Bool("issuer-key", false, "sign with the issuer key instead of the delegated responder's")
 	pairsFile := fs.String("pairs", "", "serve the request/response pairs in this file (as `bench peers` writes it) instead of signing DIR's")
-	if err := parseArgs(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if (*dataDir == "") == (*pairsFile == "") {
-		return UsageError{"floor: give --data DIR or --pairs FILE"}
+		return cli.Usage("floor: give --data DIR or --pairs FILE")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	var fps []floor.Pair

@@ -28,6 +28,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/serial"
 )
 
@@ -429,7 +430,7 @@ func RunIssue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.VerifyEvery, "verify-every", 20, "fetch and check one issued certificate in N after the run")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per-request timeout")
 	of := registerOutputFlags(fs)
-	if err := parseArgs(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	cfg.Load = lf.config()

@@ -8,6 +8,8 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+
+	"github.com/trustline/trustline/internal/cli"
 )
 
 // OCSPConfig configures an OCSP load run (`trustline bench ocsp`).
@@ -164,7 +166,7 @@ func RunOCSP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "per-request timeout")
 	fs.IntVar(&cfg.MaxCerts, "max-certs", 1_000_000, "read at most this many certificates from the store")
 	of := registerOutputFlags(fs)
-	if err := parseArgs(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	cfg.Load = lf.config()

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/status"
 )
@@ -361,7 +362,7 @@ func RunPeers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.OpenSSL, "openssl", "openssl", "openssl binary ('' to skip)")
 	peers := fs.String("peers", strings.Join(peerNames[:], ","), "servers to compare, in order")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (data dir, logs)")
-	if err := parseArgs(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	for _, p := range strings.Split(*peers, ",") {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/ocspcodec"
 )
@@ -181,7 +182,7 @@ func RunPresign(ctx context.Context, args []string, stdout, stderr io.Writer, d 
 	fs.IntVar(&cfg.VerifyEvery, "verify-every", 100, "verify one response in N")
 	fs.IntVar(&cfg.MaxCerts, "max-certs", 100_000, "read at most this many certificates")
 	of := registerOutputFlags(fs)
-	if err := parseArgs(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	r, err := Presign(ctx, cfg, d, time.Now, rand.Reader)

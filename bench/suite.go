@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trustline/trustline/internal/cli"
 )
 
 // SuiteConfig configures the standard suite (`make bench`).
@@ -186,13 +188,13 @@ func RunSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Storm, "storm", 500, "revocations in the CRL storm (0: no storm)")
 	skip := fs.String("skip", "", "comma-separated runs to leave out: "+strings.Join(suiteRuns[:], ", "))
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (data dir and server logs)")
-	if err := parseArgs(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	for _, n := range strings.Split(*skip, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			if !slices.Contains(suiteRuns[:], n) {
-				return UsageError{"suite: unknown run " + strconv.Quote(n) + " in --skip"}
+				return cli.Usage("suite: unknown run " + strconv.Quote(n) + " in --skip")
 			}
 			cfg.Skip = append(cfg.Skip, n)
 		}

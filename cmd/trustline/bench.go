@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trustline/trustline/bench"
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/mail"
 )
@@ -18,35 +18,27 @@ import (
 // runBench dispatches `trustline bench <scenario>`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"usage: trustline bench <populate|ocsp|crl|issue|presign|floor|suite|peers> [flags] (see docs/bench.md)"}
+		return cli.Usage("usage: trustline bench <populate|ocsp|crl|issue|presign|floor|suite|peers> [flags] (see docs/bench.md)")
 	}
 	switch args[0] {
 	case "populate":
 		return runPopulate(ctx, args[1:], stdout, stderr)
 	case "ocsp":
-		return benchErr(bench.RunOCSP(ctx, args[1:], stdout, stderr))
+		return bench.RunOCSP(ctx, args[1:], stdout, stderr)
 	case "crl":
-		return benchErr(bench.RunCRL(ctx, args[1:], stdout, stderr))
+		return bench.RunCRL(ctx, args[1:], stdout, stderr)
 	case "issue":
-		return benchErr(bench.RunIssue(ctx, args[1:], stdout, stderr))
+		return bench.RunIssue(ctx, args[1:], stdout, stderr)
 	case "presign":
-		return benchErr(bench.RunPresign(ctx, args[1:], stdout, stderr, bench.PresignDeps{}))
+		return bench.RunPresign(ctx, args[1:], stdout, stderr, bench.PresignDeps{})
 	case "floor":
-		return benchErr(bench.RunFloor(ctx, args[1:], stdout, stderr))
+		return bench.RunFloor(ctx, args[1:], stdout, stderr)
 	case "suite":
-		return benchErr(bench.RunSuite(ctx, args[1:], stdout, stderr))
+		return bench.RunSuite(ctx, args[1:], stdout, stderr)
 	case "peers":
-		return benchErr(bench.RunPeers(ctx, args[1:], stdout, stderr))
+		return bench.RunPeers(ctx, args[1:], stdout, stderr)
 	}
-	return usageError{fmt.Sprintf("bench: unknown scenario %q (have: populate, ocsp, crl, issue, presign, floor, suite, peers)", args[0])}
-}
-
-// benchErr maps the bench suite's command-line mistakes to exit status 2.
-func benchErr(err error) error {
-	if u, ok := errors.AsType[bench.UsageError](err); ok {
-		return usageError{u.Msg}
-	}
-	return err
+	return cli.Usage(fmt.Sprintf("bench: unknown scenario %q (have: populate, ocsp, crl, issue, presign, floor, suite, peers)", args[0]))
 }
 
 // runPopulate fills a dev store with N real signed certificates; on a
@@ -66,11 +58,11 @@ func runPopulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	ocsp := fs.String("ocsp", def.OCSP, "OCSP address written into AIA")
 	crl := fs.String("crl", def.CRL, "CRL origin address written into CRLDP and caIssuers")
 	shards := fs.Int("crl-shards", def.CRLShards, "CRL shards per intermediate")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *n <= 0 || *revoked < 0 || *revoked > 1 {
-		return usageError{"populate: --certs must be positive and --revoked-fraction in [0, 1]"}
+		return cli.Usage("populate: --certs must be positive and --revoked-fraction in [0, 1]")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	st, dataDir, err := sf.open(ctx, log)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/trustline/trustline/crlgen"
 	"github.com/trustline/trustline/crlgen/crlpub"
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/store"
@@ -58,10 +59,10 @@ func devFlags(args []string, stderr io.Writer) (config.Dev, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return config.Dev{}, err
 		}
-		return config.Dev{}, usageError{err.Error()}
+		return config.Dev{}, cli.Usage(err.Error())
 	}
 	if fs.NArg() > 0 {
-		return config.Dev{}, usageError{fmt.Sprintf("dev: unexpected argument %q", fs.Arg(0))}
+		return config.Dev{}, cli.Usage(fmt.Sprintf("dev: unexpected argument %q", fs.Arg(0)))
 	}
 	cfg := def
 	if *cfgPath != "" {

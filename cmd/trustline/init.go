@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/keyfile"
@@ -57,11 +58,11 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	)
 	rk := addRootKeyFlags(fs, true)
 	fs.Var(&purgeCaches, "purge-cache", "a cache (Varnish) in front of responders and origins, told of new CRLs and revocations; repeatable")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" || *pg == "" || *ocspURL == "" || *crlURL == "" {
-		return usageError{"init: --dir, --postgres, --ocsp-url and --crl-url are required (and --redis or --redis-cluster)"}
+		return cli.Usage("init: --dir, --postgres, --ocsp-url and --crl-url are required (and --redis or --redis-cluster)")
 	}
 	absDir, err := filepath.Abs(*dir)
 	if err != nil {
@@ -81,7 +82,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	switch {
 	case *smtpURL != "" && *mailDir != "":
-		return usageError{"init: give --smtp or --mail-dir, not both"}
+		return cli.Usage("init: give --smtp or --mail-dir, not both")
 	case *smtpURL != "":
 		if cfg.SMTP, err = parseSMTPURL(*smtpURL); err != nil {
 			return err
@@ -274,7 +275,7 @@ func writePlantConfig(path string, cfg config.Plant) error {
 func parseSMTPURL(s string) (config.SMTP, error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "smtp" || u.Host == "" {
-		return config.SMTP{}, usageError{"init: --smtp wants smtp://[user:password@]host:port?from=address"}
+		return config.SMTP{}, cli.Usage("init: --smtp wants smtp://[user:password@]host:port?from=address")
 	}
 	c := config.SMTP{Addr: u.Host, From: u.Query().Get("from"), RequireTLS: u.Query().Get("require_tls") == "true", Timeout: 30 * time.Second}
 	if u.User != nil {
@@ -282,7 +283,7 @@ func parseSMTPURL(s string) (config.SMTP, error) {
 		c.Password, _ = u.User.Password()
 	}
 	if c.From == "" {
-		return config.SMTP{}, usageError{"init: --smtp needs ?from=address"}
+		return config.SMTP{}, cli.Usage("init: --smtp needs ?from=address")
 	}
 	return c, nil
 }

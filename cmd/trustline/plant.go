@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/pkcs11key"
@@ -70,11 +71,11 @@ func startRole(ctx context.Context, name string, args []string, stderr io.Writer
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "the plant's configuration file (written by trustline init); required")
 	listen := fs.String("listen", defaultListen[name], "listen address host:port (serves /healthz and /metrics too)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
 	if *cfgPath == "" {
-		return nil, usageError{fmt.Sprintf("%s: --config FILE is required (trustline init writes DIR/trustline.yaml)", name)}
+		return nil, cli.Usage(fmt.Sprintf("%s: --config FILE is required (trustline init writes DIR/trustline.yaml)", name))
 	}
 	cfg, err := config.LoadPlant(*cfgPath)
 	if err != nil {

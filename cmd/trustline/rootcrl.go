@@ -13,6 +13,7 @@ import (
 
 	"github.com/trustline/trustline/crlgen"
 	"github.com/trustline/trustline/crlgen/crlpub"
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/pkcs11key"
 	"github.com/trustline/trustline/internal/store"
@@ -55,7 +56,7 @@ func (f rootKeyFlags) given() bool { return *f.dir != "" || *f.token != "" }
 func (f rootKeyFlags) open(defaultModule string, log *slog.Logger) (pki.Keys, func(), error) {
 	switch {
 	case *f.dir != "" && *f.token != "":
-		return nil, nil, usageError{"give --root-key-dir or --root-hsm-token, not both"}
+		return nil, nil, cli.Usage("give --root-key-dir or --root-hsm-token, not both")
 	case *f.dir != "":
 		return pki.FileKeys{Dir: *f.dir}, func() {}, nil
 	}
@@ -64,7 +65,7 @@ func (f rootKeyFlags) open(defaultModule string, log *slog.Logger) (pki.Keys, fu
 		module = defaultModule
 	}
 	if module == "" || *f.pinFile == "" {
-		return nil, nil, usageError{"--root-hsm-token needs --root-hsm-pin-file and a module (--root-hsm-module, or the plant's --hsm-module)"}
+		return nil, nil, cli.Usage("--root-hsm-token needs --root-hsm-pin-file and a module (--root-hsm-module, or the plant's --hsm-module)")
 	}
 	b, err := os.ReadFile(*f.pinFile)
 	if err != nil {
@@ -97,7 +98,7 @@ const rootCRLDays = 365
 func signRootCRL(ctx context.Context, st store.Store, p *pki.PKI, cfg config.Plant, days int, holder string,
 	pubs []crlpub.Publisher, log *slog.Logger) (store.CRL, error) {
 	if days < 1 || days > rootCRLDays {
-		return store.CRL{}, usageError{fmt.Sprintf("--days %d out of range [1, %d] (BR 4.9.7: at most twelve months)", days, rootCRLDays)}
+		return store.CRL{}, cli.Usage(fmt.Sprintf("--days %d out of range [1, %d] (BR 4.9.7: at most twelve months)", days, rootCRLDays))
 	}
 	lt, err := newLinter()
 	if err != nil {
@@ -125,11 +126,11 @@ func runRootCRL(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfgPath := fs.String("config", "", "the plant's configuration file (required)")
 	days := fs.Int("days", rootCRLDays, "days until the CRL's nextUpdate (at most 365)")
 	rk := addRootKeyFlags(fs, false)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *cfgPath == "" || !rk.given() {
-		return usageError{"usage: trustline ca root-crl --config FILE (--root-key-dir DIR | --root-hsm-token LABEL --root-hsm-pin-file FILE) [--days N]"}
+		return cli.Usage("usage: trustline ca root-crl --config FILE (--root-key-dir DIR | --root-hsm-token LABEL --root-hsm-pin-file FILE) [--days N]")
 	}
 	cfg, err := config.LoadPlant(*cfgPath)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	msqlite "modernc.org/sqlite"
 
+	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/humanize"
 	"github.com/trustline/trustline/internal/issuerid"
@@ -148,29 +149,16 @@ func postgresHasStore(ctx context.Context, rawURL string) error {
 	return nil
 }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
-	}
-	return nil
-}
-
 // runAudit: `trustline audit verify` checks the hash chain of the audit log.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "verify" {
-		return usageError{"usage: trustline audit verify [--data DIR] [--postgres URL]"}
+		return cli.Usage("usage: trustline audit verify [--data DIR] [--postgres URL]")
 	}
 	fs := flag.NewFlagSet("trustline audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var sf storeFlags
 	sf.register(fs)
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := cli.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	st, err := sf.openExisting(ctx, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -192,16 +180,16 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRootCRL(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "init" {
-		return usageError{"usage: trustline ca init --config FILE | trustline ca root-crl --config FILE --root-key-dir DIR"}
+		return cli.Usage("usage: trustline ca init --config FILE | trustline ca root-crl --config FILE --root-key-dir DIR")
 	}
 	fs := flag.NewFlagSet("trustline ca init", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "ceremony file (YAML); see docs/ca-ceremony.md")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := cli.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if *cfgPath == "" {
-		return usageError{"ca init: --config is required"}
+		return cli.Usage("ca init: --config is required")
 	}
 	cfg, err := config.LoadCAInit(*cfgPath)
 	if err != nil {
