@@ -29,6 +29,7 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/internal/testfix"
+	"github.com/trustline/trustline/internal/testfix/dnstest"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/api"
 	"github.com/trustline/trustline/issuer/csrcheck"
@@ -43,9 +44,9 @@ type env struct {
 	admin   string
 	h       *api.Handler
 	st      store.Store
-	zone    *testZone  // the DNS the CA's resolver sees
-	web     *testWeb   // every name in zone with an A record serves from here
-	whois   *testWhois // nil unless envOpts.whois
+	zone    *dnstest.Zone // the DNS the CA's resolver sees
+	web     *testWeb      // every name in zone with an A record serves from here
+	whois   *testWhois    // nil unless envOpts.whois
 	skew    *atomic.Int64
 }
 
@@ -92,10 +93,10 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	mailDir := filepath.Join(dir, "mail")
 	mailer := mail.Dir{Path: mailDir}
 	accounts := issuer.NewAccounts(st, nil)
-	zone, web := startDNS(t), startWeb(t)
+	zone, web := dnstest.Start(t), startWeb(t)
 	// skew moves the validations' clock, to expire them.
 	skew := new(atomic.Int64)
-	vcfg := issuer.ValidationConfig{Resolver: zone.addr, DNSTransport: o.dnsTransport, HTTPPort: mustAtoi(t, web.port()),
+	vcfg := issuer.ValidationConfig{Resolver: zone.Addr, DNSTransport: o.dnsTransport, HTTPPort: mustAtoi(t, web.port()),
 		AllowPrivateAddresses: true, HTTPTimeout: 5 * time.Second, DNSTimeout: 2 * time.Second}
 	if o.resolver != "" {
 		vcfg.Resolver = o.resolver

@@ -528,11 +528,11 @@ func TestDNSTXTValidation(t *testing.T) {
 				!strings.Contains(out["detail"].(string), "4 attempt(s) left") {
 				t.Errorf("before publishing: %d %v", c, out)
 			}
-			e.zone.setTXT("_pki-validation.example.com", "v=spf1 -all", "not-the-value")
+			e.zone.SetTXT("_pki-validation.example.com", "v=spf1 -all", "not-the-value")
 			if c, out := e.confirm(t, alice, id, nil); c != 400 || !strings.Contains(out["detail"].(string), "none of the 2 TXT record(s)") {
 				t.Errorf("wrong value: %d %v", c, out)
 			}
-			e.zone.setTXT("_pki-validation.example.com", "v=spf1 -all", " "+value+" ")
+			e.zone.SetTXT("_pki-validation.example.com", "v=spf1 -all", " "+value+" ")
 			c, out := e.confirm(t, alice, id, map[string]string{})
 			if c != 200 || out["status"] != "valid" {
 				t.Fatalf("published: %d %v", c, out)
@@ -565,26 +565,26 @@ func TestDNSTXTLookups(t *testing.T) {
 		for i := 0; i < 20; i++ {
 			filler = append(filler, strings.Repeat(fmt.Sprint(i%10), 200))
 		}
-		e.zone.setTXT("_pki-validation.big.example.com", append(filler, v["random_value"].(string))...)
-		tcpBefore := e.zone.tcp.Load()
+		e.zone.SetTXT("_pki-validation.big.example.com", append(filler, v["random_value"].(string))...)
+		tcpBefore := e.zone.TCPQueries()
 		if c, out := e.confirm(t, alice, v["id"].(string), nil); c != 200 || out["evidence"].(map[string]any)["transport"] != "tcp" {
 			t.Fatalf("large answer: %d %v", c, out)
 		}
-		if e.zone.tcp.Load() == tcpBefore {
+		if e.zone.TCPQueries() == tcpBefore {
 			t.Error("no TCP query after a truncated UDP answer")
 		}
 	})
 	t.Run("CNAME followed", func(t *testing.T) {
 		v := e.startPublished(t, alice, "delegated.example.com", "dns-txt")
-		e.zone.setCNAME("_pki-validation.delegated.example.com", "delegated.dcv-provider.example.net")
-		e.zone.setTXT("delegated.dcv-provider.example.net", v["random_value"].(string))
+		e.zone.SetCNAME("_pki-validation.delegated.example.com", "delegated.dcv-provider.example.net")
+		e.zone.SetTXT("delegated.dcv-provider.example.net", v["random_value"].(string))
 		if c, out := e.confirm(t, alice, v["id"].(string), nil); c != 200 {
 			t.Errorf("CNAME: %d %v", c, out)
 		}
 	})
 	t.Run("SERVFAIL costs an attempt", func(t *testing.T) {
 		v := e.startPublished(t, alice, "broken.example.com", "dns-txt")
-		e.zone.setFail("_pki-validation.broken.example.com", 2)
+		e.zone.SetFail("_pki-validation.broken.example.com", 2)
 		if c, out := e.confirm(t, alice, v["id"].(string), nil); c != 400 || !strings.Contains(out["detail"].(string), "SERVFAIL") {
 			t.Errorf("SERVFAIL: %d %v", c, out)
 		}
@@ -595,14 +595,14 @@ func TestDNSTXTLookups(t *testing.T) {
 		for i := 0; i < issuer.MaxAttempts; i++ {
 			e.confirm(t, alice, id, nil)
 		}
-		e.zone.setTXT("_pki-validation.limited.example.com", v["random_value"].(string))
+		e.zone.SetTXT("_pki-validation.limited.example.com", v["random_value"].(string))
 		if c, out := e.confirm(t, alice, id, nil); c != 409 {
 			t.Errorf("after %d failures: %d %v, want 409", issuer.MaxAttempts, c, out)
 		}
 	})
 	t.Run("expired", func(t *testing.T) {
 		v := e.startPublished(t, alice, "late.example.com", "dns-txt")
-		e.zone.setTXT("_pki-validation.late.example.com", v["random_value"].(string))
+		e.zone.SetTXT("_pki-validation.late.example.com", v["random_value"].(string))
 		e.skew.Store(int64(8 * 24 * time.Hour))
 		defer e.skew.Store(0)
 		if c, out := e.confirm(t, alice, v["id"].(string), nil); c != 409 || !strings.Contains(out["detail"].(string), "expired") {
@@ -642,8 +642,8 @@ func TestDNSTXTLookups(t *testing.T) {
 
 func TestHTTPTokenValidation(t *testing.T) {
 	e := newEnv(t)
-	e.zone.setA("example.org", "127.0.0.1")
-	e.zone.setA("www.example.org", "127.0.0.1")
+	e.zone.SetA("example.org", "127.0.0.1")
+	e.zone.SetA("www.example.org", "127.0.0.1")
 	alice := e.newAccount(t, "alice@example.com")
 	v := e.startPublished(t, alice, "example.org", "http-token")
 	h := v["http"].(map[string]any)
@@ -692,8 +692,8 @@ func TestHTTPTokenValidation(t *testing.T) {
 
 func TestHTTPTokenRedirects(t *testing.T) {
 	e := newEnv(t)
-	e.zone.setA("example.org", "127.0.0.1")
-	e.zone.setA("cdn.example.net", "127.0.0.1")
+	e.zone.SetA("example.org", "127.0.0.1")
+	e.zone.SetA("cdn.example.net", "127.0.0.1")
 	alice := e.newAccount(t, "alice@example.com")
 	port := e.web.port()
 	tests := []struct {

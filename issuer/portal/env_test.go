@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -23,17 +22,15 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/trustline/trustline/internal/linter"
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix/dnstest"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/pki"
@@ -49,7 +46,7 @@ type env struct {
 	accounts *issuer.Accounts
 	pki      *pki.PKI
 	mailDir  string
-	zone     *testZone
+	zone     *dnstest.Zone
 	// skew moves the portal's clock (sessions, sign-in links) only.
 	skew *atomic.Int64
 }
@@ -86,8 +83,8 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	mailDir := filepath.Join(dir, "mail")
 	mailer := mail.Dir{Path: mailDir}
 	accounts := issuer.NewAccounts(st, nil)
-	zone := startDNS(t)
-	vals, err := issuer.NewValidationService(issuer.ValidationConfig{Resolver: zone.addr, DNSTimeout: 2 * time.Second, AllowPrivateAddresses: true},
+	zone := dnstest.Start(t)
+	vals, err := issuer.NewValidationService(issuer.ValidationConfig{Resolver: zone.Addr, DNSTimeout: 2 * time.Second, AllowPrivateAddresses: true},
 		issuer.ValidationDeps{Store: st, Mail: mailer, Log: log})
 	if err != nil {
 		t.Fatal(err)
@@ -350,54 +347,6 @@ func csrPEM(t testing.TB, names ...string) string {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER(t, k, names...)}))
-}
-
-// testZone is a loopback DNS server answering TXT queries from a map: the
-// CA's resolver for dns-txt validations.
-type testZone struct {
-	addr string
-	mu   sync.Mutex
-	txt  map[string][]string
-}
-
-func startDNS(t testing.TB) *testZone {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := &testZone{addr: pc.LocalAddr().String(), txt: map[string][]string{}}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return z
-}
-
-func (z *testZone) setTXT(name string, values ...string) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	z.txt[dns.Fqdn(name)] = values
-}
-
-func (z *testZone) serve(w dns.ResponseWriter, q *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(q)
-	m.RecursionAvailable = true
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	for _, qq := range q.Question {
-		vals, ok := z.txt[strings.ToLower(qq.Name)]
-		if !ok {
-			m.Rcode = dns.RcodeNameError
-			continue
-		}
-		if qq.Qtype == dns.TypeTXT {
-			for _, v := range vals {
-				m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{v}})
-			}
-		}
-	}
-	w.WriteMsg(m)
 }
 
 // wantStatus fails the test unless p has the status, printing the page.

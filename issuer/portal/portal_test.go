@@ -579,7 +579,7 @@ func TestValidationsWizard(t *testing.T) {
 		p = b.post(t, at+"/confirm", nil)
 		wantStatus(t, "not yet published", p, http.StatusBadRequest)
 		wantContains(t, "not yet published", p, "attempt(s) left")
-		e.zone.setTXT("_pki-validation.example.org", m[1])
+		e.zone.SetTXT("_pki-validation.example.org", m[1])
 		p = b.post(t, at+"/confirm", nil)
 		wantStatus(t, "published", p, http.StatusSeeOther)
 		wantContains(t, "valid", b.follow(t, p), "example.org is validated")
