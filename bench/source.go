@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"os"
@@ -21,8 +20,7 @@ import (
 	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/internal/store/postgres"
-	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/store/storeopen"
 )
 
 // lister is the store read the OCSP, CRL and presign scenarios need.
@@ -34,23 +32,13 @@ type lister interface {
 // URL is given, else DIR/trustline.db. SQLite in WAL mode lets the bench
 // read (and, for the CRL storm, write) while a dev process runs on it.
 func openStore(ctx context.Context, dataDir, postgresURL string) (store.Store, error) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if postgresURL != "" {
-		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		s, err := postgres.Open(octx, postgres.Config{URL: postgresURL}, log)
-		if err != nil {
-			return nil, fmt.Errorf("bench: opening PostgreSQL store: %w", err)
-		}
-		return s, nil
-	}
-	path := filepath.Join(dataDir, "trustline.db")
-	if _, err := os.Stat(path); err != nil {
+	s, err := storeopen.Open(ctx, storeopen.Config{Postgres: postgresURL, SQLite: filepath.Join(dataDir, "trustline.db"), MustExist: true},
+		slog.New(slog.DiscardHandler))
+	if errors.Is(err, storeopen.ErrNoStore) {
 		return nil, fmt.Errorf("bench: no store in %s (run `trustline bench populate --data %s` first): %w", dataDir, dataDir, err)
 	}
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: path}, log)
 	if err != nil {
-		return nil, fmt.Errorf("bench: opening %s: %w", path, err)
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 	return s, nil
 }

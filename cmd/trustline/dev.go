@@ -26,8 +26,7 @@ import (
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/internal/store/postgres"
-	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/store/storeopen"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/origin"
 	"github.com/trustline/trustline/responder"
@@ -132,20 +131,9 @@ func prepareDataDir(dir string) (string, error) {
 // openStore opens PostgreSQL when a URL is given, else the embedded SQLite
 // file in the data dir.
 func openStore(ctx context.Context, cfg config.Dev, dataDir string, log *slog.Logger) (store.Store, string, error) {
-	if cfg.Postgres != "" {
-		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		s, err := postgres.Open(octx, postgres.Config{URL: cfg.Postgres}, log)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: %w", err)
-		}
-		return s, "postgres", nil
-	}
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dataDir, "trustline.db")}, log)
-	if err != nil {
-		return nil, "", fmt.Errorf("store: %w", err)
-	}
-	return s, "sqlite", nil
+	sc := storeopen.Config{Postgres: cfg.Postgres, SQLite: filepath.Join(dataDir, "trustline.db")}
+	s, err := storeopen.Open(ctx, sc, log)
+	return s, sc.Kind(), err
 }
 
 func runDev(ctx context.Context, args []string, stderr io.Writer) error {

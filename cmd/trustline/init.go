@@ -21,7 +21,7 @@ import (
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/keyfile"
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/internal/store/postgres"
+	"github.com/trustline/trustline/internal/store/storeopen"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/pki"
 )
@@ -100,11 +100,9 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("init: %s exists: this directory belongs to a plant already", cfgPath)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	st, err := postgres.Open(octx, postgres.Config{URL: cfg.Postgres}, log)
-	cancel()
+	st, err := storeopen.Open(ctx, storeopen.Config{Postgres: cfg.Postgres}, log)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return err
 	}
 	defer st.Close()
 	// Refuse before any key is made.

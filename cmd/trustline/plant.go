@@ -26,7 +26,7 @@ import (
 	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/pkcs11key"
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/internal/store/postgres"
+	"github.com/trustline/trustline/internal/store/storeopen"
 	"github.com/trustline/trustline/issuer/pki"
 )
 
@@ -118,13 +118,11 @@ func (r *plantRole) close() {
 
 // openStore opens the plant's PostgreSQL store and learns the plant's id.
 func (r *plantRole) openStore(ctx context.Context) (store.Store, error) {
-	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
 	// The origin only reads: it may connect as a user with SELECT only.
 	readOnly := r.name == "origin"
-	st, err := postgres.Open(octx, postgres.Config{URL: r.cfg.Postgres, ReadOnly: readOnly}, r.log)
+	st, err := storeopen.Open(ctx, storeopen.Config{Postgres: r.cfg.Postgres, ReadOnly: readOnly}, r.log)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, err
 	}
 	r.closers = append(r.closers, func() { st.Close() })
 	var instance string

@@ -17,7 +17,7 @@ import (
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/pkcs11key"
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/internal/store/postgres"
+	"github.com/trustline/trustline/internal/store/storeopen"
 	"github.com/trustline/trustline/issuer/pki"
 )
 
@@ -140,11 +140,9 @@ func runRootCRL(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	st, err := postgres.Open(octx, postgres.Config{URL: cfg.Postgres}, log)
-	cancel()
+	st, err := storeopen.Open(ctx, storeopen.Config{Postgres: cfg.Postgres}, log)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return err
 	}
 	defer st.Close()
 	p, err := pki.LoadRecorded(ctx, st, isNotFound, nil, "", pki.CertsOnly)
