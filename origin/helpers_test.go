@@ -6,12 +6,9 @@ package origin
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"math/big"
 	"testing"
 	"time"
@@ -33,29 +30,8 @@ type testCA struct {
 
 func newCA(t testing.TB, id issuerid.ID) testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Origin Test " + string(id)},
-		NotBefore:             t0.Add(-24 * time.Hour),
-		NotAfter:              t0.AddDate(5, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		SubjectKeyId:          []byte{1, 2, 3, 4},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCA{id, c, key}
+	ca := testfix.NewCA(t, "Origin Test "+string(id), t0.Add(-24*time.Hour), t0.AddDate(5, 0, 0))
+	return testCA{id, ca.Cert, ca.Key}
 }
 
 // crl signs a CRL for shard s with number n, thisUpdate at, and entries

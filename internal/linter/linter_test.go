@@ -1,40 +1,25 @@
 package linter
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"math/big"
 	"testing"
 	"time"
+
+	"github.com/trustline/trustline/internal/testfix"
 )
 
-// caCRL returns a root and a CRL it signed with nextUpdate validity after
-// thisUpdate.
+// signedCRL returns a CRL signed by a fresh root with nextUpdate validity
+// after thisUpdate.
 func signedCRL(t *testing.T, validity time.Duration) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now().UTC().Truncate(time.Second)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Lint Root", Organization: []string{"T"}, Country: []string{"US"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
-		SubjectKeyId: []byte{1, 2, 3, 4},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, _ := x509.ParseCertificate(der)
+	ca := testfix.NewCA(t, "Lint Root", now.Add(-time.Hour), now.AddDate(10, 0, 0))
 	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 		Number: big.NewInt(7), ThisUpdate: now, NextUpdate: now.Add(validity),
-	}, root, key)
+	}, ca.Cert, ca.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
