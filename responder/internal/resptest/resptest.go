@@ -29,6 +29,7 @@ import (
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/status"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // PKI is root → issuer → delegated responder, all ECDSA P-256, valid from
@@ -37,6 +38,8 @@ type PKI struct {
 	Root, Issuer, Responder *x509.Certificate
 	IssuerKey, ResponderKey crypto.Signer
 	Signer                  *ocspcodec.Signer
+
+	issuerCA *testfix.CA // the issuer as a CA, for Leaf
 }
 
 var oidNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
@@ -45,24 +48,21 @@ var oidNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 func NewPKI(t testing.TB, name string) *PKI {
 	t.Helper()
 	now := time.Now()
-	rootKey := key(t)
-	p := &PKI{IssuerKey: key(t), ResponderKey: key(t)}
-	p.Root = mkCert(t, &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, nil, rootKey, rootKey)
-	p.Issuer = mkCert(t, &x509.Certificate{
+	root := testfix.NewCA(t, name+" root", now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	issuerKey, responderKey := key(t), key(t)
+	p := &PKI{Root: root.Cert, IssuerKey: issuerKey, ResponderKey: responderKey}
+	p.Issuer = root.Issue(t, &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name + " issuer"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, p.Root, p.IssuerKey, rootKey)
-	p.Responder = mkCert(t, &x509.Certificate{
+	}, issuerKey.Public())
+	p.issuerCA = &testfix.CA{Cert: p.Issuer, Key: issuerKey}
+	p.Responder = p.issuerCA.Issue(t, &x509.Certificate{
 		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: name + " responder"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 1, 0),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
 		ExtraExtensions: []pkix.Extension{{Id: oidNoCheck, Value: []byte{0x05, 0x00}}},
-	}, p.Issuer, p.ResponderKey, p.IssuerKey)
+	}, responderKey.Public())
 	s, err := ocspcodec.NewSigner(ocspcodec.Config{Issuer: p.Issuer, Responder: p.Responder, Key: p.ResponderKey})
 	if err != nil {
 		t.Fatal(err)
@@ -71,28 +71,12 @@ func NewPKI(t testing.TB, name string) *PKI {
 	return p
 }
 
-func key(t testing.TB) crypto.Signer {
+func key(t testing.TB) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
-}
-
-func mkCert(t testing.TB, tmpl, parent *x509.Certificate, k, signer crypto.Signer) *x509.Certificate {
-	t.Helper()
-	if parent == nil {
-		parent = tmpl
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, k.Public(), signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // Leaf issues an end-entity certificate with the given serial (hex).
@@ -103,11 +87,11 @@ func (p *PKI) Leaf(t testing.TB, serialHex string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	return mkCert(t, &x509.Certificate{
+	return p.issuerCA.Issue(t, &x509.Certificate{
 		SerialNumber: new(big.Int).SetBytes(b), Subject: pkix.Name{CommonName: "leaf.example"},
 		DNSNames: []string{"leaf.example"}, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 3, 0),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, p.Issuer, key(t), p.IssuerKey)
+	}, key(t).Public())
 }
 
 // WritePEM writes the root, issuer and responder certificates as
