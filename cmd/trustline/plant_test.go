@@ -26,6 +26,7 @@ import (
 
 	"github.com/trustline/trustline/internal/testenv"
 	"github.com/trustline/trustline/internal/testenv/pgtest"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // The plant test runs every role as its own process on one PostgreSQL
@@ -42,25 +43,8 @@ type roleProc struct {
 	name string
 	addr string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testfix.Buffer
 	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -79,7 +63,7 @@ func startRoleProc(t *testing.T, role, cfg string) *roleProc {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(binary, role, "--config", cfg, "--listen", addr)
-	p := &roleProc{name: role, addr: addr, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &roleProc{name: role, addr: addr, cmd: cmd, logs: &testfix.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -192,7 +176,7 @@ func startPlantVarnish(t *testing.T, addr, vcl string) {
 	}
 	cmd := exec.Command(bin, "-F", "-n", filepath.Join(dir, "work"), "-a", addr, "-f", vclPath,
 		"-s", "malloc,32m", "-j", "none", "-T", "none")
-	out := &syncBuffer{}
+	out := &testfix.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -1,11 +1,9 @@
 package ocspcache_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,30 +15,13 @@ import (
 	"github.com/trustline/trustline/internal/testfix"
 )
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A write that evicts returns only once every other reader has dropped
 // its copies: a reader slow to do so holds Put up; a reader that died is
 // waited for AckTimeout at most, logged, and the write stands.
 func TestRedisPutWaitsForReaders(t *testing.T) {
 	ctx := context.Background()
 	srv := cachetest.StartPrivateRedis(t)
-	logs := &logBuffer{}
+	logs := &testfix.Buffer{}
 	writer, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:", AckTimeout: 5 * time.Second}, srv.Client(),
 		slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
@@ -115,5 +96,43 @@ func TestRedisPutWaitsForReaders(t *testing.T) {
 	put()
 	if n := client.HLen(ctx, "p:readers").Val(); n != 0 {
 		t.Errorf("a registration expired two minutes ago was kept (%d readers)", n)
+	}
+}
+
+// BenchmarkRevokeWrite is a revocation's cache write (one item, Evict) with
+// one other reader registered: waiting for its acknowledgement (acked)
+// against not waiting (AckTimeout < 0). The difference is what a revoke
+// call pays for "revoked on every responder once it returns".
+func BenchmarkRevokeWrite(b *testing.B) {
+	srv := cachetest.StartPrivateRedis(b)
+	reader, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), testfix.QuietLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reader.Close()
+	cancel := reader.Subscribe(func(ocspcache.Eviction) {})
+	defer cancel()
+	for srv.Client().HLen(context.Background(), "p:readers").Val() != 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, bc := range []struct {
+		name string
+		ack  time.Duration
+	}{{"acked", 0}, {"unacked", -1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			w, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:", AckTimeout: bc.ack}, srv.Client(), testfix.QuietLogger())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			ctx := context.Background()
+			for b.Loop() {
+				sn := cachetest.RandomSerial()
+				if err := w.Put(ctx, []ocspcache.Item{{Key: ocspcache.Key("int-a", sn, ocspcodec.SHA256),
+					Entry: newEntry(status.Revoked), Evict: true}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@
 package testfix
 
 import (
+	"bytes"
 	"log/slog"
 	"sync"
 	"testing"
@@ -52,4 +53,31 @@ func QuietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // only when the test fails or runs with -v.
 func Logger(tb testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// Buffer is a bytes.Buffer that several goroutines (a server's, a child
+// process's output copiers) may write to while the test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Reset forgets everything written so far.
+func (b *Buffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.Reset()
 }

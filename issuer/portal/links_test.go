@@ -16,6 +16,7 @@ import (
 
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // sharedFormKey is what cmd/ gives every instance (sharedSecret), so that
@@ -190,24 +191,6 @@ func (unreachableLinks) DeleteExpiredSignInLinks(context.Context, time.Time) (in
 	return 0, errLinksDown
 }
 
-// syncBuffer is a bytes.Buffer a server's goroutines may log to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSignInLinkStoreUnavailable: when the store cannot be asked about
 // links, the link pages answer a generic failure (not "bad link"), the
 // request form answers as it always does (so it still tells nobody which
@@ -217,7 +200,7 @@ func TestSignInLinkStoreUnavailable(t *testing.T) {
 	e.account(t, "alice@example.com", store.RoleSubscriber)
 	path, token := mailedLink(t, e, e.browser(t), "alice@example.com")
 
-	logs := new(syncBuffer)
+	logs := new(testfix.Buffer)
 	d := e.h.d
 	d.Store = unreachableLinks{e.st}
 	d.Log = slog.New(slog.NewTextHandler(logs, nil))

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -217,7 +216,7 @@ func TestOpenUnreachable(t *testing.T) {
 // apply the migrations exactly once between them.
 func TestConcurrentOpen(t *testing.T) {
 	url := freshDatabase(t)
-	var logs syncBuffer
+	var logs testfix.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	const n = 4
 	errs := make([]error, n)
@@ -274,30 +273,6 @@ func TestErrorsWrapped(t *testing.T) {
 	if !errors.Is(err, store.ErrNotFound) || !strings.HasPrefix(err.Error(), "postgres: reading certificate 7f01: ") {
 		t.Errorf("error = %q, want it wrapped with the package and the action, and errors.Is ErrNotFound", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer several goroutines may log into.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func (b *syncBuffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.Reset()
 }
 
 // TestOpenRejected: a server that answers but refuses (here: no such
