@@ -239,14 +239,12 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 func (g *Generator) Run(ctx context.Context) error {
 	g.log.Info("crl generator starting", "holder", g.cfg.Holder, "shards", g.cfg.Shards,
 		"period", g.cfg.Period, "revocation_delay", g.cfg.RevocationDelay, "poll", g.cfg.PollInterval)
-	if g.offline != "" {
-		g.checkOffline(ctx)
-	}
 	if err := g.Replay(ctx); err != nil && ctx.Err() == nil {
 		g.log.Warn("announcing stored CRLs failed", "err", err)
 	}
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var offlineChecked time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -254,6 +252,12 @@ func (g *Generator) Run(ctx context.Context) error {
 			g.log.Info("crl generator stopped", "holder", g.cfg.Holder)
 			return nil
 		case <-t.C:
+		}
+		// Nothing renews an offline root's CRL while the plant runs: say
+		// so at start and once a day, louder as its expiry nears.
+		if now := g.now(); g.offline != "" && (offlineChecked.IsZero() || now.Sub(offlineChecked) >= offlineCheckEvery) {
+			g.checkOffline(ctx)
+			offlineChecked = now
 		}
 		if err := g.Cycle(ctx); err != nil && ctx.Err() == nil {
 			g.log.Warn("crl round failed", "err", err)
@@ -771,6 +775,10 @@ func (g *Generator) checkOffline(ctx context.Context) {
 // offlineWarning is how long before the offline root's CRL expires the
 // generator starts saying so.
 const offlineWarning = 30 * 24 * time.Hour
+
+// offlineCheckEvery is how often a running generator looks at the offline
+// root's CRL.
+const offlineCheckEvery = 24 * time.Hour
 
 // PublishNow publishes every CRL of issuer id at once, due or not. It
 // takes the issuer's lease for the call if this generator did not hold it,

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/trustline/trustline/crlgen/crlpub"
@@ -90,4 +93,52 @@ func TestOfflineRootCeremony(t *testing.T) {
 	if c, _ := e.st.CRL(ctx, root.ID, store.FullCRL); c.Number != second.Number {
 		t.Errorf("root CRL %d published under another's lease", c.Number)
 	}
+}
+
+// A running generator looks at the offline root's CRL at start and once a
+// day: a CRL that was comfortably valid becomes one that expires soon.
+func TestRunWatchesOfflineRootCRL(t *testing.T) {
+	p := devPKI(t)
+	lt := testLinter(t)
+	synctest.Test(t, func(t *testing.T) {
+		st := openStore(t, filepath.Join(t.TempDir(), "trustline.db"))
+		offset := time.Until(t0)
+		now := func() time.Time { return time.Now().Add(offset) }
+		root, ints := fromPKI(p)
+		ccfg := testConfig(2)
+		ccfg.FullValidity, ccfg.Holder = 30*24*time.Hour+12*time.Hour, "ceremony"
+		ceremony, err := New(ccfg, Deps{Store: st, Root: root, Linter: lt, CALinter: lt.ForCACRLs(), Log: testfix.Logger(t), Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ceremony.PublishNow(context.Background(), root.ID); err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(2)
+		cfg.RevocationDelay, cfg.PollInterval, cfg.LeaseTTL = 10*time.Minute, 5*time.Minute, 20*time.Minute
+		logs := &testfix.Buffer{}
+		offline := root
+		offline.Signer = nil
+		g, err := New(cfg, Deps{Store: st, Root: offline, Intermediates: ints, Linter: lt,
+			Log: slog.New(slog.NewTextHandler(logs, nil)), Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- g.Run(ctx) }()
+		synctest.Wait()
+		if !strings.Contains(logs.String(), "the root is offline") || strings.Contains(logs.String(), "expires soon") {
+			t.Fatalf("at start, with 30.5 days left:\n%s", logs)
+		}
+		time.Sleep(25 * time.Hour)
+		synctest.Wait()
+		if !strings.Contains(logs.String(), "expires soon") {
+			t.Errorf("a day later, with 29.5 days left, no warning:\n%s", logs)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	})
 }
