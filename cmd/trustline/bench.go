@@ -38,7 +38,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "peers":
 		return bench.RunPeers(ctx, args[1:], stdout, stderr)
 	}
-	return cli.Usage(fmt.Sprintf("bench: unknown scenario %q (have: populate, ocsp, crl, issue, presign, floor, suite, peers)", args[0]))
+	return cli.Usagef("bench: unknown scenario %q (have: populate, ocsp, crl, issue, presign, floor, suite, peers)", args[0])
 }
 
 // runPopulate fills a dev store with N real signed certificates; on a

@@ -61,7 +61,7 @@ func devFlags(args []string, stderr io.Writer) (config.Dev, error) {
 		return config.Dev{}, cli.Usage(err.Error())
 	}
 	if fs.NArg() > 0 {
-		return config.Dev{}, cli.Usage(fmt.Sprintf("dev: unexpected argument %q", fs.Arg(0)))
+		return config.Dev{}, cli.Usagef("dev: unexpected argument %q", fs.Arg(0))
 	}
 	cfg := def
 	if *cfgPath != "" {

@@ -128,7 +128,6 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.HSM.PIN = strings.TrimSpace(string(b))
 	}
 	keysDir := filepath.Join(absDir, "keys")
-	var pcfgRoot pki.Keys
 	keys, keySource, closeKeys, err := openKeys(config.Dev{HSM: cfg.HSM}, absDir, log)
 	if err != nil {
 		return err
@@ -137,14 +136,15 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if keySource == "file" {
 		keys = pki.FileKeys{Dir: keysDir}
 	}
-	var closeRoot func()
+	var rootKeys pki.Keys // nil: the root key goes with the others
 	if rk.given() {
 		if *rk.dir != "" {
 			if *rk.dir, err = filepath.Abs(*rk.dir); err != nil {
 				return err
 			}
 		}
-		if pcfgRoot, closeRoot, err = rk.open(cfg.HSM.Module, log); err != nil {
+		var closeRoot func()
+		if rootKeys, closeRoot, err = rk.open(cfg.HSM.Module, log); err != nil {
 			return err
 		}
 		defer closeRoot()
@@ -158,7 +158,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			{ID: issuerid.ID("int-rsa2048"), KeyAlg: keyfile.RSA2048},
 		},
 		BaseURL: cfg.Public.CAIssuersBase(), KeySource: keySource, ResponderValidity: 30 * 24 * time.Hour,
-		RootKeys: pcfgRoot,
+		RootKeys: rootKeys,
 	}
 	p, err := pki.Create(ctx, pcfg, keys, time.Now(), rand.Reader)
 	if err != nil {

@@ -120,5 +120,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return cli.Usage(fmt.Sprintf("unknown command %q", args[0]))
+	return cli.Usagef("unknown command %q", args[0])
 }

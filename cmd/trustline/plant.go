@@ -75,7 +75,7 @@ func startRole(ctx context.Context, name string, args []string, stderr io.Writer
 		return nil, err
 	}
 	if *cfgPath == "" {
-		return nil, cli.Usage(fmt.Sprintf("%s: --config FILE is required (trustline init writes DIR/trustline.yaml)", name))
+		return nil, cli.Usagef("%s: --config FILE is required (trustline init writes DIR/trustline.yaml)", name)
 	}
 	cfg, err := config.LoadPlant(*cfgPath)
 	if err != nil {

@@ -98,7 +98,7 @@ const rootCRLDays = 365
 func signRootCRL(ctx context.Context, st store.Store, p *pki.PKI, cfg config.Plant, days int, holder string,
 	pubs []crlpub.Publisher, log *slog.Logger) (store.CRL, error) {
 	if days < 1 || days > rootCRLDays {
-		return store.CRL{}, cli.Usage(fmt.Sprintf("--days %d out of range [1, %d] (BR 4.9.7: at most twelve months)", days, rootCRLDays))
+		return store.CRL{}, cli.Usagef("--days %d out of range [1, %d] (BR 4.9.7: at most twelve months)", days, rootCRLDays)
 	}
 	lt, err := newLinter()
 	if err != nil {
@@ -131,6 +131,9 @@ func runRootCRL(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *cfgPath == "" || !rk.given() {
 		return cli.Usage("usage: trustline ca root-crl --config FILE (--root-key-dir DIR | --root-hsm-token LABEL --root-hsm-pin-file FILE) [--days N]")
+	}
+	if *days < 1 || *days > rootCRLDays {
+		return cli.Usagef("--days %d out of range [1, %d] (BR 4.9.7: at most twelve months)", *days, rootCRLDays)
 	}
 	cfg, err := config.LoadPlant(*cfgPath)
 	if err != nil {
