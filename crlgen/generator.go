@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trustline/trustline/crlgen/crlpub"
+	"github.com/trustline/trustline/internal/follow"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/store"
 )
@@ -32,15 +33,11 @@ type (
 	shardScanner interface {
 		ScanShard(ctx context.Context, q store.ShardQuery, fn func(store.CertSummary) error) error
 	}
-	// eventLog follows status changes.
+	// eventLog follows status changes (follow.Events, and where the log
+	// ends when the generator starts).
 	eventLog interface {
-		EventsAfter(ctx context.Context, seq int64, limit int) ([]store.Event, error)
+		follow.Events
 		LastEventSeq(ctx context.Context) (int64, error)
-	}
-	// leaser splits issuers between generators.
-	leaser interface {
-		AcquireLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error)
-		ReleaseLease(ctx context.Context, name, holder string) error
 	}
 	// recorder keeps the audit trail and the per-issuer event cursor.
 	recorder interface {
@@ -55,7 +52,7 @@ type Store interface {
 	crlStore
 	shardScanner
 	eventLog
-	leaser
+	follow.Leaser // splits issuers between generators
 	recorder
 }
 
@@ -131,10 +128,9 @@ type issuerState struct {
 	// one; it only grows.
 	inUse int
 
-	held    bool
-	leaseAt time.Time // when the lease was last renewed, by g.now
-	stored  map[int]storedCRL
-	dirty   map[int]bool
+	lease  *follow.Lease
+	stored map[int]storedCRL
+	dirty  map[int]bool
 	// uncertain holds CRLs whose swap returned an error and that were not
 	// found stored right after (a commit the server may still complete):
 	// the next round announces them if they did land.
@@ -154,27 +150,10 @@ func New(cfg Config, d Deps) (*Generator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var errs []error
-	if d.Store == nil {
-		errs = append(errs, errors.New("crlgen: no store"))
-	}
-	if d.Linter == nil {
-		errs = append(errs, errors.New("crlgen: no linter (CRLs are linted before publication)"))
-	}
-	if d.Log == nil {
-		errs = append(errs, errors.New("crlgen: no logger"))
-	}
-	for i, p := range d.Publishers {
-		if p == nil {
-			errs = append(errs, fmt.Errorf("crlgen: publisher %d is nil", i))
-		}
-	}
+	errs := d.check(cfg)
 	g := &Generator{cfg: cfg, st: d.Store, lint: d.Linter, caLint: d.CALinter, pubs: d.Publishers, log: d.Log,
 		now: d.Now, rand: d.Rand, byID: map[issuerid.ID]*issuerState{}}
 	if g.caLint == nil {
-		if cfg.FullValidity > maxValidity {
-			errs = append(errs, fmt.Errorf("crlgen: FullValidity %v exceeds %v and needs a CALinter (linter.Linter.CACRL)", cfg.FullValidity, maxValidity))
-		}
 		g.caLint = d.Linter
 	}
 	if g.now == nil {
@@ -184,22 +163,18 @@ func New(cfg Config, d Deps) (*Generator, error) {
 		g.rand = cryptoRand()
 	}
 	add := func(is Issuer, full bool) {
-		switch {
-		case !is.ID.Valid():
-			errs = append(errs, fmt.Errorf("crlgen: issuer id %q is invalid", is.ID))
-		case g.byID[is.ID] != nil:
-			errs = append(errs, fmt.Errorf("crlgen: issuer %s given twice", is.ID))
-		case is.Cert == nil || is.Signer == nil:
-			errs = append(errs, fmt.Errorf("crlgen: issuer %s needs a certificate and a signer", is.ID))
-		case is.Cert.KeyUsage&x509.KeyUsageCRLSign == 0:
-			errs = append(errs, fmt.Errorf("crlgen: issuer %s certificate lacks the cRLSign key usage", is.ID))
-		case !samePublicKey(is.Signer.Public(), is.Cert.PublicKey):
-			errs = append(errs, fmt.Errorf("crlgen: issuer %s signer does not match its certificate", is.ID))
-		default:
-			st := &issuerState{Issuer: is, full: full}
-			g.issuers = append(g.issuers, st)
-			g.byID[is.ID] = st
+		if err := g.checkIssuer(is); err != nil {
+			errs = append(errs, err)
+			return
 		}
+		lease, err := follow.NewLease(d.Store, leaseName(is.ID), cfg.Holder, cfg.LeaseTTL, g.now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("crlgen: %w", err))
+			return
+		}
+		st := &issuerState{Issuer: is, full: full, lease: lease}
+		g.issuers = append(g.issuers, st)
+		g.byID[is.ID] = st
 	}
 	rootOnline := d.Root.Signer != nil
 	switch {
@@ -227,61 +202,49 @@ func New(cfg Config, d Deps) (*Generator, error) {
 	return g, nil
 }
 
+// check reports what is missing from d, issuers aside.
+func (d Deps) check(cfg Config) []error {
+	var errs []error
+	if d.Store == nil {
+		errs = append(errs, errors.New("crlgen: no store"))
+	}
+	if d.Linter == nil {
+		errs = append(errs, errors.New("crlgen: no linter (CRLs are linted before publication)"))
+	}
+	if d.Log == nil {
+		errs = append(errs, errors.New("crlgen: no logger"))
+	}
+	for i, p := range d.Publishers {
+		if p == nil {
+			errs = append(errs, fmt.Errorf("crlgen: publisher %d is nil", i))
+		}
+	}
+	if d.CALinter == nil && cfg.FullValidity > maxValidity {
+		errs = append(errs, fmt.Errorf("crlgen: FullValidity %v exceeds %v and needs a CALinter (linter.Linter.CACRL)", cfg.FullValidity, maxValidity))
+	}
+	return errs
+}
+
+// checkIssuer checks that is can sign CRLs and is not given twice.
+func (g *Generator) checkIssuer(is Issuer) error {
+	switch {
+	case !is.ID.Valid():
+		return fmt.Errorf("crlgen: issuer id %q is invalid", is.ID)
+	case g.byID[is.ID] != nil:
+		return fmt.Errorf("crlgen: issuer %s given twice", is.ID)
+	case is.Cert == nil || is.Signer == nil:
+		return fmt.Errorf("crlgen: issuer %s needs a certificate and a signer", is.ID)
+	case is.Cert.KeyUsage&x509.KeyUsageCRLSign == 0:
+		return fmt.Errorf("crlgen: issuer %s certificate lacks the cRLSign key usage", is.ID)
+	case !samePublicKey(is.Signer.Public(), is.Cert.PublicKey):
+		return fmt.Errorf("crlgen: issuer %s signer does not match its certificate", is.ID)
+	}
+	return nil
+}
+
 func samePublicKey(a, b crypto.PublicKey) bool {
 	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && k.Equal(b)
-}
-
-// Run announces the stored CRLs to the publishers (so a fresh origin has
-// them), then runs a round every PollInterval until ctx ends, when it
-// releases its leases and returns nil. A failed round is logged and the
-// next one retries.
-func (g *Generator) Run(ctx context.Context) error {
-	g.log.Info("crl generator starting", "holder", g.cfg.Holder, "shards", g.cfg.Shards,
-		"period", g.cfg.Period, "revocation_delay", g.cfg.RevocationDelay, "poll", g.cfg.PollInterval)
-	if err := g.Replay(ctx); err != nil && ctx.Err() == nil {
-		g.log.Warn("announcing stored CRLs failed", "err", err)
-	}
-	t := time.NewTimer(0)
-	defer t.Stop()
-	var offlineChecked time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			g.release()
-			g.log.Info("crl generator stopped", "holder", g.cfg.Holder)
-			return nil
-		case <-t.C:
-		}
-		// Nothing renews an offline root's CRL while the plant runs: say
-		// so at start and once a day, louder as its expiry nears.
-		if now := g.now(); g.offline != "" && (offlineChecked.IsZero() || now.Sub(offlineChecked) >= offlineCheckEvery) {
-			g.checkOffline(ctx)
-			offlineChecked = now
-		}
-		if err := g.Cycle(ctx); err != nil && ctx.Err() == nil {
-			g.log.Warn("crl round failed", "err", err)
-		}
-		t.Reset(g.cfg.PollInterval)
-	}
-}
-
-// release gives up the leases so another generator need not wait for them
-// to lapse. ctx has ended by then, so it gets a short one of its own.
-func (g *Generator) release() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, is := range g.issuers {
-		if !is.held {
-			continue
-		}
-		if err := g.st.ReleaseLease(ctx, leaseName(is.ID), g.cfg.Holder); err != nil {
-			g.log.Warn("releasing CRL lease failed", "issuer", is.ID, "err", err)
-		}
-		is.drop()
-	}
 }
 
 // Replay tells the publishers about every stored CRL (Replayed set), so
@@ -332,18 +295,7 @@ func (g *Generator) Cycle(ctx context.Context) error {
 		g.m.errors.WithLabelValues("events").Inc()
 		return err
 	}
-	var errs []error
-	var taken []*issuerState
-	for _, is := range g.issuers {
-		was := is.held
-		if err := g.renew(ctx, is); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if is.held && !was {
-			taken = append(taken, is)
-		}
-	}
+	taken, errs := g.renewAll(ctx)
 	if len(taken) > 0 {
 		if err := g.takeOver(ctx, taken); err != nil {
 			// Without the catch-up a missed revocation could stay
@@ -356,7 +308,7 @@ func (g *Generator) Cycle(ctx context.Context) error {
 		}
 	}
 	for _, is := range g.issuers {
-		if is.held {
+		if is.held() {
 			if err := g.publishIssuer(ctx, is); err != nil {
 				errs = append(errs, err)
 			}
@@ -365,27 +317,40 @@ func (g *Generator) Cycle(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// renewAll takes or renews every issuer's lease and returns the issuers
+// just taken.
+func (g *Generator) renewAll(ctx context.Context) (taken []*issuerState, errs []error) {
+	for _, is := range g.issuers {
+		t, err := g.renew(ctx, is)
+		if err != nil {
+			errs = append(errs, err)
+		} else if t {
+			taken = append(taken, is)
+		}
+	}
+	return taken, errs
+}
+
 // eventPage is how many events one EventsAfter call reads.
-const eventPage = 1000
+const eventPage = follow.DefaultPage
 
 // follow reads the events after the cursor: issuance grows the shards in
 // use, revocation dirties the shard of a held issuer.
 func (g *Generator) follow(ctx context.Context) error {
-	for {
-		evs, err := g.st.EventsAfter(ctx, g.cursor, eventPage)
-		if err != nil {
-			return fmt.Errorf("crlgen: reading events after %d: %w", g.cursor, err)
-		}
-		for _, e := range evs {
-			if is := g.byID[e.IssuerID]; is != nil {
-				is.apply(e, is.held)
+	last, err := follow.Read(ctx, g.st, g.cursor, follow.NoBound, eventPage, follow.ConsumerFunc(
+		func(_ context.Context, evs []store.Event) error {
+			for _, e := range evs {
+				if is := g.byID[e.IssuerID]; is != nil {
+					is.apply(e, is.held())
+				}
 			}
-			g.cursor = e.Seq
-		}
-		if len(evs) < eventPage {
 			return nil
-		}
+		}))
+	g.cursor = last
+	if err != nil {
+		return fmt.Errorf("crlgen: %w", err)
 	}
+	return nil
 }
 
 // apply records one event. Revocations dirty a shard only when asked:
@@ -405,43 +370,42 @@ func (is *issuerState) apply(e store.Event, markDirty bool) {
 func leaseName(id issuerid.ID) string  { return "crlgen/" + string(id) }
 func cursorName(id issuerid.ID) string { return "crlgen/cursor/" + string(id) }
 
-// renew takes or renews the issuer's lease. A renewal is written at
-// half-life, or at once when the clock went backwards.
-func (g *Generator) renew(ctx context.Context, is *issuerState) error {
-	now := g.now()
-	if is.held && !now.Before(is.leaseAt) && now.Sub(is.leaseAt) < g.cfg.LeaseTTL/2 {
-		return nil
+// renew takes or renews the issuer's lease and reports whether it was
+// just taken. A renewal is written at half-life, or at once when the clock
+// went backwards (follow.Lease.Fresh).
+func (g *Generator) renew(ctx context.Context, is *issuerState) (taken bool, err error) {
+	if is.lease.Fresh() {
+		return false, nil
 	}
-	ok, err := g.st.AcquireLease(ctx, leaseName(is.ID), g.cfg.Holder, now, now.Add(g.cfg.LeaseTTL))
-	if err != nil {
+	ch, err := is.lease.Renew(ctx)
+	switch {
+	case err != nil:
 		g.m.errors.WithLabelValues("lease").Inc()
 		// Unsure whether it is still ours: stop publishing for it; the CAS
 		// would protect the numbers anyway.
 		is.drop()
-		return fmt.Errorf("crlgen: leasing %s: %w", is.ID, err)
-	}
-	if !ok {
-		if is.held {
-			g.log.Info("CRL lease taken by another generator", "issuer", is.ID, "holder", g.cfg.Holder)
-		}
+		return false, fmt.Errorf("crlgen: leasing %s: %w", is.ID, err)
+	case ch == follow.Lost:
+		g.log.Info("CRL lease taken by another generator", "issuer", is.ID, "holder", g.cfg.Holder)
 		is.drop()
-		return nil
-	}
-	if !is.held {
+	case ch == follow.Taken:
 		g.log.Info("CRL lease acquired", "issuer", is.ID, "holder", g.cfg.Holder)
-		is.held, is.stored, is.dirty = true, map[int]storedCRL{}, map[int]bool{}
+		is.stored, is.dirty = map[int]storedCRL{}, map[int]bool{}
 		if is.uncertain == nil {
 			// Kept across a lost lease: an uncertain swap that landed is
 			// still this generator's to announce once it holds the lease.
 			is.uncertain = map[int]built{}
 		}
 	}
-	is.leaseAt = now
-	return nil
+	return ch == follow.Taken, nil
 }
 
+func (is *issuerState) held() bool { return is.lease.Held() }
+
+// drop forgets the lease (without giving it back) and what it covered.
 func (is *issuerState) drop() {
-	is.held, is.stored, is.dirty = false, nil, nil
+	is.lease.Drop()
+	is.stored, is.dirty = nil, nil
 }
 
 // cursorState is the persisted per-issuer cursor.
@@ -459,50 +423,54 @@ type cursorState struct {
 func (g *Generator) takeOver(ctx context.Context, taken []*issuerState) error {
 	from := g.cursor
 	for _, is := range taken {
-		crls, err := g.st.ListCRLs(ctx, is.ID)
-		if err != nil {
+		if err := g.loadLeft(ctx, is); err != nil {
 			return fmt.Errorf("crlgen: taking over %s: %w", is.ID, err)
 		}
-		for _, c := range crls {
-			is.stored[c.Shard] = storedCRL{c.Number, c.ThisUpdate, c.NextUpdate}
-			if !is.full && c.Shard >= 0 {
-				is.inUse = max(is.inUse, c.Shard+1)
-			}
-		}
-		var cur cursorState
-		b, err := g.st.Meta(ctx, cursorName(is.ID))
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return fmt.Errorf("crlgen: taking over %s: %w", is.ID, err)
-		default:
-			if err := json.Unmarshal(b, &cur); err != nil {
-				g.log.Warn("ignoring unreadable CRL cursor: replaying all events", "issuer", is.ID, "err", err)
-				cur = cursorState{}
-			}
-		}
-		is.savedSeq, is.savedInUse = cur.Seq, cur.InUse
-		is.inUse = max(is.inUse, cur.InUse)
-		from = min(from, cur.Seq)
+		from = min(from, is.savedSeq)
 	}
-	for seq := from; seq < g.cursor; {
-		evs, err := g.st.EventsAfter(ctx, seq, eventPage)
-		if err != nil {
-			return fmt.Errorf("crlgen: replaying events after %d: %w", seq, err)
-		}
-		for _, e := range evs {
-			if e.Seq > g.cursor {
-				return nil // follow has not read these yet; it will
+	// Events after g.cursor are follow's to read.
+	_, err := follow.Read(ctx, g.st, from, g.cursor, eventPage, follow.ConsumerFunc(
+		func(_ context.Context, evs []store.Event) error {
+			for _, e := range evs {
+				if is := g.byID[e.IssuerID]; is != nil && e.Seq > is.savedSeq && contains(taken, is) {
+					is.apply(e, true)
+				}
 			}
-			if is := g.byID[e.IssuerID]; is != nil && e.Seq > is.savedSeq && contains(taken, is) {
-				is.apply(e, true)
-			}
-			seq = e.Seq
-		}
-		if len(evs) < eventPage {
 			return nil
+		}))
+	if err != nil {
+		return fmt.Errorf("crlgen: replaying: %w", err)
+	}
+	return nil
+}
+
+// loadLeft reads what the previous holder of is left: its stored CRLs and
+// its persisted cursor (none, or an unreadable one, means from the start).
+func (g *Generator) loadLeft(ctx context.Context, is *issuerState) error {
+	crls, err := g.st.ListCRLs(ctx, is.ID)
+	if err != nil {
+		return err
+	}
+	for _, c := range crls {
+		is.stored[c.Shard] = storedCRL{c.Number, c.ThisUpdate, c.NextUpdate}
+		if !is.full && c.Shard >= 0 {
+			is.inUse = max(is.inUse, c.Shard+1)
 		}
 	}
+	var cur cursorState
+	b, err := g.st.Meta(ctx, cursorName(is.ID))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		if err := json.Unmarshal(b, &cur); err != nil {
+			g.log.Warn("ignoring unreadable CRL cursor: replaying all events", "issuer", is.ID, "err", err)
+			cur = cursorState{}
+		}
+	}
+	is.savedSeq, is.savedInUse = cur.Seq, cur.InUse
+	is.inUse = max(is.inUse, cur.InUse)
 	return nil
 }
 
@@ -546,28 +514,20 @@ func (g *Generator) shardURLs(is *issuerState) []string {
 // publishIssuer publishes the issuer's dirty and due CRLs, then persists
 // its cursor if nothing is left dirty.
 func (g *Generator) publishIssuer(ctx context.Context, is *issuerState) error {
-	shards := []int{store.FullCRL}
-	if !is.full {
-		shards = make([]int, g.shardCount(is))
-		for i := range shards {
-			shards[i] = i
-		}
-	}
 	urls := g.shardURLs(is)
 	var errs []error
-	for _, s := range shards {
+	for _, s := range g.shards(is) {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("crlgen: %w", err)
 		}
-		_, uncertain := is.uncertain[s]
-		if !is.dirty[s] && !g.due(is, s) && !uncertain && !is.force {
+		if !g.wanted(is, s) {
 			continue
 		}
 		// A long round must not outlive the lease.
-		if err := g.renew(ctx, is); err != nil {
+		if _, err := g.renew(ctx, is); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		if !is.held {
+		if !is.held() {
 			return errors.Join(errs...)
 		}
 		if err := g.publishShard(ctx, is, s, urls); err != nil {
@@ -579,16 +539,47 @@ func (g *Generator) publishIssuer(ctx context.Context, is *issuerState) error {
 	if len(errs) == 0 {
 		is.force = false
 	}
-	if len(is.dirty) == 0 && (is.savedSeq != g.cursor || is.savedInUse != is.inUse) {
-		b, _ := json.Marshal(cursorState{Seq: g.cursor, InUse: is.inUse})
-		if err := g.st.PutMeta(ctx, cursorName(is.ID), b); err != nil {
-			g.m.errors.WithLabelValues("cursor").Inc()
-			errs = append(errs, fmt.Errorf("crlgen: saving %s cursor: %w", is.ID, err))
-		} else {
-			is.savedSeq, is.savedInUse = g.cursor, is.inUse
+	if len(is.dirty) == 0 {
+		if err := g.saveCursor(ctx, is); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// saveCursor persists the issuer's cursor once every revocation up to it
+// is on a published CRL, so a later holder replays only what follows.
+func (g *Generator) saveCursor(ctx context.Context, is *issuerState) error {
+	if is.savedSeq == g.cursor && is.savedInUse == is.inUse {
+		return nil
+	}
+	b, _ := json.Marshal(cursorState{Seq: g.cursor, InUse: is.inUse})
+	if err := g.st.PutMeta(ctx, cursorName(is.ID), b); err != nil {
+		g.m.errors.WithLabelValues("cursor").Inc()
+		return fmt.Errorf("crlgen: saving %s cursor: %w", is.ID, err)
+	}
+	is.savedSeq, is.savedInUse = g.cursor, is.inUse
+	return nil
+}
+
+// shards lists the issuer's CRLs: its full CRL, or its shards in use.
+func (g *Generator) shards(is *issuerState) []int {
+	if is.full {
+		return []int{store.FullCRL}
+	}
+	shards := make([]int, g.shardCount(is))
+	for i := range shards {
+		shards[i] = i
+	}
+	return shards
+}
+
+// wanted reports whether CRL s must be published this round: a revocation
+// is pending, it is due, an earlier swap's outcome is unknown, or
+// PublishNow asked for it.
+func (g *Generator) wanted(is *issuerState, s int) bool {
+	_, uncertain := is.uncertain[s]
+	return is.dirty[s] || g.due(is, s) || uncertain || is.force
 }
 
 // due reports whether a CRL must be rebuilt on schedule: none stored, or
@@ -608,65 +599,96 @@ const maxAttempts = 3
 // this one was only due; rebuild on top of it if a revocation is pending.
 func (g *Generator) publishShard(ctx context.Context, is *issuerState, s int, urls []string) error {
 	for attempt := 1; ; attempt++ {
-		prev, err := g.st.CRL(ctx, is.ID, s)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			g.m.errors.WithLabelValues("store").Inc()
-			return fmt.Errorf("crlgen: reading CRL %s: %w", label(is.ID, s), err)
-		}
-		if u, ok := is.uncertain[s]; ok && prev.Number >= u.number {
-			delete(is.uncertain, s)
-			if prev.Number == u.number && sha256Sum(prev.DER) == u.sha256 {
-				g.log.Warn("a CRL whose publication looked failed was stored after all; announcing it", "crl", label(is.ID, s), "number", u.number)
-				bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
-				g.published(bctx, is, s, u, urls)
-				cancel()
-			}
-		}
-		if prev.Number > 0 {
-			is.stored[s] = storedCRL{prev.Number, prev.ThisUpdate, prev.NextUpdate}
-			if !is.dirty[s] && !g.due(is, s) && !is.force {
-				return nil
-			}
-		}
-		b, err := g.build(ctx, is, s, prev)
+		prev, err := g.current(ctx, is, s, urls)
 		if err != nil {
-			g.m.failures.WithLabelValues(string(is.ID), "build").Inc()
-			g.log.Error("building CRL failed", "crl", label(is.ID, s), "err", err)
 			return err
 		}
-		if err := g.check(is, s, prev, b); err != nil {
-			var cf *checkFailure
-			check := "unknown"
-			if errors.As(err, &cf) {
-				check = cf.check
-			}
-			g.m.failures.WithLabelValues(string(is.ID), check).Inc()
-			g.log.Error("CRL failed a publication check: not published", "crl", label(is.ID, s), "check", check,
-				"number", b.number, "err", err)
+		if prev.Number > 0 && !is.dirty[s] && !g.due(is, s) && !is.force {
+			return nil
+		}
+		b, err := g.buildChecked(ctx, is, s, prev)
+		if err != nil {
 			return err
 		}
-		c := store.CRL{IssuerID: is.ID, Shard: s, Number: b.number, ThisUpdate: b.thisUpdate, NextUpdate: b.nextUpdate, DER: b.der}
-		err = g.st.PublishCRL(ctx, c, prev.Number)
-		if errors.Is(err, store.ErrConflict) {
-			g.m.conflicts.WithLabelValues(string(is.ID)).Inc()
-			g.log.Info("another generator published first; re-reading", "crl", label(is.ID, s), "number", b.number, "attempt", attempt)
-			if attempt < maxAttempts {
-				continue
-			}
+		err = g.swap(ctx, is, s, prev, b, urls)
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+		g.m.conflicts.WithLabelValues(string(is.ID)).Inc()
+		g.log.Info("another generator published first; re-reading", "crl", label(is.ID, s), "number", b.number, "attempt", attempt)
+		if attempt >= maxAttempts {
 			return fmt.Errorf("crlgen: publishing CRL %s: lost the swap %d times: %w", label(is.ID, s), attempt, err)
 		}
-		if err != nil && !g.landed(ctx, is, s, b) {
-			is.uncertain[s] = b
-			g.m.errors.WithLabelValues("store").Inc()
-			return fmt.Errorf("crlgen: publishing CRL %s: %w", label(is.ID, s), err)
-		}
-		is.stored[s] = storedCRL{b.number, b.thisUpdate, b.nextUpdate}
-		// The CRL is out: record and announce it even if ctx ended meanwhile.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
-		g.published(bctx, is, s, b, urls)
-		cancel()
-		return nil
 	}
+}
+
+// current reads the stored CRL of shard s (zero if none) and remembers it.
+// An uncertain swap of this generator's that turns out to have landed is
+// announced now.
+func (g *Generator) current(ctx context.Context, is *issuerState, s int, urls []string) (store.CRL, error) {
+	prev, err := g.st.CRL(ctx, is.ID, s)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		g.m.errors.WithLabelValues("store").Inc()
+		return prev, fmt.Errorf("crlgen: reading CRL %s: %w", label(is.ID, s), err)
+	}
+	if u, ok := is.uncertain[s]; ok && prev.Number >= u.number {
+		delete(is.uncertain, s)
+		if prev.Number == u.number && sha256Sum(prev.DER) == u.sha256 {
+			g.log.Warn("a CRL whose publication looked failed was stored after all; announcing it", "crl", label(is.ID, s), "number", u.number)
+			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+			g.published(bctx, is, s, u, urls)
+			cancel()
+		}
+	}
+	if prev.Number > 0 {
+		is.stored[s] = storedCRL{prev.Number, prev.ThisUpdate, prev.NextUpdate}
+	}
+	return prev, nil
+}
+
+// buildChecked builds the next CRL of shard s and runs the publication
+// checks on it; failures are counted and logged.
+func (g *Generator) buildChecked(ctx context.Context, is *issuerState, s int, prev store.CRL) (built, error) {
+	b, err := g.build(ctx, is, s, prev)
+	if err != nil {
+		g.m.failures.WithLabelValues(string(is.ID), "build").Inc()
+		g.log.Error("building CRL failed", "crl", label(is.ID, s), "err", err)
+		return b, err
+	}
+	if err := g.check(is, s, prev, b); err != nil {
+		var cf *checkFailure
+		check := "unknown"
+		if errors.As(err, &cf) {
+			check = cf.check
+		}
+		g.m.failures.WithLabelValues(string(is.ID), check).Inc()
+		g.log.Error("CRL failed a publication check: not published", "crl", label(is.ID, s), "check", check,
+			"number", b.number, "err", err)
+		return b, err
+	}
+	return b, nil
+}
+
+// swap publishes b in place of prev. It returns an error wrapping
+// store.ErrConflict when another generator swapped first. A swap whose
+// outcome is unknown is remembered as uncertain.
+func (g *Generator) swap(ctx context.Context, is *issuerState, s int, prev store.CRL, b built, urls []string) error {
+	c := store.CRL{IssuerID: is.ID, Shard: s, Number: b.number, ThisUpdate: b.thisUpdate, NextUpdate: b.nextUpdate, DER: b.der}
+	err := g.st.PublishCRL(ctx, c, prev.Number)
+	if errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	if err != nil && !g.landed(ctx, is, s, b) {
+		is.uncertain[s] = b
+		g.m.errors.WithLabelValues("store").Inc()
+		return fmt.Errorf("crlgen: publishing CRL %s: %w", label(is.ID, s), err)
+	}
+	is.stored[s] = storedCRL{b.number, b.thisUpdate, b.nextUpdate}
+	// The CRL is out: record and announce it even if ctx ended meanwhile.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	g.published(bctx, is, s, b, urls)
+	cancel()
+	return nil
 }
 
 // bookkeepingTimeout bounds what follows a swap that happened: re-reading
@@ -754,32 +776,6 @@ func shardLabel(s int) string {
 	return fmt.Sprint(s)
 }
 
-// checkOffline warns when the offline root's CRL, which no running
-// generator renews, is missing or within offlineWarning of its nextUpdate.
-func (g *Generator) checkOffline(ctx context.Context) {
-	c, err := g.st.CRL(ctx, g.offline, store.FullCRL)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		g.log.Error("the root is offline and has no CRL: sign one in a ceremony (trustline ca root-crl)", "issuer", g.offline)
-	case err != nil:
-		g.log.Warn("reading the offline root's CRL", "issuer", g.offline, "err", err)
-	case g.now().Add(offlineWarning).After(c.NextUpdate):
-		g.log.Error("the offline root's CRL expires soon: sign the next one in a ceremony (trustline ca root-crl)",
-			"issuer", g.offline, "number", c.Number, "next_update", c.NextUpdate)
-	default:
-		g.log.Info("the root is offline; its CRL is signed in ceremonies", "issuer", g.offline,
-			"number", c.Number, "next_update", c.NextUpdate)
-	}
-}
-
-// offlineWarning is how long before the offline root's CRL expires the
-// generator starts saying so.
-const offlineWarning = 30 * 24 * time.Hour
-
-// offlineCheckEvery is how often a running generator looks at the offline
-// root's CRL.
-const offlineCheckEvery = 24 * time.Hour
-
 // PublishNow publishes every CRL of issuer id at once, due or not. It
 // takes the issuer's lease for the call if this generator did not hold it,
 // and gives it back before returning; another generator holding it is an
@@ -791,16 +787,16 @@ func (g *Generator) PublishNow(ctx context.Context, id issuerid.ID) error {
 		g.mu.Unlock()
 		return fmt.Errorf("crlgen: this generator does not sign %s's CRLs", id)
 	}
-	held := is.held
+	held := is.held()
 	is.force = true
 	g.mu.Unlock()
 	err := g.Cycle(ctx)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	failed, owned := is.force, is.held
+	failed, owned := is.force, is.held()
 	is.force = false
-	if !held && is.held {
-		if rerr := g.st.ReleaseLease(context.WithoutCancel(ctx), leaseName(id), g.cfg.Holder); rerr != nil {
+	if !held && owned {
+		if rerr := is.lease.Release(context.WithoutCancel(ctx)); rerr != nil {
 			g.log.Warn("releasing CRL lease", "issuer", id, "err", rerr)
 		}
 		is.drop()
