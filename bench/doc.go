@@ -15,6 +15,10 @@
 //     mass-revocation storm written to the store;
 //   - DV issuance through the API; the OCSP response signer.
 //
+// Populate fills a store with real signed certificates for those loads
+// (`trustline bench populate`): it takes the CA as a LoadSigner and the
+// store's bulk path (store.BulkLoader), so that signing stays in issuer/.
+//
 // Open-loop runs schedule requests at a fixed rate and time a request that
 // had to wait for a free connection from its scheduled send time, so that
 // a stalled target shows its queueing delay instead of hiding it
@@ -23,9 +27,10 @@
 // Run) and a Markdown report with PNG plots.
 //
 // Who may import it: cmd/trustline only, which dispatches the
-// subcommands to the Run* functions. It reads the store through
-// internal/store and its adapters and loads DIR's file keys (to sign the
-// responses the floor server and cfssl serve); it never imports issuer/...
-// (a test checks): issuance it reaches through the API, and certificates
-// come from the binary's `bench populate`.
+// subcommands to the Run* functions and to Populate. It reads the store
+// through internal/store and its adapters and loads DIR's file keys (to
+// sign the responses the floor server and cfssl serve); it never imports
+// issuer/... (a test checks; only the populate test, which signs with a
+// real CA, imports issuer/issuertest): issuance it reaches through the
+// API, and certificates come from the binary's `bench populate`.
 package bench

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/fault"
 )
 
 // AccountStore is the subset of the store accounts use.
@@ -83,10 +84,10 @@ func NormalizeEmail(s string) (string, error) {
 func (a *Accounts) Create(ctx context.Context, email string, role store.Role) (store.Account, string, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
-		return store.Account{}, "", &InputError{Detail: err.Error()}
+		return store.Account{}, "", &fault.InputError{Detail: err.Error()}
 	}
 	if !role.Valid() {
-		return store.Account{}, "", &InputError{Detail: fmt.Sprintf("role %q: want subscriber, reviewer or admin", truncate(string(role), 32))}
+		return store.Account{}, "", &fault.InputError{Detail: fmt.Sprintf("role %q: want subscriber, reviewer or admin", truncate(string(role), 32))}
 	}
 	acct := store.Account{ID: NewID("acct_"), Email: email, Role: role, CreatedAt: a.now()}
 	token, key, err := NewAPIKey(acct.ID, acct.CreatedAt)
@@ -95,7 +96,7 @@ func (a *Accounts) Create(ctx context.Context, email string, role store.Role) (s
 	}
 	if err := a.store.CreateAccount(ctx, acct, key); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
-			return store.Account{}, "", &ConflictError{Detail: "an account with this email address exists"}
+			return store.Account{}, "", &fault.ConflictError{Detail: "an account with this email address exists"}
 		}
 		return store.Account{}, "", fmt.Errorf("issuer: creating account: %w", err)
 	}
@@ -125,26 +126,6 @@ func (a *Accounts) Authenticate(ctx context.Context, token string) (store.Accoun
 	}
 	return acct, nil
 }
-
-// InputError is a request the caller must fix (HTTP 400/422).
-type InputError struct{ Detail string }
-
-func (e *InputError) Error() string { return e.Detail }
-
-// ConflictError is a request that clashes with the current state (409).
-type ConflictError struct{ Detail string }
-
-func (e *ConflictError) Error() string { return e.Detail }
-
-// ForbiddenError: authenticated, but not allowed (403).
-type ForbiddenError struct{ Detail string }
-
-func (e *ForbiddenError) Error() string { return e.Detail }
-
-// NotFoundError: no such object visible to the caller (404).
-type NotFoundError struct{ Detail string }
-
-func (e *NotFoundError) Error() string { return e.Detail }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -1,7 +1,11 @@
 // Package issuer is Trustline's issuance core: the signing path from an
 // approved order to a stored certificate (seed steps 8 and 9), revocation,
-// and the services the API drives — accounts and API keys, domain
-// validation (BR §3.2.2.4), orders and their review.
+// and the services the API drives — accounts and API keys, and orders.
+// Domain validation (BR §3.2.2.4) is issuer/validation's and the manual
+// review queue issuer/review's: orders ask validation through Coverage,
+// and the queue signs approved orders through review.Orders, which *Orders
+// satisfies. The errors all of them return to subscribers are
+// issuer/fault's.
 //
 // The signing path, in order: choose the intermediate by the subscriber's
 // key type and the profile; reserve a serial in the store (an instance
@@ -14,8 +18,9 @@
 // transaction; hand the certificate to the status sink (the OCSP
 // pre-signer) before returning.
 //
-// It imports the store's records and small interfaces over it, the PKI and
-// the linter. The responder and the origin never import it.
+// It imports the store's records and small interfaces over it, the PKI,
+// the linter, and issuer/validation and issuer/review (never the other
+// way round). The responder and the origin never import it.
 package issuer
 
 import (
@@ -366,4 +371,45 @@ func orSystem(actor string) string {
 	return actor
 }
 
-func serialFromBytes(b []byte) (serial.Serial, error) { return serial.FromBytes(b) }
+// SignForLoad signs a DV certificate for name and pub with the
+// intermediate routed for family ("ecdsa", "rsa"), for the bench's bulk
+// loader (bench.Populate) only. It takes shortcuts no subscriber
+// certificate may: its serial is not reserved (the bulk insert stores
+// it), it is not linted (the profile is the one every issued certificate
+// passes lint with), and nothing is stored, announced or audited. It is
+// still signed by the intermediate's key and carries the usual serial,
+// shard, CRLDP and AIA. The row it returns is good and has no account.
+func (ca *CA) SignForLoad(ctx context.Context, family, name string, pub crypto.PublicKey) (store.Certificate, error) {
+	id, ok := ca.cfg.Route[family]
+	if !ok {
+		return store.Certificate{}, fmt.Errorf("%w: %s", ErrNoIssuer, family)
+	}
+	is, _ := ca.pki.Issuer(id) // Validate checked every route
+	b := make([]byte, 17)
+	b[0] = ca.cfg.SerialPrefix
+	if _, err := io.ReadFull(ca.serial, b[1:]); err != nil {
+		return store.Certificate{}, err
+	}
+	sn, err := serial.FromBytes(b)
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	sh := shard.For(sn, ca.cfg.Shards)
+	tmpl, err := profile.Template(profile.Request{
+		Profile: profile.DV, Serial: sn, Names: []string{name}, PublicKey: pub, NotBefore: ca.now(),
+		Validity: ca.cfg.Validity, OCSPURL: ca.cfg.OCSPURL,
+		CAIssuersURL: pki.CAIssuersURL(ca.cfg.caIssuersBase(), is.ID), CRLURL: pki.ShardCRLURL(ca.cfg.BaseURL, is.ID, int(sh)),
+	})
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	der, err := x509.CreateCertificate(ca.rand, tmpl, is.Cert, pub, is.Signer)
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("issuer: signing a load-test certificate: %w", err)
+	}
+	row := store.Certificate{
+		Serial: sn, IssuerID: is.ID, Shard: sh, DER: der,
+		NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, Status: status.Good,
+	}
+	return row, ctx.Err()
+}

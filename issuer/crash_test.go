@@ -24,6 +24,7 @@ import (
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 const crashEnv = "TRUSTLINE_CRASH_CHILD_DIR"
@@ -54,7 +55,7 @@ func wire(t testing.TB, dir string) (*sqlite.Store, *issuer.Orders, store.Accoun
 		t.Fatal(err)
 	}
 	m := mail.Dir{Path: filepath.Join(dir, "mail")}
-	vals := issuer.NewValidations(st, m, nil)
+	vals := validation.NewEmailOnly(st, m, nil)
 	orders, err := issuer.NewOrders("http://api.test", csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: m, Log: log})
 	if err != nil {
 		t.Fatal(err)

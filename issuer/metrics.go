@@ -13,6 +13,8 @@ import (
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // Order outcomes, for trustline_orders_total.
@@ -46,6 +48,12 @@ type Metrics struct {
 	decisions    *prometheus.CounterVec // decision
 	queue        *queueDepth
 }
+
+// The validation service and the review queue count through Metrics.
+var (
+	_ validation.Metrics = (*Metrics)(nil)
+	_ review.Metrics     = (*Metrics)(nil)
+)
 
 // NewMetrics builds the issuance metrics and registers them with reg
 // (nil: not registered).
@@ -88,13 +96,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			m.orders.WithLabelValues(string(p), o)
 		}
 	}
-	for _, meth := range []string{MethodEmail, MethodDNSTXT, MethodHTTPToken, MethodWhoisEmail} {
+	for _, meth := range []string{validation.MethodEmail, validation.MethodDNSTXT, validation.MethodHTTPToken, validation.MethodWhoisEmail} {
 		m.valStarted.WithLabelValues(meth)
 		m.valCompleted.WithLabelValues(meth)
 		m.valFailed.WithLabelValues(meth)
 	}
-	m.decisions.WithLabelValues(DecisionApprove)
-	m.decisions.WithLabelValues(DecisionReject)
+	m.decisions.WithLabelValues(review.DecisionApprove)
+	m.decisions.WithLabelValues(review.DecisionReject)
 	if reg == nil {
 		return m, nil
 	}
@@ -141,43 +149,49 @@ func (m *Metrics) revoked(r reason.Reason) {
 	}
 }
 
-func (m *Metrics) validationStarted(method string) {
+// ValidationStarted counts a validation started by method (for
+// issuer/validation).
+func (m *Metrics) ValidationStarted(method string) {
 	if m != nil {
 		m.valStarted.WithLabelValues(method).Inc()
 	}
 }
 
-func (m *Metrics) validationCompleted(method string) {
+// ValidationCompleted counts a validation that became valid.
+func (m *Metrics) ValidationCompleted(method string) {
 	if m != nil {
 		m.valCompleted.WithLabelValues(method).Inc()
 	}
 }
 
-func (m *Metrics) validationFailed(method string) {
+// ValidationFailed counts a validation that ended invalid.
+func (m *Metrics) ValidationFailed(method string) {
 	if m != nil {
 		m.valFailed.WithLabelValues(method).Inc()
 	}
 }
 
-func (m *Metrics) reviewDecision(decision string) {
+// ReviewDecided counts a reviewer's decision (for issuer/review).
+func (m *Metrics) ReviewDecided(decision string) {
 	if m != nil {
 		m.decisions.WithLabelValues(decision).Inc()
 	}
 }
 
-// watchQueue makes the queue depth read pending orders from st.
-func (m *Metrics) watchQueue(st pendingLister) {
+// OrderRejected counts an order a reviewer rejected.
+func (m *Metrics) OrderRejected(prof string) { m.orderOutcome(prof, outcomeRejected) }
+
+// WatchQueue makes the queue depth count the orders that list (the review
+// queue's store) returns pending review.
+func (m *Metrics) WatchQueue(list func(context.Context, store.OrderFilter) ([]store.Order, error)) {
 	if m != nil {
-		m.queue.src.Store(&queueSource{st: st})
+		m.queue.src.Store(&queueSource{list: list})
 	}
 }
 
-// pendingLister is the subset of the order store the queue depth reads.
-type pendingLister interface {
-	ListOrders(ctx context.Context, f store.OrderFilter) ([]store.Order, error)
+type queueSource struct {
+	list func(context.Context, store.OrderFilter) ([]store.Order, error)
 }
-
-type queueSource struct{ st pendingLister }
 
 // queueDepth counts the orders pending review on each scrape. Until a
 // store is watched, or when listing fails, it reports nothing rather than
@@ -213,7 +227,7 @@ func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
 	defer cancel()
-	ords, err := src.st.ListOrders(ctx, store.OrderFilter{Status: store.OrderPendingReview, Limit: q.limit})
+	ords, err := src.list(ctx, store.OrderFilter{Status: store.OrderPendingReview, Limit: q.limit})
 	if err != nil {
 		q.errors.Inc()
 		return

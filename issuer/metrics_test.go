@@ -29,6 +29,8 @@ import (
 	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // mailbox is a hand-written mail.Sender that keeps what it is given, or
@@ -73,9 +75,9 @@ type metricsHarness struct {
 	st      *sqlite.Store
 	ca      *CA
 	box     *mailbox
-	vals    *Validations
+	vals    *validation.Service
 	orders  *Orders
-	reviews *Reviews
+	reviews *review.Service
 	clock   *time.Time
 	alice   store.Account
 	revs    []store.Account
@@ -104,13 +106,13 @@ func newMetricsHarness(t *testing.T) *metricsHarness {
 		Deps{Store: st, PKI: p, Linter: lt, Log: log, Metrics: m}); err != nil {
 		t.Fatal(err)
 	}
-	if h.vals, err = NewValidationService(ValidationConfig{}, ValidationDeps{Store: st, Mail: h.box, Log: log, Now: clock, Metrics: m}); err != nil {
+	if h.vals, err = validation.New(validation.Config{}, validation.Deps{Store: st, Mail: h.box, Log: log, Now: clock, Metrics: m}); err != nil {
 		t.Fatal(err)
 	}
 	if h.orders, err = NewOrders("http://api.test", csrcheck.Policy{}, OrdersDeps{Store: st, CA: h.ca, Validations: h.vals, Mail: h.box, Log: log, Metrics: m}); err != nil {
 		t.Fatal(err)
 	}
-	if h.reviews, err = NewReviews(ReviewDeps{Store: st, Orders: h.orders, Validations: h.vals, Log: log, Metrics: m}); err != nil {
+	if h.reviews, err = review.New(review.Deps{Store: st, Orders: h.orders, Validations: h.vals, Log: log, Metrics: m}); err != nil {
 		t.Fatal(err)
 	}
 	mk := func(email string, role store.Role) store.Account {
@@ -131,7 +133,7 @@ func newMetricsHarness(t *testing.T) *metricsHarness {
 func (h *metricsHarness) validate(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	v, err := h.vals.Start(ctx, h.alice, StartRequest{Domain: "example.com", Method: MethodEmail, Email: "admin@example.com"})
+	v, err := h.vals.Start(ctx, h.alice, validation.StartRequest{Domain: "example.com", Method: validation.MethodEmail, Email: "admin@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +203,7 @@ trustline_review_queue_depth{profile="ov"} 0
 	}
 
 	for _, r := range h.revs {
-		if _, err := h.reviews.Approve(ctx, r, ev.ID, Decision{}); err != nil {
+		if _, err := h.reviews.Approve(ctx, r, ev.ID, review.Decision{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -214,8 +216,8 @@ trustline_review_queue_depth{profile="ov"} 0
 		lv   []string
 		want float64
 	}{
-		{"approvals", h.m.decisions, []string{DecisionApprove}, 2},
-		{"rejections", h.m.decisions, []string{DecisionReject}, 1},
+		{"approvals", h.m.decisions, []string{review.DecisionApprove}, 2},
+		{"rejections", h.m.decisions, []string{review.DecisionReject}, 1},
 		{"ev issued", h.m.orders, []string{"ev", outcomeIssued}, 1},
 		{"ev rejected", h.m.orders, []string{"ev", outcomeRejected}, 1},
 		{"ev failed", h.m.orders, []string{"ev", outcomeFailed}, 0},
@@ -288,7 +290,7 @@ func TestMetricsCountValidations(t *testing.T) {
 	ctx := context.Background()
 	start := func() store.Validation {
 		t.Helper()
-		v, err := h.vals.Start(ctx, h.alice, StartRequest{Domain: "example.com", Method: MethodEmail, Email: "hostmaster@example.com"})
+		v, err := h.vals.Start(ctx, h.alice, validation.StartRequest{Domain: "example.com", Method: validation.MethodEmail, Email: "hostmaster@example.com"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,7 +303,7 @@ func TestMetricsCountValidations(t *testing.T) {
 			vec  *prometheus.CounterVec
 			want float64
 		}{{"started", h.m.valStarted, started}, {"completed", h.m.valCompleted, completed}, {"failed", h.m.valFailed, failed}} {
-			if got := counter(t, c.vec, MethodEmail); got != c.want {
+			if got := counter(t, c.vec, validation.MethodEmail); got != c.want {
 				t.Errorf("email validations %s: %v, want %v", c.name, got, c.want)
 			}
 		}
@@ -314,25 +316,25 @@ func TestMetricsCountValidations(t *testing.T) {
 	want(1, 1, 0)
 
 	guessed := start()
-	for range MaxAttempts {
+	for range validation.MaxAttempts {
 		h.vals.Confirm(ctx, h.alice, guessed.ID, "WRONG")
 	}
 	h.vals.Confirm(ctx, h.alice, guessed.ID, "WRONG") // dead already: not counted again
 	want(2, 1, 1)
 
 	late := start()
-	*h.clock = h.clock.Add(CodeLifetime + time.Minute)
+	*h.clock = h.clock.Add(validation.CodeLifetime + time.Minute)
 	if _, err := h.vals.Confirm(ctx, h.alice, late.ID, h.box.lastCode(t)); err == nil {
 		t.Fatal("confirmed an expired validation")
 	}
 	want(3, 1, 2)
 
 	h.box.fail = true
-	if _, err := h.vals.Start(ctx, h.alice, StartRequest{Domain: "example.com", Method: MethodEmail, Email: "admin@example.com"}); err == nil {
+	if _, err := h.vals.Start(ctx, h.alice, validation.StartRequest{Domain: "example.com", Method: validation.MethodEmail, Email: "admin@example.com"}); err == nil {
 		t.Fatal("started a validation whose code was not mailed")
 	}
 	want(4, 1, 3)
-	if got := counter(t, h.m.valStarted, MethodDNSTXT); got != 0 {
+	if got := counter(t, h.m.valStarted, validation.MethodDNSTXT); got != 0 {
 		t.Errorf("dns-txt started: %v", got)
 	}
 }
@@ -359,7 +361,7 @@ func TestQueueDepthIsBounded(t *testing.T) {
 		if n, err := testutil.GatherAndCount(reg, "trustline_review_queue_depth"); err != nil || n != 0 {
 			t.Errorf("no store watched: %d samples, %v; want none", n, err)
 		}
-		m.watchQueue(blockingLister{})
+		m.WatchQueue(blockingLister{}.ListOrders)
 		start := time.Now()
 		if n, err := testutil.GatherAndCount(reg, "trustline_review_queue_depth"); err != nil || n != 0 {
 			t.Errorf("slow store: %d samples, %v; want none", n, err)
@@ -367,7 +369,7 @@ func TestQueueDepthIsBounded(t *testing.T) {
 		if waited := time.Since(start); waited != queueScrapeTimeout {
 			t.Errorf("the scrape waited %v for the store, want the %v bound", waited, queueScrapeTimeout)
 		}
-		m.watchQueue(blockingLister{err: errors.New("connection refused")})
+		m.WatchQueue(blockingLister{err: errors.New("connection refused")}.ListOrders)
 		testutil.GatherAndCount(reg, "trustline_review_queue_depth")
 		if got := testutil.ToFloat64(m.queue.errors); got != 2 {
 			t.Errorf("queue scrape errors: %v, want 2", got)
@@ -381,11 +383,12 @@ func TestNilMetricsCountNothing(t *testing.T) {
 	m.orderProcessed("dv", store.Order{Status: store.OrderIssued}, nil)
 	m.certificateIssued("int-ecdsa", profile.DV)
 	m.revoked(reason.Superseded)
-	m.validationStarted(MethodEmail)
-	m.validationCompleted(MethodEmail)
-	m.validationFailed(MethodEmail)
-	m.reviewDecision(DecisionApprove)
-	m.watchQueue(blockingLister{})
+	m.ValidationStarted(validation.MethodEmail)
+	m.ValidationCompleted(validation.MethodEmail)
+	m.ValidationFailed(validation.MethodEmail)
+	m.ReviewDecided(review.DecisionApprove)
+	m.OrderRejected("dv")
+	m.WatchQueue(blockingLister{}.ListOrders)
 }
 
 func TestNewMetricsOncePerRegistry(t *testing.T) {

@@ -14,7 +14,9 @@ import (
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/csrcheck"
+	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/review"
 )
 
 // OrderStore is the subset of the store orders use.
@@ -32,6 +34,12 @@ type Issuing interface {
 	Issue(ctx context.Context, r IssueRequest) (store.Certificate, error)
 }
 
+// Coverage is what orders need of domain validation (*validation.Service):
+// the names of an order that no valid validation of the account covers.
+type Coverage interface {
+	Uncovered(ctx context.Context, accountID string, names []string) ([]string, error)
+}
+
 // Orders takes certificate orders (seed steps 4–6 and 10): checks the CSR
 // and the names' validations, sends DV orders straight to signing unless a
 // name is on the Manual Review List, and queues OV, EV and listed orders
@@ -39,7 +47,7 @@ type Issuing interface {
 type Orders struct {
 	store   OrderStore
 	ca      Issuing
-	vals    *Validations
+	vals    Coverage
 	mail    mail.Sender
 	policy  csrcheck.Policy
 	now     func() time.Time
@@ -49,11 +57,15 @@ type Orders struct {
 	metrics *Metrics // nil: not counted
 }
 
+// The review queue signs approved orders and mails rejections through
+// Orders.
+var _ review.Orders = (*Orders)(nil)
+
 // OrdersDeps are the order service's collaborators.
 type OrdersDeps struct {
 	Store       OrderStore
 	CA          Issuing
-	Validations *Validations
+	Validations Coverage
 	Mail        mail.Sender
 	Log         *slog.Logger
 	Now         func() time.Time
@@ -85,36 +97,36 @@ type OrderRequest struct {
 func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest) (store.Order, error) {
 	prof, err := profile.Parse(r.Profile)
 	if err != nil {
-		return store.Order{}, &InputError{Detail: err.Error()}
+		return store.Order{}, &fault.InputError{Detail: err.Error()}
 	}
 	der, err := csrcheck.Decode(r.CSR)
 	if err != nil {
-		return store.Order{}, &InputError{Detail: err.Error()}
+		return store.Order{}, &fault.InputError{Detail: err.Error()}
 	}
 	req, err := o.policy.Check(der)
 	if err != nil {
-		return store.Order{}, &InputError{Detail: err.Error()}
+		return store.Order{}, &fault.InputError{Detail: err.Error()}
 	}
 	var orgJSON []byte
 	if prof.NeedsReview() {
 		if r.Organization == nil {
-			return store.Order{}, &InputError{Detail: fmt.Sprintf("profile %s needs an organization", prof)}
+			return store.Order{}, &fault.InputError{Detail: fmt.Sprintf("profile %s needs an organization", prof)}
 		}
 		if err := r.Organization.Validate(prof); err != nil {
-			return store.Order{}, &InputError{Detail: err.Error()}
+			return store.Order{}, &fault.InputError{Detail: err.Error()}
 		}
 		orgJSON, _ = json.Marshal(r.Organization)
 	} else if r.Organization != nil {
-		return store.Order{}, &InputError{Detail: "a dv order carries no organization"}
+		return store.Order{}, &fault.InputError{Detail: "a dv order carries no organization"}
 	}
 	uncovered, err := o.vals.Uncovered(ctx, acct.ID, req.Names)
 	if err != nil {
 		return store.Order{}, err
 	}
 	if len(uncovered) > 0 {
-		return store.Order{}, &ForbiddenError{Detail: "no valid domain validation covers: " + strings.Join(uncovered, ", ")}
+		return store.Order{}, &fault.ForbiddenError{Detail: "no valid domain validation covers: " + strings.Join(uncovered, ", ")}
 	}
-	listed, err := o.onReviewList(ctx, req.Names)
+	listed, err := o.ReviewListPattern(ctx, req.Names)
 	if err != nil {
 		return store.Order{}, err
 	}
@@ -137,9 +149,9 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	return o.Process(ctx, ord, acct.ID)
 }
 
-// onReviewList returns the first Manual Review List pattern a name
-// matches, or "".
-func (o *Orders) onReviewList(ctx context.Context, names []string) (string, error) {
+// ReviewListPattern returns the first Manual Review List pattern one of
+// names matches, or "".
+func (o *Orders) ReviewListPattern(ctx context.Context, names []string) (string, error) {
 	pats, err := o.store.ReviewPatterns(ctx)
 	if err != nil {
 		return "", fmt.Errorf("issuer: reading review list: %w", err)
@@ -210,7 +222,7 @@ func (o *Orders) reject(ctx context.Context, ord store.Order, why string) (store
 	if err != nil {
 		return store.Order{}, fmt.Errorf("issuer: rejecting order %s: %w", ord.ID, err)
 	}
-	o.notifyRejected(ctx, updated)
+	o.NotifyRejected(ctx, updated)
 	return updated, nil
 }
 
@@ -237,9 +249,10 @@ func (o *Orders) notifyIssued(ctx context.Context, ord store.Order) {
 	}
 }
 
-// notifyRejected mails the account that its order ended without a
-// certificate, and why. A mail failure is logged, never fatal.
-func (o *Orders) notifyRejected(ctx context.Context, ord store.Order) {
+// NotifyRejected mails the account that its order ended without a
+// certificate, and why (the review queue calls it after a reviewer's
+// rejection). A mail failure is logged, never fatal.
+func (o *Orders) NotifyRejected(ctx context.Context, ord store.Order) {
 	subject := "Your certificate order was rejected"
 	if len(ord.Names) > 0 {
 		subject = "Your certificate order for " + ord.Names[0] + " was rejected"
@@ -289,7 +302,7 @@ func oneLine(s string) string {
 func (o *Orders) Get(ctx context.Context, acct store.Account, id string) (store.Order, error) {
 	ord, err := o.store.Order(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && ord.AccountID != acct.ID && acct.Role == store.RoleSubscriber) {
-		return store.Order{}, &NotFoundError{Detail: "no such order"}
+		return store.Order{}, &fault.NotFoundError{Detail: "no such order"}
 	}
 	if err != nil {
 		return store.Order{}, fmt.Errorf("issuer: reading order: %w", err)

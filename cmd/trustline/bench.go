@@ -13,6 +13,7 @@ import (
 	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/mail"
+	"github.com/trustline/trustline/internal/store"
 )
 
 // runBench dispatches `trustline bench <scenario>`.
@@ -70,6 +71,10 @@ func runPopulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer st.Close()
+	bulk, ok := st.(store.BulkLoader)
+	if !ok {
+		return fmt.Errorf("populate: the %T store has no bulk insert", st)
+	}
 	cfg := def
 	cfg.Postgres = sf.postgres
 	keys, keySource, closeKeys, err := openKeys(cfg, dataDir, log)
@@ -89,7 +94,7 @@ func runPopulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	start := time.Now()
 	last := start
-	done, err := svc.ca.Populate(ctx, st, populateRequest(*n, *revoked, *family, func(d int) {
+	done, err := bench.Populate(ctx, svc.ca, bulk, populateRequest(*n, *revoked, *family, func(d int) {
 		if time.Since(last) > 2*time.Second {
 			last = time.Now()
 			fmt.Fprintf(stderr, "populate: %d/%d\n", d, *n)

@@ -29,6 +29,7 @@ import (
 	"github.com/trustline/trustline/origin"
 	"github.com/trustline/trustline/origin/purge"
 
+	"github.com/trustline/trustline/bench"
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/linter"
 	"github.com/trustline/trustline/internal/mail"
@@ -39,6 +40,8 @@ import (
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/portal"
+	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // openKeys returns where CA keys live: the token when an HSM is
@@ -201,10 +204,10 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 		return nil, err
 	}
 	accounts := issuer.NewAccounts(st, nil)
-	vals, err := issuer.NewValidationService(issuer.ValidationConfig{
+	vals, err := validation.New(validation.Config{
 		Resolver: o.validation.Resolver, WhoisEmail: o.validation.WhoisEmail, WhoisServer: o.validation.WhoisServer,
 		AllowPrivateAddresses: o.validation.AllowPrivateAddresses,
-	}, issuer.ValidationDeps{Store: st, Mail: o.mailer, Metrics: m, Log: log.With("part", "validation")})
+	}, validation.Deps{Store: st, Mail: o.mailer, Metrics: m, Log: log.With("part", "validation")})
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +217,7 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	reviews, err := issuer.NewReviews(issuer.ReviewDeps{Store: st, Orders: orders, Validations: vals, Metrics: m, Log: log.With("part", "review")})
+	reviews, err := review.New(review.Deps{Store: st, Orders: orders, Validations: vals, Metrics: m, Log: log.With("part", "review")})
 	if err != nil {
 		return nil, err
 	}
@@ -318,8 +321,8 @@ func ensureKeyFile(ctx context.Context, accounts *issuer.Accounts, dataDir, name
 	return os.Rename(tmp, path)
 }
 
-func populateRequest(n int, revoked float64, family string, progress func(int)) issuer.PopulateRequest {
-	return issuer.PopulateRequest{N: n, RevokedFraction: revoked, KeyFamily: family, Progress: progress}
+func populateRequest(n int, revoked float64, family string, progress func(int)) bench.PopulateRequest {
+	return bench.PopulateRequest{N: n, RevokedFraction: revoked, KeyFamily: family, Progress: progress}
 }
 
 // newPipeline builds the pre-signer over cache, leasing as holder.

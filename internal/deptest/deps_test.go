@@ -2,29 +2,107 @@ package deptest
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
 
 const module = "github.com/trustline/trustline"
 
-// forbidden lists, for each stateless part, the import-path prefixes it must
-// not reach, directly or through another package: no database driver, no
-// PKCS#11, no issuance code.
-var forbidden = []string{
-	"github.com/jackc/pgx",
-	"github.com/miekg/pkcs11",
-	"modernc.org/sqlite",
-	module + "/issuer",
-	module + "/internal/store/postgres",
-	module + "/internal/store/sqlite",
-	module + "/internal/pkcs11key",
-	module + "/internal/keyfile",
+// forbid is an import a package must not reach, directly or through
+// another package, and why. A pattern is a package ("x") or a package and
+// everything under it ("x/..."), as go list reads them.
+type forbid struct{ pattern, why string }
+
+// The reasons shared by several rules.
+const (
+	stateless = "a stateless part holds no key and no database: it scales out behind the CDN (DESIGN.md)"
+	noIssuer  = "no issuance code: cmd/ adapts the hierarchy into this package's own Issuer type"
+)
+
+// drivers are what the stateless parts must not reach, tests included.
+var drivers = []forbid{
+	{"github.com/jackc/pgx/...", stateless},
+	{"modernc.org/sqlite/...", stateless},
+	{"github.com/miekg/pkcs11/...", stateless},
+	{module + "/internal/store/postgres/...", stateless},
+	{module + "/internal/store/sqlite/...", stateless},
+	{module + "/internal/pkcs11key/...", stateless},
+	{module + "/internal/keyfile/...", stateless},
+	{module + "/issuer/...", stateless},
 }
 
-func deps(t *testing.T, pkg string) []string {
+// rules are the dependency rules of DESIGN.md and STYLE.md §13, per
+// package pattern; tests says whether the package's tests are held to
+// them too.
+var rules = []struct {
+	pkg    string
+	tests  bool
+	forbid []forbid
+}{
+	{module + "/responder/...", true, drivers},
+	{module + "/responder/...", false, []forbid{
+		{module + "/internal/store/...", "the responder needs only Redis: pre-signed responses, no CA state"},
+	}},
+	{module + "/origin/...", true, drivers},
+	{module + "/origin/...", false, []forbid{
+		{module + "/internal/store/...", "the origin serves what it is handed; the plant's origin role reads the store in cmd/"},
+	}},
+	{module + "/internal/ocspcache/...", false, []forbid{
+		{"github.com/jackc/pgx/...", "the cache is shared by the responder, which must stay free of the store"},
+		{module + "/internal/store/...", "the cache is shared by the responder, which must stay free of the store"},
+		{module + "/issuer/...", "the cache is shared by the responder, which must stay free of issuance code"},
+	}},
+	{module + "/internal/follow/...", false, []forbid{
+		{module + "/issuer/...", "a leaf that crlgen and the pre-signer share: it knows the event log, not what follows it"},
+		{module + "/crlgen/...", "a leaf that crlgen and the pre-signer share: it knows the event log, not what follows it"},
+	}},
+	{module + "/crlgen/...", false, []forbid{
+		{module + "/issuer/...", noIssuer + " (crlgen.Issuer): a crlgen role carries no issuance code"},
+	}},
+	{module + "/issuer/presign/...", false, []forbid{
+		{module + "/issuer", noIssuer + " (presign.Issuer)"},
+		{module + "/issuer/pki/...", noIssuer + " (presign.Issuer)"},
+		{module + "/issuer/api/...", "the API calls the pre-signer (its sink), not the reverse"},
+		{module + "/issuer/portal/...", "the portal is an edge; nothing below it imports it"},
+		{module + "/issuer/validation/...", "the pre-signer signs OCSP for issued certificates; validation is before issuance"},
+		{module + "/issuer/review/...", "the pre-signer signs OCSP for issued certificates; review is before issuance"},
+	}},
+	{module + "/issuer/validation/...", false, []forbid{
+		{module + "/issuer", "orders use validation through their Coverage interface, not the reverse"},
+		{module + "/issuer/review/...", "the review queue asks validation what an order's validations cover, not the reverse"},
+		{module + "/issuer/pki/...", "domain validation signs nothing"},
+		{module + "/issuer/presign/...", "domain validation signs nothing"},
+		{module + "/issuer/api/...", "the edges use validation, not the reverse"},
+		{module + "/issuer/portal/...", "the edges use validation, not the reverse"},
+	}},
+	{module + "/issuer/review/...", false, []forbid{
+		{module + "/issuer", "the queue signs through its review.Orders interface, which *issuer.Orders fills in cmd/"},
+		{module + "/issuer/pki/...", "the queue signs nothing itself"},
+		{module + "/issuer/presign/...", "the queue signs nothing itself"},
+		{module + "/issuer/api/...", "the edges use the queue, not the reverse"},
+		{module + "/issuer/portal/...", "the edges use the queue, not the reverse"},
+	}},
+	{module + "/bench/...", false, []forbid{
+		{module + "/issuer/...", "the bench drives a running Trustline or a peer from outside; populate reaches the CA through bench.LoadSigner"},
+	}},
+}
+
+// matches reports whether the import path p matches pattern.
+func matches(pattern, p string) bool {
+	if base, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return p == base || strings.HasPrefix(p, base+"/")
+	}
+	return p == pattern
+}
+
+func deps(t *testing.T, pkg string, tests bool) []string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-deps", "-test", "-f", "{{.ImportPath}}", pkg).Output()
+	args := []string{"list", "-deps", "-f", "{{.ImportPath}}"}
+	if tests {
+		args = append(args, "-test")
+	}
+	out, err := exec.Command("go", append(args, pkg)...).Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
 			t.Fatalf("go list %s: %v\n%s", pkg, err, ee.Stderr)
@@ -34,69 +112,39 @@ func deps(t *testing.T, pkg string) []string {
 	return strings.Fields(string(out))
 }
 
-func violations(imports []string) []string {
-	var bad []string
-	for _, p := range imports {
-		for _, f := range forbidden {
-			if p == f || strings.HasPrefix(p, f+"/") {
-				bad = append(bad, p)
-			}
-		}
-	}
-	return bad
-}
-
-func TestStatelessPartsStayStateless(t *testing.T) {
-	for _, pkg := range []string{module + "/responder/...", module + "/origin/..."} {
-		t.Run(pkg, func(t *testing.T) {
-			if bad := violations(deps(t, pkg)); len(bad) > 0 {
-				t.Errorf("%s imports forbidden packages: %v", pkg, bad)
-			}
-		})
-	}
-}
-
-// The command wires everything, so it must trip the same check: this keeps
-// the check itself honest.
-func TestCheckCatchesTheWiring(t *testing.T) {
-	if bad := violations(deps(t, module+"/cmd/trustline")); len(bad) == 0 {
-		t.Error("cmd/trustline shows no forbidden import: the dependency check is broken")
-	}
-}
-
-// rules say, per package, what it must not import (outside its tests)
-// and why. The stateless parts are checked above with their tests too.
-var rules = []struct {
-	pkg       string
-	forbidden []string
-	why       string
-}{
-	{module + "/crlgen/...", []string{module + "/issuer"},
-		"the CRL generator takes its issuers as crlgen.Issuer; cmd/ adapts the hierarchy (a crlgen role must not carry issuance code)"},
-	{module + "/issuer/presign/...", []string{module + "/issuer/pki", module + "/issuer/api", module + "/issuer/portal"},
-		"the pre-signer takes presign.Issuer; cmd/ adapts the hierarchy"},
-	{module + "/origin/...", []string{"github.com/jackc/pgx", module + "/internal/store", module + "/issuer"},
-		"the origin serves what it is handed; the plant's origin role reads the store in cmd/"},
-	{module + "/responder/...", []string{"github.com/jackc/pgx", module + "/internal/store", module + "/issuer", "github.com/miekg/pkcs11"},
-		"the responder needs only Redis: no database, no key, no issuance code"},
-	{module + "/internal/ocspcache/...", []string{"github.com/jackc/pgx", module + "/issuer", module + "/internal/store"},
-		"the cache is shared by the responder, which must stay free of the store"},
-}
-
 func TestDependencyRules(t *testing.T) {
 	for _, r := range rules {
-		t.Run(r.pkg, func(t *testing.T) {
-			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", r.pkg).Output()
-			if err != nil {
-				t.Fatalf("go list %s: %v", r.pkg, err)
-			}
-			for _, p := range strings.Fields(string(out)) {
-				for _, f := range r.forbidden {
-					if p == f || strings.HasPrefix(p, f+"/") {
-						t.Errorf("%s imports %s: %s", r.pkg, p, r.why)
+		name := r.pkg
+		if r.tests {
+			name += "+tests"
+		}
+		t.Run(name, func(t *testing.T) {
+			for _, p := range deps(t, r.pkg, r.tests) {
+				// go list -test names a test variant "x [y.test]".
+				path, _, _ := strings.Cut(p, " ")
+				for _, f := range r.forbid {
+					if matches(f.pattern, path) {
+						t.Errorf("%s imports %s: %s", r.pkg, p, f.why)
 					}
 				}
 			}
 		})
+	}
+}
+
+// The command wires everything, so every forbidden pattern must name
+// something it imports: a pattern that matches nothing (a typo, a package
+// that moved) would make its rule pass silently.
+func TestRulesNameRealPackages(t *testing.T) {
+	wired := deps(t, module+"/cmd/trustline", false)
+	for _, r := range rules {
+		for _, f := range r.forbid {
+			if !slices.ContainsFunc(wired, func(p string) bool { return matches(f.pattern, p) }) {
+				t.Errorf("rule for %s forbids %s, which cmd/trustline does not import: a misspelled or moved package?", r.pkg, f.pattern)
+			}
+		}
+		if !slices.ContainsFunc(wired, func(p string) bool { return matches(r.pkg, p) }) {
+			t.Errorf("rule for %s names no package cmd/trustline imports", r.pkg)
+		}
 	}
 }

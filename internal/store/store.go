@@ -378,8 +378,21 @@ func (lim SignInLinkLimits) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Store is everything an adapter implements. It is declared here for the
-// adapters and the conformance suite; consumers declare their own subsets.
+// BulkLoader is the bulk path of the certificate table, for load tests
+// only: the bench (bench.Populate, behind `trustline bench populate`)
+// fills a store through it. Both adapters implement it besides Store, and
+// the conformance suite tests it.
+type BulkLoader interface {
+	// InsertCertificates stores all of cs, each with an EventIssued (At:
+	// NotBefore), in one transaction (COPY, or prepared statements). It
+	// neither checks reservations nor writes audit entries; a serial
+	// stored already fails the whole call with ErrDuplicate.
+	InsertCertificates(ctx context.Context, cs []Certificate) error
+}
+
+// Store is everything an adapter implements for the CA's state (and
+// BulkLoader besides). It is declared here for the adapters and the
+// conformance suite; consumers declare their own subsets.
 //
 // Times go in and come out in UTC at microsecond precision.
 type Store interface {
@@ -417,10 +430,8 @@ type Store interface {
 
 	// Certificates. InsertCertificate requires the serial to be reserved;
 	// it stores the row, an EventIssued and the audit entry in one
-	// transaction. InsertCertificates is the bulk path (CopyFrom / batched
-	// transactions) for load tests; it writes events but no audit entries.
+	// transaction. The bulk path is BulkLoader's.
 	InsertCertificate(ctx context.Context, c Certificate, a AuditEntry) error
-	InsertCertificates(ctx context.Context, cs []Certificate) error
 	Certificate(ctx context.Context, s serial.Serial) (Certificate, error)
 	// Revoke marks the certificate revoked, appends an EventRevoked and the
 	// audit entry in one transaction, and returns the updated row.

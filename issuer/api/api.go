@@ -35,8 +35,11 @@ import (
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // MaxBody bounds every request body (a CSR in PEM is a few KiB).
@@ -59,9 +62,9 @@ type Revoker interface {
 type Deps struct {
 	Store       Store
 	Accounts    *issuer.Accounts
-	Validations *issuer.Validations
+	Validations *validation.Service
 	Orders      *issuer.Orders
-	Reviews     *issuer.Reviews // nil: the review endpoints answer 503
+	Reviews     *review.Service // nil: the review endpoints answer 503
 	CA          Revoker
 	PKI         *pki.PKI
 	Log         *slog.Logger
@@ -164,11 +167,11 @@ func problem(w http.ResponseWriter, status int, detail string) {
 // answered 500 without their text.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		in  *issuer.InputError
-		cf  *issuer.ConflictError
-		fb  *issuer.ForbiddenError
-		nf  *issuer.NotFoundError
-		un  *issuer.UnavailableError
+		in  *fault.InputError
+		cf  *fault.ConflictError
+		fb  *fault.ForbiddenError
+		nf  *fault.NotFoundError
+		un  *fault.UnavailableError
 		mbe *http.MaxBytesError
 	)
 	switch {
@@ -206,7 +209,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	switch ct {
 	case "", "application/json", "application/x-www-form-urlencoded", "text/plain":
 	default:
-		return &issuer.InputError{Detail: "Content-Type must be application/json"}
+		return &fault.InputError{Detail: "Content-Type must be application/json"}
 	}
 	hint := ""
 	if ct != "application/json" {
@@ -220,12 +223,12 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 			return err
 		}
 		if errors.Is(err, io.EOF) {
-			return &issuer.InputError{Detail: "request body is empty; want a JSON object"}
+			return &fault.InputError{Detail: "request body is empty; want a JSON object"}
 		}
-		return &issuer.InputError{Detail: "malformed JSON" + hint + ": " + truncate(err.Error(), 200)}
+		return &fault.InputError{Detail: "malformed JSON" + hint + ": " + truncate(err.Error(), 200)}
 	}
 	if dec.More() {
-		return &issuer.InputError{Detail: "malformed JSON: more than one value in the body"}
+		return &fault.InputError{Detail: "malformed JSON: more than one value in the body"}
 	}
 	return nil
 }
@@ -350,18 +353,18 @@ type httpPublish struct {
 
 func toValidationJSON(v store.Validation) validationJSON {
 	out := validationJSON{ID: v.ID, Domain: v.Domain, Method: v.Method, Contact: v.Contact, Status: string(v.Status),
-		ExpiresAt: v.ExpiresAt.UTC(), Attempts: v.Attempts, AttemptsMax: issuer.MaxAttempts}
+		ExpiresAt: v.ExpiresAt.UTC(), Attempts: v.Attempts, AttemptsMax: validation.MaxAttempts}
 	if v.Status == store.ValidationValid {
 		u := v.ValidUntil.UTC()
 		out.ValidUntil = &u
 		out.Evidence = v.Evidence
 	}
-	if p, ok := issuer.PublicationOf(v); ok {
+	if p, ok := validation.PublicationOf(v); ok {
 		out.RandomValue = p.Value
 		switch v.Method {
-		case issuer.MethodDNSTXT:
+		case validation.MethodDNSTXT:
 			out.DNS = &dnsPublish{RecordName: p.RecordName, RecordType: "TXT", Value: p.Value}
-		case issuer.MethodHTTPToken:
+		case validation.MethodHTTPToken:
 			out.HTTP = &httpPublish{URL: p.URL, Content: p.Value}
 		}
 	}
@@ -378,7 +381,7 @@ func (h *Handler) startValidation(w http.ResponseWriter, r *http.Request, acct s
 		h.fail(w, r, err)
 		return
 	}
-	v, err := h.d.Validations.Start(r.Context(), acct, issuer.StartRequest{Domain: req.Domain, Method: req.Method, Email: req.Email})
+	v, err := h.d.Validations.Start(r.Context(), acct, validation.StartRequest{Domain: req.Domain, Method: req.Method, Email: req.Email})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -490,11 +493,11 @@ func (h *Handler) listOrders(w http.ResponseWriter, r *http.Request, acct store.
 func (h *Handler) visibleCertificate(r *http.Request, acct store.Account) (store.Certificate, error) {
 	s, err := serial.Parse(r.PathValue("serial"))
 	if err != nil || string(s) != r.PathValue("serial") {
-		return store.Certificate{}, &issuer.InputError{Detail: "serial must be lowercase hex without separators"}
+		return store.Certificate{}, &fault.InputError{Detail: "serial must be lowercase hex without separators"}
 	}
 	c, err := h.d.Store.Certificate(r.Context(), s)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.AccountID != acct.ID && acct.Role == store.RoleSubscriber) {
-		return store.Certificate{}, &issuer.NotFoundError{Detail: "no such certificate"}
+		return store.Certificate{}, &fault.NotFoundError{Detail: "no such certificate"}
 	}
 	return c, err
 }

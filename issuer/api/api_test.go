@@ -33,7 +33,10 @@ import (
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/api"
 	"github.com/trustline/trustline/issuer/csrcheck"
+	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 type env struct {
@@ -77,26 +80,15 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 		st = s
 	}
 	t.Cleanup(func() { st.Close() })
-	p, err := pki.Create(ctx, pki.DefaultDev(filepath.Join(dir, "ca"), "http://crl.test", "file"), pki.FileKeys{Dir: filepath.Join(dir, "keys")}, time.Now(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, err := linter.New(linter.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := issuer.New(issuer.Config{OCSPURL: "http://ocsp.test/", BaseURL: "http://crl.test", Shards: 4, SerialPrefix: 0x11},
-		issuer.Deps{Store: st, PKI: p, Linter: lt, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	iss := issuertest.New(t, st, 0x11)
+	ca, p, lt := iss.CA, iss.PKI, iss.Linter
 	mailDir := filepath.Join(dir, "mail")
 	mailer := mail.Dir{Path: mailDir}
 	accounts := issuer.NewAccounts(st, nil)
 	zone, web := dnstest.Start(t), startWeb(t)
 	// skew moves the validations' clock, to expire them.
 	skew := new(atomic.Int64)
-	vcfg := issuer.ValidationConfig{Resolver: zone.Addr, DNSTransport: o.dnsTransport, HTTPPort: mustAtoi(t, web.port()),
+	vcfg := validation.Config{Resolver: zone.Addr, DNSTransport: o.dnsTransport, HTTPPort: mustAtoi(t, web.port()),
 		AllowPrivateAddresses: true, HTTPTimeout: 5 * time.Second, DNSTimeout: 2 * time.Second}
 	if o.resolver != "" {
 		vcfg.Resolver = o.resolver
@@ -106,7 +98,7 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 		who = startWhois(t)
 		vcfg.WhoisEmail, vcfg.WhoisServer = true, who.ln.Addr().String()
 	}
-	vals, err := issuer.NewValidationService(vcfg, issuer.ValidationDeps{Store: st, Mail: mailer, Log: log,
+	vals, err := validation.New(vcfg, validation.Deps{Store: st, Mail: mailer, Log: log,
 		Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +107,7 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reviews, err := issuer.NewReviews(issuer.ReviewDeps{Store: st, Orders: orders, Validations: vals, Log: log})
+	reviews, err := review.New(review.Deps{Store: st, Orders: orders, Validations: vals, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +381,7 @@ func TestValidationCodeRules(t *testing.T) {
 	_, out, _ = e.call(t, "POST", "/api/v1/validations", alice, map[string]string{"domain": "example.org", "method": "email", "email": "admin@example.org"})
 	id = out["id"].(string)
 	code = e.lastCode(t, "admin@example.org")
-	for i := 0; i < issuer.MaxAttempts; i++ {
+	for i := 0; i < validation.MaxAttempts; i++ {
 		e.call(t, "POST", "/api/v1/validations/"+id+"/confirm", alice, map[string]string{"code": "WRONG"})
 	}
 	if c, _, _ := e.call(t, "POST", "/api/v1/validations/"+id+"/confirm", alice, map[string]string{"code": code}); c != 409 {

@@ -25,7 +25,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // Acceptance tests of the CMS back end: review queue and decisions, EV
@@ -398,7 +399,7 @@ func TestReviewRoles(t *testing.T) {
 		{"evidence not an object", "/api/v1/review/orders/" + id + "/approve", `{"evidence": [1, 2]}`, 400, "JSON object"},
 		{"unknown field", "/api/v1/review/orders/" + id + "/approve", `{"note": "typo"}`, 400, "note"},
 		{"malformed JSON", "/api/v1/review/orders/" + id + "/reject", `{"reason": `, 400, "malformed JSON"},
-		{"oversized notes", "/api/v1/review/orders/" + id + "/approve", map[string]string{"notes": strings.Repeat("n", issuer.MaxReviewNotes+1)}, 400, "notes"},
+		{"oversized notes", "/api/v1/review/orders/" + id + "/approve", map[string]string{"notes": strings.Repeat("n", review.MaxNotes+1)}, 400, "notes"},
 		{"oversized body", "/api/v1/review/orders/" + id + "/approve", `{"notes": "` + strings.Repeat("n", 70<<10) + `"}`, 413, "larger than"},
 		{"bad limit", "/api/v1/review/orders?limit=0", nil, 400, "limit"},
 	}
@@ -592,12 +593,12 @@ func TestDNSTXTLookups(t *testing.T) {
 	t.Run("attempts are limited", func(t *testing.T) {
 		v := e.startPublished(t, alice, "limited.example.com", "dns-txt")
 		id := v["id"].(string)
-		for i := 0; i < issuer.MaxAttempts; i++ {
+		for i := 0; i < validation.MaxAttempts; i++ {
 			e.confirm(t, alice, id, nil)
 		}
 		e.zone.SetTXT("_pki-validation.limited.example.com", v["random_value"].(string))
 		if c, out := e.confirm(t, alice, id, nil); c != 409 {
-			t.Errorf("after %d failures: %d %v, want 409", issuer.MaxAttempts, c, out)
+			t.Errorf("after %d failures: %d %v, want 409", validation.MaxAttempts, c, out)
 		}
 	})
 	t.Run("expired", func(t *testing.T) {

@@ -7,8 +7,9 @@ import (
 	"time"
 
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // The CMS review endpoints (reviewer role only; see the package comment).
@@ -53,7 +54,7 @@ type nameEvidenceJSON struct {
 	Evidence          json.RawMessage `json:"evidence,omitempty"`
 }
 
-func toReviewItemJSON(it issuer.ReviewItem) reviewItemJSON {
+func toReviewItemJSON(it review.Item) reviewItemJSON {
 	out := reviewItemJSON{
 		orderJSON:         toOrderJSON(it.Order),
 		Account:           reviewAccountJSON{ID: it.Account.ID, Email: it.Account.Email, CreatedAt: it.Account.CreatedAt.UTC()},
@@ -73,7 +74,7 @@ func toReviewItemJSON(it issuer.ReviewItem) reviewItemJSON {
 		if v := e.Validation; v != nil {
 			va, vu := v.ValidatedAt.UTC(), v.ValidUntil.UTC()
 			ne.ValidationID, ne.Domain, ne.Method, ne.Contact = v.ID, v.Domain, v.Method, v.Contact
-			ne.RandomValueSHA256, ne.ValidatedAt, ne.ValidUntil, ne.Evidence = issuer.RandomValueSHA256(*v), &va, &vu, v.Evidence
+			ne.RandomValueSHA256, ne.ValidatedAt, ne.ValidUntil, ne.Evidence = validation.RandomValueSHA256(*v), &va, &vu, v.Evidence
 		}
 		out.Validations = append(out.Validations, ne)
 	}
@@ -93,11 +94,11 @@ func (h *Handler) reviewQueue(w http.ResponseWriter, r *http.Request, acct store
 	if !h.reviewsReady(w) {
 		return
 	}
-	limit := issuer.MaxQueue
+	limit := review.MaxQueue
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > issuer.MaxQueue {
-			problem(w, http.StatusBadRequest, "limit must be a number from 1 to "+strconv.Itoa(issuer.MaxQueue))
+		if err != nil || n < 1 || n > review.MaxQueue {
+			problem(w, http.StatusBadRequest, "limit must be a number from 1 to "+strconv.Itoa(review.MaxQueue))
 			return
 		}
 		limit = n
@@ -147,7 +148,7 @@ func (h *Handler) approveOrder(w http.ResponseWriter, r *http.Request, acct stor
 	if string(req.Evidence) == "null" {
 		req.Evidence = nil
 	}
-	out, err := h.d.Reviews.Approve(r.Context(), acct, r.PathValue("id"), issuer.Decision{Notes: req.Notes, Evidence: req.Evidence})
+	out, err := h.d.Reviews.Approve(r.Context(), acct, r.PathValue("id"), review.Decision{Notes: req.Notes, Evidence: req.Evidence})
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -26,14 +26,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustline/trustline/internal/linter"
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/internal/testfix/dnstest"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/csrcheck"
+	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // env is the portal on a loopback server over a real SQLite store, the dev
@@ -59,33 +61,17 @@ func newEnv(t testing.TB) *env { return newEnvWith(t, envOpts{}) }
 
 func newEnvWith(t testing.TB, o envOpts) *env {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "t.db")}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	p, err := pki.Create(ctx, pki.DefaultDev(filepath.Join(dir, "ca"), "http://crl.test", "file"), pki.FileKeys{Dir: filepath.Join(dir, "keys")}, time.Now(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, err := linter.New(linter.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := issuer.New(issuer.Config{OCSPURL: "http://ocsp.test/", BaseURL: "http://crl.test", Shards: 4, SerialPrefix: 0x21},
-		issuer.Deps{Store: st, PKI: p, Linter: lt, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := issuertest.SQLite(t)
+	iss := issuertest.New(t, st, 0x21)
+	ca, p := iss.CA, iss.PKI
 	mailDir := filepath.Join(dir, "mail")
 	mailer := mail.Dir{Path: mailDir}
 	accounts := issuer.NewAccounts(st, nil)
 	zone := dnstest.Start(t)
-	vals, err := issuer.NewValidationService(issuer.ValidationConfig{Resolver: zone.Addr, DNSTimeout: 2 * time.Second, AllowPrivateAddresses: true},
-		issuer.ValidationDeps{Store: st, Mail: mailer, Log: log})
+	vals, err := validation.New(validation.Config{Resolver: zone.Addr, DNSTimeout: 2 * time.Second, AllowPrivateAddresses: true},
+		validation.Deps{Store: st, Mail: mailer, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +79,7 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reviews, err := issuer.NewReviews(issuer.ReviewDeps{Store: st, Orders: orders, Validations: vals, Log: log})
+	reviews, err := review.New(review.Deps{Store: st, Orders: orders, Validations: vals, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

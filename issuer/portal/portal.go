@@ -19,6 +19,8 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // Config configures the portal.
@@ -62,7 +64,7 @@ type Config struct {
 }
 
 // MaxForm bounds the body of every form but the order form: review notes
-// (issuer.MaxReviewNotes) and evidence fit with room to spare.
+// (review.MaxNotes) and evidence fit with room to spare.
 const MaxForm = 32 << 10
 
 // Validate checks the configuration.
@@ -161,9 +163,9 @@ type Issuers interface {
 type Deps struct {
 	Store       Store
 	Accounts    *issuer.Accounts
-	Validations *issuer.Validations
+	Validations *validation.Service
 	Orders      *issuer.Orders
-	Reviews     *issuer.Reviews
+	Reviews     *review.Service
 	CA          Revoker
 	Issuers     Issuers
 	Mail        mail.Sender // sign-in links

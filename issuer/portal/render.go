@@ -15,6 +15,7 @@ import (
 	"github.com/trustline/trustline/internal/humanize"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/fault"
 )
 
 //go:embed templates/*.html static/portal.css
@@ -141,11 +142,11 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 // their text.
 func classify(err error) (status int, msg string, ok bool) {
 	var (
-		in *issuer.InputError
-		cf *issuer.ConflictError
-		fb *issuer.ForbiddenError
-		nf *issuer.NotFoundError
-		un *issuer.UnavailableError
+		in *fault.InputError
+		cf *fault.ConflictError
+		fb *fault.ForbiddenError
+		nf *fault.NotFoundError
+		un *fault.UnavailableError
 	)
 	switch {
 	case errors.As(err, &in):

@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/review"
 )
 
 // The CMS review console (seed steps 6–7), for the reviewer role only: the
@@ -15,11 +15,11 @@ import (
 // the page says where an order stands.
 
 type queueData struct {
-	Items []issuer.ReviewItem
+	Items []review.Item
 }
 
 func (h *Handler) reviewQueue(w http.ResponseWriter, r *http.Request, v *visit) {
-	items, err := h.d.Reviews.Queue(r.Context(), v.acct, issuer.MaxQueue)
+	items, err := h.d.Reviews.Queue(r.Context(), v.acct, review.MaxQueue)
 	if err != nil {
 		h.fail(w, r, v, err)
 		return
@@ -33,7 +33,7 @@ type reviewLine struct {
 }
 
 type reviewOrderData struct {
-	Item      issuer.ReviewItem
+	Item      review.Item
 	Reviews   []reviewLine
 	Approvals int
 	Pending   bool // still pending review
@@ -82,7 +82,7 @@ func (h *Handler) reviewOrder(w http.ResponseWriter, r *http.Request, v *visit) 
 func (h *Handler) approve(w http.ResponseWriter, r *http.Request, v *visit) {
 	form := reviewOrderData{Notes: r.PostFormValue("notes"), Source: r.PostFormValue("evidence_source"),
 		Reference: r.PostFormValue("evidence_reference"), Extra: r.PostFormValue("evidence_extra")}
-	notes, err := longText("Notes", form.Notes, issuer.MaxReviewNotes)
+	notes, err := longText("Notes", form.Notes, review.MaxNotes)
 	if err != nil {
 		h.reviewPage(w, r, v, http.StatusBadRequest, form, []string{err.Error()})
 		return
@@ -92,7 +92,7 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, v *visit) {
 		h.reviewPage(w, r, v, http.StatusBadRequest, form, []string{err.Error()})
 		return
 	}
-	out, err := h.d.Reviews.Approve(r.Context(), v.acct, r.PathValue("id"), issuer.Decision{Notes: notes, Evidence: evidence})
+	out, err := h.d.Reviews.Approve(r.Context(), v.acct, r.PathValue("id"), review.Decision{Notes: notes, Evidence: evidence})
 	if err != nil {
 		status, msg := h.formFailure(r, err)
 		h.reviewPage(w, r, v, status, form, []string{msg})

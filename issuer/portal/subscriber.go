@@ -19,7 +19,9 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/csrcheck"
+	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // The subscriber's pages: dashboard, Validations Wizard (seed steps 2–3),
@@ -95,16 +97,16 @@ func (h *Handler) methodChoices() []methodChoice {
 	for _, m := range h.d.Validations.Methods() {
 		c := methodChoice{Value: m}
 		switch m {
-		case issuer.MethodEmail:
+		case validation.MethodEmail:
 			c.Label = "Email to an address at the domain"
 			c.Help = "We mail a code to admin, administrator, webmaster, hostmaster or postmaster at the domain; you paste it here (BR 3.2.2.4.4). Covers the domain and every name under it."
-		case issuer.MethodDNSTXT:
+		case validation.MethodDNSTXT:
 			c.Label = "DNS TXT record"
-			c.Help = "You publish a random value in a TXT record at " + issuer.DNSRecordLabel + ".<domain>, then ask us to look (BR 3.2.2.4.7). Covers the domain, every name under it, and wildcards."
-		case issuer.MethodHTTPToken:
+			c.Help = "You publish a random value in a TXT record at " + validation.DNSRecordLabel + ".<domain>, then ask us to look (BR 3.2.2.4.7). Covers the domain, every name under it, and wildcards."
+		case validation.MethodHTTPToken:
 			c.Label = "File on the web site"
-			c.Help = "You serve a random value at http://<domain>" + issuer.WellKnownPath + "<token>, then ask us to fetch it (BR 3.2.2.4.18). Covers exactly that name."
-		case issuer.MethodWhoisEmail:
+			c.Help = "You serve a random value at http://<domain>" + validation.WellKnownPath + "<token>, then ask us to fetch it (BR 3.2.2.4.18). Covers exactly that name."
+		case validation.MethodWhoisEmail:
 			c.Label = "Email to the WHOIS contact"
 			c.Help = "We mail a code to the contact the domain's WHOIS record lists. The Baseline Requirements retired this method in 2025; it is offered only because this server enables it."
 		default:
@@ -122,12 +124,12 @@ type validationNewData struct {
 }
 
 func (h *Handler) validationForm(w http.ResponseWriter, r *http.Request, v *visit, code int, d validationNewData, errs []string) {
-	d.Methods, d.Locals = h.methodChoices(), issuer.ConstructedLocalParts
+	d.Methods, d.Locals = h.methodChoices(), validation.ConstructedLocalParts
 	if d.Method == "" {
-		d.Method = issuer.MethodEmail
+		d.Method = validation.MethodEmail
 	}
 	if d.Local == "" {
-		d.Local = issuer.ConstructedLocalParts[0]
+		d.Local = validation.ConstructedLocalParts[0]
 	}
 	h.page(w, r, v, code, "validation_new", view{Title: "Validations Wizard", Nav: "validate", Errors: errs, Data: d})
 }
@@ -153,9 +155,9 @@ func (h *Handler) startValidation(w http.ResponseWriter, r *http.Request, v *vis
 		errs = append(errs, "Choose one of the validation methods listed.")
 		d.Method = ""
 	}
-	req := issuer.StartRequest{Domain: domain, Method: d.Method}
-	if d.Method == issuer.MethodEmail {
-		if !slices.Contains(issuer.ConstructedLocalParts, d.Local) {
+	req := validation.StartRequest{Domain: domain, Method: d.Method}
+	if d.Method == validation.MethodEmail {
+		if !slices.Contains(validation.ConstructedLocalParts, d.Local) {
 			errs = append(errs, "Choose the address to mail the code to.")
 			d.Local = ""
 		}
@@ -172,7 +174,7 @@ func (h *Handler) startValidation(w http.ResponseWriter, r *http.Request, v *vis
 		return
 	}
 	notice := ""
-	if val.Method == issuer.MethodEmail || val.Method == issuer.MethodWhoisEmail {
+	if val.Method == validation.MethodEmail || val.Method == validation.MethodWhoisEmail {
 		notice = "We mailed a validation code to " + val.Contact + ". Paste it below."
 	}
 	h.redirectNotice(w, r, v, "/validations/"+val.ID, notice)
@@ -180,14 +182,14 @@ func (h *Handler) startValidation(w http.ResponseWriter, r *http.Request, v *vis
 
 type validationData struct {
 	V            store.Validation
-	Pub          issuer.Publication
+	Pub          validation.Publication
 	HasPub       bool
 	AttemptsLeft int
 }
 
 func (h *Handler) validationPage(w http.ResponseWriter, r *http.Request, v *visit, code int, val store.Validation, errs []string) {
-	d := validationData{V: val, AttemptsLeft: max(0, issuer.MaxAttempts-val.Attempts)}
-	d.Pub, d.HasPub = issuer.PublicationOf(val)
+	d := validationData{V: val, AttemptsLeft: max(0, validation.MaxAttempts-val.Attempts)}
+	d.Pub, d.HasPub = validation.PublicationOf(val)
 	h.page(w, r, v, code, "validation", view{Title: "Validation of " + val.Domain, Nav: "validate", Errors: errs, Data: d})
 }
 
@@ -448,11 +450,11 @@ func (h *Handler) visibleCertificate(r *http.Request, acct store.Account) (store
 	raw := r.PathValue("serial")
 	s, err := serial.Parse(raw)
 	if err != nil || string(s) != raw {
-		return store.Certificate{}, &issuer.NotFoundError{Detail: "no such certificate: serials are lowercase hex without separators"}
+		return store.Certificate{}, &fault.NotFoundError{Detail: "no such certificate: serials are lowercase hex without separators"}
 	}
 	c, err := h.d.Store.Certificate(r.Context(), s)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.AccountID != acct.ID && acct.Role == store.RoleSubscriber) {
-		return store.Certificate{}, &issuer.NotFoundError{Detail: "no such certificate"}
+		return store.Certificate{}, &fault.NotFoundError{Detail: "no such certificate"}
 	}
 	if err != nil {
 		return store.Certificate{}, fmt.Errorf("portal: reading certificate: %w", err)

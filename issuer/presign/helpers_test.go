@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/trustline/trustline/bench"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/linter"
 	"github.com/trustline/trustline/internal/ocspcache"
@@ -209,8 +210,8 @@ func (e *env) check(en ocspcache.Entry, c store.Certificate, h ocspcodec.HashAlg
 	return r
 }
 
-func populate(n int, revoked float64, family string) issuer.PopulateRequest {
-	return issuer.PopulateRequest{N: n, RevokedFraction: revoked, KeyFamily: family}
+func populate(n int, revoked float64, family string) bench.PopulateRequest {
+	return bench.PopulateRequest{N: n, RevokedFraction: revoked, KeyFamily: family}
 }
 
 // fromPKI returns a test hierarchy's intermediates as Issuers signing with

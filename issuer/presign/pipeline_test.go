@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/trustline/trustline/bench"
 	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/reason"
@@ -96,7 +97,7 @@ func TestIssueAndRevoke(t *testing.T) {
 func TestRSAIssuer(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	ctx := context.Background()
-	if _, err := e.ca.Populate(ctx, e.st, populate(2, 0.5, "rsa")); err != nil {
+	if _, err := bench.Populate(ctx, e.ca, e.st, populate(2, 0.5, "rsa")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.p.Rebuild(ctx); err != nil {
@@ -234,7 +235,7 @@ func TestRebuild(t *testing.T) {
 	e := newEnv(t, envOpts{cfg: presign.Config{Batch: 16}})
 	mem := e.mem
 	ctx := context.Background()
-	n, err := e.ca.Populate(ctx, e.st, populate(300, 0.3, ""))
+	n, err := bench.Populate(ctx, e.ca, e.st, populate(300, 0.3, ""))
 	if err != nil || n != 300 {
 		t.Fatalf("Populate: %d, %v", n, err)
 	}
@@ -316,7 +317,7 @@ func TestRun(t *testing.T) {
 	e := newEnv(t, envOpts{cfg: presign.Config{Poll: 20 * time.Millisecond, Lease: 3 * time.Second, Instance: "one"}})
 	mem := e.mem
 	ctx := context.Background()
-	if _, err := e.ca.Populate(ctx, e.st, populate(20, 0, "")); err != nil {
+	if _, err := bench.Populate(ctx, e.ca, e.st, populate(20, 0, "")); err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
@@ -363,7 +364,7 @@ func TestRun(t *testing.T) {
 func TestIssuerWithoutSigner(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	ctx := context.Background()
-	if _, err := e.ca.Populate(ctx, e.st, populate(3, 0, "rsa")); err != nil {
+	if _, err := bench.Populate(ctx, e.ca, e.st, populate(3, 0, "rsa")); err != nil {
 		t.Fatal(err)
 	}
 	var p256 []presign.Issuer

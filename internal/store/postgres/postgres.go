@@ -86,7 +86,10 @@ type Store struct {
 	log    *slog.Logger
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.BulkLoader = (*Store)(nil) // for the bench
+)
 
 // Open connects, checks the server answers, and brings the schema up to
 // date. It fails promptly, naming the server, when the server cannot be

@@ -76,7 +76,10 @@ type Store struct {
 	log  *slog.Logger
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.BulkLoader = (*Store)(nil) // for the bench
+)
 
 // Open opens (creating if needed) the database at cfg.Path and brings its
 // schema up to date. It fails with a message naming the problem when the

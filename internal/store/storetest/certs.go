@@ -104,7 +104,7 @@ func seqProblem(es []store.Event) string {
 }
 
 func testInsertCertificates(t *testing.T, s store.Store) {
-	wantErr(t, s.InsertCertificates(ctx(t), nil), nil, "inserting no certificates")
+	wantErr(t, bulkLoader(t, s).InsertCertificates(ctx(t), nil), nil, "inserting no certificates")
 	var cs []store.Certificate
 	var wantEvents []store.Event
 	for i := 1; i <= 10; i++ {
@@ -115,7 +115,7 @@ func testInsertCertificates(t *testing.T, s store.Store) {
 		cs = append(cs, c)
 		wantEvents = append(wantEvents, store.Event{Kind: store.EventIssued, Serial: c.Serial, IssuerID: c.IssuerID, Shard: c.Shard, At: c.NotBefore})
 	}
-	must(t, s.InsertCertificates(ctx(t), cs), "inserting certificates")
+	must(t, bulkLoader(t, s).InsertCertificates(ctx(t), cs), "inserting certificates")
 	n, err := s.CountCertificates(ctx(t))
 	must(t, err, "counting certificates")
 	if n != 10 {
@@ -137,7 +137,7 @@ func testInsertCertificates(t *testing.T, s store.Store) {
 
 	// A duplicate fails the whole call.
 	fresh := cert(11, issuerA, 0)
-	wantErr(t, s.InsertCertificates(ctx(t), []store.Certificate{fresh, cs[3]}), store.ErrDuplicate, "inserting a batch with a duplicate")
+	wantErr(t, bulkLoader(t, s).InsertCertificates(ctx(t), []store.Certificate{fresh, cs[3]}), store.ErrDuplicate, "inserting a batch with a duplicate")
 	_, err = s.Certificate(ctx(t), fresh.Serial)
 	wantErr(t, err, store.ErrNotFound, "reading a certificate from the failed batch")
 	if got := len(allEvents(t, s)); got != 10 {
@@ -197,7 +197,7 @@ func testEvents(t *testing.T, s store.Store) {
 	for i := 1; i <= 10; i++ {
 		cs = append(cs, cert(i, issuerA, 1))
 	}
-	must(t, s.InsertCertificates(ctx(t), cs), "inserting certificates")
+	must(t, bulkLoader(t, s).InsertCertificates(ctx(t), cs), "inserting certificates")
 	for _, i := range []int{7, 3} {
 		_, err := s.Revoke(ctx(t), store.Revocation{Serial: sn(i), Reason: reason.Superseded, At: t0.Add(time.Hour)},
 			auditFor("certificate.revoked", sn(i), t0.Add(time.Hour)))
@@ -275,7 +275,7 @@ func seedShards(t *testing.T, s store.Store) map[int]store.Certificate {
 	for i := 1; i <= 6; i++ {
 		bulk = append(bulk, cs[i])
 	}
-	must(t, s.InsertCertificates(ctx(t), bulk), "inserting certificates")
+	must(t, bulkLoader(t, s).InsertCertificates(ctx(t), bulk), "inserting certificates")
 	for _, i := range []int{2, 4, 5, 6} {
 		r := store.Revocation{Serial: sn(i), Reason: reason.KeyCompromise, At: t0.Add(30 * time.Minute)}
 		c, err := s.Revoke(ctx(t), r, auditFor("certificate.revoked", sn(i), r.At))
@@ -342,7 +342,7 @@ func testScanShardPages(t *testing.T, s store.Store) {
 		cs[i] = cert(i+1, issuerA, 4)
 		cs[i].DER = nil
 	}
-	must(t, s.InsertCertificates(ctx(t), cs), "inserting certificates")
+	must(t, bulkLoader(t, s).InsertCertificates(ctx(t), cs), "inserting certificates")
 	var got []serial.Serial
 	must(t, s.ScanShard(ctx(t), store.ShardQuery{Issuer: issuerA, Shard: 4}, func(c store.CertSummary) error {
 		got = append(got, c.Serial)
@@ -383,7 +383,7 @@ func testListCertificates(t *testing.T, s store.Store) {
 	for i, c := range cs {
 		rev[len(cs)-1-i] = c
 	}
-	must(t, s.InsertCertificates(ctx(t), rev), "inserting certificates")
+	must(t, bulkLoader(t, s).InsertCertificates(ctx(t), rev), "inserting certificates")
 	sums := func(is ...int) []serial.Serial {
 		var out []serial.Serial
 		for _, i := range is {
@@ -446,7 +446,7 @@ func testDueForOCSP(t *testing.T, s store.Store) {
 		}
 		cs = append(cs, c)
 	}
-	must(t, s.InsertCertificates(ctx(t), cs), "inserting certificates")
+	must(t, bulkLoader(t, s).InsertCertificates(ctx(t), cs), "inserting certificates")
 	// Revoked certificates still need fresh OCSP responses.
 	_, err := s.Revoke(ctx(t), store.Revocation{Serial: sn(1), Reason: reason.KeyCompromise, At: t0}, auditFor("certificate.revoked", sn(1), t0))
 	must(t, err, "revoking")
@@ -481,7 +481,7 @@ func testSetOCSPRefresh(t *testing.T, s store.Store) {
 	for i := 1; i <= 3; i++ {
 		cs = append(cs, cert(i, issuerA, 0))
 	}
-	must(t, s.InsertCertificates(ctx(t), cs), "inserting certificates")
+	must(t, bulkLoader(t, s).InsertCertificates(ctx(t), cs), "inserting certificates")
 	must(t, s.SetOCSPRefresh(ctx(t), nil), "setting nothing")
 	later := t0.Add(5 * time.Hour)
 	must(t, s.SetOCSPRefresh(ctx(t), []store.OCSPRefresh{{Serial: sn(1), At: later}, {Serial: sn(2), At: later.Add(time.Hour)}}), "moving refresh")
@@ -519,7 +519,7 @@ func testTimePrecision(t *testing.T, s store.Store) {
 	c.NotBefore = in
 	c.NotAfter = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC) // RFC 5280 "no expiry"
 	c.OCSPRefreshAt = time.Time{}
-	must(t, s.InsertCertificates(ctx(t), []store.Certificate{c}), "inserting certificate")
+	must(t, bulkLoader(t, s).InsertCertificates(ctx(t), []store.Certificate{c}), "inserting certificate")
 
 	gotA, err := s.Account(ctx(t), a.ID)
 	must(t, err, "reading account")

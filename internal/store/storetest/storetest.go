@@ -1,7 +1,7 @@
-// Package storetest is the conformance suite for store.Store: one set of
-// tests that every adapter (internal/store/sqlite, internal/store/postgres)
-// must pass, so that they behave alike down to error values, orderings and
-// time precision.
+// Package storetest is the conformance suite for store.Store and
+// store.BulkLoader: one set of tests that every adapter
+// (internal/store/sqlite, internal/store/postgres) must pass, so that they
+// behave alike down to error values, orderings and time precision.
 //
 // Who may import it: the adapters' tests only.
 package storetest
@@ -118,6 +118,17 @@ func us(t time.Time) time.Time {
 // need not tell them apart).
 func diff(want, got any, opts ...cmp.Option) string {
 	return cmp.Diff(want, got, append(opts, cmpopts.EquateEmpty())...)
+}
+
+// bulkLoader returns the bulk path of s: every adapter implements
+// store.BulkLoader besides store.Store, for the bench.
+func bulkLoader(tb testing.TB, s store.Store) store.BulkLoader {
+	tb.Helper()
+	b, ok := s.(store.BulkLoader)
+	if !ok {
+		tb.Fatalf("%T does not implement store.BulkLoader", s)
+	}
+	return b
 }
 
 func ctx(t *testing.T) context.Context {

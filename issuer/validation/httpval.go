@@ -1,4 +1,4 @@
-package issuer
+package validation
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ type tokenFetcher struct {
 	maxRedirects int
 }
 
-func newTokenFetcher(cfg ValidationConfig, dial DialFunc) *tokenFetcher {
+func newTokenFetcher(cfg Config, dial DialFunc) *tokenFetcher {
 	f := &tokenFetcher{httpPort: cfg.HTTPPort, httpsPort: cfg.HTTPSPort, maxRedirects: cfg.MaxRedirects}
 	tr := &http.Transport{
 		Proxy:       nil,
@@ -94,7 +94,7 @@ func (f *tokenFetcher) allowedURL(u *url.URL) bool {
 func (f *tokenFetcher) fetchURL(contact string) (*url.URL, error) {
 	u, err := url.Parse(contact)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("issuer: stored http-token URL %q is malformed", contact)
+		return nil, fmt.Errorf("validation: stored http-token URL %q is malformed", contact)
 	}
 	if f.httpPort != 80 {
 		u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(f.httpPort))
@@ -119,7 +119,7 @@ func (f *tokenFetcher) check(ctx context.Context, contact, want string) (map[str
 	}}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("issuer: building request: %w", err)
+		return nil, fmt.Errorf("validation: building request: %w", err)
 	}
 	req.Header.Set("User-Agent", "Trustline domain validation (BR 3.2.2.4.18)")
 	req.Header.Set("Accept", "text/plain, */*")

@@ -1,4 +1,24 @@
-package issuer
+// Package validation is Trustline's domain-control validation (seed steps
+// 2–3): the BR §3.2.2.4 methods a subscriber proves control of a domain
+// with — Constructed Email to Domain Contact (§3.2.2.4.4), DNS Change
+// (§3.2.2.4.7), Agreed-Upon Change to Website v2 (§3.2.2.4.18) and, only
+// when configured, the retired WHOIS email (§3.2.2.4.2) — and the evidence
+// each leaves: method, contact, the random value's hash, times and
+// attempts. It also says which names of an order an account's valid
+// validations cover (BR §3.2.2.4, and §3.2.2.6 for wildcards) during the
+// reuse period of BR §4.2.1.
+//
+// It reads and writes validations through the small Store it declares,
+// mails through internal/mail, and reaches the network (DNS, HTTP, WHOIS)
+// only through its configured resolver and dialer. Its errors for the
+// subscriber are issuer/fault's.
+//
+// Who may import it: the edges (issuer/api, issuer/portal), cmd/trustline
+// and the base package issuer (whose metrics name the methods). Orders and
+// the review queue use it through their own Coverage interfaces. It
+// imports only leaves of issuer/ (csrcheck, profile, fault) — never the
+// base package, the review queue or the edges — and signs nothing.
+package validation
 
 import (
 	"context"
@@ -20,11 +40,12 @@ import (
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/csrcheck"
+	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/profile"
 )
 
-// ValidationStore is the subset of the store validations use.
-type ValidationStore interface {
+// Store is the subset of the store validations use.
+type Store interface {
 	CreateValidation(ctx context.Context, v store.Validation) error
 	Validation(ctx context.Context, id string) (store.Validation, error)
 	UpdateValidation(ctx context.Context, v store.Validation) (store.Validation, error)
@@ -63,9 +84,9 @@ const (
 	WellKnownPath = "/.well-known/pki-validation/"
 )
 
-// ValidationConfig configures the methods that reach out to the network.
+// Config configures the methods that reach out to the network.
 // The zero value offers email only.
-type ValidationConfig struct {
+type Config struct {
 	// Resolver is the recursive DNS resolver, host:port, that dns-txt asks
 	// and http-token resolves names through. Empty turns both methods off.
 	Resolver string
@@ -108,41 +129,41 @@ type ValidationConfig struct {
 const maxChallengeLifetime = 30 * 24 * time.Hour
 
 // Validate checks the configuration.
-func (c ValidationConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	if c.Resolver != "" {
 		if _, _, err := net.SplitHostPort(c.Resolver); err != nil {
-			errs = append(errs, fmt.Errorf("issuer: Resolver %q must be host:port", c.Resolver))
+			errs = append(errs, fmt.Errorf("validation: Resolver %q must be host:port", c.Resolver))
 		}
 	}
 	switch c.DNSTransport {
 	case "", "udp", "tcp":
 	default:
-		errs = append(errs, fmt.Errorf("issuer: DNSTransport %q: want udp or tcp", c.DNSTransport))
+		errs = append(errs, fmt.Errorf("validation: DNSTransport %q: want udp or tcp", c.DNSTransport))
 	}
 	for name, p := range map[string]int{"HTTPPort": c.HTTPPort, "HTTPSPort": c.HTTPSPort} {
 		if p < 0 || p > 65535 {
-			errs = append(errs, fmt.Errorf("issuer: %s %d out of range", name, p))
+			errs = append(errs, fmt.Errorf("validation: %s %d out of range", name, p))
 		}
 	}
 	if c.MaxRedirects < -1 || c.MaxRedirects > 10 {
-		errs = append(errs, fmt.Errorf("issuer: MaxRedirects %d out of range [-1, 10]", c.MaxRedirects))
+		errs = append(errs, fmt.Errorf("validation: MaxRedirects %d out of range [-1, 10]", c.MaxRedirects))
 	}
 	if c.DNSTimeout < 0 || c.HTTPTimeout < 0 || c.WhoisTimeout < 0 {
-		errs = append(errs, errors.New("issuer: validation timeouts must not be negative"))
+		errs = append(errs, errors.New("validation: validation timeouts must not be negative"))
 	}
 	if c.ChallengeLifetime < 0 || c.ChallengeLifetime > maxChallengeLifetime {
-		errs = append(errs, fmt.Errorf("issuer: ChallengeLifetime %s must be in [0, 30 days] (BR 3.2.2.4.7)", humanize.Duration(c.ChallengeLifetime)))
+		errs = append(errs, fmt.Errorf("validation: ChallengeLifetime %s must be in [0, 30 days] (BR 3.2.2.4.7)", humanize.Duration(c.ChallengeLifetime)))
 	}
 	if c.WhoisEmail {
 		if _, _, err := net.SplitHostPort(c.WhoisServer); err != nil {
-			errs = append(errs, fmt.Errorf("issuer: WhoisEmail needs WhoisServer as host:port, not %q", c.WhoisServer))
+			errs = append(errs, fmt.Errorf("validation: WhoisEmail needs WhoisServer as host:port, not %q", c.WhoisServer))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (c ValidationConfig) withDefaults() ValidationConfig {
+func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -173,9 +194,9 @@ func (c ValidationConfig) withDefaults() ValidationConfig {
 // DialFunc opens a network connection, as net.Dialer.DialContext does.
 type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
 
-// ValidationDeps are the validation service's collaborators.
-type ValidationDeps struct {
-	Store ValidationStore
+// Deps are the validation service's collaborators.
+type Deps struct {
+	Store Store
 	Mail  mail.Sender
 	Log   *slog.Logger // nil: discard
 	Now   func() time.Time
@@ -187,14 +208,28 @@ type ValidationDeps struct {
 	Dial DialFunc
 	// Metrics, optional, counts validations started, completed and
 	// failed by method.
-	Metrics *Metrics
+	Metrics Metrics
 }
 
-// Validations runs domain validation (seed steps 2–3) and keeps the
-// evidence of each: method, random value (hashed), time and contact.
-type Validations struct {
-	cfg   ValidationConfig
-	store ValidationStore
+// Metrics counts validations by method; *issuer.Metrics is one.
+type Metrics interface {
+	ValidationStarted(method string)
+	ValidationCompleted(method string)
+	ValidationFailed(method string)
+}
+
+// uncounted is the Metrics of a service given none.
+type uncounted struct{}
+
+func (uncounted) ValidationStarted(string)   {}
+func (uncounted) ValidationCompleted(string) {}
+func (uncounted) ValidationFailed(string)    {}
+
+// Service runs domain validation (seed steps 2–3) and keeps the evidence
+// of each: method, random value (hashed), time and contact.
+type Service struct {
+	cfg   Config
+	store Store
 	mail  mail.Sender
 	now   func() time.Time
 	rand  io.Reader
@@ -203,27 +238,27 @@ type Validations struct {
 	web   *tokenFetcher  // nil: http-token off
 	whois *whoisResolver // nil: whois-email off
 
-	metrics *Metrics // nil: not counted
+	metrics Metrics
 }
 
-// NewValidations builds an email-only validation service.
-func NewValidations(st ValidationStore, m mail.Sender, now func() time.Time) *Validations {
-	return newValidations(ValidationConfig{}, ValidationDeps{Store: st, Mail: m, Now: now})
+// NewEmailOnly builds a validation service that offers email only.
+func NewEmailOnly(st Store, m mail.Sender, now func() time.Time) *Service {
+	return newService(Config{}, Deps{Store: st, Mail: m, Now: now})
 }
 
-// NewValidationService checks cfg and builds the validation service with
-// the methods cfg turns on.
-func NewValidationService(cfg ValidationConfig, d ValidationDeps) (*Validations, error) {
+// New checks cfg and builds the validation service with the methods cfg
+// turns on.
+func New(cfg Config, d Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if d.Store == nil || d.Mail == nil {
-		return nil, errors.New("issuer: validations need a Store and a Mail sender")
+		return nil, errors.New("validation: validations need a Store and a Mail sender")
 	}
-	return newValidations(cfg, d), nil
+	return newService(cfg, d), nil
 }
 
-func newValidations(cfg ValidationConfig, d ValidationDeps) *Validations {
+func newService(cfg Config, d Deps) *Service {
 	cfg = cfg.withDefaults()
 	if d.Now == nil {
 		d.Now = time.Now
@@ -234,7 +269,10 @@ func newValidations(cfg ValidationConfig, d ValidationDeps) *Validations {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	v := &Validations{cfg: cfg, store: d.Store, mail: d.Mail, now: d.Now, rand: d.Rand, log: d.Log, metrics: d.Metrics}
+	if d.Metrics == nil {
+		d.Metrics = uncounted{}
+	}
+	v := &Service{cfg: cfg, store: d.Store, mail: d.Mail, now: d.Now, rand: d.Rand, log: d.Log, metrics: d.Metrics}
 	public, direct := d.Dial, d.Dial
 	if d.Dial == nil {
 		public = guardedDialer(cfg.Resolver, cfg.AllowPrivateAddresses)
@@ -254,7 +292,7 @@ func newValidations(cfg ValidationConfig, d ValidationDeps) *Validations {
 }
 
 // Methods lists the validation methods on offer.
-func (v *Validations) Methods() []string {
+func (v *Service) Methods() []string {
 	ms := []string{MethodEmail}
 	if v.dns != nil {
 		ms = append(ms, MethodDNSTXT, MethodHTTPToken)
@@ -269,10 +307,10 @@ func (v *Validations) Methods() []string {
 func NormalizeDomain(d string) (string, error) {
 	d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
 	if strings.HasPrefix(d, "*.") {
-		return "", &InputError{Detail: "validate the base domain, not a wildcard name"}
+		return "", &fault.InputError{Detail: "validate the base domain, not a wildcard name"}
 	}
 	if err := csrcheck.CheckName(d); err != nil {
-		return "", &InputError{Detail: err.Error()}
+		return "", &fault.InputError{Detail: err.Error()}
 	}
 	return d, nil
 }
@@ -287,13 +325,13 @@ type StartRequest struct {
 }
 
 // Start begins a validation by any offered method.
-func (v *Validations) Start(ctx context.Context, acct store.Account, r StartRequest) (store.Validation, error) {
+func (v *Service) Start(ctx context.Context, acct store.Account, r StartRequest) (store.Validation, error) {
 	offered := v.Methods()
 	if r.Method == "" {
-		return store.Validation{}, &InputError{Detail: fmt.Sprintf("method is required (%s)", strings.Join(offered, ", "))}
+		return store.Validation{}, &fault.InputError{Detail: fmt.Sprintf("method is required (%s)", strings.Join(offered, ", "))}
 	}
 	if !contains(offered, r.Method) {
-		return store.Validation{}, &InputError{Detail: fmt.Sprintf("validation method %q is not offered (offered: %s)",
+		return store.Validation{}, &fault.InputError{Detail: fmt.Sprintf("validation method %q is not offered (offered: %s)",
 			truncate(r.Method, 32), strings.Join(offered, ", "))}
 	}
 	switch r.Method {
@@ -308,7 +346,7 @@ func (v *Validations) Start(ctx context.Context, acct store.Account, r StartRequ
 
 // StartEmail begins an email validation (BR §3.2.2.4.4): a random code is
 // mailed to a constructed address at the domain; only its hash is stored.
-func (v *Validations) StartEmail(ctx context.Context, acct store.Account, domain, address string) (store.Validation, error) {
+func (v *Service) StartEmail(ctx context.Context, acct store.Account, domain, address string) (store.Validation, error) {
 	domain, err := NormalizeDomain(domain)
 	if err != nil {
 		return store.Validation{}, err
@@ -316,7 +354,7 @@ func (v *Validations) StartEmail(ctx context.Context, acct store.Account, domain
 	addr := strings.ToLower(strings.TrimSpace(address))
 	local, at, ok := strings.Cut(addr, "@")
 	if !ok || at != domain || !contains(ConstructedLocalParts, local) {
-		return store.Validation{}, &InputError{Detail: fmt.Sprintf(
+		return store.Validation{}, &fault.InputError{Detail: fmt.Sprintf(
 			"email must be one of %s@%s (BR 3.2.2.4.4 constructed addresses)", strings.Join(ConstructedLocalParts, "|"), domain)}
 	}
 	return v.mailCode(ctx, acct, domain, MethodEmail, addr, nil)
@@ -325,7 +363,7 @@ func (v *Validations) StartEmail(ctx context.Context, acct store.Account, domain
 // mailCode records a code validation and mails the code to addr. Only the
 // code's hash is stored. startEvidence (JSON object or nil) is kept and
 // completed when the code is confirmed.
-func (v *Validations) mailCode(ctx context.Context, acct store.Account, domain, method, addr string, startEvidence []byte) (store.Validation, error) {
+func (v *Service) mailCode(ctx context.Context, acct store.Account, domain, method, addr string, startEvidence []byte) (store.Validation, error) {
 	code, err := v.randomValue()
 	if err != nil {
 		return store.Validation{}, err
@@ -333,14 +371,14 @@ func (v *Validations) mailCode(ctx context.Context, acct store.Account, domain, 
 	now := v.now()
 	sum := sha256.Sum256([]byte(code))
 	val := store.Validation{
-		ID: NewID("val_"), AccountID: acct.ID, Domain: domain, Method: method, Contact: addr,
+		ID: newID("val_"), AccountID: acct.ID, Domain: domain, Method: method, Contact: addr,
 		Secret: sum[:], Status: store.ValidationPending, CreatedAt: now, ExpiresAt: now.Add(CodeLifetime),
 		Evidence: startEvidence,
 	}
 	if err := v.store.CreateValidation(ctx, val); err != nil {
-		return store.Validation{}, fmt.Errorf("issuer: creating validation: %w", err)
+		return store.Validation{}, fmt.Errorf("validation: creating validation: %w", err)
 	}
-	v.metrics.validationStarted(method)
+	v.metrics.ValidationStarted(method)
 	msg := mail.Message{
 		To:      addr,
 		Subject: "Confirm control of " + domain,
@@ -357,8 +395,8 @@ func (v *Validations) mailCode(ctx context.Context, acct store.Account, domain, 
 		if _, uerr := v.store.UpdateValidation(context.WithoutCancel(ctx), val); uerr != nil {
 			v.log.Error("cannot retire validation after a mail failure", "validation", val.ID, "err", uerr)
 		}
-		v.metrics.validationFailed(method)
-		return store.Validation{}, fmt.Errorf("issuer: mailing validation code: %w", err)
+		v.metrics.ValidationFailed(method)
+		return store.Validation{}, fmt.Errorf("validation: mailing validation code: %w", err)
 	}
 	return val, nil
 }
@@ -367,7 +405,7 @@ func (v *Validations) mailCode(ctx context.Context, acct store.Account, domain, 
 // publishes a fresh random value (BR §3.2.2.4.7, §3.2.2.4.18) and then
 // asks the CA to look. The value is stored as is: it is public once
 // published.
-func (v *Validations) startPublished(ctx context.Context, acct store.Account, domain, method string) (store.Validation, error) {
+func (v *Service) startPublished(ctx context.Context, acct store.Account, domain, method string) (store.Validation, error) {
 	domain, err := NormalizeDomain(domain)
 	if err != nil {
 		return store.Validation{}, err
@@ -382,28 +420,28 @@ func (v *Validations) startPublished(ctx context.Context, acct store.Account, do
 		// so the file is named by a separate token.
 		token := make([]byte, 16)
 		if _, err := io.ReadFull(v.rand, token); err != nil {
-			return store.Validation{}, fmt.Errorf("issuer: reading randomness: %w", err)
+			return store.Validation{}, fmt.Errorf("validation: reading randomness: %w", err)
 		}
 		contact = "http://" + domain + WellKnownPath + hex.EncodeToString(token)
 	}
 	now := v.now()
 	val := store.Validation{
-		ID: NewID("val_"), AccountID: acct.ID, Domain: domain, Method: method, Contact: contact,
+		ID: newID("val_"), AccountID: acct.ID, Domain: domain, Method: method, Contact: contact,
 		Secret: []byte(value), Status: store.ValidationPending, CreatedAt: now, ExpiresAt: now.Add(v.cfg.ChallengeLifetime),
 	}
 	if err := v.store.CreateValidation(ctx, val); err != nil {
-		return store.Validation{}, fmt.Errorf("issuer: creating validation: %w", err)
+		return store.Validation{}, fmt.Errorf("validation: creating validation: %w", err)
 	}
-	v.metrics.validationStarted(method)
+	v.metrics.ValidationStarted(method)
 	return val, nil
 }
 
 // randomValue returns CodeBits of randomness in base32 without padding:
 // easy to paste, and safe in a TXT record or a file.
-func (v *Validations) randomValue() (string, error) {
+func (v *Service) randomValue() (string, error) {
 	b := make([]byte, (CodeBits+7)/8)
 	if _, err := io.ReadFull(v.rand, b); err != nil {
-		return "", fmt.Errorf("issuer: reading randomness: %w", err)
+		return "", fmt.Errorf("validation: reading randomness: %w", err)
 	}
 	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b), nil
 }
@@ -443,13 +481,13 @@ func RandomValueSHA256(v store.Validation) string {
 }
 
 // Get returns a validation the account owns.
-func (v *Validations) Get(ctx context.Context, acct store.Account, id string) (store.Validation, error) {
+func (v *Service) Get(ctx context.Context, acct store.Account, id string) (store.Validation, error) {
 	val, err := v.store.Validation(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && val.AccountID != acct.ID) {
-		return store.Validation{}, &NotFoundError{Detail: "no such validation"}
+		return store.Validation{}, &fault.NotFoundError{Detail: "no such validation"}
 	}
 	if err != nil {
-		return store.Validation{}, fmt.Errorf("issuer: reading validation: %w", err)
+		return store.Validation{}, fmt.Errorf("validation: reading validation: %w", err)
 	}
 	return val, nil
 }
@@ -458,7 +496,7 @@ func (v *Validations) Get(ctx context.Context, acct store.Account, id string) (s
 // dns-txt and http-token take no code and make the CA look for the
 // published value. Every method allows MaxAttempts failures before the
 // validation dies, and none works after it expires.
-func (v *Validations) Confirm(ctx context.Context, acct store.Account, id, code string) (store.Validation, error) {
+func (v *Service) Confirm(ctx context.Context, acct store.Account, id, code string) (store.Validation, error) {
 	val, err := v.Get(ctx, acct, id)
 	if err != nil {
 		return store.Validation{}, err
@@ -466,27 +504,27 @@ func (v *Validations) Confirm(ctx context.Context, acct store.Account, id, code 
 	switch val.Method {
 	case MethodEmail, MethodWhoisEmail:
 		if strings.TrimSpace(code) == "" {
-			return store.Validation{}, &InputError{Detail: "code is required: paste the code from the email"}
+			return store.Validation{}, &fault.InputError{Detail: "code is required: paste the code from the email"}
 		}
 		return v.confirmCode(ctx, acct, id, code)
 	case MethodDNSTXT, MethodHTTPToken:
 		if strings.TrimSpace(code) != "" {
-			return store.Validation{}, &InputError{Detail: val.Method + " validations take no code: publish the value, then confirm with an empty body"}
+			return store.Validation{}, &fault.InputError{Detail: val.Method + " validations take no code: publish the value, then confirm with an empty body"}
 		}
 		return v.confirmPublished(ctx, acct, id)
 	}
-	return store.Validation{}, &InputError{Detail: fmt.Sprintf("validation method %q cannot be confirmed here", val.Method)}
+	return store.Validation{}, &fault.InputError{Detail: fmt.Sprintf("validation method %q cannot be confirmed here", val.Method)}
 }
 
 // gate settles the states in which a confirmation cannot proceed; it
 // returns done=true with the answer to give. An expired pending
 // validation is retired (retry=true when that update lost a race).
-func (v *Validations) gate(ctx context.Context, val store.Validation, now time.Time) (done, retry bool, err error) {
+func (v *Service) gate(ctx context.Context, val store.Validation, now time.Time) (done, retry bool, err error) {
 	switch {
 	case val.Status == store.ValidationValid:
-		return true, false, &ConflictError{Detail: "this validation is already complete; codes work once"}
+		return true, false, &fault.ConflictError{Detail: "this validation is already complete; codes work once"}
 	case val.Status != store.ValidationPending:
-		return true, false, &ConflictError{Detail: "this validation has failed; start a new one"}
+		return true, false, &fault.ConflictError{Detail: "this validation has failed; start a new one"}
 	case !now.Before(val.ExpiresAt):
 		val.Status = store.ValidationInvalid
 		_, err := v.store.UpdateValidation(ctx, val)
@@ -494,16 +532,16 @@ func (v *Validations) gate(ctx context.Context, val store.Validation, now time.T
 			return true, true, nil
 		}
 		if err == nil {
-			v.metrics.validationFailed(val.Method)
+			v.metrics.ValidationFailed(val.Method)
 		}
-		return true, false, &ConflictError{Detail: "this validation has expired; start a new one"}
+		return true, false, &fault.ConflictError{Detail: "this validation has expired; start a new one"}
 	}
 	return false, false, nil
 }
 
 // failAttempt records a failed confirmation and phrases the answer.
 // retry=true: the update lost a race, read again.
-func (v *Validations) failAttempt(ctx context.Context, val store.Validation, why string) (retry bool, err error) {
+func (v *Service) failAttempt(ctx context.Context, val store.Validation, why string) (retry bool, err error) {
 	val.Attempts++
 	if val.Attempts >= MaxAttempts {
 		val.Status = store.ValidationInvalid
@@ -512,17 +550,17 @@ func (v *Validations) failAttempt(ctx context.Context, val store.Validation, why
 		if errors.Is(err, store.ErrConflict) {
 			return true, nil
 		}
-		return false, fmt.Errorf("issuer: recording attempt: %w", err)
+		return false, fmt.Errorf("validation: recording attempt: %w", err)
 	}
 	if val.Status == store.ValidationInvalid {
-		v.metrics.validationFailed(val.Method)
-		return false, &InputError{Detail: why + "; no attempts left, start a new validation"}
+		v.metrics.ValidationFailed(val.Method)
+		return false, &fault.InputError{Detail: why + "; no attempts left, start a new validation"}
 	}
-	return false, &InputError{Detail: fmt.Sprintf("%s; %d attempt(s) left", why, MaxAttempts-val.Attempts)}
+	return false, &fault.InputError{Detail: fmt.Sprintf("%s; %d attempt(s) left", why, MaxAttempts-val.Attempts)}
 }
 
 // complete marks val valid with its evidence. retry=true: lost a race.
-func (v *Validations) complete(ctx context.Context, val store.Validation, now time.Time, evidence map[string]any) (store.Validation, bool, error) {
+func (v *Service) complete(ctx context.Context, val store.Validation, now time.Time, evidence map[string]any) (store.Validation, bool, error) {
 	base := map[string]any{}
 	if len(val.Evidence) > 0 {
 		_ = json.Unmarshal(val.Evidence, &base) // what the start recorded
@@ -542,15 +580,15 @@ func (v *Validations) complete(ctx context.Context, val store.Validation, now ti
 		return store.Validation{}, true, nil
 	}
 	if err != nil {
-		return store.Validation{}, false, fmt.Errorf("issuer: completing validation: %w", err)
+		return store.Validation{}, false, fmt.Errorf("validation: completing validation: %w", err)
 	}
-	v.metrics.validationCompleted(val.Method)
+	v.metrics.ValidationCompleted(val.Method)
 	return updated, false, nil
 }
 
 // confirmCode checks a mailed code. A code works once, before it expires,
 // and only within MaxAttempts tries.
-func (v *Validations) confirmCode(ctx context.Context, acct store.Account, id, code string) (store.Validation, error) {
+func (v *Service) confirmCode(ctx context.Context, acct store.Account, id, code string) (store.Validation, error) {
 	for {
 		val, err := v.Get(ctx, acct, id)
 		if err != nil {
@@ -585,7 +623,7 @@ func (v *Validations) confirmCode(ctx context.Context, acct store.Account, id, c
 // confirmPublished looks for the published random value of a dns-txt or
 // http-token validation. Confirming a validation that is already valid
 // answers it again: the call has no code to reuse.
-func (v *Validations) confirmPublished(ctx context.Context, acct store.Account, id string) (store.Validation, error) {
+func (v *Service) confirmPublished(ctx context.Context, acct store.Account, id string) (store.Validation, error) {
 	for {
 		val, err := v.Get(ctx, acct, id)
 		if err != nil {
@@ -604,12 +642,12 @@ func (v *Validations) confirmPublished(ctx context.Context, acct store.Account, 
 		switch val.Method {
 		case MethodDNSTXT:
 			if v.dns == nil {
-				return store.Validation{}, &UnavailableError{Detail: "dns-txt validation is not configured on this server"}
+				return store.Validation{}, &fault.UnavailableError{Detail: "dns-txt validation is not configured on this server"}
 			}
 			evidence, err = v.dns.check(ctx, val.Contact, string(val.Secret))
 		default:
 			if v.web == nil {
-				return store.Validation{}, &UnavailableError{Detail: "http-token validation is not configured on this server"}
+				return store.Validation{}, &fault.UnavailableError{Detail: "http-token validation is not configured on this server"}
 			}
 			evidence, err = v.web.check(ctx, val.Contact, string(val.Secret))
 		}
@@ -638,15 +676,9 @@ type checkFailure struct{ Detail string }
 
 func (e *checkFailure) Error() string { return e.Detail }
 
-// UnavailableError: a service the request needs (the CA's resolver, a
-// WHOIS server) did not answer; the request may be retried (HTTP 503).
-type UnavailableError struct{ Detail string }
-
-func (e *UnavailableError) Error() string { return e.Detail }
-
 // Uncovered returns the names that no valid validation of the account
 // covers at now.
-func (v *Validations) Uncovered(ctx context.Context, accountID string, names []string) ([]string, error) {
+func (v *Service) Uncovered(ctx context.Context, accountID string, names []string) ([]string, error) {
 	cov, err := v.Covering(ctx, accountID, names)
 	if err != nil {
 		return nil, err
@@ -662,10 +694,10 @@ func (v *Validations) Uncovered(ctx context.Context, accountID string, names []s
 
 // Covering returns, for each name, the account's newest valid validation
 // that covers it at now, or nil.
-func (v *Validations) Covering(ctx context.Context, accountID string, names []string) ([]*store.Validation, error) {
+func (v *Service) Covering(ctx context.Context, accountID string, names []string) ([]*store.Validation, error) {
 	vals, err := v.store.ValidValidations(ctx, accountID, v.now())
 	if err != nil {
-		return nil, fmt.Errorf("issuer: reading validations: %w", err)
+		return nil, fmt.Errorf("validation: reading validations: %w", err)
 	}
 	out := make([]*store.Validation, len(names))
 	for i, n := range names {
@@ -692,6 +724,22 @@ func covers(v store.Validation, name string) bool {
 		return base == v.Domain
 	}
 	return base == v.Domain || strings.HasSuffix(base, "."+v.Domain)
+}
+
+// newID returns a random, URL-safe validation id (96 bits: unguessable,
+// so ids in URLs reveal nothing), as issuer.NewID makes account and order
+// ids.
+func newID(prefix string) string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func contains(list []string, s string) bool {

@@ -1,49 +1,33 @@
-package issuer_test
+package bench_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"path/filepath"
 	"testing"
-	"time"
 
+	"github.com/trustline/trustline/bench"
 	"github.com/trustline/trustline/internal/linter"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
-	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
 )
 
+// populateCA is a CA over a fresh SQLite store: the test signs for real,
+// as `trustline bench populate` does.
 func populateCA(tb testing.TB) (*issuer.CA, *sqlite.Store, *pki.PKI) {
 	tb.Helper()
-	ctx := context.Background()
-	dir := tb.TempDir()
-	log := testfix.QuietLogger()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "t.db")}, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	p, err := pki.Create(ctx, pki.DefaultDev(filepath.Join(dir, "ca"), "http://crl.test", "file"), pki.FileKeys{Dir: filepath.Join(dir, "keys")}, time.Now(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	lt, _ := linter.New(linter.Config{})
-	ca, err := issuer.New(issuer.Config{OCSPURL: "http://ocsp.test/", BaseURL: "http://crl.test", Shards: 4, SerialPrefix: 0x44},
-		issuer.Deps{Store: st, PKI: p, Linter: lt, Log: log})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return ca, st, p
+	st := issuertest.SQLite(tb)
+	iss := issuertest.New(tb, st, 0x44)
+	return iss.CA, st, iss.PKI
 }
 
 func TestPopulateStoresRealCertificates(t *testing.T) {
 	ca, st, p := populateCA(t)
 	ctx := context.Background()
-	n, err := ca.Populate(ctx, st, issuer.PopulateRequest{N: 500, RevokedFraction: 0.2, Batch: 128})
+	n, err := bench.Populate(ctx, ca, st, bench.PopulateRequest{N: 500, RevokedFraction: 0.2, Batch: 128})
 	if err != nil || n != 500 {
 		t.Fatalf("Populate = %d, %v", n, err)
 	}
@@ -91,7 +75,7 @@ func BenchmarkPopulate(b *testing.B) {
 	const perOp = 20000
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := ca.Populate(context.Background(), st, issuer.PopulateRequest{N: perOp, RevokedFraction: 0.01}); err != nil {
+		if _, err := bench.Populate(context.Background(), ca, st, bench.PopulateRequest{N: perOp, RevokedFraction: 0.01}); err != nil {
 			b.Fatal(err)
 		}
 	}

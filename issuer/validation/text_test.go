@@ -1,4 +1,4 @@
-package issuer_test
+package validation_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // outbox is a hand-written mail.Sender that keeps what it is given.
@@ -38,11 +39,11 @@ func TestValidationMailForPeople(t *testing.T) {
 		t.Fatal(err)
 	}
 	box := &outbox{}
-	vals, err := issuer.NewValidationService(issuer.ValidationConfig{}, issuer.ValidationDeps{Store: st, Mail: box, Log: log})
+	vals, err := validation.New(validation.Config{}, validation.Deps{Store: st, Mail: box, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	val, err := vals.Start(ctx, acct, issuer.StartRequest{Domain: "example.com", Method: issuer.MethodEmail, Email: "admin@example.com"})
+	val, err := vals.Start(ctx, acct, validation.StartRequest{Domain: "example.com", Method: validation.MethodEmail, Email: "admin@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +61,8 @@ func TestValidationMailForPeople(t *testing.T) {
 	}
 }
 
-func TestValidationConfigDurationsForPeople(t *testing.T) {
-	err := issuer.ValidationConfig{ChallengeLifetime: 31 * 24 * time.Hour}.Validate()
+func TestConfigDurationsForPeople(t *testing.T) {
+	err := validation.Config{ChallengeLifetime: 31 * 24 * time.Hour}.Validate()
 	if err == nil || !strings.Contains(err.Error(), "ChallengeLifetime 31 days must be in [0, 30 days]") {
 		t.Errorf("Validate = %v, want the lifetime in days", err)
 	}

@@ -1,4 +1,4 @@
-package issuer
+package validation
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/fault"
 )
 
 // WHOIS email (the seed's step 3: "send the verification code to domain
@@ -213,7 +214,7 @@ func (w *whoisResolver) lookup(ctx context.Context, domain string) (WhoisReply, 
 			if ctx.Err() != nil {
 				return WhoisReply{}, hops, ctx.Err()
 			}
-			return WhoisReply{}, hops, &UnavailableError{Detail: fmt.Sprintf("the WHOIS server %s did not answer; try again later or use another method", server)}
+			return WhoisReply{}, hops, &fault.UnavailableError{Detail: fmt.Sprintf("the WHOIS server %s did not answer; try again later or use another method", server)}
 		}
 		rep := ParseWhois(raw)
 		sum := sha256.Sum256(raw)
@@ -237,7 +238,7 @@ func (w *whoisResolver) query(ctx context.Context, dial DialFunc, server, domain
 	defer cancel()
 	conn, err := dial(ctx, "tcp", server)
 	if err != nil {
-		return nil, fmt.Errorf("issuer: whois %s: %w", server, err)
+		return nil, fmt.Errorf("validation: whois %s: %w", server, err)
 	}
 	defer conn.Close()
 	deadline, _ := ctx.Deadline()
@@ -245,11 +246,11 @@ func (w *whoisResolver) query(ctx context.Context, dial DialFunc, server, domain
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if _, err := io.WriteString(conn, domain+"\r\n"); err != nil {
-		return nil, fmt.Errorf("issuer: whois %s: sending the query: %w", server, err)
+		return nil, fmt.Errorf("validation: whois %s: sending the query: %w", server, err)
 	}
 	raw, err := io.ReadAll(io.LimitReader(conn, maxWhoisReply))
 	if err != nil {
-		return nil, fmt.Errorf("issuer: whois %s: reading the reply: %w", server, err)
+		return nil, fmt.Errorf("validation: whois %s: reading the reply: %w", server, err)
 	}
 	return raw, nil
 }
@@ -257,14 +258,14 @@ func (w *whoisResolver) query(ctx context.Context, dial DialFunc, server, domain
 // startWhois begins a whois-email validation: the registered domain's
 // WHOIS contacts are looked up and the code is mailed to the one asked for
 // (it must be listed) or, by default, to the first (admin first).
-func (v *Validations) startWhois(ctx context.Context, acct store.Account, domain, email string) (store.Validation, error) {
+func (v *Service) startWhois(ctx context.Context, acct store.Account, domain, email string) (store.Validation, error) {
 	domain, err := NormalizeDomain(domain)
 	if err != nil {
 		return store.Validation{}, err
 	}
 	registered, err := publicsuffix.EffectiveTLDPlusOne(domain)
 	if err != nil {
-		return store.Validation{}, &InputError{Detail: fmt.Sprintf("%s has no registered domain to look up in WHOIS", domain)}
+		return store.Validation{}, &fault.InputError{Detail: fmt.Sprintf("%s has no registered domain to look up in WHOIS", domain)}
 	}
 	now := v.now()
 	rep, hops, err := v.whois.lookup(ctx, registered)
@@ -272,14 +273,14 @@ func (v *Validations) startWhois(ctx context.Context, acct store.Account, domain
 		return store.Validation{}, err
 	}
 	if len(rep.Contacts) == 0 {
-		return store.Validation{}, &InputError{Detail: fmt.Sprintf(
+		return store.Validation{}, &fault.InputError{Detail: fmt.Sprintf(
 			"WHOIS lists no contact email for %s (registries often redact them); use dns-txt or http-token", registered)}
 	}
 	chosen := rep.Contacts[0]
 	if want := strings.ToLower(strings.TrimSpace(email)); want != "" {
 		i := slices.IndexFunc(rep.Contacts, func(c WhoisContact) bool { return c.Email == want })
 		if i < 0 {
-			return store.Validation{}, &InputError{Detail: fmt.Sprintf("%s is not a WHOIS contact of %s", truncate(want, 64), registered)}
+			return store.Validation{}, &fault.InputError{Detail: fmt.Sprintf("%s is not a WHOIS contact of %s", truncate(want, 64), registered)}
 		}
 		chosen = rep.Contacts[i]
 	}

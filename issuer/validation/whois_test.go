@@ -1,4 +1,4 @@
-package issuer
+package validation
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/trustline/trustline/issuer/fault"
 )
 
 // Replies shaped like real ones (ICANN RDDS, IANA, a thin registry, RIPE
@@ -187,8 +189,8 @@ func TestWhoisLookupFollowsReferrals(t *testing.T) {
 		ln.Close()
 		w := &whoisResolver{server: addr, timeout: time.Second, direct: (&net.Dialer{}).DialContext}
 		_, _, err := w.lookup(context.Background(), "example.com")
-		if _, ok := err.(*UnavailableError); !ok {
-			t.Errorf("err %v, want *UnavailableError", err)
+		if _, ok := err.(*fault.UnavailableError); !ok {
+			t.Errorf("err %v, want *fault.UnavailableError", err)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package issuer
+package validation
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 )
 
 // fetcherTo returns a token fetcher that connects every address to srv.
-func fetcherTo(srv *httptest.Server, cfg ValidationConfig) *tokenFetcher {
+func fetcherTo(srv *httptest.Server, cfg Config) *tokenFetcher {
 	cfg = cfg.withDefaults()
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
@@ -41,7 +41,7 @@ func TestTokenFetch(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	f := fetcherTo(srv, ValidationConfig{HTTPTimeout: 500 * time.Millisecond})
+	f := fetcherTo(srv, Config{HTTPTimeout: 500 * time.Millisecond})
 	tests := []struct {
 		path, want string // want "" means success
 	}{
@@ -69,7 +69,7 @@ func TestTokenFetch(t *testing.T) {
 }
 
 func TestRedirectRules(t *testing.T) {
-	f := newTokenFetcher(ValidationConfig{}.withDefaults(), nil)
+	f := newTokenFetcher(Config{}.withDefaults(), nil)
 	redirect := func(status int, to string) *http.Request {
 		r, _ := http.NewRequest("GET", to, nil)
 		r.Response = &http.Response{StatusCode: status}
@@ -175,20 +175,20 @@ func TestCovers(t *testing.T) {
 	}
 }
 
-func TestValidationConfigValidate(t *testing.T) {
+func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  ValidationConfig
+		cfg  Config
 		want string
 	}{
-		{"zero", ValidationConfig{}, ""},
-		{"full", ValidationConfig{Resolver: "127.0.0.1:53", DNSTransport: "tcp", WhoisEmail: true, WhoisServer: "whois.iana.org:43"}, ""},
-		{"resolver without port", ValidationConfig{Resolver: "127.0.0.1"}, "host:port"},
-		{"transport", ValidationConfig{DNSTransport: "doh"}, "DNSTransport"},
-		{"whois without server", ValidationConfig{WhoisEmail: true}, "WhoisServer"},
-		{"lifetime over 30 days", ValidationConfig{ChallengeLifetime: 31 * 24 * time.Hour}, "30 days"},
-		{"redirects", ValidationConfig{MaxRedirects: 11}, "MaxRedirects"},
-		{"port", ValidationConfig{HTTPPort: 70000}, "HTTPPort"},
+		{"zero", Config{}, ""},
+		{"full", Config{Resolver: "127.0.0.1:53", DNSTransport: "tcp", WhoisEmail: true, WhoisServer: "whois.iana.org:43"}, ""},
+		{"resolver without port", Config{Resolver: "127.0.0.1"}, "host:port"},
+		{"transport", Config{DNSTransport: "doh"}, "DNSTransport"},
+		{"whois without server", Config{WhoisEmail: true}, "WhoisServer"},
+		{"lifetime over 30 days", Config{ChallengeLifetime: 31 * 24 * time.Hour}, "30 days"},
+		{"redirects", Config{MaxRedirects: 11}, "MaxRedirects"},
+		{"port", Config{HTTPPort: 70000}, "HTTPPort"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package issuer
+package validation
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/trustline/trustline/issuer/fault"
 )
 
 // DNS Change (BR §3.2.2.4.7): the subscriber publishes the random value in
@@ -32,14 +34,14 @@ type txtLookup struct {
 }
 
 // check looks for want at name. A missing or different value is a
-// *checkFailure; a resolver that does not answer is an *UnavailableError.
+// *checkFailure; a resolver that does not answer is a *fault.UnavailableError.
 func (l *txtLookup) check(ctx context.Context, name, want string) (map[string]any, error) {
 	r, transport, err := l.query(ctx, name)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &UnavailableError{Detail: "the CA's DNS resolver did not answer; try again later"}
+		return nil, &fault.UnavailableError{Detail: "the CA's DNS resolver did not answer; try again later"}
 	}
 	switch r.Rcode {
 	case dns.RcodeSuccess:
@@ -75,10 +77,10 @@ func (l *txtLookup) query(ctx context.Context, name string) (*dns.Msg, string, e
 		r, _, err = c.ExchangeContext(ctx, m, l.server)
 	}
 	if err != nil {
-		return nil, c.Net, fmt.Errorf("issuer: asking %s for TXT %s over %s: %w", l.server, name, c.Net, err)
+		return nil, c.Net, fmt.Errorf("validation: asking %s for TXT %s over %s: %w", l.server, name, c.Net, err)
 	}
 	if len(r.Question) != 1 || !strings.EqualFold(r.Question[0].Name, m.Question[0].Name) || r.Question[0].Qtype != dns.TypeTXT {
-		return nil, c.Net, fmt.Errorf("issuer: %s answered another question than TXT %s", l.server, name)
+		return nil, c.Net, fmt.Errorf("validation: %s answered another question than TXT %s", l.server, name)
 	}
 	return r, c.Net, nil
 }

@@ -1,4 +1,4 @@
-package issuer_test
+package review_test
 
 import (
 	"context"
@@ -15,15 +15,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustline/trustline/internal/linter"
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/csrcheck"
-	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/fault"
+	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
 // barrier releases its callers once n of them wait.
@@ -90,7 +92,7 @@ func (s *racingStore) UpdateOrder(ctx context.Context, o store.Order) (store.Ord
 type reviewHarness struct {
 	st      *racingStore
 	orders  *issuer.Orders
-	reviews *issuer.Reviews
+	reviews *review.Service
 	alice   store.Account
 	revs    []store.Account
 }
@@ -98,31 +100,17 @@ type reviewHarness struct {
 func newReviewHarness(t *testing.T) *reviewHarness {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
 	log := testfix.QuietLogger()
-	sq, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "t.db")}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sq.Close() })
+	sq := issuertest.SQLite(t)
 	st := &racingStore{Store: sq}
-	p, err := pki.Create(ctx, pki.DefaultDev(filepath.Join(dir, "ca"), "http://crl.test", "file"), pki.FileKeys{Dir: filepath.Join(dir, "keys")}, time.Now(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, _ := linter.New(linter.Config{})
-	ca, err := issuer.New(issuer.Config{OCSPURL: "http://ocsp.test/", BaseURL: "http://crl.test", Shards: 4, SerialPrefix: 0x22},
-		issuer.Deps{Store: st, PKI: p, Linter: lt, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := mail.Dir{Path: filepath.Join(dir, "mail")}
-	vals := issuer.NewValidations(st, m, nil)
+	ca := issuertest.New(t, st, 0x22).CA
+	m := mail.Dir{Path: filepath.Join(t.TempDir(), "mail")}
+	vals := validation.NewEmailOnly(st, m, nil)
 	orders, err := issuer.NewOrders("http://api.test", csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: m, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reviews, err := issuer.NewReviews(issuer.ReviewDeps{Store: st, Orders: orders, Validations: vals, Log: log})
+	reviews, err := review.New(review.Deps{Store: st, Orders: orders, Validations: vals, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,19 +167,19 @@ func TestRacingFinalApprovalsSignOnce(t *testing.T) {
 	h := newReviewHarness(t)
 	ctx := context.Background()
 	ord := h.evOrder(t)
-	if out, err := h.reviews.Approve(ctx, h.revs[0], ord.ID, issuer.Decision{}); err != nil || out.Approvals != 1 {
+	if out, err := h.reviews.Approve(ctx, h.revs[0], ord.ID, review.Decision{}); err != nil || out.Approvals != 1 {
 		t.Fatalf("first approval: %+v %v", out, err)
 	}
 	h.st.reads.Store(0)
 	h.st.added, h.st.read = newBarrier(t, 2), newBarrier(t, 2)
 	var wg sync.WaitGroup
-	outs := make([]issuer.ReviewOutcome, 2)
+	outs := make([]review.Outcome, 2)
 	errs := make([]error, 2)
 	for i, r := range h.revs[1:] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = h.reviews.Approve(ctx, r, ord.ID, issuer.Decision{Notes: r.Email})
+			outs[i], errs[i] = h.reviews.Approve(ctx, r, ord.ID, review.Decision{Notes: r.Email})
 		}()
 	}
 	wg.Wait()
@@ -218,11 +206,11 @@ func TestApprovalFinishesAfterCrash(t *testing.T) {
 	ord := h.evOrder(t)
 	// Both approvals recorded, then the process died before the swap.
 	for _, r := range h.revs[:2] {
-		if err := h.st.AddReview(ctx, store.Review{OrderID: ord.ID, ReviewerID: r.ID, Decision: issuer.DecisionApprove, At: time.Now()}); err != nil {
+		if err := h.st.AddReview(ctx, store.Review{OrderID: ord.ID, ReviewerID: r.ID, Decision: review.DecisionApprove, At: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out, err := h.reviews.Approve(ctx, h.revs[0], ord.ID, issuer.Decision{})
+	out, err := h.reviews.Approve(ctx, h.revs[0], ord.ID, review.Decision{})
 	if err != nil || out.Order.Status != store.OrderIssued || out.Approvals != 2 {
 		t.Fatalf("re-approval: %+v %v", out, err)
 	}
@@ -234,8 +222,8 @@ func TestApprovalFinishesAfterCrash(t *testing.T) {
 func TestReviewerRoleRequired(t *testing.T) {
 	h := newReviewHarness(t)
 	ord := h.evOrder(t)
-	var fb *issuer.ForbiddenError
-	if _, err := h.reviews.Approve(context.Background(), h.alice, ord.ID, issuer.Decision{}); !errors.As(err, &fb) {
+	var fb *fault.ForbiddenError
+	if _, err := h.reviews.Approve(context.Background(), h.alice, ord.ID, review.Decision{}); !errors.As(err, &fb) {
 		t.Errorf("subscriber approves: %v, want ForbiddenError", err)
 	}
 	if _, err := h.reviews.Queue(context.Background(), store.Account{ID: "x", Role: store.RoleAdmin}, 10); !errors.As(err, &fb) {

@@ -1,0 +1,38 @@
+// Package fault names the ways a request to the issuance core can fail
+// that its callers answer differently: the caller's input is wrong, the
+// request clashes with the current state, the account may not do it, the
+// object is not there for the caller, or a service the request needs did
+// not answer. The issuance packages (issuer, issuer/validation,
+// issuer/review) return these errors with a Detail meant for the
+// subscriber or reviewer; the edges (issuer/api, issuer/portal) turn them
+// into HTTP answers (RFC 9457 problem details, error pages). Any other
+// error is the CA's own and is not shown.
+//
+// It imports nothing, so every issuance package and edge may import it.
+package fault
+
+// InputError is a request the caller must fix (HTTP 400/422).
+type InputError struct{ Detail string }
+
+func (e *InputError) Error() string { return e.Detail }
+
+// ConflictError is a request that clashes with the current state (409).
+type ConflictError struct{ Detail string }
+
+func (e *ConflictError) Error() string { return e.Detail }
+
+// ForbiddenError: authenticated, but not allowed (403).
+type ForbiddenError struct{ Detail string }
+
+func (e *ForbiddenError) Error() string { return e.Detail }
+
+// NotFoundError: no such object visible to the caller (404).
+type NotFoundError struct{ Detail string }
+
+func (e *NotFoundError) Error() string { return e.Detail }
+
+// UnavailableError: a service the request needs (the CA's resolver, a
+// WHOIS server) did not answer; the request may be retried (HTTP 503).
+type UnavailableError struct{ Detail string }
+
+func (e *UnavailableError) Error() string { return e.Detail }
