@@ -65,7 +65,7 @@ func (g *Generator) build(ctx context.Context, is *issuerState, s int, prev stor
 		cutoff = prev.ThisUpdate
 	}
 	q := store.ShardQuery{Issuer: is.ID, RevokedOnly: true, NotAfterAfter: cutoff}
-	if s != store.FullCRL {
+	if s != shard.Full {
 		q.Shard = shard.Index(s)
 	}
 	// Collected once: crlenc reads the entries twice and they must not
@@ -90,13 +90,13 @@ func (g *Generator) build(ctx context.Context, is *issuerState, s int, prev stor
 	// dated a little ahead.
 	thisUpdate = later(thisUpdate, latest.UTC().Truncate(time.Second))
 	validity := g.cfg.Validity
-	if s == store.FullCRL {
+	if s == shard.Full {
 		validity = g.cfg.FullValidity
 	}
 	nextUpdate := thisUpdate.Add(validity)
 	number := max(prev.Number+1, thisUpdate.UnixNano())
 	b := built{number: number, thisUpdate: thisUpdate, nextUpdate: nextUpdate, entries: len(entries)}
-	if s != store.FullCRL {
+	if s != shard.Full {
 		b.idp = g.crlURL(is.ID, s)
 	}
 	der, err := crlenc.Encode(ctx, crlenc.Params{
@@ -136,7 +136,7 @@ func (g *Generator) check(is *issuerState, s int, prev store.CRL, b built) error
 		return failed("signature", "%v", err)
 	}
 	lint, most := g.lint, maxValidity
-	if s == store.FullCRL {
+	if s == shard.Full {
 		lint, most = g.caLint, maxFullValidity
 	}
 	if err := lint.CRL(b.der); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/follow"
 	"github.com/trustline/trustline/internal/issuerid"
+	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/store"
 )
 
@@ -266,7 +267,7 @@ func (g *Generator) Replay(ctx context.Context) error {
 		}
 		urls := g.shardURLs(is)
 		for _, c := range crls {
-			if is.full != (c.Shard == store.FullCRL) {
+			if is.full != (c.Shard == shard.Full) {
 				continue // not a CRL this generator makes
 			}
 			g.notify(ctx, g.announcement(is, c, urls, true))
@@ -358,7 +359,7 @@ func (g *Generator) follow(ctx context.Context) error {
 func (is *issuerState) apply(e store.Event, markDirty bool) {
 	s := int(e.Shard)
 	if is.full {
-		s = store.FullCRL
+		s = shard.Full
 	} else {
 		is.inUse = max(is.inUse, s+1)
 	}
@@ -491,17 +492,14 @@ func (g *Generator) shardCount(is *issuerState) int {
 
 // crlURL is the distribution point a CRL answers: exactly what the issuer
 // writes into certificates (crlpub.URL).
-func (g *Generator) crlURL(id issuerid.ID, shard int) string {
-	if shard == store.FullCRL {
-		shard = crlpub.Full
-	}
-	return crlpub.URL(g.cfg.BaseURL, id, shard)
+func (g *Generator) crlURL(id issuerid.ID, s int) string {
+	return crlpub.URL(g.cfg.BaseURL, id, s)
 }
 
 // shardURLs is the issuer's CCADB JSON array.
 func (g *Generator) shardURLs(is *issuerState) []string {
 	if is.full {
-		return []string{g.crlURL(is.ID, store.FullCRL)}
+		return []string{g.crlURL(is.ID, shard.Full)}
 	}
 	n := g.shardCount(is)
 	urls := make([]string, n)
@@ -565,7 +563,7 @@ func (g *Generator) saveCursor(ctx context.Context, is *issuerState) error {
 // shards lists the issuer's CRLs: its full CRL, or its shards in use.
 func (g *Generator) shards(is *issuerState) []int {
 	if is.full {
-		return []int{store.FullCRL}
+		return []int{shard.Full}
 	}
 	shards := make([]int, g.shardCount(is))
 	for i := range shards {
@@ -770,7 +768,7 @@ func (g *Generator) announcement(is *issuerState, c store.CRL, urls []string, re
 func label(id issuerid.ID, s int) string { return string(id) + "/" + shardLabel(s) }
 
 func shardLabel(s int) string {
-	if s == store.FullCRL {
+	if s == shard.Full {
 		return "full"
 	}
 	return fmt.Sprint(s)

@@ -20,6 +20,7 @@ import (
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/serial"
+	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer/pki"
@@ -127,7 +128,7 @@ func TestPublishesEmptyValidCRLs(t *testing.T) {
 	for _, c := range got {
 		keys = append(keys, key{c.Issuer, c.Shard})
 	}
-	want := []key{{"root", crlpub.Full}, {"int-p256", 0}, {"int-p256", 1}, {"int-p256", 2},
+	want := []key{{"root", shard.Full}, {"int-p256", 0}, {"int-p256", 1}, {"int-p256", 2},
 		{"int-rsa2048", 0}, {"int-rsa2048", 1}, {"int-rsa2048", 2}}
 	if d := cmp.Diff(want, keys, cmp.AllowUnexported(key{})); d != "" {
 		t.Fatalf("published CRLs (-want +got):\n%s", d)
@@ -159,14 +160,14 @@ func TestPublishesEmptyValidCRLs(t *testing.T) {
 				t.Errorf("number %v, want thisUpdate in Unix nanoseconds %d", rl.Number, t0.UnixNano())
 			}
 			wantURL := pki.FullCRLURL(testBase, c.Issuer)
-			if c.Shard != crlpub.Full {
+			if c.Shard != shard.Full {
 				wantURL = pki.ShardCRLURL(testBase, c.Issuer, c.Shard)
 			}
 			if c.URL != wantURL {
 				t.Errorf("URL %q, want %q", c.URL, wantURL)
 			}
 			idp := ""
-			if c.Shard != crlpub.Full {
+			if c.Shard != shard.Full {
 				idp = wantURL
 			}
 			if err := checkIDP(rl, idp); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/trustline/trustline/crlgen/crlpub"
+	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/testfix"
 )
@@ -36,7 +37,7 @@ func TestOfflineRootCeremony(t *testing.T) {
 			t.Errorf("the plant's generator published the offline root's CRL %d", c.Number)
 		}
 	}
-	if _, err := e.st.CRL(ctx, root.ID, store.FullCRL); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.st.CRL(ctx, root.ID, shard.Full); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("root CRL in the store before any ceremony: %v", err)
 	}
 	if err := plant.PublishNow(ctx, root.ID); err == nil || !strings.Contains(err.Error(), "does not sign") {
@@ -58,7 +59,7 @@ func TestOfflineRootCeremony(t *testing.T) {
 	if err := ceremony.PublishNow(ctx, root.ID); err != nil {
 		t.Fatalf("ceremony: %v", err)
 	}
-	first, err := e.st.CRL(ctx, root.ID, store.FullCRL)
+	first, err := e.st.CRL(ctx, root.ID, shard.Full)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestOfflineRootCeremony(t *testing.T) {
 	if err := ceremony.PublishNow(ctx, root.ID); err != nil {
 		t.Fatalf("second ceremony: %v", err)
 	}
-	second, _ := e.st.CRL(ctx, root.ID, store.FullCRL)
+	second, _ := e.st.CRL(ctx, root.ID, shard.Full)
 	if second.Number <= first.Number || !second.ThisUpdate.After(first.ThisUpdate) {
 		t.Errorf("second ceremony: number %d thisUpdate %s after %d %s", second.Number, second.ThisUpdate, first.Number, first.ThisUpdate)
 	}
@@ -90,7 +91,7 @@ func TestOfflineRootCeremony(t *testing.T) {
 	if err := ceremony.PublishNow(ctx, root.ID); err == nil || !strings.Contains(err.Error(), "another generator holds") {
 		t.Errorf("ceremony under another's lease = %v", err)
 	}
-	if c, _ := e.st.CRL(ctx, root.ID, store.FullCRL); c.Number != second.Number {
+	if c, _ := e.st.CRL(ctx, root.ID, shard.Full); c.Number != second.Number {
 		t.Errorf("root CRL %d published under another's lease", c.Number)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/trustline/trustline/internal/linter"
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/serial"
+	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
@@ -171,7 +172,7 @@ func testRacing(t *testing.T, stA, stB Store) {
 		if err := json.Unmarshal(e.Payload, &pl); err != nil {
 			return err
 		}
-		s := crlpub.Full
+		s := shard.Full
 		if pl.Shard != "full" {
 			s, _ = strconv.Atoi(pl.Shard)
 		}

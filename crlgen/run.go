@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/store"
 )
 
@@ -63,7 +64,7 @@ func (g *Generator) release() {
 // checkOffline warns when the offline root's CRL, which no running
 // generator renews, is missing or within offlineWarning of its nextUpdate.
 func (g *Generator) checkOffline(ctx context.Context) {
-	c, err := g.st.CRL(ctx, g.offline, store.FullCRL)
+	c, err := g.st.CRL(ctx, g.offline, shard.Full)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		g.log.Error("the root is offline and has no CRL: sign one in a ceremony (trustline ca root-crl)", "issuer", g.offline)

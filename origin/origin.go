@@ -149,7 +149,7 @@ func (s *Server) Published(_ context.Context, c crlpub.CRL) error {
 	if !c.Issuer.Valid() {
 		return fmt.Errorf("origin: CRL with invalid issuer id %q", c.Issuer)
 	}
-	if c.Shard < crlpub.Full || c.Shard >= shard.Max {
+	if c.Shard < shard.Full || c.Shard >= shard.Max {
 		return fmt.Errorf("origin: CRL %s with invalid shard %d", c.Issuer, c.Shard)
 	}
 	if len(c.DER) == 0 {

@@ -75,7 +75,7 @@ func render(t Target) string {
 	case KindShardCRL:
 		return crlpub.Path(t.Issuer, int(t.Shard))
 	case KindFullCRL:
-		return crlpub.Path(t.Issuer, crlpub.Full)
+		return crlpub.Path(t.Issuer, shard.Full)
 	case KindList:
 		return "/" + string(t.Issuer) + "/" + crlpub.ListName
 	case KindCert:

@@ -21,6 +21,7 @@ import (
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/ocspcache"
+	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/tlsreload"
 	"github.com/trustline/trustline/issuer/pki"
@@ -426,7 +427,7 @@ func (s *storeCRLs) sync(ctx context.Context) error {
 // of an intermediate up to max(configured shards, highest stored + 1).
 func (s *storeCRLs) shardURLs(id issuerid.ID, crls []store.CRL) []string {
 	if id == s.root {
-		return []string{s.base + crlpub.Path(id, crlpub.Full)}
+		return []string{s.base + crlpub.Path(id, shard.Full)}
 	}
 	n := s.shards
 	for _, c := range crls {

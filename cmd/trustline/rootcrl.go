@@ -16,6 +16,7 @@ import (
 	"github.com/trustline/trustline/internal/cli"
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/pkcs11key"
+	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/storeopen"
 	"github.com/trustline/trustline/issuer/pki"
@@ -116,7 +117,7 @@ func signRootCRL(ctx context.Context, st store.Store, p *pki.PKI, cfg config.Pla
 	if err := gen.PublishNow(ctx, root.ID); err != nil {
 		return store.CRL{}, err
 	}
-	return st.CRL(ctx, root.ID, store.FullCRL)
+	return st.CRL(ctx, root.ID, shard.Full)
 }
 
 // runRootCRL: `trustline ca root-crl` signs the offline root's next CRL.
@@ -201,6 +202,6 @@ func runRootCRL(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "Root CRL %d signed and stored: thisUpdate %s, nextUpdate %s.\nThe origins serve it within seconds at %s.\nSign the next one before %s; put the root key away.\n",
 		c.Number, c.ThisUpdate.UTC().Format(time.RFC3339), c.NextUpdate.UTC().Format(time.RFC3339),
-		crlpub.URL(cfg.Public.CRL, p.Root.ID, crlpub.Full), c.NextUpdate.UTC().Add(-30*24*time.Hour).Format("2006-01-02"))
+		crlpub.URL(cfg.Public.CRL, p.Root.ID, shard.Full), c.NextUpdate.UTC().Add(-30*24*time.Hour).Format("2006-01-02"))
 	return nil
 }

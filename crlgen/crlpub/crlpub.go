@@ -28,16 +28,14 @@ import (
 	"time"
 
 	"github.com/trustline/trustline/internal/issuerid"
+	"github.com/trustline/trustline/internal/shard"
 )
-
-// Full is the Shard value of an unpartitioned CRL (store.FullCRL).
-const Full = -1
 
 // CRL is one published CRL. Its byte slices and ShardURLs are shared between
 // all publishers and must not be modified.
 type CRL struct {
 	Issuer issuerid.ID
-	// Shard is the shard index, or Full.
+	// Shard is the shard index, or shard.Full.
 	Shard int
 	// URL is the distribution point the CRL answers: byte-identical to its
 	// IssuingDistributionPoint and to its certificates' CRL distribution
@@ -74,24 +72,24 @@ type Publisher interface {
 
 // FileName is the name of a CRL inside its issuer's directory and URL path:
 // "<shard>.crl" or "full.crl".
-func FileName(shard int) string {
-	if shard == Full {
+func FileName(s int) string {
+	if s == shard.Full {
 		return "full.crl"
 	}
-	return strconv.Itoa(shard) + ".crl"
+	return strconv.Itoa(s) + ".crl"
 }
 
 // Path is the URL path (and the path relative to a DirWriter's directory)
 // of a CRL: "/<issuer-id>/<shard>.crl" or "/<issuer-id>/full.crl".
-func Path(issuer issuerid.ID, shard int) string {
-	return "/" + string(issuer) + "/" + FileName(shard)
+func Path(issuer issuerid.ID, s int) string {
+	return "/" + string(issuer) + "/" + FileName(s)
 }
 
 // URL is a CRL's distribution point under base (no trailing slash):
 // base + Path. Certificates carry exactly this URL, and the CRL's
 // issuing distribution point repeats it.
-func URL(base string, issuer issuerid.ID, shard int) string {
-	return base + Path(issuer, shard)
+func URL(base string, issuer issuerid.ID, s int) string {
+	return base + Path(issuer, s)
 }
 
 // ListName is the CCADB JSON array's name inside an issuer's directory.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/trustline/trustline/internal/shard"
 )
 
 func TestNames(t *testing.T) {
@@ -23,7 +24,7 @@ func TestNames(t *testing.T) {
 	}{
 		{0, "0.crl", "/int-p256/0.crl"},
 		{4095, "4095.crl", "/int-p256/4095.crl"},
-		{Full, "full.crl", "/int-p256/full.crl"},
+		{shard.Full, "full.crl", "/int-p256/full.crl"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
@@ -106,7 +107,7 @@ func TestDirWriter(t *testing.T) {
 	if read("int-p256/0.crl") != string(c5.DER) {
 		t.Error("a lower number replaced the CRL")
 	}
-	full := s.crl(t, Full, 1)
+	full := s.crl(t, shard.Full, 1)
 	full.Issuer = "root"
 	if err := w.Published(ctx, full); err != nil || read("root/full.crl") != string(full.DER) {
 		t.Errorf("full CRL: %v", err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trustline/trustline/internal/issuerid"
+	"github.com/trustline/trustline/internal/shard"
 )
 
 // DirWriter is a Publisher that writes each CRL, and its issuer's CCADB
@@ -75,7 +76,7 @@ func (w *DirWriter) Published(ctx context.Context, c CRL) error {
 	if !c.Issuer.Valid() {
 		return fmt.Errorf("crlpub: CRL with invalid issuer id %q", c.Issuer)
 	}
-	if c.Shard < Full {
+	if c.Shard < shard.Full {
 		return fmt.Errorf("crlpub: CRL with invalid shard %d", c.Shard)
 	}
 	if err := ctx.Err(); err != nil {

@@ -20,6 +20,11 @@ import (
 // Max bounds the shard count per issuer.
 const Max = 4096
 
+// Full stands where a shard number would, as an int, for an issuer's
+// unpartitioned CRL (the root's full CRL): in the store's CRL rows, in
+// publications, in URLs (full.crl).
+const Full = -1
+
 // Index is a shard number, 0 ≤ Index < the issuer's shard count.
 type Index uint16
 

@@ -253,18 +253,15 @@ type Event struct {
 }
 
 // CRL is the stored state of one published CRL: a shard of an issuer's
-// subscriber CRLs, or (Shard = FullCRL) the full CRL an issuer publishes.
+// subscriber CRLs, or (Shard = shard.Full) the full CRL an issuer publishes.
 type CRL struct {
 	IssuerID   issuerid.ID
-	Shard      int // shard index, or FullCRL
+	Shard      int // shard index, or shard.Full
 	Number     int64
 	ThisUpdate time.Time
 	NextUpdate time.Time
 	DER        []byte
 }
-
-// FullCRL is the Shard value of an unpartitioned CRL (the root's).
-const FullCRL = -1
 
 // AuditEntry is one record of the append-only audit log. Seq, PrevHash and
 // Hash are assigned by the store when it appends.

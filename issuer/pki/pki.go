@@ -34,6 +34,7 @@ import (
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/keyfile"
+	"github.com/trustline/trustline/internal/shard"
 )
 
 // Keys generates and finds private keys by label. *pkcs11key.Token
@@ -419,7 +420,7 @@ func ShardCRLURL(base string, id issuerid.ID, shard int) string {
 }
 
 // FullCRLURL is the URL of an issuer's unpartitioned CRL (the root's).
-func FullCRLURL(base string, id issuerid.ID) string { return crlpub.URL(base, id, crlpub.Full) }
+func FullCRLURL(base string, id issuerid.ID) string { return crlpub.URL(base, id, shard.Full) }
 
 // CAIssuersURL is where an issuer's certificate is served (DER).
 func CAIssuersURL(base string, id issuerid.ID) string { return base + "/" + string(id) + ".cer" }

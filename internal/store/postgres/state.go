@@ -26,14 +26,14 @@ func scanCRL(sc scanner) (store.CRL, error) {
 	return c, nil
 }
 
-// CRL returns the stored CRL of one shard (or FullCRL).
+// CRL returns the stored CRL of one shard (or shard.Full).
 func (s *Store) CRL(ctx context.Context, issuer issuerid.ID, shard int) (store.CRL, error) {
 	c, err := queryRow(ctx, s, scanCRL, `SELECT `+crlCols+` FROM crls WHERE issuer_id = $1 AND shard = $2`,
 		string(issuer), int32(shard))
 	return c, wrap(err, "reading CRL %s/%d", issuer, shard)
 }
 
-// ListCRLs returns an issuer's stored CRLs by shard (FullCRL first).
+// ListCRLs returns an issuer's stored CRLs by shard (shard.Full first).
 func (s *Store) ListCRLs(ctx context.Context, issuer issuerid.ID) ([]store.CRL, error) {
 	cs, err := query(ctx, s, scanCRL, `SELECT `+crlCols+` FROM crls WHERE issuer_id = $1 ORDER BY shard`, string(issuer))
 	return cs, wrap(err, "listing CRLs of %s", issuer)

@@ -24,14 +24,14 @@ func scanCRL(sc scanner) (store.CRL, error) {
 	return c, nil
 }
 
-// CRL returns the stored CRL of one shard (or FullCRL).
+// CRL returns the stored CRL of one shard (or shard.Full).
 func (s *Store) CRL(ctx context.Context, issuer issuerid.ID, shard int) (store.CRL, error) {
 	c, err := scanCRL(s.r.QueryRowContext(ctx, `SELECT `+crlCols+` FROM crls WHERE issuer_id = ? AND shard = ?`,
 		string(issuer), shard))
 	return c, wrap(err, "reading CRL %s/%d", issuer, shard)
 }
 
-// ListCRLs returns an issuer's stored CRLs by shard (FullCRL first).
+// ListCRLs returns an issuer's stored CRLs by shard (shard.Full first).
 func (s *Store) ListCRLs(ctx context.Context, issuer issuerid.ID) ([]store.CRL, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+crlCols+` FROM crls WHERE issuer_id = ? ORDER BY shard`, string(issuer))
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/reason"
+	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/store"
 )
 
@@ -56,17 +57,17 @@ func testPublishCRL(t *testing.T, s store.Store) {
 		})
 	}
 	// Shards and issuers are independent, and the full CRL is shard -1.
-	must(t, s.PublishCRL(ctx(t), crl(issuerA, store.FullCRL, 1), 0), "publishing the full CRL")
+	must(t, s.PublishCRL(ctx(t), crl(issuerA, shard.Full, 1), 0), "publishing the full CRL")
 	must(t, s.PublishCRL(ctx(t), crl(issuerB, 0, 1), 0), "publishing issuer B's shard 0")
-	got, err := s.CRL(ctx(t), issuerA, store.FullCRL)
+	got, err := s.CRL(ctx(t), issuerA, shard.Full)
 	must(t, err, "reading the full CRL")
-	if d := diff(crl(issuerA, store.FullCRL, 1), got); d != "" {
+	if d := diff(crl(issuerA, shard.Full, 1), got); d != "" {
 		t.Errorf("full CRL (-want +got):\n%s", d)
 	}
 }
 
 func testListCRLs(t *testing.T, s store.Store) {
-	want := []store.CRL{crl(issuerA, store.FullCRL, 4), crl(issuerA, 0, 1), crl(issuerA, 1, 2), crl(issuerA, 12, 3)}
+	want := []store.CRL{crl(issuerA, shard.Full, 4), crl(issuerA, 0, 1), crl(issuerA, 1, 2), crl(issuerA, 12, 3)}
 	for _, i := range []int{2, 0, 3, 1} {
 		must(t, s.PublishCRL(ctx(t), want[i], 0), "publishing")
 	}
