@@ -26,6 +26,39 @@
 //     when it has a LiveSigner, and otherwise answers tryLater: never an
 //     expired response, never a storm of errors.
 //
+// The tiers are sources (the source interface: a parsed request in, a
+// rendered response or an error out), each wrapping the next, so that
+// behaviour grows by adding a wrapper rather than fields and branches.
+// New assembles them in this order:
+//
+//  1. l1Source, the in-process L1: first because a hit is the hot path
+//     (a map read under a shard's read lock, no allocation), and because
+//     it sees everything the tiers below return and keeps it until its
+//     refresh point; it subscribes to the cache's evictions, so that a
+//     revocation drops its copy at once. Absent when L1Entries is 0.
+//  2. cacheSource, the response cache (ocspcache): a pre-signed response
+//     costs a lookup where a live one costs a signature. Once the cache
+//     is complete (State, re-read at most once per StateTTL) a miss
+//     proves the certificate unknown and ends the chain. After a failure
+//     its breaker keeps the chain off the cache for Cooldown. It comes
+//     before coalescing so that lookups are neither serialised per key
+//     nor hidden from the lookup metrics.
+//  3. liveOutcomes counts and logs each request's live signing outcome:
+//     above coalescing, so that every request sharing a signature is
+//     counted, as trustline_ocsp_live_signing_total always has.
+//  4. coalescer (singleflight): concurrent requests for one key share one
+//     signature. Above the budget, so that they take one slot, not one
+//     each.
+//  5. budget, LiveSigning slots: beyond them a request is answered
+//     tryLater at once rather than queued behind a stalled HSM.
+//  6. liveSource signs through the LiveSigner within SignTimeout and
+//     writes the response back to the cache unless the breaker (shared
+//     with cacheSource) is open; inside the budget, so that the write is
+//     part of the slot it holds.
+//
+// Without a LiveSigner or a LiveSigning budget, tiers 3 to 6 are replaced
+// by one that answers tryLater.
+//
 // It is stateless and scales out behind a CDN. Who may import it: cmd/
 // and the responder's own subpackages, and tests anywhere. It imports no
 // database driver, no PKCS#11 and nothing from issuer/ (internal/deptest

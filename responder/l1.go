@@ -1,11 +1,51 @@
 package responder
 
 import (
+	"context"
 	"hash/maphash"
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/trustline/trustline/internal/ocspcache"
 )
+
+// l1Source is the chain's first tier: it answers from the L1 what it
+// holds, asks next for the rest and keeps what next returns until its
+// refresh point. It subscribes to the cache's evictions so that a
+// replaced response (a revocation) leaves the L1 at once.
+type l1Source struct {
+	next  source
+	c     *l1
+	m     *metrics
+	unsub func()
+}
+
+// newL1Source puts c (non-nil) in front of next, listening to ev until
+// close.
+func newL1Source(c *l1, ev Evictions, m *metrics, next source) *l1Source {
+	s := &l1Source{next: next, c: c, m: m}
+	s.unsub = ev.Subscribe(s.c.evict)
+	return s
+}
+
+// close stops listening for evictions.
+func (s *l1Source) close() { s.unsub() }
+
+func (s *l1Source) Response(ctx context.Context, l lookup) (*rendered, error) {
+	now := l.now.Unix()
+	if rd := s.c.get(l.keyBytes(), now); rd != nil {
+		s.m.l1Hits.Inc()
+		return rd, nil
+	}
+	s.m.l1Misses.Inc()
+	l.withKeyString()
+	rd, err := s.next.Response(ctx, l)
+	if err == nil && now < rd.refreshAt {
+		s.c.put(rd, now)
+	}
+	return rd, err
+}
 
 // l1 is the bounded in-process cache in front of the response cache. It
 // holds rendered responses (body and header values prepared once) so that
@@ -70,31 +110,49 @@ func (c *l1) put(r *rendered, now int64) {
 	s := c.shard([]byte(r.key))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[r.key]; !ok && len(s.m) >= c.perShard {
-		evicted := false
-		scanned := 0
-		for k, old := range s.m {
-			if now >= old.refreshAt {
-				delete(s.m, k)
-				c.size.Add(-1)
-				evicted = true
-			}
-			if scanned++; scanned >= 8 {
-				break
-			}
-		}
-		if !evicted {
-			for k := range s.m {
-				delete(s.m, k)
-				c.size.Add(-1)
-				break
-			}
-		}
+	if _, ok := s.m[r.key]; ok {
+		s.m[r.key] = r
+		return
 	}
-	if _, ok := s.m[r.key]; !ok {
-		c.size.Add(1)
+	if len(s.m) >= c.perShard {
+		c.makeRoom(s, now)
 	}
 	s.m[r.key] = r
+	c.size.Add(1)
+}
+
+// makeRoom drops one entry or more from the full shard s (locked): the
+// dead ones among the first few it meets, else an arbitrary one.
+func (c *l1) makeRoom(s *l1shard, now int64) {
+	scanned := 0
+	evicted := false
+	for k, old := range s.m {
+		if now >= old.refreshAt {
+			delete(s.m, k)
+			c.size.Add(-1)
+			evicted = true
+		}
+		if scanned++; scanned >= 8 {
+			break
+		}
+	}
+	if evicted {
+		return
+	}
+	for k := range s.m {
+		delete(s.m, k)
+		c.size.Add(-1)
+		return
+	}
+}
+
+// evict drops what e names.
+func (c *l1) evict(e ocspcache.Eviction) {
+	if e.Prefix == "" {
+		c.clear()
+		return
+	}
+	c.evictPrefix(e.Prefix)
 }
 
 // evictPrefix drops the entries of one certificate: prefix followed by
@@ -123,4 +181,10 @@ func (c *l1) clear() {
 	}
 }
 
-func (c *l1) len() int { return int(c.size.Load()) }
+// len is the number of entries; 0 for a nil (disabled) L1.
+func (c *l1) len() int {
+	if c == nil {
+		return 0
+	}
+	return int(c.size.Load())
+}

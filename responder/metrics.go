@@ -29,7 +29,9 @@ type metrics struct {
 	liveInflight                        prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer, r *Responder) (*metrics, error) {
+// newMetrics registers the responder's metrics with reg (nil: nowhere);
+// c is the L1 whose size is reported, nil if disabled.
+func newMetrics(reg prometheus.Registerer, c *l1) (*metrics, error) {
 	answers := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "trustline_ocsp_answers_total",
 		Help: "OCSP answers by kind: certificate status of successful responses, or the error response status.",
@@ -54,12 +56,7 @@ func newMetrics(reg prometheus.Registerer, r *Responder) (*metrics, error) {
 	l1Size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "trustline_ocsp_l1_entries",
 		Help: "Responses held in the in-process L1.",
-	}, func() float64 {
-		if r.l1 == nil {
-			return 0
-		}
-		return float64(r.l1.len())
-	})
+	}, func() float64 { return float64(c.len()) })
 	m := &metrics{
 		l1Hits: lookups.WithLabelValues("l1", "hit"), l1Misses: lookups.WithLabelValues("l1", "miss"),
 		cacheHits: lookups.WithLabelValues("cache", "hit"), cacheMisses: lookups.WithLabelValues("cache", "miss"),

@@ -2,18 +2,10 @@ package responder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"slices"
-	"strings"
-	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,7 +13,6 @@ import (
 	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/serial"
-	"github.com/trustline/trustline/internal/status"
 )
 
 // Cache is the response cache as the responder uses it: lookups, the
@@ -118,24 +109,13 @@ type Deps struct {
 
 // Responder answers OCSP requests. It is safe for concurrent use.
 type Responder struct {
-	cfg       Config
-	issuers   []*issuer
-	presigned [5]bool // by HashAlg
-	primary   ocspcodec.HashAlg
-	cache     Cache
-	signer    LiveSigner
-	log       *slog.Logger
-	now       func() time.Time
-	l1        *l1
-	unsub     func()
-	metrics   *metrics
-
-	sem       chan struct{}
-	flight    singleflight.Group
-	downUntil atomic.Int64 // Unix nanoseconds; cache skipped before it
-	complete  atomic.Bool
-	checkedAt atomic.Int64 // Unix nanoseconds of the last State read
-	logDown   atomic.Int64 // Unix nanoseconds: rate-limits cache-failure logs
+	issuers []*issuer
+	now     func() time.Time
+	metrics *metrics
+	// src is the head of the source chain (doc.go); l1 is its first
+	// tier, nil when the L1 is disabled.
+	src source
+	l1  *l1Source
 }
 
 // New builds a Responder.
@@ -149,6 +129,29 @@ func New(cfg Config, d Deps) (*Responder, error) {
 	if cfg.L1Entries > 0 && d.Evictions == nil {
 		return nil, errors.New("responder: an L1 needs Evictions, or revocations would not reach it")
 	}
+	cfg = cfg.withDefaults()
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	issuers, err := newIssuers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := newL1(cfg.L1Entries)
+	m, err := newMetrics(d.Registerer, c)
+	if err != nil {
+		return nil, err
+	}
+	r := &Responder{issuers: issuers, now: d.Now, metrics: m, src: newChain(cfg, d, m)}
+	if c != nil {
+		r.l1 = newL1Source(c, d.Evictions, m, r.src)
+		r.src = r.l1
+	}
+	return r, nil
+}
+
+// withDefaults fills in the zero values documented on Config.
+func (cfg Config) withDefaults() Config {
 	if len(cfg.Presigned) == 0 {
 		cfg.Presigned = []ocspcodec.HashAlg{ocspcodec.SHA1, ocspcodec.SHA256}
 	}
@@ -164,13 +167,11 @@ func New(cfg Config, d Deps) (*Responder, error) {
 	if cfg.SignTimeout == 0 {
 		cfg.SignTimeout = 2 * time.Second
 	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	r := &Responder{cfg: cfg, cache: d.Cache, signer: d.Signer, log: d.Log, now: d.Now, l1: newL1(cfg.L1Entries)}
-	if cfg.LiveSigning > 0 && d.Signer != nil {
-		r.sem = make(chan struct{}, cfg.LiveSigning)
-	}
+	return cfg
+}
+
+func newIssuers(cfg Config) ([]*issuer, error) {
+	var out []*issuer
 	seen := map[issuerid.ID]bool{}
 	for _, is := range cfg.Issuers {
 		if seen[is.ID] {
@@ -182,41 +183,31 @@ func New(cfg Config, d Deps) (*Responder, error) {
 			return nil, err
 		}
 		ii.tags = tagList(cfg.CacheTagHeader, "ocsp", "ocsp-"+string(is.ID))
-		r.issuers = append(r.issuers, ii)
+		out = append(out, ii)
 	}
-	for _, h := range cfg.Presigned {
-		r.presigned[h] = true
+	return out, nil
+}
+
+// newChain builds the source chain below the L1 (doc.go): the response
+// cache, then live signing if there is a signer and a budget for it.
+func newChain(cfg Config, d Deps, m *metrics) source {
+	rr := renderer{tagHeader: cfg.CacheTagHeader}
+	brk := &breaker{cooldown: cfg.Cooldown, log: d.Log, errors: m.cacheErrors}
+	var live source = unavailable{}
+	if cfg.LiveSigning > 0 && d.Signer != nil {
+		live = &liveSource{signer: d.Signer, cache: d.Cache, brk: brk, rr: rr, signTimeout: cfg.SignTimeout, putTimeout: cfg.LookupTimeout}
+		live = newBudget(cfg.LiveSigning, m, live)
+		live = &coalescer{next: live}
+		live = &liveOutcomes{next: live, m: m, log: d.Log}
 	}
-	// The algorithm whose presence proves the certificate known: SHA-256
-	// if pre-signed, else the first pre-signed one.
-	r.primary = cfg.Presigned[0]
-	if slices.Contains(cfg.Presigned, ocspcodec.SHA256) {
-		r.primary = ocspcodec.SHA256
-	}
-	m, err := newMetrics(d.Registerer, r)
-	if err != nil {
-		return nil, err
-	}
-	r.metrics = m
-	if r.l1 != nil {
-		r.unsub = d.Evictions.Subscribe(r.evict)
-	}
-	return r, nil
+	return newCacheSource(d.Cache, cfg.Presigned, cfg.LookupTimeout, cfg.StateTTL, brk, rr, m, live)
 }
 
 // Close stops listening for evictions.
 func (r *Responder) Close() {
-	if r.unsub != nil {
-		r.unsub()
+	if r.l1 != nil {
+		r.l1.close()
 	}
-}
-
-func (r *Responder) evict(e ocspcache.Eviction) {
-	if e.Prefix == "" {
-		r.l1.clear()
-		return
-	}
-	r.l1.evictPrefix(e.Prefix)
 }
 
 // Kind is what an Answer says.
@@ -286,57 +277,6 @@ func (a *Answer) CacheTagHeader() string { return a.r.tagHeader }
 // CacheTags is the value of the cache-tag header, nil if none.
 func (a *Answer) CacheTags() []byte { return a.r.tags }
 
-// rendered is a response ready to send, built once per cache fetch.
-type rendered struct {
-	key                               string
-	der                               []byte
-	kind                              Kind
-	thisUpdate, refreshAt, nextUpdate int64 // Unix seconds
-	etag, lastModified, expires, tags []byte
-	tagHeader                         string
-}
-
-func (r *Responder) render(key string, is *issuer, serialHex string, e *ocspcache.Entry) *rendered {
-	sum := sha256.Sum256(e.DER)
-	etag := make([]byte, 0, 2+24)
-	etag = append(etag, '"')
-	etag = hex.AppendEncode(etag, sum[:12])
-	etag = append(etag, '"')
-	kind := Unknown
-	switch e.Status {
-	case status.Good:
-		kind = Good
-	case status.Revoked:
-		kind = Revoked
-	}
-	rd := &rendered{
-		key: key, der: e.DER, kind: kind,
-		thisUpdate: e.ThisUpdate.Unix(), refreshAt: e.RefreshAt.Unix(), nextUpdate: e.NextUpdate.Unix(),
-		etag:         etag,
-		lastModified: e.ThisUpdate.UTC().AppendFormat(nil, http.TimeFormat),
-		expires:      e.NextUpdate.UTC().AppendFormat(nil, http.TimeFormat),
-	}
-	if rd.refreshAt > rd.nextUpdate {
-		rd.refreshAt = rd.nextUpdate
-	}
-	if r.cfg.CacheTagHeader != "" {
-		sep := " "
-		if r.cfg.CacheTagHeader == "Cache-Tag" {
-			sep = ","
-		}
-		rd.tags = []byte(is.tags + sep + "ocsp-" + serialHex)
-		rd.tagHeader = r.cfg.CacheTagHeader
-	}
-	return rd
-}
-
-func tagList(header string, tags ...string) string {
-	if header == "Cache-Tag" {
-		return strings.Join(tags, ",")
-	}
-	return strings.Join(tags, " ")
-}
-
 func (r *Responder) success(rd *rendered, now int64) Answer {
 	a := Answer{Kind: rd.kind, MaxAge: max(rd.refreshAt-now, 0), r: rd}
 	r.metrics.answers[rd.kind].Inc()
@@ -359,10 +299,6 @@ func (r *Responder) refuse(k Kind) Answer {
 	}
 	return Answer{Kind: k, body: body}
 }
-
-// maxKey bounds a cache key: an issuer id, a serial of at most 20 octets
-// in hex, separators and the algorithm.
-const maxKey = issuerid.MaxLen + 2*20 + 3
 
 // Answer answers the DER OCSPRequest der (nil or garbage answers
 // malformedRequest). ctx bounds cache lookups and live signing; pass a
@@ -391,138 +327,15 @@ func (r *Responder) AnswerAt(ctx context.Context, der []byte, now time.Time) Ans
 	if is == nil || len(id.Serial) > serial.MaxOctets {
 		return r.refuse(Unauthorized)
 	}
-	var kb [maxKey]byte
-	key := ocspcache.AppendKey(kb[:0], is.id, id.Serial, id.Hash)
-	if r.l1 != nil {
-		if rd := r.l1.get(key, now.Unix()); rd != nil {
-			r.metrics.l1Hits.Inc()
-			return r.success(rd, now.Unix())
-		}
-		r.metrics.l1Misses.Inc()
-	}
-	return r.lookup(ctx, string(key), is, id.Hash, now)
-}
-
-// lookup is the L1 miss path: the cache, then live signing.
-func (r *Responder) lookup(ctx context.Context, key string, is *issuer, h ocspcodec.HashAlg, now time.Time) Answer {
-	serialHex := key[len(is.id)+1 : len(key)-2]
-	if now.UnixNano() >= r.downUntil.Load() {
-		keys := []string{key}
-		if !r.presigned[h] {
-			// The pre-signed response tells a known certificate from an
-			// unknown one when this algorithm's must be signed live.
-			keys = append(keys, ocspcache.Key(is.id, serialHex, r.primary))
-		}
-		out := make([]ocspcache.Entry, len(keys))
-		lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
-		err := r.cache.Get(lctx, keys, out)
-		cancel()
-		if err == nil {
-			if e := &out[0]; e.Found() && now.Before(e.NextUpdate) {
-				r.metrics.cacheHits.Inc()
-				rd := r.render(key, is, serialHex, e)
-				if r.l1 != nil && now.Unix() < rd.refreshAt {
-					r.l1.put(rd, now.Unix())
-				}
-				return r.success(rd, now.Unix())
-			}
-			r.metrics.cacheMisses.Inc()
-			known := len(out) > 1 && out[1].Found()
-			if !known && r.cacheComplete(ctx, now) {
-				return r.refuse(Unauthorized)
-			}
-		} else {
-			r.cacheFailed(now, err)
-		}
-	}
-	return r.signLive(ctx, key, is, serialHex, h, now)
-}
-
-// cacheFailed opens the breaker for Cooldown and logs, at most once per
-// Cooldown.
-func (r *Responder) cacheFailed(now time.Time, err error) {
-	r.metrics.cacheErrors.Inc()
-	r.downUntil.Store(now.Add(r.cfg.Cooldown).UnixNano())
-	if last := r.logDown.Load(); now.UnixNano()-last >= int64(r.cfg.Cooldown) && r.logDown.CompareAndSwap(last, now.UnixNano()) {
-		r.log.Warn("response cache lookup failed; serving from L1 and live signing", "err", err, "cooldown", r.cfg.Cooldown)
-	}
-}
-
-// cacheComplete reports whether the pipeline's last rebuild finished, so
-// that a miss means an unknown certificate. The flag is re-read at most
-// once per StateTTL; a failed read counts as incomplete.
-func (r *Responder) cacheComplete(ctx context.Context, now time.Time) bool {
-	last := r.checkedAt.Load()
-	if now.UnixNano()-last < int64(r.cfg.StateTTL) {
-		return r.complete.Load()
-	}
-	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
-	st, err := r.cache.State(lctx)
-	cancel()
-	ok := err == nil && st.Complete
-	r.complete.Store(ok)
-	r.checkedAt.Store(now.UnixNano())
-	if err != nil {
-		r.cacheFailed(now, err)
-	}
-	return ok
-}
-
-// signLive signs the response on demand, within the LiveSigning budget;
-// concurrent requests for the same key share one signature.
-func (r *Responder) signLive(ctx context.Context, key string, is *issuer, serialHex string, h ocspcodec.HashAlg, now time.Time) Answer {
-	if r.sem == nil {
-		return r.refuse(TryLater)
-	}
-	v, err, _ := r.flight.Do(key, func() (any, error) {
-		select {
-		case r.sem <- struct{}{}:
-		default:
-			r.metrics.live[liveRejected].Inc()
-			return nil, errBudget
-		}
-		r.metrics.liveInflight.Inc()
-		defer func() { r.metrics.liveInflight.Dec(); <-r.sem }()
-		sn, err := serial.Parse(serialHex)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ocspcache.ErrUnknown, err)
-		}
-		sctx, cancel := context.WithTimeout(ctx, r.cfg.SignTimeout)
-		e, err := r.signer.SignLive(sctx, is.id, h, sn)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		if !e.Found() || !now.Before(e.NextUpdate) {
-			return nil, errors.New("responder: live signer returned no usable response")
-		}
-		rd := r.render(key, is, serialHex, &e)
-		if r.l1 != nil && now.Unix() < rd.refreshAt {
-			r.l1.put(rd, now.Unix())
-		}
-		if now.UnixNano() >= r.downUntil.Load() {
-			lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
-			if err := r.cache.Put(lctx, []ocspcache.Item{{Key: key, Entry: e}}); err != nil {
-				r.cacheFailed(now, err)
-			}
-			cancel()
-		}
-		return rd, nil
-	})
+	var l lookup
+	l.set(is, id.Hash, id.Serial, now)
+	rd, err := r.src.Response(ctx, l)
 	switch {
 	case err == nil:
-		r.metrics.live[liveSigned].Inc()
-		return r.success(v.(*rendered), now.Unix())
+		return r.success(rd, now.Unix())
 	case errors.Is(err, ocspcache.ErrUnknown):
-		r.metrics.live[liveUnknown].Inc()
 		return r.refuse(Unauthorized)
-	case errors.Is(err, errBudget):
-		return r.refuse(TryLater)
 	default:
-		r.metrics.live[liveFailed].Inc()
-		r.log.Warn("live signing failed", "key", key, "err", err)
 		return r.refuse(TryLater)
 	}
 }
-
-var errBudget = errors.New("responder: live signing budget exhausted")

@@ -1,0 +1,140 @@
+package responder
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trustline/trustline/internal/ocspcache"
+	"github.com/trustline/trustline/internal/ocspcodec"
+)
+
+// cacheReader is the subset of Cache the lookup tier uses.
+type cacheReader interface {
+	Get(ctx context.Context, keys []string, out []ocspcache.Entry) error
+	State(ctx context.Context) (ocspcache.State, error)
+}
+
+// breaker keeps the responder off a failing cache: after a failure the
+// cache is left alone for a cooldown (the L1 and live signing answer
+// meanwhile), and the failure is logged at most once per cooldown. The
+// lookup tier and live signing's write-back share one.
+type breaker struct {
+	cooldown  time.Duration
+	log       *slog.Logger
+	errors    prometheus.Counter
+	downUntil atomic.Int64 // Unix nanoseconds; cache skipped before it
+	loggedAt  atomic.Int64 // Unix nanoseconds of the last failure logged
+}
+
+// down reports whether the cache is to be left alone at now.
+func (b *breaker) down(now time.Time) bool { return now.UnixNano() < b.downUntil.Load() }
+
+// fail records a cache failure at now.
+func (b *breaker) fail(now time.Time, err error) {
+	b.errors.Inc()
+	b.downUntil.Store(now.Add(b.cooldown).UnixNano())
+	if last := b.loggedAt.Load(); now.UnixNano()-last >= int64(b.cooldown) && b.loggedAt.CompareAndSwap(last, now.UnixNano()) {
+		b.log.Warn("response cache lookup failed; serving from L1 and live signing", "err", err, "cooldown", b.cooldown)
+	}
+}
+
+// cacheSource is the response cache tier: it answers what the cache holds
+// (and has not expired), proves a certificate unknown by its absence once
+// the cache is complete, and otherwise asks next: on a miss the cache
+// cannot vouch for, and while the breaker keeps it off the cache.
+type cacheSource struct {
+	next    source
+	cache   cacheReader
+	brk     *breaker
+	m       *metrics
+	rr      renderer
+	timeout time.Duration // per Get or State
+	// stateTTL is how long the completeness flag is trusted.
+	stateTTL  time.Duration
+	presigned [ocspcodec.SHA512 + 1]bool
+	// primary is the algorithm whose response proves the certificate
+	// known when the requested one is signed live.
+	primary ocspcodec.HashAlg
+
+	complete  atomic.Bool
+	checkedAt atomic.Int64 // Unix nanoseconds of the last State read
+}
+
+// newCacheSource returns the tier over cache for responses pre-signed with
+// presigned (non-empty, valid) algorithms.
+func newCacheSource(cache cacheReader, presigned []ocspcodec.HashAlg, lookupTimeout, stateTTL time.Duration, brk *breaker, rr renderer, m *metrics, next source) *cacheSource {
+	c := &cacheSource{next: next, cache: cache, brk: brk, m: m, rr: rr, timeout: lookupTimeout, stateTTL: stateTTL}
+	for _, h := range presigned {
+		c.presigned[h] = true
+	}
+	// SHA-256 if pre-signed, else the first pre-signed one.
+	c.primary = presigned[0]
+	if slices.Contains(presigned, ocspcodec.SHA256) {
+		c.primary = ocspcodec.SHA256
+	}
+	return c
+}
+
+func (c *cacheSource) Response(ctx context.Context, l lookup) (*rendered, error) {
+	l.withKeyString()
+	if !c.brk.down(l.now) {
+		if rd, err := c.get(ctx, &l); rd != nil || err != nil {
+			return rd, err
+		}
+	}
+	return c.next.Response(ctx, l)
+}
+
+// get looks l up. It returns the response, or ocspcache.ErrUnknown when
+// the miss proves the certificate unknown, or neither when next must be
+// asked.
+func (c *cacheSource) get(ctx context.Context, l *lookup) (*rendered, error) {
+	keys := []string{l.str}
+	if !c.presigned[l.h] {
+		// The pre-signed response tells a known certificate from an
+		// unknown one when this algorithm's must be signed live.
+		keys = append(keys, ocspcache.Key(l.is.id, l.serialHex(), c.primary))
+	}
+	out := make([]ocspcache.Entry, len(keys))
+	lctx, cancel := context.WithTimeout(ctx, c.timeout)
+	err := c.cache.Get(lctx, keys, out)
+	cancel()
+	if err != nil {
+		c.brk.fail(l.now, err)
+		return nil, nil
+	}
+	if e := &out[0]; e.Found() && l.now.Before(e.NextUpdate) {
+		c.m.cacheHits.Inc()
+		return c.rr.render(l, e), nil
+	}
+	c.m.cacheMisses.Inc()
+	if known := len(out) > 1 && out[1].Found(); !known && c.isComplete(ctx, l.now) {
+		return nil, ocspcache.ErrUnknown
+	}
+	return nil, nil
+}
+
+// isComplete reports whether the pipeline's last rebuild finished, so
+// that a miss means an unknown certificate. The flag is re-read at most
+// once per stateTTL; a failed read counts as incomplete.
+func (c *cacheSource) isComplete(ctx context.Context, now time.Time) bool {
+	last := c.checkedAt.Load()
+	if now.UnixNano()-last < int64(c.stateTTL) {
+		return c.complete.Load()
+	}
+	lctx, cancel := context.WithTimeout(ctx, c.timeout)
+	st, err := c.cache.State(lctx)
+	cancel()
+	ok := err == nil && st.Complete
+	c.complete.Store(ok)
+	c.checkedAt.Store(now.UnixNano())
+	if err != nil {
+		c.brk.fail(now, err)
+	}
+	return ok
+}
