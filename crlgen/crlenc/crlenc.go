@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/trustline/trustline/internal/der"
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/serial"
 )
@@ -91,11 +92,11 @@ func (p Params) Validate() error {
 		return fmt.Errorf("crlenc: nextUpdate %s is before thisUpdate %s",
 			p.NextUpdate.UTC().Format(time.RFC3339), p.ThisUpdate.UTC().Format(time.RFC3339))
 	}
-	if _, err := timeLen(p.ThisUpdate); err != nil {
-		return fmt.Errorf("crlenc: thisUpdate: %w", err)
+	if _, ok := der.TimeLen(p.ThisUpdate); !ok {
+		return fmt.Errorf("crlenc: thisUpdate: %w", errTimeRange(p.ThisUpdate))
 	}
-	if _, err := timeLen(p.NextUpdate); err != nil {
-		return fmt.Errorf("crlenc: nextUpdate: %w", err)
+	if _, ok := der.TimeLen(p.NextUpdate); !ok {
+		return fmt.Errorf("crlenc: nextUpdate: %w", errTimeRange(p.NextUpdate))
 	}
 	if p.IDPURI != "" {
 		if err := checkURI(p.IDPURI); err != nil {
@@ -179,22 +180,22 @@ func Encode(ctx context.Context, p Params, entries iter.Seq[Entry], signer crypt
 	exts := crlExtensions(p)
 	tbsContent := len(head) + len(exts)
 	if count > 0 {
-		tbsContent += tlvLen(revokedLen)
+		tbsContent += der.ElementLen(revokedLen)
 	}
 	if tbsContent > maxTBS {
 		return nil, fmt.Errorf("crlenc: %d entries make a CRL of more than %d bytes", count, maxTBS)
 	}
-	tbsLen := tlvLen(tbsContent)
+	tbsLen := der.ElementLen(tbsContent)
 	// The outer header is sized for the longest signature; the real one may be
 	// a byte shorter, and then the CRL starts a byte later in buf (no copy).
-	maxOuter := tbsLen + len(alg.id) + tlvLen(1+alg.maxSig)
-	hdrMax := tlvLen(maxOuter) - maxOuter
+	maxOuter := tbsLen + len(alg.id) + der.ElementLen(1+alg.maxSig)
+	hdrMax := der.ElementLen(maxOuter) - maxOuter
 
 	buf := make([]byte, hdrMax, hdrMax+maxOuter)
-	buf = appendHeader(buf, tagSequence, tbsContent)
+	buf = der.AppendHeader(buf, der.TagSequence, tbsContent)
 	buf = append(buf, head...)
 	if count > 0 {
-		buf = appendHeader(buf, tagSequence, revokedLen)
+		buf = der.AppendHeader(buf, der.TagSequence, revokedLen)
 		if buf, err = appendEntries(enc, buf, entries, count, revokedLen); err != nil {
 			return nil, err
 		}
@@ -216,13 +217,13 @@ func Encode(ctx context.Context, p Params, entries iter.Seq[Entry], signer crypt
 		return nil, fmt.Errorf("crlenc: signer returned a %d-byte signature, longer than %d", len(sig), alg.maxSig)
 	}
 	buf = append(buf, alg.id...)
-	buf = appendHeader(buf, tagBitString, 1+len(sig))
+	buf = der.AppendHeader(buf, der.TagBitString, 1+len(sig))
 	buf = append(buf, 0) // no unused bits
 	buf = append(buf, sig...)
 
 	outer := len(buf) - hdrMax
-	start := hdrMax - (tlvLen(outer) - outer)
-	appendHeader(buf[start:start], tagSequence, outer) // in place, just before the TBSCertList
+	start := hdrMax - (der.ElementLen(outer) - outer)
+	der.AppendHeader(buf[start:start], der.TagSequence, outer) // in place, just before the TBSCertList
 	return buf[start:len(buf):len(buf)], nil
 }
 
@@ -329,7 +330,7 @@ func sigAlgFor(pub crypto.PublicKey) (sigAlg, error) {
 
 // ecdsaMaxSig is the longest DER Ecdsa-Sig-Value for a curve whose scalars
 // have n octets: two INTEGERs, each possibly with a leading zero octet.
-func ecdsaMaxSig(n int) int { return tlvLen(2 * tlvLen(n+1)) }
+func ecdsaMaxSig(n int) int { return der.ElementLen(2 * der.ElementLen(n+1)) }
 
 // sign hashes tbs once and has the signer sign the digest, then checks the
 // signature against the same digest.

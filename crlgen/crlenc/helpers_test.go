@@ -27,6 +27,7 @@ import (
 	"github.com/trustline/trustline/crlgen/crlenc"
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/serial"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // testIssuer is an intermediate CA and its key.
@@ -70,25 +71,8 @@ func newKey(t testing.TB, kind keyKind) crypto.Signer {
 // cRLSign (critical), pathLen 0, SKI/AKI, CRLDP and AIA, serverAuth EKU.
 func newIssuer(t testing.TB, kind keyKind) testIssuer {
 	t.Helper()
-	rootKey := newKey(t, keyP384)
 	now := time.Now().Truncate(time.Second)
-	rootTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{Country: []string{"US"}, Organization: []string{"Trustline Test"}, CommonName: "Trustline Test Root X1"},
-		NotBefore:             now.Add(-48 * time.Hour),
-		NotAfter:              now.AddDate(20, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, rootKey.Public(), rootKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := x509.ParseCertificate(rootDER)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testfix.NewCA(t, "Trustline Test Root X1", now.Add(-48*time.Hour), now.AddDate(20, 0, 0))
 
 	key := newKey(t, kind)
 	tmpl := &x509.Certificate{
@@ -106,14 +90,7 @@ func newIssuer(t testing.TB, kind keyKind) testIssuer {
 		IssuingCertificateURL: []string{"http://certs.trustline.test/root-x1.der"},
 		PolicyIdentifiers:     []asn1.ObjectIdentifier{{2, 23, 140, 1, 2, 1}},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, root, key.Public(), rootKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := root.Issue(t, tmpl, key.Public())
 	if len(cert.SubjectKeyId) == 0 {
 		t.Fatal("test issuer has no SKI")
 	}

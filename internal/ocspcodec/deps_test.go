@@ -26,11 +26,12 @@ func TestDeps(t *testing.T) {
 		module + "internal/ocspcodec": true,
 		module + "internal/status":    true,
 		module + "internal/reason":    true,
+		module + "internal/der":       true,
 	}
 	for _, pkg := range strings.Fields(string(out)) {
 		switch {
 		case strings.HasPrefix(pkg, module) && !allowedInternal[pkg]:
-			t.Errorf("imports %s; only internal/status and internal/reason are allowed", pkg)
+			t.Errorf("imports %s; only internal/status, internal/reason and internal/der are allowed", pkg)
 		case strings.Contains(pkg, "jackc/pgx"), strings.Contains(pkg, "miekg/pkcs11"):
 			t.Errorf("imports %s", pkg)
 		case !strings.HasPrefix(pkg, module) && !strings.HasPrefix(pkg, "golang.org/x/crypto/"):

@@ -10,8 +10,9 @@
 // on the pre-signing pipeline's path and costs little more than the
 // signature itself.
 //
-// This is a leaf package: it imports the standard library, golang.org/x/crypto
-// and Trustline's vocabulary packages (internal/status, internal/reason) only.
+// This is a leaf package: it imports the standard library, golang.org/x/crypto,
+// Trustline's vocabulary packages (internal/status, internal/reason) and its
+// DER writer (internal/der) only.
 // The responder, the pre-signing pipeline and their tests may import it; it
 // must never import issuer/..., pgx or pkcs11 (deps_test.go checks).
 package ocspcodec

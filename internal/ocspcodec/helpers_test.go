@@ -1,21 +1,19 @@
 package ocspcodec
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/trustline/trustline/internal/der"
 )
 
 // tlv builds a DER element from a tag and the concatenated parts; tests use
 // it to write requests by hand.
-func tlv(tag byte, parts ...[]byte) []byte {
-	content := bytes.Join(parts, nil)
-	return appendElement(nil, tag, content)
-}
+func tlv(tag byte, parts ...[]byte) []byte { return der.Element(tag, parts...) }
 
 // readTestdata returns a file from testdata/.
 func readTestdata(t testing.TB, name string) []byte {

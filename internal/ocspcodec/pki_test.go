@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // Test keys, generated once per test binary (RSA generation is slow).
@@ -23,7 +25,6 @@ var (
 	keyP256R = sync.OnceValue(func() crypto.Signer { return mustKey(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)) })
 	keyP384R = sync.OnceValue(func() crypto.Signer { return mustKey(ecdsa.GenerateKey(elliptic.P384(), rand.Reader)) })
 	keyRSAR  = sync.OnceValue(func() crypto.Signer { return mustKey(rsa.GenerateKey(rand.Reader, 2048)) })
-	rootKey  = sync.OnceValue(func() crypto.Signer { return mustKey(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)) })
 	leafKey  = sync.OnceValue(func() crypto.Signer { return mustKey(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)) })
 )
 
@@ -42,53 +43,39 @@ type testPKI struct {
 
 var oidNoCheckExt = pkix.Extension{Id: oidNoCheck, Value: []byte{0x05, 0x00}}
 
-// newPKI builds a PKI whose issuer and responder have the given key types.
-// Certificates are valid from an hour ago for a year, so that openssl
-// accepts them now.
+// newPKI builds a PKI whose issuer and responder have the given key types,
+// under a testfix root. Certificates are valid from an hour ago for a
+// year, so that openssl accepts them now.
 func newPKI(t testing.TB, issuerKey, responderKey crypto.Signer) *testPKI {
 	t.Helper()
 	now := time.Now()
-	p := &testPKI{issuerKey: issuerKey, responderKey: responderKey}
-	p.root = mkCert(t, &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ocspcodec test root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, nil, rootKey(), rootKey())
-	p.issuer = mkCert(t, &x509.Certificate{
+	root := testfix.NewCA(t, "ocspcodec test root", now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	p := &testPKI{root: root.Cert, issuerKey: issuerKey, responderKey: responderKey}
+	p.issuer = root.Issue(t, &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{Organization: []string{"Trustline Test"}, CommonName: "ocspcodec test issuer"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, p.root, issuerKey, rootKey())
-	p.responder = mkCert(t, &x509.Certificate{
+	}, issuerKey.Public())
+	p.responder = p.issue(t, &x509.Certificate{
 		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "ocspcodec test responder"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 1, 0),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
 		ExtraExtensions: []pkix.Extension{oidNoCheckExt},
-	}, p.issuer, responderKey, issuerKey)
+	}, responderKey)
 	serial, _ := new(big.Int).SetString("8f00112233445566778899aabbccddeeff", 16) // high bit: INTEGER needs a pad
-	p.leaf = mkCert(t, &x509.Certificate{
+	p.leaf = p.issue(t, &x509.Certificate{
 		SerialNumber: serial, Subject: pkix.Name{CommonName: "leaf.example"}, DNSNames: []string{"leaf.example"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 3, 0),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, p.issuer, leafKey(), issuerKey)
+	}, leafKey())
 	return p
 }
 
-// mkCert signs template with signerKey; parent nil means self-signed.
-func mkCert(t testing.TB, template, parent *x509.Certificate, key, signerKey crypto.Signer) *x509.Certificate {
+// issue signs tmpl for key's public key with the issuer's key, which may
+// be RSA and so cannot make a testfix.CA.
+func (p *testPKI) issue(t testing.TB, tmpl *x509.Certificate, key crypto.Signer) *x509.Certificate {
 	t.Helper()
-	if parent == nil {
-		parent = template
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, parent, key.Public(), signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testfix.CreateCertificate(t, tmpl, p.issuer, key.Public(), p.issuerKey)
 }
 
 // config returns the Config for issuer-signed or delegated responses.

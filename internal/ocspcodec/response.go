@@ -18,6 +18,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/trustline/trustline/internal/der"
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/status"
 )
@@ -178,13 +179,10 @@ func NewSigner(cfg Config) (*Signer, error) {
 		return nil, err
 	}
 	keyHash := sha1.Sum(responderKey)
-	s.responderID = appendHdr(nil, 0xa2, hdrLen(len(keyHash))+len(keyHash))
-	s.responderID = appendElement(s.responderID, 0x04, keyHash[:])
+	s.responderID = der.Element(0xa2, der.Element(der.TagOctetString, keyHash[:]))
 
 	if cfg.Responder != nil {
-		raw := cfg.Responder.Raw
-		s.certs = appendHdr(nil, 0xa0, hdrLen(len(raw))+len(raw))
-		s.certs = appendElement(s.certs, 0x30, raw)
+		s.certs = der.Element(0xa0, der.Element(der.TagSequence, cfg.Responder.Raw))
 	}
 
 	if s.issuer, err = HashIssuer(cfg.Issuer); err != nil {
@@ -243,30 +241,30 @@ func (s *Signer) Sign(dst []byte, one Single, producedAt time.Time, rand io.Read
 
 	// Lengths, innermost first.
 	bitsLen := 1 + len(sig)
-	basicLen := tbsLen + len(s.sigAlg) + hdrLen(bitsLen) + bitsLen + len(s.certs) // tbsLen counts its header
-	octetsLen := hdrLen(basicLen) + basicLen
-	respBytesLen := len(oidBasic) + hdrLen(octetsLen) + octetsLen
-	explicitLen := hdrLen(respBytesLen) + respBytesLen
-	outerLen := 3 + hdrLen(explicitLen) + explicitLen
-	prefix := hdrLen(outerLen) + 3 + hdrLen(explicitLen) + hdrLen(respBytesLen) + len(oidBasic) +
-		hdrLen(octetsLen) + hdrLen(basicLen)
-	suffix := len(s.sigAlg) + hdrLen(bitsLen) + bitsLen + len(s.certs)
+	basicLen := tbsLen + len(s.sigAlg) + der.ElementLen(bitsLen) + len(s.certs) // tbsLen counts its header
+	octetsLen := der.ElementLen(basicLen)
+	respBytesLen := len(oidBasic) + der.ElementLen(octetsLen)
+	explicitLen := der.ElementLen(respBytesLen)
+	outerLen := 3 + der.ElementLen(explicitLen)
+	prefix := der.HeaderLen(outerLen) + 3 + der.HeaderLen(explicitLen) + der.HeaderLen(respBytesLen) + len(oidBasic) +
+		der.HeaderLen(octetsLen) + der.HeaderLen(basicLen)
+	suffix := len(s.sigAlg) + der.ElementLen(bitsLen) + len(s.certs)
 
 	// Slide tbsResponseData up to make room for the headers before it.
 	dst = slices.Grow(dst, prefix+suffix)[:start+prefix+tbsLen]
 	copy(dst[start+prefix:], dst[start:start+tbsLen])
-	p := appendHdr(dst[:start], 0x30, outerLen) // OCSPResponse
-	p = append(p, 0x0a, 0x01, 0x00)             // responseStatus successful
-	p = appendHdr(p, 0xa0, explicitLen)         // [0] EXPLICIT
-	p = appendHdr(p, 0x30, respBytesLen)        // ResponseBytes
-	p = append(p, oidBasic...)                  // responseType
-	p = appendHdr(p, 0x04, octetsLen)           // response OCTET STRING
-	p = appendHdr(p, 0x30, basicLen)            // BasicOCSPResponse
+	p := der.AppendHeader(dst[:start], der.TagSequence, outerLen) // OCSPResponse
+	p = append(p, der.TagEnumerated, 0x01, 0x00)                  // responseStatus successful
+	p = der.AppendHeader(p, 0xa0, explicitLen)                    // [0] EXPLICIT
+	p = der.AppendHeader(p, der.TagSequence, respBytesLen)        // ResponseBytes
+	p = append(p, oidBasic...)                                    // responseType
+	p = der.AppendHeader(p, der.TagOctetString, octetsLen)        // response
+	p = der.AppendHeader(p, der.TagSequence, basicLen)            // BasicOCSPResponse
 	if len(p) != start+prefix {
 		panic("ocspcodec: internal error: response prefix length")
 	}
 	dst = append(dst, s.sigAlg...)
-	dst = appendHdr(dst, 0x03, bitsLen)
+	dst = der.AppendHeader(dst, der.TagBitString, bitsLen)
 	dst = append(dst, 0) // no unused bits
 	dst = append(dst, sig...)
 	return append(dst, s.certs...), nil
@@ -333,43 +331,34 @@ func (s *Signer) appendTBSResponseData(b []byte, one *Single, producedAt time.Ti
 	id := &one.ID
 	oid := id.Hash.oid()
 	algLen := len(oid) + 2 // OID, NULL
-	serialLen := len(id.Serial)
-	pad := id.Serial[0]&0x80 != 0
-	if pad {
-		serialLen++
-	}
-	certIDLen := hdrLen(algLen) + algLen +
-		hdrLen(len(id.IssuerNameHash)) + len(id.IssuerNameHash) +
-		hdrLen(len(id.IssuerKeyHash)) + len(id.IssuerKeyHash) +
-		hdrLen(serialLen) + serialLen
+	certIDLen := der.ElementLen(algLen) +
+		der.ElementLen(len(id.IssuerNameHash)) +
+		der.ElementLen(len(id.IssuerKeyHash)) +
+		der.UnsignedIntegerLen(id.Serial)
 	revokedLen := 0 // content of [1] IMPLICIT RevokedInfo
 	withReason := one.Status == status.Revoked && one.Reason != reason.Unspecified
 	if one.Status == status.Revoked {
-		revokedLen = genTimeLen
+		revokedLen = der.GeneralizedTimeLen
 		if withReason {
 			revokedLen += 5 // [0] EXPLICIT ENUMERATED
 		}
 	}
-	singleLen := hdrLen(certIDLen) + certIDLen + 2 + revokedLen + genTimeLen + 2 + genTimeLen
-	responsesLen := hdrLen(singleLen) + singleLen
-	dataLen := len(s.responderID) + genTimeLen + hdrLen(responsesLen) + responsesLen
+	singleLen := der.ElementLen(certIDLen) + 2 + revokedLen + der.GeneralizedTimeLen + 2 + der.GeneralizedTimeLen
+	responsesLen := der.ElementLen(singleLen)
+	dataLen := len(s.responderID) + der.GeneralizedTimeLen + der.ElementLen(responsesLen)
 
-	b = appendHdr(b, 0x30, dataLen) // ResponseData; version v1 is DEFAULT, so absent
+	b = der.AppendHeader(b, der.TagSequence, dataLen) // ResponseData; version v1 is DEFAULT, so absent
 	b = append(b, s.responderID...)
-	b = appendGenTime(b, producedAt)
-	b = appendHdr(b, 0x30, responsesLen)
-	b = appendHdr(b, 0x30, singleLen)
-	b = appendHdr(b, 0x30, certIDLen)
-	b = appendHdr(b, 0x30, algLen)
+	b = der.AppendGeneralizedTime(b, producedAt)
+	b = der.AppendHeader(b, der.TagSequence, responsesLen)
+	b = der.AppendHeader(b, der.TagSequence, singleLen)
+	b = der.AppendHeader(b, der.TagSequence, certIDLen)
+	b = der.AppendHeader(b, der.TagSequence, algLen)
 	b = append(b, oid...)
 	b = append(b, 0x05, 0x00) // NULL parameters, as x/crypto/ocsp and OpenSSL send
-	b = appendElement(b, 0x04, id.IssuerNameHash)
-	b = appendElement(b, 0x04, id.IssuerKeyHash)
-	b = appendHdr(b, 0x02, serialLen)
-	if pad {
-		b = append(b, 0)
-	}
-	b = append(b, id.Serial...)
+	b = der.AppendElement(b, der.TagOctetString, id.IssuerNameHash)
+	b = der.AppendElement(b, der.TagOctetString, id.IssuerKeyHash)
+	b = der.AppendUnsignedInteger(b, id.Serial) // check has made it minimal and positive
 	switch one.Status {
 	case status.Good:
 		b = append(b, 0x80, 0x00) // [0] IMPLICIT NULL
@@ -377,12 +366,12 @@ func (s *Signer) appendTBSResponseData(b []byte, one *Single, producedAt time.Ti
 		b = append(b, 0x82, 0x00) // [2] IMPLICIT UnknownInfo (NULL)
 	case status.Revoked:
 		b = append(b, 0xa1, byte(revokedLen)) // [1] IMPLICIT RevokedInfo
-		b = appendGenTime(b, one.RevokedAt)
+		b = der.AppendGeneralizedTime(b, one.RevokedAt)
 		if withReason {
 			b = append(b, 0xa0, 0x03, 0x0a, 0x01, byte(one.Reason))
 		}
 	}
-	b = appendGenTime(b, one.ThisUpdate)
-	b = append(b, 0xa0, genTimeLen) // nextUpdate [0] EXPLICIT
-	return appendGenTime(b, one.NextUpdate)
+	b = der.AppendGeneralizedTime(b, one.ThisUpdate)
+	b = append(b, 0xa0, der.GeneralizedTimeLen) // nextUpdate [0] EXPLICIT
+	return der.AppendGeneralizedTime(b, one.NextUpdate)
 }

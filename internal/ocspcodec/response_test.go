@@ -31,6 +31,7 @@ import (
 
 	"github.com/trustline/trustline/internal/reason"
 	"github.com/trustline/trustline/internal/status"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 var (
@@ -373,17 +374,18 @@ func TestNewSignerValidate(t *testing.T) {
 	other := newPKI(t, keyP384(), keyP384R())
 	now := time.Now()
 	responder := func(eku []x509.ExtKeyUsage, exts []pkix.Extension) *x509.Certificate {
-		return mkCert(t, &x509.Certificate{
+		return p.issue(t, &x509.Certificate{
 			SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "r"}, NotBefore: now, NotAfter: now.Add(time.Hour),
 			ExtKeyUsage: eku, ExtraExtensions: exts,
-		}, p.issuer, p.responderKey, p.issuerKey)
+		}, p.responderKey)
 	}
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
 	p521 := mustKey(ecdsa.GenerateKey(elliptic.P521(), rand.Reader))
 	rsa1024 := mustKey(rsa.GenerateKey(rand.Reader, 1024))
 	selfSigned := func(key crypto.Signer) *x509.Certificate {
-		return mkCert(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca"},
-			NotBefore: now, NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true}, nil, key, key)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca"},
+			NotBefore: now, NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+		return testfix.CreateCertificate(t, tmpl, tmpl, key.Public(), key)
 	}
 	tests := []struct {
 		name string

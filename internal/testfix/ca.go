@@ -42,22 +42,23 @@ func NewCA(tb testing.TB, name string, notBefore, notAfter time.Time) *CA {
 		BasicConstraintsValid: true, IsCA: true,
 		SubjectKeyId: ski[:],
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &CA{Cert: cert, Key: key}
+	return &CA{Cert: CreateCertificate(tb, tmpl, tmpl, key.Public(), key), Key: key}
 }
 
 // Issue signs tmpl for pub with the CA's key and returns the parsed
 // certificate.
 func (ca *CA) Issue(tb testing.TB, tmpl *x509.Certificate, pub crypto.PublicKey) *x509.Certificate {
 	tb.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+	return CreateCertificate(tb, tmpl, ca.Cert, pub, ca.Key)
+}
+
+// CreateCertificate is x509.CreateCertificate with crypto/rand, followed
+// by x509.ParseCertificate, failing tb on error. It is for the
+// certificates a CA cannot issue: those signed by an intermediate whose
+// key is not ECDSA (RSA, say), and self-signed ones (parent == tmpl).
+func CreateCertificate(tb testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, priv crypto.Signer) *x509.Certificate {
+	tb.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -4,7 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"math/big"
 	"testing"
 	"time"
@@ -38,5 +40,31 @@ func TestCA(t *testing.T) {
 		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Minute)}, leafKey.Public())
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "a.test"}); err != nil {
 		t.Errorf("leaf does not verify under the CA: %v", err)
+	}
+}
+
+// TestCreateCertificate issues under an RSA intermediate, which a CA
+// cannot hold, and self-signs.
+func TestCreateCertificate(t *testing.T) {
+	now := time.Now()
+	ca := NewCA(t, "Test Root", now.Add(-time.Hour), now.Add(time.Hour))
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter := ca.Issue(t, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "RSA intermediate"},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Minute), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}, rsaKey.Public())
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := CreateCertificate(t, &x509.Certificate{SerialNumber: big.NewInt(3), DNSNames: []string{"a.test"},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Minute)}, inter, leafKey.Public(), rsaKey)
+	if leaf.SignatureAlgorithm != x509.SHA256WithRSA || leaf.CheckSignatureFrom(inter) != nil {
+		t.Errorf("leaf: signature algorithm %v, signature from the intermediate: %v", leaf.SignatureAlgorithm, leaf.CheckSignatureFrom(inter))
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "self"},
+		NotBefore: now, NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	self := CreateCertificate(t, tmpl, tmpl, leafKey.Public(), leafKey)
+	if err := self.CheckSignatureFrom(self); err != nil {
+		t.Errorf("self-signed certificate does not verify under itself: %v", err)
 	}
 }

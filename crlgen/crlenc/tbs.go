@@ -1,27 +1,22 @@
 package crlenc
 
-// Hand-written DER for the TBSCertList (RFC 5280 §5.1). The fixed parts are
-// built with small allocations; the entries, which are the whole cost, are
-// written into the output buffer with no allocation.
+// Hand-written DER for the TBSCertList (RFC 5280 §5.1), on internal/der. The
+// fixed parts are built with small allocations; the entries, which are the
+// whole cost, are written into the output buffer with no allocation.
 
 import (
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/trustline/trustline/internal/der"
 	"github.com/trustline/trustline/internal/serial"
 )
 
+// Context-specific tags of the CRL profile.
 const (
-	tagBoolean     = 0x01
-	tagInteger     = 0x02
-	tagBitString   = 0x03
-	tagOctetString = 0x04
-	tagUTCTime     = 0x17
-	tagGenTime     = 0x18
-	tagSequence    = 0x30
-	// Context-specific constructed [0]: crlExtensions (EXPLICIT),
-	// distributionPoint (EXPLICIT, a CHOICE) and fullName (GeneralNames).
+	// Constructed [0]: crlExtensions (EXPLICIT), distributionPoint
+	// (EXPLICIT, a CHOICE) and fullName (GeneralNames).
 	tagContext0 = 0xa0
 	// authorityKeyIdentifier keyIdentifier [0] IMPLICIT OCTET STRING.
 	tagKeyID = 0x80
@@ -34,7 +29,7 @@ const (
 func oidAuthorityKeyID() []byte { return []byte{0x06, 0x03, 0x55, 0x1d, 0x23} } // 2.5.29.35
 func oidCRLNumber() []byte      { return []byte{0x06, 0x03, 0x55, 0x1d, 0x14} } // 2.5.29.20
 func oidIDP() []byte            { return []byte{0x06, 0x03, 0x55, 0x1d, 0x1c} } // 2.5.29.28
-func derTrue() []byte           { return []byte{tagBoolean, 0x01, 0xff} }
+func derTrue() []byte           { return []byte{der.TagBoolean, 0x01, 0xff} }
 
 // reasonExtLen is the length of an entry's crlEntryExtensions holding only a
 // reasonCode: SEQUENCE { SEQUENCE { OID 2.5.29.21, OCTET STRING { ENUMERATED } } }.
@@ -44,89 +39,34 @@ func putReasonExt(dst []byte, code byte) {
 	copy(dst, []byte{0x30, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x15, 0x04, 0x03, 0x0a, 0x01, code})
 }
 
-// lenLen is the size of a DER length field for n content bytes, n < 2^32
-// (Encode refuses CRLs near that size).
-func lenLen(n int) int {
-	switch {
-	case n < 0x80:
-		return 1
-	case n < 0x100:
-		return 2
-	case n < 0x10000:
-		return 3
-	case n < 0x1000000:
-		return 4
-	}
-	return 5
-}
-
-// tlvLen is the size of a single-byte-tag TLV with n content bytes.
-func tlvLen(n int) int { return 1 + lenLen(n) + n }
-
-func appendHeader(b []byte, tag byte, n int) []byte {
-	b = append(b, tag)
-	if n < 0x80 {
-		return append(b, byte(n))
-	}
-	l := lenLen(n) - 1
-	b = append(b, 0x80|byte(l))
-	for i := l - 1; i >= 0; i-- {
-		b = append(b, byte(n>>(8*i)))
-	}
-	return b
-}
-
-// tlv encodes the concatenation of parts under tag, for the small fixed
-// parts of the TBSCertList.
-func tlv(tag byte, parts ...[]byte) []byte {
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
-	b := appendHeader(make([]byte, 0, tlvLen(n)), tag, n)
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
-}
-
 // tbsHead is the TBSCertList up to nextUpdate: version v2, signature,
 // issuer, thisUpdate, nextUpdate.
 func tbsHead(p Params, algID []byte) []byte {
-	b := []byte{tagInteger, 0x01, 0x01} // v2
+	b := []byte{der.TagInteger, 0x01, 0x01} // v2
 	b = append(b, algID...)
 	b = append(b, p.Issuer.RawSubject...)
-	b = appendTime(b, p.ThisUpdate)
-	return appendTime(b, p.NextUpdate)
+	b = der.AppendTime(b, p.ThisUpdate)
+	return der.AppendTime(b, p.NextUpdate)
 }
 
 // crlExtensions is the [0] EXPLICIT crlExtensions field, in the order the
 // standard library writes them.
 func crlExtensions(p Params) []byte {
-	aki := tlv(tagSequence, oidAuthorityKeyID(),
-		tlv(tagOctetString, tlv(tagSequence, tlv(tagKeyID, p.Issuer.SubjectKeyId))))
-	num := tlv(tagSequence, oidCRLNumber(),
-		tlv(tagOctetString, tlv(tagInteger, positiveIntContent(p.Number.Bytes()))))
+	aki := der.Element(der.TagSequence, oidAuthorityKeyID(),
+		der.Element(der.TagOctetString, der.Element(der.TagSequence, der.Element(tagKeyID, p.Issuer.SubjectKeyId))))
+	num := der.Element(der.TagSequence, oidCRLNumber(),
+		der.Element(der.TagOctetString, der.AppendUnsignedInteger(nil, p.Number.Bytes())))
 	if p.IDPURI == "" {
-		return tlv(tagContext0, tlv(tagSequence, aki, num))
+		return der.Element(tagContext0, der.Element(der.TagSequence, aki, num))
 	}
 	// IssuingDistributionPoint ::= SEQUENCE {
 	//   distributionPoint [0] { fullName [0] { uniformResourceIdentifier [6] } },
 	//   onlyContainsUserCerts [1] IMPLICIT BOOLEAN TRUE }
-	idpValue := tlv(tagSequence,
-		tlv(tagContext0, tlv(tagContext0, tlv(tagURI, []byte(p.IDPURI)))),
+	idpValue := der.Element(der.TagSequence,
+		der.Element(tagContext0, der.Element(tagContext0, der.Element(tagURI, []byte(p.IDPURI)))),
 		[]byte{0x81, 0x01, 0xff})
-	idp := tlv(tagSequence, oidIDP(), derTrue(), tlv(tagOctetString, idpValue))
-	return tlv(tagContext0, tlv(tagSequence, aki, num, idp))
-}
-
-// positiveIntContent turns a positive integer's minimal unsigned big-endian
-// bytes into DER INTEGER content, adding a zero octet when the high bit is set.
-func positiveIntContent(b []byte) []byte {
-	if b[0]&0x80 != 0 {
-		return append([]byte{0}, b...)
-	}
-	return b
+	idp := der.Element(der.TagSequence, oidIDP(), derTrue(), der.Element(der.TagOctetString, idpValue))
+	return der.Element(tagContext0, der.Element(der.TagSequence, aki, num, idp))
 }
 
 // entryEncoder sizes and writes revokedCertificates entries:
@@ -171,14 +111,14 @@ func (enc *entryEncoder) size(e Entry) (int, error) {
 		return 0, fmt.Errorf("serial %s: revoked at %s, after thisUpdate %s", e.Serial,
 			e.RevokedAt.UTC().Format(time.RFC3339), time.Unix(enc.thisUpdate, 0).UTC().Format(time.RFC3339))
 	}
-	tl, err := timeLen(e.RevokedAt)
-	if err != nil {
-		return 0, fmt.Errorf("serial %s: %w", e.Serial, err)
+	tl, ok := der.TimeLen(e.RevokedAt)
+	if !ok {
+		return 0, fmt.Errorf("serial %s: %w", e.Serial, errTimeRange(e.RevokedAt))
 	}
 	if err := checkReason(e.Reason, enc.userOnly); err != nil {
 		return 0, fmt.Errorf("serial %s: %w", e.Serial, err)
 	}
-	n := tlvLen(sl) + tl
+	n := der.ElementLen(sl) + tl
 	if !e.Reason.OmitOnCRL() {
 		n += reasonExtLen
 	}
@@ -192,7 +132,7 @@ func (enc *entryEncoder) size(e Entry) (int, error) {
 func (enc *entryEncoder) put(dst []byte, e Entry) {
 	s := e.Serial
 	sl := serialContentLenValid(s)
-	dst[0], dst[1], dst[2], dst[3] = tagSequence, byte(len(dst)-2), tagInteger, byte(sl)
+	dst[0], dst[1], dst[2], dst[3] = der.TagSequence, byte(len(dst)-2), der.TagInteger, byte(sl)
 	out := dst[4 : 4+sl]
 	if sl > len(s)/2 {
 		out[0] = 0 // keep the INTEGER positive
@@ -202,7 +142,7 @@ func (enc *entryEncoder) put(dst []byte, e Entry) {
 		out[i] = enc.hex[s[2*i]]<<4 | enc.hex[s[2*i+1]]
 	}
 	rest := dst[4+sl:]
-	rest = rest[putTime(rest, e.RevokedAt):]
+	rest = rest[der.PutTime(rest, e.RevokedAt):]
 	if !e.Reason.OmitOnCRL() {
 		putReasonExt(rest, byte(e.Reason))
 	}
@@ -239,52 +179,8 @@ func serialContentLenValid(s serial.Serial) int {
 	return n
 }
 
-// useUTCTime reports whether year is in the range RFC 5280 §4.1.2.5 gives
-// UTCTime; other years take GeneralizedTime, as in encoding/asn1.
-func useUTCTime(year int) bool { return 1950 <= year && year < 2050 }
-
-// timeLen returns the length of t's DER Time: UTCTime YYMMDDHHMMSSZ or
-// GeneralizedTime YYYYMMDDHHMMSSZ.
-func timeLen(t time.Time) (int, error) {
-	y := t.UTC().Year()
-	switch {
-	case y < 0 || y > 9999:
-		return 0, fmt.Errorf("time %s: year out of range", t.UTC().Format(time.RFC3339))
-	case useUTCTime(y):
-		return 2 + 13, nil
-	}
-	return 2 + 15, nil
+// errTimeRange is the error for a time der.TimeLen refuses: one whose year
+// no DER Time can carry.
+func errTimeRange(t time.Time) error {
+	return fmt.Errorf("time %s: year out of range", t.UTC().Format(time.RFC3339))
 }
-
-// appendTime appends a time timeLen has accepted.
-func appendTime(b []byte, t time.Time) []byte {
-	var buf [17]byte
-	return append(b, buf[:putTime(buf[:], t)]...)
-}
-
-// putTime writes a time timeLen has accepted, in UTC, truncated to the
-// second (RFC 5280 §5.1.2.4: no fractional seconds), and returns its length.
-func putTime(dst []byte, t time.Time) int {
-	t = t.UTC()
-	year, month, day := t.Date()
-	hour, minute, sec := t.Clock()
-	d := dst[2:]
-	if useUTCTime(year) {
-		dst[0], dst[1] = tagUTCTime, 13
-	} else {
-		dst[0], dst[1] = tagGenTime, 15
-		put2(d, year/100)
-		d = d[2:]
-	}
-	_ = d[12] // one bounds check for the rest
-	put2(d[0:], year%100)
-	put2(d[2:], int(month))
-	put2(d[4:], day)
-	put2(d[6:], hour)
-	put2(d[8:], minute)
-	put2(d[10:], sec)
-	d[12] = 'Z'
-	return 2 + int(dst[1])
-}
-
-func put2(dst []byte, v int) { dst[0], dst[1] = byte('0'+v/10), byte('0'+v%10) }
