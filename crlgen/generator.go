@@ -648,6 +648,12 @@ func (g *Generator) current(ctx context.Context, is *issuerState, s int, urls []
 // checks on it; failures are counted and logged.
 func (g *Generator) buildChecked(ctx context.Context, is *issuerState, s int, prev store.CRL) (built, error) {
 	b, err := g.build(ctx, is, s, prev)
+	if err != nil && ctx.Err() != nil {
+		// Shutting down or the lease was lost mid-build: nothing failed,
+		// the next holder builds this shard.
+		g.log.Debug("CRL build abandoned", "crl", label(is.ID, s), "err", err)
+		return b, err
+	}
 	if err != nil {
 		g.m.failures.WithLabelValues(string(is.ID), "build").Inc()
 		g.log.Error("building CRL failed", "crl", label(is.ID, s), "err", err)
