@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -163,27 +164,16 @@ func CRL(ctx context.Context, cfg CRLConfig, now func() time.Time) (*Run, error)
 		go r.storm(ctx, st, targets, now().Add(load.Warmup), storm)
 	}
 
-	machine := DescribeMachine()
-	started := now()
-	res, err := RunLoad(ctx, load, func(int) (Worker, error) {
-		return &crlWorker{run: r, c: ep.client(cfg.Timeout, 256<<20)}, nil
-	}, now)
-	if res == nil {
-		return nil, err
-	}
-	machine.finish()
-	name := cfg.Name
-	if name == "" {
-		name = "crl"
-		if cfg.Storm > 0 {
-			name = "crl-storm"
-		}
-	}
 	scenario := "crl"
 	if cfg.Storm > 0 {
 		scenario = "crl-storm"
 	}
-	run := newRun(name, scenario, cfg.Target, started, res, cfg, machine)
+	run, res, err := measure(ctx, load, func(int) (Worker, error) {
+		return &crlWorker{run: r, c: ep.client(cfg.Timeout, 256<<20)}, nil
+	}, now, runOf{name: cmp.Or(cfg.Name, scenario), scenario: scenario, target: cfg.Target, cfg: cfg})
+	if run == nil {
+		return nil, err
+	}
 	run.Verified = r.verified.Load()
 	total := r.notModified.Load() + r.full.Load()
 	run.Figures = map[string]float64{

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/trustline/trustline/internal/cli"
@@ -24,31 +23,12 @@ import (
 // loadPairs reads DIR's certificates and signs every one's SHA-1 and
 // SHA-256 responses with DIR's file keys.
 func loadPairs(ctx context.Context, dataDir, postgresURL string, maxCerts int, issuerKey bool, now time.Time) ([]signedPair, map[issuerid.ID]*Issuer, error) {
-	issuers, err := loadIssuers(dataDir)
+	s, err := loadSignable(ctx, dataDir, postgresURL, maxCerts, issuerKey, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := openStore(ctx, dataDir, postgresURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	certs, err := loadCerts(ctx, st, maxCerts, now)
-	st.Close()
-	if err != nil {
-		return nil, nil, err
-	}
-	var ids []issuerid.ID
-	for _, c := range certs {
-		if !slices.Contains(ids, c.IssuerID) {
-			ids = append(ids, c.IssuerID)
-		}
-	}
-	sig, err := signers(dataDir, issuers, ids, issuerKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	pairs, err := signPairs(certs, issuers, sig, []crypto.Hash{crypto.SHA1, crypto.SHA256}, now, rand.Reader)
-	return pairs, issuers, err
+	pairs, err := signPairs(s.certs, s.issuers, s.sig, []crypto.Hash{crypto.SHA1, crypto.SHA256}, now, rand.Reader)
+	return pairs, s.issuers, err
 }
 
 // RunFloor is `trustline bench floor`: it serves DIR's certificates'

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -113,21 +114,13 @@ func Issue(ctx context.Context, cfg IssueConfig, now func() time.Time, rnd io.Re
 		samples []issued
 	)
 	auth := []byte("Bearer " + key)
-	machine := DescribeMachine()
-	started := now()
-	res, err := RunLoad(ctx, cfg.Load, func(int) (Worker, error) {
+	run, _, err := measure(ctx, cfg.Load, func(int) (Worker, error) {
 		return &issueWorker{ep: ep, c: ep.client(cfg.Timeout, 1<<20), csrs: csrs, auth: auth, every: uint64(cfg.VerifyEvery),
 			sample: func(s issued) { mu.Lock(); samples = append(samples, s); mu.Unlock() }}, nil
-	}, now)
-	if res == nil {
+	}, now, runOf{name: cmp.Or(cfg.Name, "issue-"+cfg.Load.Mode()), scenario: "issue", target: cfg.API, cfg: cfg})
+	if run == nil {
 		return nil, err
 	}
-	machine.finish()
-	name := cfg.Name
-	if name == "" {
-		name = "issue-" + cfg.Load.Mode()
-	}
-	run := newRun(name, "issue", cfg.API, started, res, cfg, machine)
 	run.Figures = map[string]float64{"csr_pool": float64(len(csrs))}
 	run.Notes = append(run.Notes, "each request is one DV order (CSR checks, zlint, two signatures, two store transactions); a sample of the issued certificates is fetched and checked after the run, outside the measured time")
 

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -65,12 +66,7 @@ func OCSP(ctx context.Context, cfg OCSPConfig, now func() time.Time) (*Run, erro
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg.DataDir, cfg.Postgres)
-	if err != nil {
-		return nil, err
-	}
-	certs, err := loadCerts(ctx, st, cfg.MaxCerts, now())
-	st.Close()
+	certs, err := readCerts(ctx, cfg.DataDir, cfg.Postgres, cfg.MaxCerts, now())
 	if err != nil {
 		return nil, err
 	}
@@ -83,22 +79,14 @@ func OCSP(ctx context.Context, cfg OCSPConfig, now func() time.Time) (*Run, erro
 
 // runOCSP is the load part of OCSP, on a built corpus.
 func runOCSP(ctx context.Context, cfg OCSPConfig, ep endpoint, c *corpus, certs int, now func() time.Time) (*Run, error) {
-	machine := DescribeMachine()
 	var verified atomic.Int64
-	started := now()
-	res, err := RunLoad(ctx, cfg.Load, func(id int) (Worker, error) {
+	r, _, err := measure(ctx, cfg.Load, func(id int) (Worker, error) {
 		return &ocspWorker{c: newRawConn(ep, cfg.Timeout, 1<<20), corpus: c, every: uint64(cfg.VerifyEvery),
 			verified: &verified, first: true, now: now}, nil
-	}, now)
-	if res == nil {
+	}, now, runOf{name: cmp.Or(cfg.Name, "ocsp-"+cfg.Load.Mode()), scenario: "ocsp", target: cfg.Target, cfg: cfg})
+	if r == nil {
 		return nil, err
 	}
-	machine.finish()
-	name := cfg.Name
-	if name == "" {
-		name = "ocsp-" + cfg.Load.Mode()
-	}
-	r := newRun(name, "ocsp", cfg.Target, started, res, cfg, machine)
 	r.Verified = verified.Load()
 	r.Figures = map[string]float64{"certificates": float64(certs), "distinct_request_slots": float64(len(c.slots))}
 	return r, err

@@ -290,12 +290,7 @@ func loadProcess(ctx context.Context, h *harness, cfg PeersConfig, name, target,
 // expiry, revocation, serial) and returns the `openssl ocsp` responder
 // command for the one intermediate that issued them.
 func opensslArgs(openssl, work, data string, issuers map[issuerid.ID]*Issuer) ([]string, error) {
-	st, err := openStore(context.Background(), data, "")
-	if err != nil {
-		return nil, err
-	}
-	certs, err := loadCerts(context.Background(), st, 10_000_000, time.Now())
-	st.Close()
+	certs, err := readCerts(context.Background(), data, "", 10_000_000, time.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -9,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -71,46 +71,21 @@ func Presign(ctx context.Context, cfg PresignConfig, d PresignDeps, now func() t
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	issuers, err := loadIssuers(cfg.DataDir)
+	s, err := loadSignable(ctx, cfg.DataDir, cfg.Postgres, cfg.MaxCerts, cfg.IssuerKey, now())
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg.DataDir, cfg.Postgres)
-	if err != nil {
-		return nil, err
-	}
-	certs, err := loadCerts(ctx, st, cfg.MaxCerts, now())
-	st.Close()
-	if err != nil {
-		return nil, err
-	}
-	var ids []issuerid.ID
-	for _, c := range certs {
-		if !slices.Contains(ids, c.IssuerID) {
-			ids = append(ids, c.IssuerID)
-		}
-	}
-	sig, err := signers(cfg.DataDir, issuers, ids, cfg.IssuerKey)
-	if err != nil {
-		return nil, err
-	}
+	certs, issuers, sig := s.certs, s.issuers, s.sig
 	var verified atomic.Int64
 	load := LoadConfig{Duration: 10 * time.Minute, Concurrency: cfg.Workers, Requests: uint64(cfg.Responses)}
-	machine := DescribeMachine()
-	started := now()
-	res, err := RunLoad(ctx, load, func(int) (Worker, error) {
+	run, _, err := measure(ctx, load, func(int) (Worker, error) {
 		return &signWorker{certs: certs, issuers: issuers, sig: sig, every: uint64(cfg.VerifyEvery), now: now, rand: rnd,
 			verified: &verified}, nil
-	}, now)
-	if res == nil {
+	}, now, runOf{name: cmp.Or(cfg.Name, "presign"), scenario: "presign",
+		target: "ocspcodec.Signer (" + signerKind(cfg.IssuerKey) + ", file keys)", cfg: cfg})
+	if run == nil {
 		return nil, err
 	}
-	machine.finish()
-	name := cfg.Name
-	if name == "" {
-		name = "presign"
-	}
-	run := newRun(name, "presign", "ocspcodec.Signer ("+signerKind(cfg.IssuerKey)+", file keys)", started, res, cfg, machine)
 	run.Verified = verified.Load()
 	run.Figures = map[string]float64{"certificates": float64(len(certs)), "workers": float64(cfg.Workers)}
 	run.Notes = append(run.Notes, "requests are signatures: each is one complete DER OCSPResponse signed by ocspcodec.Signer, the pipeline's encoder; latency is per signature")

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -75,6 +76,28 @@ type Run struct {
 type StormPoint struct {
 	Sec   float64 `json:"sec"`
 	Share float64 `json:"share"`
+}
+
+// runOf names a Run and says what it measured.
+type runOf struct {
+	name     string // the run's name in reports
+	scenario string
+	target   string
+	cfg      any // the scenario's configuration, as reported
+}
+
+// measure runs load (RunLoad), describing the machine around it, and fills
+// a Run from the result, which it returns too. A nil Run comes with
+// RunLoad's error.
+func measure(ctx context.Context, load LoadConfig, newWorker NewWorker, now func() time.Time, of runOf) (*Run, *LoadResult, error) {
+	machine := DescribeMachine()
+	started := now()
+	res, err := RunLoad(ctx, load, newWorker, now)
+	if res == nil {
+		return nil, nil, err
+	}
+	machine.finish()
+	return newRun(of.name, of.scenario, of.target, started, res, of.cfg, machine), res, err
 }
 
 // newRun fills a Run from a load result.

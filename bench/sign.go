@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"context"
 	"crypto"
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/trustline/trustline/internal/issuerid"
@@ -29,6 +31,38 @@ func keyPath(dataDir string, id issuerid.ID, responder bool) string {
 		label += "-ocsp"
 	}
 	return filepath.Join(dataDir, "keys", label+".key")
+}
+
+// signable is what the presign scenario and the floor server sign from:
+// DIR's issuers, its certificates, and a signer for each issuer of them.
+type signable struct {
+	issuers map[issuerid.ID]*Issuer
+	certs   []Cert
+	sig     map[issuerid.ID]*ocspcodec.Signer
+}
+
+// loadSignable reads DIR's issuers, up to limit of its unexpired
+// certificates (see readCerts) and the signers of their issuers (see
+// signers).
+func loadSignable(ctx context.Context, dataDir, postgresURL string, limit int, issuerKey bool, now time.Time) (signable, error) {
+	var (
+		s   signable
+		err error
+	)
+	if s.issuers, err = loadIssuers(dataDir); err != nil {
+		return s, err
+	}
+	if s.certs, err = readCerts(ctx, dataDir, postgresURL, limit, now); err != nil {
+		return s, err
+	}
+	var ids []issuerid.ID
+	for _, c := range s.certs {
+		if !slices.Contains(ids, c.IssuerID) {
+			ids = append(ids, c.IssuerID)
+		}
+	}
+	s.sig, err = signers(dataDir, s.issuers, ids, issuerKey)
+	return s, err
 }
 
 // signers builds an ocspcodec.Signer per issuer from DIR's file keys:

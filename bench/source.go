@@ -108,6 +108,17 @@ type Cert struct {
 	Reason    reason.Reason
 }
 
+// readCerts opens DIR's store (see openStore) and reads up to limit
+// unexpired certificates from it (see loadCerts).
+func readCerts(ctx context.Context, dataDir, postgresURL string, limit int, now time.Time) ([]Cert, error) {
+	st, err := openStore(ctx, dataDir, postgresURL)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return loadCerts(ctx, st, limit, now)
+}
+
 // loadCerts reads up to max unexpired certificates, in serial order.
 func loadCerts(ctx context.Context, st lister, limit int, now time.Time) ([]Cert, error) {
 	var out []Cert

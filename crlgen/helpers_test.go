@@ -37,6 +37,14 @@ const testBase = "http://127.0.0.1:8082"
 // t0 is the tests' starting instant: whole seconds, as CRLs keep them.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// bubbleClock is a clock for a synctest bubble: the bubble's time, moved
+// to start at t0. The bubble's own clock starts in 2000; CRLs dated from
+// t0 are checked by the lints whose effective dates are later.
+func bubbleClock() func() time.Time {
+	offset := time.Until(t0)
+	return func() time.Time { return time.Now().Add(offset) }
+}
+
 // capture is a crlpub.Publisher that keeps every CRL it is told about.
 type capture struct {
 	mu   sync.Mutex

@@ -103,8 +103,7 @@ func TestRunWatchesOfflineRootCRL(t *testing.T) {
 	lt := testLinter(t)
 	synctest.Test(t, func(t *testing.T) {
 		st := openStore(t, filepath.Join(t.TempDir(), "trustline.db"))
-		offset := time.Until(t0)
-		now := func() time.Time { return time.Now().Add(offset) }
+		now := bubbleClock()
 		root, ints := fromPKI(p)
 		ccfg := testConfig(2)
 		ccfg.FullValidity, ccfg.Holder = 30*24*time.Hour+12*time.Hour, "ceremony"

@@ -22,10 +22,7 @@ func TestRunSchedule(t *testing.T) {
 	lt := testLinter(t)
 	synctest.Test(t, func(t *testing.T) {
 		st := openStore(t, filepath.Join(t.TempDir(), "trustline.db"))
-		// The bubble's clock starts in 2000; CRLs are dated from t0 so the
-		// lints whose effective dates are later apply.
-		offset := time.Until(t0)
-		now := func() time.Time { return time.Now().Add(offset) }
+		now := bubbleClock()
 		c := cert(t, "int-p256", 1)
 		insert(t, st, c)
 

@@ -7,13 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,64 +41,13 @@ sub vcl_recv {
 }
 `
 
-// startVarnish runs varnishd in the foreground on a free loopback port in
-// front of backendPort, and stops it (by its pid) at cleanup. It returns
-// the cache's base URL.
+// startVarnish runs varnishd on a free loopback port in front of
+// backendPort until the test ends. It returns the cache's base URL.
 func startVarnish(t *testing.T, backendPort int) string {
 	t.Helper()
-	bin, err := exec.LookPath("varnishd")
-	if err != nil {
-		if _, statErr := os.Stat("/usr/sbin/varnishd"); statErr != nil {
-			testenv.Missing(t, "varnishd (Debian package varnish)", err)
-		}
-		bin = "/usr/sbin/varnishd"
-	}
-	dir := t.TempDir()
-	vcl := filepath.Join(dir, "origin.vcl")
-	if err := os.WriteFile(vcl, fmt.Appendf(nil, vclTemplate, backendPort), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	cmd := exec.Command(bin, "-F", "-n", filepath.Join(dir, "work"), "-a", "127.0.0.1:"+strconv.Itoa(port),
-		"-f", vcl, "-s", "malloc,32m", "-j", "none", "-T", "none")
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group, so the cache child goes with the manager.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		testenv.Missing(t, "varnishd", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("varnishd output:\n%s", out.String())
-		}
-	})
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("varnishd exited at start:\n%s", out.String())
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
-			c.Close()
-			return base
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("varnishd did not listen within 30 s:\n%s", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	testenv.StartVarnish(t, addr, fmt.Sprintf(vclTemplate, backendPort))
+	return "http://" + addr
 }
 
 func freePort(t *testing.T) int {

@@ -97,15 +97,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "init":
 		return runInit(ctx, args[1:], stdout, stderr)
 	case "api":
-		return runAPI(ctx, args[1:], stderr)
+		return runRole(ctx, "api", args[1:], stderr, runAPI)
 	case "presigner":
-		return runPresigner(ctx, args[1:], stderr)
+		return runRole(ctx, "presigner", args[1:], stderr, runPresigner)
 	case "responder":
-		return runResponder(ctx, args[1:], stderr)
+		return runRole(ctx, "responder", args[1:], stderr, runResponder)
 	case "crlgen":
-		return runCRLGen(ctx, args[1:], stderr)
+		return runRole(ctx, "crlgen", args[1:], stderr, runCRLGen)
 	case "origin":
-		return runOrigin(ctx, args[1:], stderr)
+		return runRole(ctx, "origin", args[1:], stderr, runOrigin)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "ca":

@@ -99,6 +99,17 @@ func startRole(ctx context.Context, name string, args []string, stderr io.Writer
 	return r, nil
 }
 
+// runRole starts the role name (see startRole), runs it and closes what
+// it opened.
+func runRole(ctx context.Context, name string, args []string, stderr io.Writer, run func(context.Context, *plantRole) error) error {
+	r, err := startRole(ctx, name, args, stderr)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	return run(ctx, r)
+}
+
 // close stops the background loops, waits for them (bounded), then runs
 // the closers in reverse order.
 func (r *plantRole) close() {
@@ -179,6 +190,17 @@ func (r *plantRole) hierarchy(ctx context.Context, st store.Store, need pki.KeyN
 	}
 	r.log.Info("hierarchy loaded", "root_sha256", pki.Fingerprint(p.Root.Cert), "intermediates", len(p.Intermediates))
 	return p, nil
+}
+
+// openHierarchy opens the store, then loads the CA hierarchy it records
+// (see hierarchy for need).
+func (r *plantRole) openHierarchy(ctx context.Context, need pki.KeyNeeds) (store.Store, *pki.PKI, error) {
+	st, err := r.openStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := r.hierarchy(ctx, st, need)
+	return st, p, err
 }
 
 // redis connects to the plant's Redis (one node or a Cluster).

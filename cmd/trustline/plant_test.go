@@ -159,60 +159,6 @@ sub vcl_recv {
 	return b.String()
 }
 
-// startPlantVarnish runs varnishd on addr with vcl until the test ends.
-func startPlantVarnish(t *testing.T, addr, vcl string) {
-	t.Helper()
-	bin, err := exec.LookPath("varnishd")
-	if err != nil {
-		if _, statErr := os.Stat("/usr/sbin/varnishd"); statErr != nil {
-			testenv.Missing(t, "varnishd (Debian package varnish)", err)
-		}
-		bin = "/usr/sbin/varnishd"
-	}
-	dir := t.TempDir()
-	vclPath := filepath.Join(dir, "plant.vcl")
-	if err := os.WriteFile(vclPath, []byte(vcl), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-F", "-n", filepath.Join(dir, "work"), "-a", addr, "-f", vclPath,
-		"-s", "malloc,32m", "-j", "none", "-T", "none")
-	out := &testfix.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		testenv.Missing(t, "varnishd", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("varnishd output:\n%s", out)
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		select {
-		case <-exited:
-			t.Fatalf("varnishd exited at start:\n%s", out)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("varnishd did not listen within 30 s:\n%s", out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // plantCert is an issued certificate the test queries.
 type plantCert struct {
 	cert, issuer *x509.Certificate
@@ -365,7 +311,7 @@ func TestPlant(t *testing.T) {
 		origins    = []*roleProc{startRoleProc(t, "origin", originCfg), startRoleProc(t, "origin", originCfg)}
 		crlgens    = []*roleProc{startRoleProc(t, "crlgen", cfg), startRoleProc(t, "crlgen", cfg)}
 	)
-	startPlantVarnish(t, cdn, plantVCL(responders, origins))
+	testenv.StartVarnish(t, cdn, plantVCL(responders, origins))
 
 	// One leader per lease: exactly one pre-signer leads.
 	waitFor(t, 30*time.Second, "one pre-signer leader", func() bool {

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -40,12 +39,7 @@ const (
 // runAPI: `trustline api` serves the issuance API, the portal and the
 // review console. It signs certificates (intermediate keys) and, before it
 // answers, their first OCSP response (responder keys) into Redis.
-func runAPI(ctx context.Context, args []string, stderr io.Writer) error {
-	r, err := startRole(ctx, "api", args, stderr)
-	if err != nil {
-		return err
-	}
-	defer r.close()
+func runAPI(ctx context.Context, r *plantRole) error {
 	sg, err := r.openSigner(ctx)
 	if err != nil {
 		return err
@@ -134,10 +128,7 @@ func (r *plantRole) openSigner(ctx context.Context) (signer, error) {
 		sg  signer
 		err error
 	)
-	if sg.st, err = r.openStore(ctx); err != nil {
-		return sg, err
-	}
-	if sg.p, err = r.hierarchy(ctx, sg.st, pki.IssuingKeys); err != nil {
+	if sg.st, sg.p, err = r.openHierarchy(ctx, pki.IssuingKeys); err != nil {
 		return sg, err
 	}
 	if sg.client, err = r.redis(ctx); err != nil {
@@ -182,12 +173,7 @@ func resumeStaleOrders(ctx context.Context, st store.Store, svc *services, holde
 // events, refreshes ahead of expiry and rebuilds a lost cache. It also
 // renews the delegated responder certificates (another lease) and
 // publishes the issuer certificates to Redis for the responders.
-func runPresigner(ctx context.Context, args []string, stderr io.Writer) error {
-	r, err := startRole(ctx, "presigner", args, stderr)
-	if err != nil {
-		return err
-	}
-	defer r.close()
+func runPresigner(ctx context.Context, r *plantRole) error {
 	sg, err := r.openSigner(ctx)
 	if err != nil {
 		return err
@@ -226,12 +212,7 @@ func issuerCerts(p *pki.PKI) []ocspcache.IssuerCert {
 // runResponder: `trustline responder` answers OCSP from Redis. It needs no
 // key and no database: the issuers it answers for are those the
 // pre-signers publish in Redis.
-func runResponder(ctx context.Context, args []string, stderr io.Writer) error {
-	r, err := startRole(ctx, "responder", args, stderr)
-	if err != nil {
-		return err
-	}
-	defer r.close()
+func runResponder(ctx context.Context, r *plantRole) error {
 	u, err := url.Parse(r.cfg.Public.OCSP)
 	if err != nil {
 		return err
@@ -292,17 +273,8 @@ func waitForIssuers(ctx context.Context, client ocspcache.IssuerReader, r *plant
 // runCRLGen: `trustline crlgen` builds, signs and publishes CRL shards;
 // generators share the issuers through leases in the store. Origins read
 // what it publishes from the store; configured caches are purged.
-func runCRLGen(ctx context.Context, args []string, stderr io.Writer) error {
-	r, err := startRole(ctx, "crlgen", args, stderr)
-	if err != nil {
-		return err
-	}
-	defer r.close()
-	st, err := r.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := r.hierarchy(ctx, st, pki.IssuingKeys)
+func runCRLGen(ctx context.Context, r *plantRole) error {
+	st, p, err := r.openHierarchy(ctx, pki.IssuingKeys)
 	if err != nil {
 		return err
 	}
@@ -338,17 +310,8 @@ func runCRLGen(ctx context.Context, args []string, stderr io.Writer) error {
 // runOrigin: `trustline origin` serves what CDNs pull: CRLs, crls.json and
 // issuer certificates, at the paths they have under the public CRL URL.
 // It reads the published CRLs from the store and holds no key.
-func runOrigin(ctx context.Context, args []string, stderr io.Writer) error {
-	r, err := startRole(ctx, "origin", args, stderr)
-	if err != nil {
-		return err
-	}
-	defer r.close()
-	st, err := r.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := r.hierarchy(ctx, st, pki.CertsOnly)
+func runOrigin(ctx context.Context, r *plantRole) error {
+	st, p, err := r.openHierarchy(ctx, pki.CertsOnly)
 	if err != nil {
 		return err
 	}

@@ -210,16 +210,7 @@ func (c Dev) Validate() error {
 	} else if c.HSM.Token != "" || c.HSM.PIN != "" {
 		bad("hsm.module", "must be set with hsm.token and hsm.pin")
 	}
-	switch c.Log {
-	case "text", "json":
-	default:
-		bad("log", "%q: want text or json", c.Log)
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log_level", "%q: want debug, info, warn or error", c.LogLevel)
-	}
+	checkLog(c.Log, c.LogLevel, bad)
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 5*time.Minute {
 		bad("shutdown_timeout", "%v out of range (0, 5m]", c.ShutdownTimeout)
 	}
@@ -247,15 +238,39 @@ func (c Dev) Validate() error {
 			bad("purge.webhook", "%q is not an http(s) URL", c.Purge.Webhook)
 		}
 	}
-	if c.SMTP.Addr != "" {
-		if _, _, err := net.SplitHostPort(c.SMTP.Addr); err != nil {
-			bad("smtp.addr", "%q is not host:port", c.SMTP.Addr)
-		}
-		if c.SMTP.From == "" {
-			bad("smtp.from", "required with smtp.addr")
-		}
-	}
+	c.SMTP.check(bad)
 	return errors.Join(errs...)
+}
+
+// badFunc records that key broke a rule: Validate's bad.
+type badFunc func(key, format string, args ...any)
+
+// checkLog checks log and log_level, which every process has.
+func checkLog(format, level string, bad badFunc) {
+	switch format {
+	case "text", "json":
+	default:
+		bad("log", "%q: want text or json", format)
+	}
+	switch level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q: want debug, info, warn or error", level)
+	}
+}
+
+// check checks smtp.*: an address, when set, is host:port and needs a
+// sender.
+func (s SMTP) check(bad badFunc) {
+	if s.Addr == "" {
+		return
+	}
+	if _, _, err := net.SplitHostPort(s.Addr); err != nil {
+		bad("smtp.addr", "%q is not host:port", s.Addr)
+	}
+	if s.From == "" {
+		bad("smtp.from", "required with smtp.addr")
+	}
 }
 
 func checkListen(addr string) error {

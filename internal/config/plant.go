@@ -196,14 +196,7 @@ func (c Plant) Validate() error {
 			bad("validation.resolver", "%q is not host:port", c.Validation.Resolver)
 		}
 	}
-	if c.SMTP.Addr != "" {
-		if _, _, err := net.SplitHostPort(c.SMTP.Addr); err != nil {
-			bad("smtp.addr", "%q is not host:port", c.SMTP.Addr)
-		}
-		if c.SMTP.From == "" {
-			bad("smtp.from", "required with smtp.addr")
-		}
-	}
+	c.SMTP.check(bad)
 	if c.MailDir == "" && c.SMTP.Addr == "" {
 		bad("mail_dir", "set mail_dir or smtp.addr: the api role mails validation codes and notices")
 	}
@@ -215,16 +208,7 @@ func (c Plant) Validate() error {
 			bad(fmt.Sprintf("purge.caches[%d]", i), "%q is not an http(s) URL", u)
 		}
 	}
-	switch c.Log {
-	case "text", "json":
-	default:
-		bad("log", "%q: want text or json", c.Log)
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log_level", "%q: want debug, info, warn or error", c.LogLevel)
-	}
+	checkLog(c.Log, c.LogLevel, bad)
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 5*time.Minute {
 		bad("shutdown_timeout", "%s out of range (0, 5 minutes]", c.ShutdownTimeout)
 	}

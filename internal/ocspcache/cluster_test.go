@@ -17,7 +17,6 @@ import (
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/testenv"
-	"github.com/trustline/trustline/internal/testfix"
 )
 
 // clusterClient connects to c the way the responder does.
@@ -42,12 +41,7 @@ func TestClusterConformance(t *testing.T) {
 	}
 	cachetest.Run(t, func(t *testing.T, clock *cachetest.Clock) ocspcache.Cache {
 		prefix := "tlc:" + cachetest.RandomSerial()[2:14] + ":"
-		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, WriteBatch: 300, Now: clock.Now}, client, testfix.QuietLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return r
+		return newRedis(t, ocspcache.RedisConfig{Prefix: prefix, WriteBatch: 300, Now: clock.Now}, client)
 	})
 }
 
@@ -56,16 +50,8 @@ func TestClusterConformance(t *testing.T) {
 // talks to (PUBLISH is broadcast over the cluster bus).
 func TestClusterEvictionsAcrossProcesses(t *testing.T) {
 	cluster := testenv.StartRedisCluster(t, 3, 0)
-	a, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, clusterClient(t, cluster), testfix.QuietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, clusterClient(t, cluster), testfix.QuietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := newRedis(t, ocspcache.RedisConfig{Prefix: "p:"}, clusterClient(t, cluster))
+	b := newRedis(t, ocspcache.RedisConfig{Prefix: "p:"}, clusterClient(t, cluster))
 	evs := make(chan ocspcache.Eviction, 64)
 	cancel := b.Subscribe(func(e ocspcache.Eviction) { evs <- e })
 	defer cancel()
@@ -115,11 +101,7 @@ func TestClusterFailover(t *testing.T) {
 	cluster := testenv.StartRedisCluster(t, 3, 1)
 	client := clusterClient(t, cluster)
 	const prefix = "fo:"
-	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix}, client, testfix.QuietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newRedis(t, ocspcache.RedisConfig{Prefix: prefix}, client)
 	ctx := context.Background()
 
 	// The victim is the master serving the eviction channel's slot, so

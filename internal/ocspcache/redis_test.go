@@ -22,12 +22,7 @@ const redisDB = 8
 func TestRedisConformance(t *testing.T) {
 	cachetest.Run(t, func(t *testing.T, clock *cachetest.Clock) ocspcache.Cache {
 		client, prefix := cachetest.SharedRedis(t, redisDB)
-		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, WriteBatch: 300, Now: clock.Now}, client, testfix.QuietLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return r
+		return newRedis(t, ocspcache.RedisConfig{Prefix: prefix, WriteBatch: 300, Now: clock.Now}, client)
 	})
 }
 
@@ -50,6 +45,18 @@ func TestRedisConfigValidate(t *testing.T) {
 	}
 }
 
+// newRedis is a cache over client, logging nowhere, closed when the test
+// ends.
+func newRedis(tb testing.TB, cfg ocspcache.RedisConfig, client redis.UniversalClient) *ocspcache.Redis {
+	tb.Helper()
+	r, err := ocspcache.NewRedis(cfg, client, testfix.QuietLogger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { r.Close() })
+	return r
+}
+
 func newEntry(st status.Status) ocspcache.Entry {
 	this := time.Now().Truncate(time.Second).Add(-time.Hour)
 	return ocspcache.Entry{DER: []byte{0x30, 0x01, byte(st)}, Status: st, ThisUpdate: this,
@@ -62,59 +69,33 @@ func newEntry(st status.Status) ocspcache.Entry {
 // everything.
 func TestRedisEvictionsAcrossProcesses(t *testing.T) {
 	srv := cachetest.StartPrivateRedis(t)
-	a, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), testfix.QuietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), testfix.QuietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := newRedis(t, ocspcache.RedisConfig{Prefix: "p:"}, srv.Client())
+	b := newRedis(t, ocspcache.RedisConfig{Prefix: "p:"}, srv.Client())
 
 	evs := make(chan ocspcache.Eviction, 16)
 	cancel := b.Subscribe(func(e ocspcache.Eviction) { evs <- e })
 	defer cancel()
-	waitFor := func(want string) {
-		t.Helper()
-		deadline := time.After(10 * time.Second)
-		for {
-			select {
-			case e := <-evs:
-				if e.Prefix == want {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("eviction %q not delivered", want)
-			}
-		}
-	}
 	// Let the subscription settle: Subscribe returns before SUBSCRIBE is
 	// acknowledged, and messages published before that are not delivered.
 	time.Sleep(200 * time.Millisecond)
 
 	sn := cachetest.RandomSerial()
-	err = a.Put(context.Background(), []ocspcache.Item{{Key: ocspcache.Key("int-a", sn, ocspcodec.SHA256),
+	err := a.Put(context.Background(), []ocspcache.Item{{Key: ocspcache.Key("int-a", sn, ocspcodec.SHA256),
 		Entry: newEntry(status.Revoked), Evict: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ocspcache.EvictionPrefix("int-a", sn))
+	waitEviction(t, evs, ocspcache.EvictionPrefix("int-a", sn), 10*time.Second)
 
 	srv.Restart()
-	waitFor("") // resubscribed: drop everything
+	waitEviction(t, evs, "", 10*time.Second) // resubscribed: drop everything
 }
 
 // TestRedisRestartEmpty: after the server restarts empty, State reports a
 // lost cache and writes work again (the write script is reloaded).
 func TestRedisRestartEmpty(t *testing.T) {
 	srv := cachetest.StartPrivateRedis(t)
-	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:"}, srv.Client(), testfix.QuietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newRedis(t, ocspcache.RedisConfig{Prefix: "p:"}, srv.Client())
 	ctx := context.Background()
 	key := ocspcache.Key("int-a", cachetest.RandomSerial(), ocspcodec.SHA1)
 	if err := r.SwapState(ctx, ocspcache.State{}, ocspcache.State{Epoch: "e1", Complete: true}); err != nil {
@@ -125,7 +106,10 @@ func TestRedisRestartEmpty(t *testing.T) {
 	}
 	srv.Restart()
 
-	var st ocspcache.State
+	var (
+		st  ocspcache.State
+		err error
+	)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st, err = r.State(ctx)
@@ -156,11 +140,7 @@ func TestRedisRestartEmpty(t *testing.T) {
 // caller's deadline instead of hanging.
 func TestRedisDown(t *testing.T) {
 	srv := cachetest.StartPrivateRedis(t)
-	r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: "p:", Timeout: 300 * time.Millisecond}, srv.Client(), testfix.QuietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newRedis(t, ocspcache.RedisConfig{Prefix: "p:", Timeout: 300 * time.Millisecond}, srv.Client())
 	srv.Stop()
 	var wg sync.WaitGroup
 	for range 20 {
@@ -190,11 +170,6 @@ func TestRingConformance(t *testing.T) {
 		_, prefix := cachetest.SharedRedis(t, redisDB)
 		ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": cachetest.SharedRedisAddr}, DB: redisDB})
 		t.Cleanup(func() { ring.Close() })
-		r, err := ocspcache.NewRedis(ocspcache.RedisConfig{Prefix: prefix, Now: clock.Now}, ring, testfix.QuietLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return r
+		return newRedis(t, ocspcache.RedisConfig{Prefix: prefix, Now: clock.Now}, ring)
 	})
 }

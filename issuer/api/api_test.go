@@ -32,10 +32,8 @@ import (
 	"github.com/trustline/trustline/internal/testfix/dnstest"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/api"
-	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
-	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
 )
 
@@ -103,15 +101,8 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orders, err := issuer.NewOrders("http://api.test", csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: mailer, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reviews, err := review.New(review.Deps{Store: st, Orders: orders, Validations: vals, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := api.New(api.Deps{Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log})
+	wf := issuertest.NewWorkflow(t, st, ca, vals, mailer, log)
+	h := api.New(api.Deps{Store: st, Accounts: accounts, Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	_, adminKey, err := accounts.Create(ctx, "root@example.net", store.RoleAdmin)
@@ -180,13 +171,10 @@ var codeRE = regexp.MustCompile(`(?m)^Validation code: (\S+)\r?$`)
 // lastCode reads the newest mailed code to addr.
 func (e *env) lastCode(t testing.TB, addr string) string {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(e.mailDir, "*.eml"))
-	for i := len(files) - 1; i >= 0; i-- {
-		b, _ := os.ReadFile(files[i])
-		if bytes.Contains(b, []byte("To: "+addr+"\r\n")) {
-			if m := codeRE.FindSubmatch(b); m != nil {
-				return string(m[1])
-			}
+	ms := issuertest.Mails(t, e.mailDir, addr)
+	for i := len(ms) - 1; i >= 0; i-- {
+		if m := codeRE.FindStringSubmatch(ms[i]); m != nil {
+			return m[1]
 		}
 	}
 	t.Fatalf("no validation code mailed to %s", addr)

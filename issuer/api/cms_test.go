@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -13,8 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -25,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
 )
@@ -86,16 +84,7 @@ func (e *env) leaf(t testing.TB, key, sn string) *x509.Certificate {
 // mailTo returns the messages mailed to addr, oldest first.
 func (e *env) mailTo(t testing.TB, addr string) []string {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(e.mailDir, "*.eml"))
-	sort.Strings(files)
-	var out []string
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		if bytes.Contains(b, []byte("To: "+addr+"\r\n")) {
-			out = append(out, string(b))
-		}
-	}
-	return out
+	return issuertest.Mails(t, e.mailDir, addr)
 }
 
 // audits returns the audit entries of kind about subject.

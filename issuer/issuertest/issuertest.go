@@ -1,24 +1,33 @@
 // Package issuertest is a test fixture only: the issuance wiring that the
 // tests of issuer/review, issuer/api, issuer/portal and bench share — a
-// fresh SQLite store, and a CA over a store that signs with the dev
-// hierarchy (pki.DefaultDev, keys in files) after the linter.
+// fresh SQLite store, a CA over a store that signs with the dev hierarchy
+// (pki.DefaultDev, keys in files) after the linter, and the order service
+// and review queue over such a CA.
 //
 // Who may import it: tests only, and not the base package issuer's own
 // (in-package) tests, since it imports issuer.
 package issuertest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
 	"github.com/trustline/trustline/internal/linter"
+	"github.com/trustline/trustline/internal/mail"
+	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/review"
 )
 
 // URLs the CA writes into certificates: AIA OCSP, and the base of CRL
@@ -72,4 +81,53 @@ func New(tb testing.TB, st issuer.CertStore, serialPrefix byte) Issuance {
 		tb.Fatal(err)
 	}
 	return Issuance{CA: ca, PKI: p, Linter: lt}
+}
+
+// APIURL is where the order service tells subscribers to retrieve
+// certificates.
+const APIURL = "http://api.test"
+
+// Workflow is what the API and the portal serve over a CA: the order
+// service and the review queue.
+type Workflow struct {
+	Orders  *issuer.Orders
+	Reviews *review.Service
+}
+
+// NewWorkflow builds the order service over st, ca and vals (no CSR
+// policy, certificates retrieved from APIURL), and the review queue over
+// it.
+func NewWorkflow(tb testing.TB, st store.Store, ca *issuer.CA, vals review.Coverage, m mail.Sender, log *slog.Logger) Workflow {
+	tb.Helper()
+	orders, err := issuer.NewOrders(APIURL, csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: m, Log: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reviews, err := review.New(review.Deps{Store: st, Orders: orders, Validations: vals, Log: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return Workflow{Orders: orders, Reviews: reviews}
+}
+
+// Mails returns the messages a mail.Dir at dir holds for addr, oldest
+// first.
+func Mails(tb testing.TB, dir, addr string) []string {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sort.Strings(files)
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("To: "+addr+"\r\n")) {
+			out = append(out, string(b))
+		}
+	}
+	return out
 }

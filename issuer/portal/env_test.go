@@ -17,10 +17,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,10 +29,8 @@ import (
 	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/internal/testfix/dnstest"
 	"github.com/trustline/trustline/issuer"
-	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
-	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
 )
 
@@ -75,14 +71,7 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orders, err := issuer.NewOrders("http://api.test", csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: mailer, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reviews, err := review.New(review.Deps{Store: st, Orders: orders, Validations: vals, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	wf := issuertest.NewWorkflow(t, st, ca, vals, mailer, log)
 	skew := new(atomic.Int64)
 	e := &env{st: st, accounts: accounts, pki: p, mailDir: mailDir, zone: zone, skew: skew}
 	// The server starts first so that BaseURL can name its address.
@@ -91,7 +80,7 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	t.Cleanup(e.srv.Close)
 	cfg := o.cfg
 	cfg.BaseURL = e.srv.URL
-	e.h, err = New(cfg, Deps{Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews, CA: ca,
+	e.h, err = New(cfg, Deps{Store: st, Accounts: accounts, Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca,
 		Issuers: p, Mail: mailer, Log: log, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)
@@ -122,19 +111,7 @@ func (e *env) accountByEmail(t testing.TB, email string) store.Account {
 // mails returns the messages mailed to addr, oldest first.
 func (e *env) mails(t testing.TB, addr string) []string {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(e.mailDir, "*.eml"))
-	sort.Strings(files)
-	var out []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(b, []byte("To: "+addr+"\r\n")) {
-			out = append(out, string(b))
-		}
-	}
-	return out
+	return issuertest.Mails(t, e.mailDir, addr)
 }
 
 var (

@@ -20,7 +20,6 @@ import (
 	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer"
-	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/profile"
@@ -106,15 +105,8 @@ func newReviewHarness(t *testing.T) *reviewHarness {
 	ca := issuertest.New(t, st, 0x22).CA
 	m := mail.Dir{Path: filepath.Join(t.TempDir(), "mail")}
 	vals := validation.NewEmailOnly(st, m, nil)
-	orders, err := issuer.NewOrders("http://api.test", csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: m, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reviews, err := review.New(review.Deps{Store: st, Orders: orders, Validations: vals, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &reviewHarness{st: st, orders: orders, reviews: reviews}
+	wf := issuertest.NewWorkflow(t, st, ca, vals, m, log)
+	h := &reviewHarness{st: st, orders: wf.Orders, reviews: wf.Reviews}
 	now := time.Now()
 	mk := func(email string, role store.Role) store.Account {
 		a := store.Account{ID: issuer.NewID("acct_"), Email: email, Role: role, CreatedAt: now}
