@@ -88,6 +88,42 @@ var rules = []struct {
 	}},
 }
 
+// leaves may import the standard library and only the listed packages
+// (patterns as in rules), tests excluded: they are the vocabulary every
+// part shares, the stateless responder included.
+var leaves = []struct {
+	pkg, why string
+	allow    []string
+}{
+	{module + "/internal/der", "both hand-written encoders share it, and the responder imports ocspcodec", nil},
+	{module + "/internal/ocspcodec", "the responder imports it: the OCSP wire format and nothing else",
+		[]string{module + "/internal/der", module + "/internal/status", module + "/internal/reason", "golang.org/x/crypto/cryptobyte/..."}},
+	{module + "/internal/status", "shared vocabulary", nil},
+	{module + "/internal/reason", "shared vocabulary", nil},
+	{module + "/internal/issuerid", "shared vocabulary", nil},
+	{module + "/internal/serial", "shared vocabulary", nil},
+	{module + "/internal/shard", "shared vocabulary", []string{module + "/internal/serial"}},
+	{module + "/internal/testfix", "the fixtures every package's tests share, origin's and the responder's included", []string{module + "/internal/issuerid"}},
+	{module + "/internal/testenv", "how every package's tests find a service", nil},
+}
+
+func TestLeaves(t *testing.T) {
+	for _, l := range leaves {
+		t.Run(l.pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", l.pkg).Output()
+			if err != nil {
+				t.Fatalf("go list %s: %v", l.pkg, err)
+			}
+			for _, p := range strings.Fields(string(out)) {
+				if p == l.pkg || slices.ContainsFunc(l.allow, func(a string) bool { return matches(a, p) }) {
+					continue
+				}
+				t.Errorf("%s imports %s: a leaf (%s) imports only the standard library and %v", l.pkg, p, l.why, l.allow)
+			}
+		})
+	}
+}
+
 // matches reports whether the import path p matches pattern.
 func matches(pattern, p string) bool {
 	if base, ok := strings.CutSuffix(pattern, "/..."); ok {
