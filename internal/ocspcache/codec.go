@@ -1,29 +1,45 @@
 package ocspcache
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/status"
 )
 
 // The stored form of an Entry (Redis values): a fixed header, then the
-// DER. The status octet is at a fixed offset so that the write script can
-// apply the no-downgrade rule with GETRANGE, without decoding the value.
+// response. The status octet is at a fixed offset so that the write script
+// can apply the no-downgrade rule with GETRANGE, without decoding the
+// value.
 //
-//	[0]      '1'              format version
+//	[0]      '1' | '2'        format version
 //	[1]      'G' | 'R' | 'U'  status
 //	[2:10]   thisUpdate       Unix seconds, big-endian
 //	[10:18]  nextUpdate       Unix seconds
 //	[18:26]  refreshAt        Unix seconds
+//	version '1': the response as it is served
 //	[26:]    DER
+//	version '2': the response without its certs (ocspcodec.SplitCerts)
+//	[26:34]  certs id         zero, or the first 8 octets of the SHA-256 of the certs
+//	[34:]    body
+//
+// Version 2 is what Put writes for every response it can split: the
+// delegated responder certificate, over half of a P-256 response, is then
+// stored once per cache (under its id) instead of once per response, and
+// put back by Get. Version 1 is written for anything else and still read,
+// so a cache filled by an older Trustline keeps answering.
 const (
-	valueVersion = '1'
-	valueHeader  = 26
+	valueV1     = '1'
+	valueV2     = '2'
+	valueHeader = 26
+	certsIDLen  = 8
 )
 
 // Errors of decodeValue; the responder treats a value it cannot decode as
@@ -36,6 +52,17 @@ var (
 	errValueDER     = errors.New("ocspcache: stored value does not hold a DER SEQUENCE")
 )
 
+// certsID names a certs element: the first octets of its SHA-256. The
+// zero id means "no certs".
+type certsID [certsIDLen]byte
+
+func idOf(certs []byte) certsID {
+	sum := sha256.Sum256(certs)
+	return certsID(sum[:certsIDLen])
+}
+
+func (id certsID) String() string { return hex.EncodeToString(id[:]) }
+
 func statusOctet(s status.Status) byte {
 	switch s {
 	case status.Good:
@@ -46,47 +73,98 @@ func statusOctet(s status.Status) byte {
 	return 'U'
 }
 
-// appendValue appends the stored form of e.
-func appendValue(dst []byte, e *Entry) []byte {
-	dst = append(dst, valueVersion, statusOctet(e.Status))
+// appendValue appends the stored form of e. certs is what the value left
+// out: the certs element to store once under its id (nil when the value
+// is whole, or its response carries no certs).
+func appendValue(dst []byte, e *Entry) (v, certs []byte) {
+	body, certs, split := ocspcodec.SplitCerts(e.DER)
+	version := byte(valueV1)
+	if split {
+		version = valueV2
+	}
+	dst = append(dst, version, statusOctet(e.Status))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(e.ThisUpdate.Unix()))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(e.NextUpdate.Unix()))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(e.RefreshAt.Unix()))
-	return append(dst, e.DER...)
+	if !split {
+		return append(dst, e.DER...), nil
+	}
+	var id certsID
+	if certs != nil {
+		id = idOf(certs)
+	}
+	dst = append(dst, id[:]...)
+	return append(dst, body...), certs
 }
 
-// decodeValue parses a stored value. The Entry's DER is a fresh copy (v is
-// a string, as go-redis returns values).
-func decodeValue(v string) (Entry, error) {
+// storedValue is a decoded value. Its Entry has no DER yet: a version 2
+// value needs its certs (certs, when hasCerts) to make it.
+type storedValue struct {
+	Entry
+	body     string // version 1: the DER; version 2: the split body
+	split    bool
+	hasCerts bool
+	certs    certsID
+}
+
+// decodeValue parses a stored value.
+func decodeValue(v string) (storedValue, error) {
 	if len(v) <= valueHeader {
-		return Entry{}, errValueShort
+		return storedValue{}, errValueShort
 	}
-	if v[0] != valueVersion {
-		return Entry{}, errValueVersion
+	var sv storedValue
+	switch v[0] {
+	case valueV1:
+		sv.body = v[valueHeader:]
+	case valueV2:
+		if len(v) <= valueHeader+certsIDLen {
+			return storedValue{}, errValueShort
+		}
+		sv.split = true
+		copy(sv.certs[:], v[valueHeader:])
+		sv.hasCerts = sv.certs != certsID{}
+		sv.body = v[valueHeader+certsIDLen:]
+	default:
+		return storedValue{}, errValueVersion
 	}
-	var e Entry
 	switch v[1] {
 	case 'G':
-		e.Status = status.Good
+		sv.Status = status.Good
 	case 'R':
-		e.Status = status.Revoked
+		sv.Status = status.Revoked
 	case 'U':
-		e.Status = status.Unknown
+		sv.Status = status.Unknown
 	default:
-		return Entry{}, errValueStatus
+		return storedValue{}, errValueStatus
 	}
 	u := func(off int) time.Time {
 		return time.Unix(int64(binary.BigEndian.Uint64([]byte(v[off:off+8]))), 0).UTC()
 	}
-	e.ThisUpdate, e.NextUpdate, e.RefreshAt = u(2), u(10), u(18)
-	if !e.NextUpdate.After(e.ThisUpdate) {
-		return Entry{}, errValueTimes
+	sv.ThisUpdate, sv.NextUpdate, sv.RefreshAt = u(2), u(10), u(18)
+	if !sv.NextUpdate.After(sv.ThisUpdate) {
+		return storedValue{}, errValueTimes
 	}
-	if v[valueHeader] != 0x30 {
-		return Entry{}, errValueDER
+	if sv.body[0] != 0x30 {
+		return storedValue{}, errValueDER
 	}
-	e.DER = []byte(v[valueHeader:])
-	return e, nil
+	return sv, nil
+}
+
+// entry returns the Entry with its DER, a fresh copy: the body joined with
+// certs for a version 2 value (certs are the bytes under sv.certs, ignored
+// unless hasCerts).
+func (sv *storedValue) entry(certs []byte) Entry {
+	e := sv.Entry
+	if !sv.split {
+		e.DER = []byte(sv.body)
+		return e
+	}
+	if !sv.hasCerts {
+		certs = nil
+	}
+	e.DER = make([]byte, 0, ocspcodec.JoinedLen(len(sv.body), len(certs)))
+	e.DER = ocspcodec.JoinCerts(e.DER, sv.body, certs)
+	return e
 }
 
 // The stored form of a State: "v1 <epoch> <0|1> <seq>". Epochs hold no

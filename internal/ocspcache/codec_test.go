@@ -1,49 +1,88 @@
 package ocspcache
 
 import (
+	"bytes"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/trustline/trustline/internal/der"
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/status"
 )
 
+// response returns a response in the shape ocspcodec.SplitCerts splits:
+// tag in tbsResponseData, and certs (a [0] element) unless they are nil.
+func response(tag string, certs []byte) []byte {
+	body := slices.Concat(der.Element(der.TagSequence, []byte(tag)), []byte{0x30, 0x00}, []byte{0x03, 0x01, 0x00})
+	return ocspcodec.JoinCerts(nil, body, certs)
+}
+
+var responderCerts = der.Element(0xa0, der.Element(der.TagSequence, der.Element(der.TagSequence, []byte("responder certificate"))))
+
 func TestValueRoundTrip(t *testing.T) {
 	this := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	for _, st := range []status.Status{status.Good, status.Revoked, status.Unknown} {
-		t.Run(st.String(), func(t *testing.T) {
-			e := Entry{DER: []byte{0x30, 0x03, 0x0a, 0x01, 0x00}, Status: st, ThisUpdate: this,
-				NextUpdate: this.Add(72 * time.Hour), RefreshAt: this.Add(36 * time.Hour)}
-			got, err := decodeValue(string(appendValue(nil, &e)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(e, got); diff != "" {
-				t.Errorf("round trip (-want +got):\n%s", diff)
-			}
-		})
+	for _, tc := range []struct {
+		name      string
+		der       []byte
+		version   byte
+		wantCerts []byte
+	}{
+		{"unsplittable", []byte{0x30, 0x03, 0x0a, 0x01, 0x00}, valueV1, nil},
+		{"delegated", response("tbs", responderCerts), valueV2, responderCerts},
+		{"issuer-signed", response("tbs", nil), valueV2, nil},
+	} {
+		for _, st := range []status.Status{status.Good, status.Revoked, status.Unknown} {
+			t.Run(tc.name+"/"+st.String(), func(t *testing.T) {
+				e := Entry{DER: tc.der, Status: st, ThisUpdate: this,
+					NextUpdate: this.Add(72 * time.Hour), RefreshAt: this.Add(36 * time.Hour)}
+				v, certs := appendValue(nil, &e)
+				if v[0] != tc.version || !bytes.Equal(certs, tc.wantCerts) {
+					t.Fatalf("version %c, certs %x; want %c, %x", v[0], certs, tc.version, tc.wantCerts)
+				}
+				if tc.version == valueV2 && len(v) >= valueHeader+certsIDLen+len(tc.der) {
+					t.Errorf("a split value takes %d bytes for a %d-byte response", len(v), len(tc.der))
+				}
+				sv, err := decodeValue(string(v))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sv.hasCerts != (certs != nil) || sv.hasCerts && sv.certs != idOf(certs) {
+					t.Errorf("decoded certs id %v (has %v), want that of %x", sv.certs, sv.hasCerts, certs)
+				}
+				if diff := cmp.Diff(e, sv.entry(certs)); diff != "" {
+					t.Errorf("round trip (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
 
 func TestDecodeValueRefuses(t *testing.T) {
 	this := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	good := Entry{DER: []byte{0x30, 0x00}, Status: status.Good, ThisUpdate: this, NextUpdate: this.Add(time.Hour), RefreshAt: this}
-	v := string(appendValue(nil, &good))
+	v, _ := appendValue(nil, &good)
+	split := good
+	split.DER = response("x", responderCerts)
+	v2, _ := appendValue(nil, &split)
 	backwards := good
 	backwards.NextUpdate = this
+	vb, _ := appendValue(nil, &backwards)
 	for _, tc := range []struct {
 		name string
 		v    string
 		want error
 	}{
 		{"empty", "", errValueShort},
-		{"header only", v[:valueHeader], errValueShort},
-		{"version", "2" + v[1:], errValueVersion},
-		{"status", v[:1] + "X" + v[2:], errValueStatus},
-		{"times", string(appendValue(nil, &backwards)), errValueTimes},
-		{"not DER", v[:valueHeader] + "\x04\x00", errValueDER},
+		{"header only", string(v[:valueHeader]), errValueShort},
+		{"version 2 header only", string(v2[:valueHeader+certsIDLen]), errValueShort},
+		{"version", "3" + string(v[1:]), errValueVersion},
+		{"status", string(v[:1]) + "X" + string(v[2:]), errValueStatus},
+		{"times", string(vb), errValueTimes},
+		{"not DER", string(v[:valueHeader]) + "\x04\x00", errValueDER},
+		{"version 2 not DER", string(v2[:valueHeader+certsIDLen]) + "\x04\x00", errValueDER},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := decodeValue(tc.v); err != tc.want {
@@ -54,19 +93,37 @@ func TestDecodeValueRefuses(t *testing.T) {
 }
 
 // FuzzDecodeValue: values come from a shared Redis, so decoding must
-// survive anything, and whatever decodes must re-encode to itself.
+// survive anything; whatever decodes yields a response of the length its
+// parts make, and a version 1 value re-encodes to itself unless its
+// response could have been split.
 func FuzzDecodeValue(f *testing.F) {
 	this := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	e := Entry{DER: []byte{0x30, 0x00}, Status: status.Revoked, ThisUpdate: this, NextUpdate: this.Add(time.Hour), RefreshAt: this}
-	f.Add(string(appendValue(nil, &e)))
+	for _, d := range [][]byte{{0x30, 0x00}, response("t", responderCerts), response("t", nil)} {
+		e := Entry{DER: d, Status: status.Revoked, ThisUpdate: this, NextUpdate: this.Add(time.Hour), RefreshAt: this}
+		v, _ := appendValue(nil, &e)
+		f.Add(string(v))
+	}
 	f.Add("1G")
 	f.Fuzz(func(t *testing.T, v string) {
-		got, err := decodeValue(v)
+		sv, err := decodeValue(v)
 		if err != nil {
 			return
 		}
-		if re := string(appendValue(nil, &got)); re != v {
-			t.Errorf("re-encoding differs:\n got %q\nwant %q", re, v)
+		e := sv.entry(responderCerts)
+		want := len(v) - valueHeader
+		if sv.split {
+			want = ocspcodec.JoinedLen(len(v)-valueHeader-certsIDLen, 0)
+			if sv.hasCerts {
+				want = ocspcodec.JoinedLen(len(v)-valueHeader-certsIDLen, len(responderCerts))
+			}
+		}
+		if len(e.DER) != want {
+			t.Fatalf("entry DER is %d bytes, want %d", len(e.DER), want)
+		}
+		if _, _, ok := ocspcodec.SplitCerts(e.DER); !sv.split && !ok {
+			if re, _ := appendValue(nil, &e); string(re) != v {
+				t.Errorf("re-encoding differs:\n got %q\nwant %q", re, v)
+			}
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,11 @@ type Redis struct {
 	pubsub   *redis.PubSub
 	subsDone chan struct{}
 
+	// The certs that version 2 values leave out (codec.go), by id. They
+	// are content-addressed, so a remembered one never goes stale.
+	certsMu sync.RWMutex
+	certs   map[certsID][]byte
+
 	// Acknowledged evictions (redisack.go).
 	id       string      // this process's reader id
 	live     atomic.Bool // the subscription is up: registered as a reader
@@ -149,6 +155,7 @@ func NewRedis(cfg RedisConfig, client redis.UniversalClient, log *slog.Logger) (
 		cfg: cfg, client: client, log: log, mget: single,
 		stateKey: cfg.Prefix + "state", channel: cfg.Prefix + "evict",
 		reqs: make(chan *getReq, 4*cfg.Coalesce), stop: make(chan struct{}), id: newReaderID(),
+		certs: make(map[certsID][]byte),
 	}
 	r.reqPool.New = func() any { return &getReq{done: make(chan struct{}, 1)} }
 	for range cfg.Readers {
@@ -200,7 +207,9 @@ func (r *Redis) Get(ctx context.Context, keys []string, out []Entry) error {
 			}
 		}
 		for i := range vals {
-			r.decodeInto(&out[start+i], keys[start+i], vals[i], found[i])
+			if err := r.decodeInto(ctx, &out[start+i], keys[start+i], vals[i], found[i]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -230,23 +239,70 @@ func (r *Redis) getOne(ctx context.Context, key string, out *Entry) error {
 	if err != nil {
 		return fmt.Errorf("ocspcache: redis: get %s: %w", key, err)
 	}
-	r.decodeInto(out, key, val, found)
+	return r.decodeInto(ctx, out, key, val, found)
+}
+
+// decodeInto sets *out to the entry a value found under key holds, or to
+// the zero Entry. A value that does not decode counts as absent; one whose
+// certs cannot be read is an error, not a miss, since the cache does hold
+// the response (a miss may be taken to prove the certificate unknown).
+func (r *Redis) decodeInto(ctx context.Context, out *Entry, key, val string, found bool) error {
+	*out = Entry{}
+	if !found {
+		return nil
+	}
+	sv, err := decodeValue(val)
+	if err != nil {
+		r.log.Warn("undecodable cache value, treated as absent", "key", key, "err", err)
+		return nil
+	}
+	if !r.cfg.Now().Before(sv.NextUpdate) {
+		return nil
+	}
+	var certs []byte
+	if sv.hasCerts {
+		if certs, err = r.certsFor(ctx, sv.certs); err != nil {
+			return fmt.Errorf("ocspcache: redis: get %s: %w", key, err)
+		}
+	}
+	*out = sv.entry(certs)
 	return nil
 }
 
-func (r *Redis) decodeInto(out *Entry, key, val string, found bool) {
-	*out = Entry{}
-	if !found {
-		return
+// maxCerts bounds the certs a process remembers: one per responder
+// certificate a cache holds responses of, a handful.
+const maxCerts = 256
+
+func (r *Redis) certsKey(id certsID) string { return r.cfg.Prefix + "certs:" + id.String() }
+
+// certsFor returns the certs stored under id, remembered or read once.
+func (r *Redis) certsFor(ctx context.Context, id certsID) ([]byte, error) {
+	r.certsMu.RLock()
+	c, ok := r.certs[id]
+	r.certsMu.RUnlock()
+	if ok {
+		return c, nil
 	}
-	e, err := decodeValue(val)
-	if err != nil {
-		r.log.Warn("undecodable cache value, treated as absent", "key", key, "err", err)
-		return
+	c, err := r.client.Get(ctx, r.certsKey(id)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, fmt.Errorf("the certs %s its value names are missing", id)
+	case err != nil:
+		return nil, fmt.Errorf("reading certs %s: %w", id, err)
+	case idOf(c) != id:
+		return nil, fmt.Errorf("the certs stored under %s do not hash to it", id)
 	}
-	if r.cfg.Now().Before(e.NextUpdate) {
-		*out = e
+	r.rememberCerts(id, c)
+	return c, nil
+}
+
+func (r *Redis) rememberCerts(id certsID, c []byte) {
+	r.certsMu.Lock()
+	if len(r.certs) >= maxCerts {
+		clear(r.certs)
 	}
+	r.certs[id] = c
+	r.certsMu.Unlock()
 }
 
 // reader merges queued single-key lookups into one round trip.
@@ -361,21 +417,58 @@ func (r *Redis) Put(ctx context.Context, items []Item) error {
 	return nil
 }
 
+// certsBlob is a certs element to store under its id.
+type certsBlob struct {
+	id    certsID
+	certs []byte
+}
+
 func (r *Redis) putChunk(ctx context.Context, chunk []Item, now time.Time, buf *[]byte) error {
+	values := make([]string, len(chunk))
+	var certs []certsBlob // distinct
+	n := 0
+	for i := range chunk {
+		it := &chunk[i]
+		if it.DER == nil || !now.Before(it.NextUpdate) {
+			continue
+		}
+		var c []byte
+		*buf, c = appendValue((*buf)[:0], &it.Entry)
+		values[i] = string(*buf)
+		n++
+		if c == nil {
+			continue
+		}
+		id := idOf(c)
+		if !slices.ContainsFunc(certs, func(b certsBlob) bool { return b.id == id }) {
+			certs = append(certs, certsBlob{id, c})
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	// The certs first, in their own round trip: on a cluster they live on
+	// another node than the values, and no value may be readable before
+	// the certs it names. SET again each time: Redis may have restarted
+	// empty since this process last wrote them.
+	if len(certs) > 0 {
+		pipe := r.client.Pipeline()
+		for _, c := range certs {
+			pipe.Set(ctx, r.certsKey(c.id), c.certs, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("ocspcache: redis: writing the responder certificates of %d responses: %w", n, err)
+		}
+		for _, c := range certs {
+			r.rememberCerts(c.id, slices.Clone(c.certs))
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		pipe := r.client.Pipeline()
-		n := 0
 		for i := range chunk {
-			it := &chunk[i]
-			if it.DER == nil || !now.Before(it.NextUpdate) {
-				continue
+			if values[i] != "" {
+				putScript.EvalSha(ctx, pipe, []string{r.dataKey(chunk[i].Key)}, values[i], chunk[i].NextUpdate.UnixMilli())
 			}
-			*buf = appendValue((*buf)[:0], &it.Entry)
-			putScript.EvalSha(ctx, pipe, []string{r.dataKey(it.Key)}, string(*buf), it.NextUpdate.UnixMilli())
-			n++
-		}
-		if n == 0 {
-			return nil
 		}
 		_, err := pipe.Exec(ctx)
 		if err == nil {

@@ -239,28 +239,15 @@ func (s *Signer) Sign(dst []byte, one Single, producedAt time.Time, rand io.Read
 		return dst[:start], fmt.Errorf("ocspcodec: signing response for serial %x: %w", one.ID.Serial, err)
 	}
 
-	// Lengths, innermost first.
 	bitsLen := 1 + len(sig)
 	basicLen := tbsLen + len(s.sigAlg) + der.ElementLen(bitsLen) + len(s.certs) // tbsLen counts its header
-	octetsLen := der.ElementLen(basicLen)
-	respBytesLen := len(oidBasic) + der.ElementLen(octetsLen)
-	explicitLen := der.ElementLen(respBytesLen)
-	outerLen := 3 + der.ElementLen(explicitLen)
-	prefix := der.HeaderLen(outerLen) + 3 + der.HeaderLen(explicitLen) + der.HeaderLen(respBytesLen) + len(oidBasic) +
-		der.HeaderLen(octetsLen) + der.HeaderLen(basicLen)
+	prefix := JoinedLen(basicLen, 0) - basicLen
 	suffix := len(s.sigAlg) + der.ElementLen(bitsLen) + len(s.certs)
 
 	// Slide tbsResponseData up to make room for the headers before it.
 	dst = slices.Grow(dst, prefix+suffix)[:start+prefix+tbsLen]
 	copy(dst[start+prefix:], dst[start:start+tbsLen])
-	p := der.AppendHeader(dst[:start], der.TagSequence, outerLen) // OCSPResponse
-	p = append(p, der.TagEnumerated, 0x01, 0x00)                  // responseStatus successful
-	p = der.AppendHeader(p, 0xa0, explicitLen)                    // [0] EXPLICIT
-	p = der.AppendHeader(p, der.TagSequence, respBytesLen)        // ResponseBytes
-	p = append(p, oidBasic...)                                    // responseType
-	p = der.AppendHeader(p, der.TagOctetString, octetsLen)        // response
-	p = der.AppendHeader(p, der.TagSequence, basicLen)            // BasicOCSPResponse
-	if len(p) != start+prefix {
+	if p := appendResponsePrefix(dst[:start], basicLen); len(p) != start+prefix {
 		panic("ocspcodec: internal error: response prefix length")
 	}
 	dst = append(dst, s.sigAlg...)
