@@ -61,6 +61,10 @@ type cacheSource struct {
 	// known when the requested one is signed live.
 	primary ocspcodec.HashAlg
 
+	// lossy, when the cache implements ocspcache.Lossy, says a miss may
+	// be an entry the cache dropped.
+	lossy ocspcache.Lossy
+
 	complete  atomic.Bool
 	checkedAt atomic.Int64 // Unix nanoseconds of the last State read
 }
@@ -72,6 +76,7 @@ func newCacheSource(cache cacheReader, presigned []ocspcodec.HashAlg, lookupTime
 	for _, h := range presigned {
 		c.presigned[h] = true
 	}
+	c.lossy, _ = cache.(ocspcache.Lossy)
 	// SHA-256 if pre-signed, else the first pre-signed one.
 	c.primary = presigned[0]
 	if slices.Contains(presigned, ocspcodec.SHA256) {
@@ -119,8 +124,9 @@ func (c *cacheSource) get(ctx context.Context, l *lookup) (*rendered, error) {
 	return nil, nil
 }
 
-// isComplete reports whether the pipeline's last rebuild finished, so
-// that a miss means an unknown certificate. The flag is re-read at most
+// isComplete reports whether the pipeline's last rebuild finished and
+// the cache has dropped nothing since, so that a miss means an unknown
+// certificate. The flag is re-read at most
 // once per stateTTL; a failed read counts as incomplete.
 func (c *cacheSource) isComplete(ctx context.Context, now time.Time) bool {
 	last := c.checkedAt.Load()
@@ -130,7 +136,7 @@ func (c *cacheSource) isComplete(ctx context.Context, now time.Time) bool {
 	lctx, cancel := context.WithTimeout(ctx, c.timeout)
 	st, err := c.cache.State(lctx)
 	cancel()
-	ok := err == nil && st.Complete
+	ok := err == nil && st.Complete && (c.lossy == nil || !c.lossy.Dropped())
 	c.complete.Store(ok)
 	c.checkedAt.Store(now.UnixNano())
 	if err != nil {

@@ -498,6 +498,45 @@ func TestIncompleteCache(t *testing.T) {
 	}
 }
 
+// TestBoundedCacheDropped: once a bounded memory cache has dropped live
+// responses, a miss no longer proves a serial unknown even though the
+// rebuild completed: the live signer answers it (a known serial good, an
+// unknown one unauthorized because the signer says so).
+func TestBoundedCacheDropped(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	mem, err := ocspcache.NewMemory(ocspcache.MemoryConfig{Now: e.clock.Now, MaxBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.SwapState(ctx, ocspcache.State{}, ocspcache.State{Epoch: "test", Complete: true}); err != nil {
+		t.Fatal(err)
+	}
+	filler := pkiA().Entry(t, snGood, ocspcodec.SHA1, status.Good, e.clock.Now())
+	for i := 0; !mem.Dropped(); i++ {
+		items := make([]ocspcache.Item, 1000)
+		for j := range items {
+			items[j] = ocspcache.Item{Key: ocspcache.Key(issuerA, fmt.Sprintf("7%07x%04x", i, j), ocspcodec.SHA1), Entry: filler}
+		}
+		if err := mem.Put(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		if i > 100 {
+			t.Fatal("100,000 responses into 4 MiB and nothing dropped")
+		}
+	}
+	e.cache.Memory = mem
+	if a := e.answer(req(t, ocspcodec.SHA256, snGood)); a.Kind != responder.Good {
+		t.Errorf("dropped known serial: Kind = %v, want good (signed live)", a.Kind)
+	}
+	if a := e.answer(req(t, ocspcodec.SHA256, snUnknown)); a.Kind != responder.Unauthorized {
+		t.Errorf("unknown serial: Kind = %v, want unauthorized", a.Kind)
+	}
+	if got := e.signer.calls.Load(); got != 2 {
+		t.Errorf("SignLive calls = %d, want 2: misses must reach the signer", got)
+	}
+}
+
 // TestLiveBudget: beyond LiveSigning concurrent signatures, tryLater.
 func TestLiveBudget(t *testing.T) {
 	e := newEnv(t, func(c *responder.Config, _ *responder.Deps) { c.LiveSigning = 1 })

@@ -119,6 +119,14 @@ type fakeCache struct {
 	puts    []ocspcache.Item
 }
 
+// lossyCache is a fakeCache that says whether it dropped entries.
+type lossyCache struct {
+	*fakeCache
+	dropped bool
+}
+
+func (c lossyCache) Dropped() bool { return c.dropped }
+
 func (c *fakeCache) Get(_ context.Context, keys []string, out []ocspcache.Entry) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -250,12 +258,16 @@ type cacheCase struct {
 	presigned []ocspcodec.HashAlg // nil: SHA-1 and SHA-256
 	entries   map[string]ocspcache.Entry
 	complete  bool
+	// lossy, when set, makes the cache an ocspcache.Lossy whose Dropped
+	// returns *lossy.
+	lossy *bool
 	// want is "hit", "unknown" or "next".
 	want     string
 	wantKeys []string
 }
 
 func TestCacheSource(t *testing.T) {
+	yes, no := true, false
 	key := func(h ocspcodec.HashAlg) string { return ocspcache.Key(testIssuer, testSerial, h) }
 	live := map[string]ocspcache.Entry{key(ocspcodec.SHA256): entryAt("r", testNow)}
 	dead := entryAt("dead", testNow)
@@ -264,6 +276,10 @@ func TestCacheSource(t *testing.T) {
 		{name: "hit", h: ocspcodec.SHA256, entries: live, complete: true, want: "hit", wantKeys: []string{key(ocspcodec.SHA256)}},
 		{name: "miss, complete: unknown", h: ocspcodec.SHA1, complete: true, want: "unknown", wantKeys: []string{key(ocspcodec.SHA1)}},
 		{name: "miss, incomplete: next", h: ocspcodec.SHA1, want: "next", wantKeys: []string{key(ocspcodec.SHA1)}},
+		{name: "miss, complete, bounded cache dropped entries: next", h: ocspcodec.SHA1, complete: true, lossy: &yes,
+			want: "next", wantKeys: []string{key(ocspcodec.SHA1)}},
+		{name: "miss, complete, bounded cache dropped nothing: unknown", h: ocspcodec.SHA1, complete: true, lossy: &no,
+			want: "unknown", wantKeys: []string{key(ocspcodec.SHA1)}},
 		{name: "dead entry is a miss", h: ocspcodec.SHA256, entries: map[string]ocspcache.Entry{key(ocspcodec.SHA256): dead},
 			complete: true, want: "unknown", wantKeys: []string{key(ocspcodec.SHA256)}},
 		{name: "lazy algorithm, known: next", h: ocspcodec.SHA384, entries: live,
@@ -288,7 +304,11 @@ func checkCacheSource(t *testing.T, tc cacheCase) {
 	fc := &fakeCache{entries: tc.entries, state: ocspcache.State{Epoch: "e", Complete: tc.complete}}
 	l := lookupAt(t, testSerial, tc.h, testNow)
 	next := &stubSource{rd: renderedFor(l)}
-	s := newCacheSource(fc, presigned, time.Second, time.Second, testBreaker(m, testfix.QuietLogger()), renderer{}, m, next)
+	var reader cacheReader = fc
+	if tc.lossy != nil {
+		reader = lossyCache{fc, *tc.lossy}
+	}
+	s := newCacheSource(reader, presigned, time.Second, time.Second, testBreaker(m, testfix.QuietLogger()), renderer{}, m, next)
 	rd, err := s.Response(context.Background(), l)
 	got := outcome(rd, err)
 	if got == "response" {

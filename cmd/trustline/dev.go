@@ -343,7 +343,7 @@ Stop it with Ctrl-C.
 // Redis never mix).
 func devCache(ctx context.Context, cfg config.Dev, instance string, log *slog.Logger) (ocspcache.Cache, func(), error) {
 	if cfg.Redis == "" {
-		mem, err := ocspcache.NewMemory(ocspcache.MemoryConfig{})
+		mem, err := ocspcache.NewMemory(ocspcache.MemoryConfig{MaxBytes: int64(cfg.MemoryCacheMB) << 20})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -40,6 +40,10 @@ type Dev struct {
 	// Redis, when set, replaces the in-process OCSP response cache
 	// (redis://host:port/db).
 	Redis string `yaml:"redis"`
+	// MemoryCacheMB bounds the in-process OCSP response cache, in MiB
+	// (ignored with Redis). Past it the cache drops responses and the
+	// responder signs what it misses live.
+	MemoryCacheMB int `yaml:"memory_cache_mb"`
 	// HSM, when Module is set, holds every CA and responder private key.
 	HSM HSM `yaml:"hsm"`
 	// Log is "text" or "json"; LogLevel is debug, info, warn or error.
@@ -122,6 +126,7 @@ func DefaultDev() Dev {
 		ShutdownTimeout: 10 * time.Second,
 		CRLPeriod:       30 * time.Second,
 		CRLShards:       4,
+		MemoryCacheMB:   512,
 		HSM:             HSM{Sessions: 4},
 	}
 }
@@ -216,6 +221,9 @@ func (c Dev) Validate() error {
 	}
 	if c.CRLPeriod < time.Second || c.CRLPeriod > time.Minute {
 		bad("crl_period", "%v out of range [1s, 60s]: dev mode publishes CRLs within a minute", c.CRLPeriod)
+	}
+	if c.MemoryCacheMB < 4 || c.MemoryCacheMB > 1<<20 {
+		bad("memory_cache_mb", "%d out of range [4, 1048576]", c.MemoryCacheMB)
 	}
 	if c.CRLShards < 1 || c.CRLShards > 4096 {
 		bad("crl_shards", "%d out of range [1, 4096]", c.CRLShards)

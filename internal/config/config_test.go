@@ -95,6 +95,7 @@ func TestValidate(t *testing.T) {
 		{"pin without module", func(c *Dev) { c.HSM.PIN = "1234" }, "hsm.module"},
 		{"crl period too long", func(c *Dev) { c.CRLPeriod = 2 * time.Minute }, "crl_period"},
 		{"shards", func(c *Dev) { c.CRLShards = 0 }, "crl_shards"},
+		{"memory cache too small", func(c *Dev) { c.MemoryCacheMB = 3 }, "memory_cache_mb"},
 		{"log format", func(c *Dev) { c.Log = "xml" }, "log:"},
 	}
 	for _, tt := range tests {

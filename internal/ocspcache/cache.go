@@ -117,6 +117,15 @@ type Cache interface {
 	Subscribe(fn func(Eviction)) (cancel func())
 }
 
+// Lossy is implemented by a cache that may drop live entries to keep
+// within a bound (Memory with MaxBytes). Once Dropped reports true a miss
+// no longer proves a certificate unknown, whatever State's Complete says;
+// readers then ask a live signer instead. (Redis must never drop a live
+// entry: docs/ocsp.md has it run with maxmemory-policy noeviction.)
+type Lossy interface {
+	Dropped() bool
+}
+
 // Key names the response for one certificate and one CertID hash
 // algorithm: "<issuer>:<serial hex>:<algorithm number>", the serial being
 // the lowercase hex of its minimal unsigned encoding (what serial.Serial
