@@ -45,6 +45,20 @@ func buildTrustline(t *testing.T) string {
 	return bin
 }
 
+// readSuite reads the results a suite or peers run wrote as JSON.
+func readSuite(t *testing.T, path string) Suite {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Suite
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // The standard suite end to end, short: populate, `trustline dev` on
 // ephemeral ports, every run, the reports, the process stopped.
 func TestSuiteSmoke(t *testing.T) {
@@ -60,14 +74,7 @@ func TestSuiteSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(out, "smoke.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s Suite
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
+	s := readSuite(t, filepath.Join(out, "smoke.json"))
 	got := map[string]*Run{}
 	for _, r := range s.Runs {
 		got[r.Name] = r
@@ -113,14 +120,7 @@ func TestPeersSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(out, "peers.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s Suite
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
+	s := readSuite(t, filepath.Join(out, "peers.json"))
 	for _, p := range s.Peers {
 		// Trustline's servers must answer every request right; the peers'
 		// known quirks (cfssl's 301s, openssl's occasional 400s under

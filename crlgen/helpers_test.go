@@ -183,6 +183,21 @@ func cycle(t testing.TB, g *Generator) {
 	}
 }
 
+// run starts g.Run in the background; stop cancels it, waits for it to
+// return and fails t if it returned an error.
+func run(t testing.TB, g *Generator) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- g.Run(ctx) }()
+	return func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}
+}
+
 func newSerial(t testing.TB) serial.Serial {
 	t.Helper()
 	b := make([]byte, 17)

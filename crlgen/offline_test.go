@@ -124,9 +124,7 @@ func TestRunWatchesOfflineRootCRL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- g.Run(ctx) }()
+		stop := run(t, g)
 		synctest.Wait()
 		if !strings.Contains(logs.String(), "the root is offline") || strings.Contains(logs.String(), "expires soon") {
 			t.Fatalf("at start, with 30.5 days left:\n%s", logs)
@@ -136,9 +134,6 @@ func TestRunWatchesOfflineRootCRL(t *testing.T) {
 		if !strings.Contains(logs.String(), "expires soon") {
 			t.Errorf("a day later, with 29.5 days left, no warning:\n%s", logs)
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run() = %v", err)
-		}
+		stop()
 	})
 }

@@ -34,9 +34,7 @@ func TestRunSchedule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- g.Run(ctx) }()
+		stop := run(t, g)
 
 		synctest.Wait()
 		if got := rec.take(); len(got) != 5 {
@@ -62,10 +60,7 @@ func TestRunSchedule(t *testing.T) {
 			t.Errorf("a period later: published %v, want all 5", summarize(got))
 		}
 
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run() = %v", err)
-		}
+		stop()
 		// Released: another holder takes the lease at once.
 		ok, err := st.AcquireLease(context.Background(), leaseName("int-p256"), "other", now(), now().Add(time.Minute))
 		if err != nil || !ok {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -45,19 +44,9 @@ sub vcl_recv {
 // backendPort until the test ends. It returns the cache's base URL.
 func startVarnish(t *testing.T, backendPort int) string {
 	t.Helper()
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := testenv.FreeAddr(t)
 	testenv.StartVarnish(t, addr, fmt.Sprintf(vclTemplate, backendPort))
 	return "http://" + addr
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // getVia fetches path through the cache as a relying party would, with the

@@ -47,21 +47,11 @@ type roleProc struct {
 	done chan struct{}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startRoleProc starts `trustline <role> --config cfg --listen <free>`
 // and waits until its /healthz answers 200.
 func startRoleProc(t *testing.T, role, cfg string) *roleProc {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	cmd := exec.Command(binary, role, "--config", cfg, "--listen", addr)
 	p := &roleProc{name: role, addr: addr, cmd: cmd, logs: &testfix.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
@@ -122,7 +112,9 @@ func tailLines(s string, n int) string {
 
 // plantVCL routes /ocsp/ to the responders and /crl/ to the origins, round
 // robin over healthy backends, and takes PURGE and BAN from localhost.
-func plantVCL(responders, origins []*roleProc) string {
+// Backends and probes are the test's own; vcl_recv is the deployed one.
+func plantVCL(t *testing.T, responders, origins []*roleProc) string {
+	t.Helper()
 	var b strings.Builder
 	b.WriteString("vcl 4.1;\nimport directors;\n")
 	backend := func(name, addr string) {
@@ -143,20 +135,31 @@ func plantVCL(responders, origins []*roleProc) string {
 	for i := range origins {
 		fmt.Fprintf(&b, "  crl.add_backend(o%d);\n", i)
 	}
-	b.WriteString(`}
-sub vcl_recv {
-  if (req.method == "PURGE") { if (client.ip !~ purgers) { return (synth(405)); } return (purge); }
-  if (req.method == "BAN") {
-    if (client.ip !~ purgers || req.http.Surrogate-Key !~ "^[a-z0-9-]+$") { return (synth(405)); }
-    ban("obj.http.Surrogate-Key ~ (^|\s)" + req.http.Surrogate-Key + "(\s|$)");
-    return (synth(200, "Banned"));
-  }
-  if (req.url ~ "^/ocsp/") { set req.backend_hint = ocsp.backend(); }
-  else if (req.url ~ "^/crl/") { set req.backend_hint = crl.backend(); }
-  else { return (synth(404)); }
-}
-`)
+	b.WriteString("}\n")
+	b.WriteString(deployedVCLRecv(t))
 	return b.String()
+}
+
+// deployedVCLRecv is the vcl_recv of the VCL that deploy/plant/plant.sh
+// writes, so that the test routes, purges and bans as the deployed CDN
+// does. The script's heredoc expands nothing inside vcl_recv, so its text
+// is what Varnish gets.
+func deployedVCLRecv(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "plant", "plant.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "\nsub vcl_recv {\n")
+	if i < 0 {
+		t.Fatal("deploy/plant/plant.sh: no vcl_recv")
+	}
+	n := strings.Index(s[i:], "\n}\n")
+	if n < 0 {
+		t.Fatal("deploy/plant/plant.sh: vcl_recv not closed")
+	}
+	return s[i+1 : i+n+3]
 }
 
 // plantCert is an issued certificate the test queries.
@@ -174,19 +177,7 @@ func loadPlantCert(t *testing.T, work, keyName, serial string) *plantCert {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var certs []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		certs = append(certs, c)
-	}
+	certs := testfix.ParsePEMChain(t, b)
 	if len(certs) < 2 {
 		t.Fatalf("chain of %d certificates", len(certs))
 	}
@@ -267,7 +258,7 @@ func TestPlant(t *testing.T) {
 	rc := testenv.StartRedisCluster(t, 3, 1)
 	dir := t.TempDir()
 	etc := filepath.Join(dir, "etc")
-	cdn := freeAddr(t)
+	cdn := testenv.FreeAddr(t)
 	public := "http://" + cdn
 	rootKeys := filepath.Join(dir, "offline-root")
 	initArgs := []string{"init", "--dir", etc, "--postgres", db, "--redis-cluster", rc.URL(),
@@ -311,7 +302,7 @@ func TestPlant(t *testing.T) {
 		origins    = []*roleProc{startRoleProc(t, "origin", originCfg), startRoleProc(t, "origin", originCfg)}
 		crlgens    = []*roleProc{startRoleProc(t, "crlgen", cfg), startRoleProc(t, "crlgen", cfg)}
 	)
-	testenv.StartVarnish(t, cdn, plantVCL(responders, origins))
+	testenv.StartVarnish(t, cdn, plantVCL(t, responders, origins))
 
 	// One leader per lease: exactly one pre-signer leads.
 	waitFor(t, 30*time.Second, "one pre-signer leader", func() bool {

@@ -59,14 +59,21 @@ func TestClusterEvictionsAcrossProcesses(t *testing.T) {
 
 	// Several PUBLISHes: go-redis sends each to a node of its choosing.
 	for range 5 {
-		sn := cachetest.RandomSerial()
-		err := a.Put(context.Background(), []ocspcache.Item{{Key: ocspcache.Key("int-a", sn, ocspcodec.SHA256),
-			Entry: newEntry(status.Revoked), Evict: true}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitEviction(t, evs, ocspcache.EvictionPrefix("int-a", sn), 10*time.Second)
+		putEvicting(t, a, evs)
 	}
+}
+
+// putEvicting writes a revoked entry through w with Evict set and waits
+// for its eviction to arrive on evs.
+func putEvicting(t *testing.T, w *ocspcache.Redis, evs <-chan ocspcache.Eviction) {
+	t.Helper()
+	sn := cachetest.RandomSerial()
+	err := w.Put(context.Background(), []ocspcache.Item{{Key: ocspcache.Key("int-a", sn, ocspcodec.SHA256),
+		Entry: newEntry(status.Revoked), Evict: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEviction(t, evs, ocspcache.EvictionPrefix("int-a", sn), 10*time.Second)
 }
 
 func waitEviction(t *testing.T, evs <-chan ocspcache.Eviction, want string, timeout time.Duration) {

@@ -79,13 +79,7 @@ func TestRedisEvictionsAcrossProcesses(t *testing.T) {
 	// acknowledged, and messages published before that are not delivered.
 	time.Sleep(200 * time.Millisecond)
 
-	sn := cachetest.RandomSerial()
-	err := a.Put(context.Background(), []ocspcache.Item{{Key: ocspcache.Key("int-a", sn, ocspcodec.SHA256),
-		Entry: newEntry(status.Revoked), Evict: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitEviction(t, evs, ocspcache.EvictionPrefix("int-a", sn), 10*time.Second)
+	putEvicting(t, a, evs)
 
 	srv.Restart()
 	waitEviction(t, evs, "", 10*time.Second) // resubscribed: drop everything

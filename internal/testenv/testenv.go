@@ -50,6 +50,20 @@ func NeedCommand(t testing.TB, name string) string {
 	return p
 }
 
+// FreeAddr returns a loopback host:port that was free a moment ago, for a
+// child process (a role, varnishd) that must be told where to listen.
+// Another process could take it first; the child's failure to start
+// then says so.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 // PostgresURL is the server the tests use: TRUSTLINE_TEST_POSTGRES, or the
 // machine's local PostgreSQL.
 func PostgresURL() string {

@@ -8,6 +8,7 @@ import (
 	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"testing"
 	"time"
@@ -67,6 +68,25 @@ func CreateCertificate(tb testing.TB, tmpl, parent *x509.Certificate, pub crypto
 		tb.Fatal(err)
 	}
 	return cert
+}
+
+// ParsePEMChain parses every PEM block in data, in order, as a
+// certificate (a chain as the API and the portal serve it, leaf first),
+// failing tb on a block that is not one.
+func ParsePEMChain(tb testing.TB, data []byte) []*x509.Certificate {
+	tb.Helper()
+	var chain []*x509.Certificate
+	for rest := data; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			return chain
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		chain = append(chain, c)
+	}
 }
 
 // Pool is a pool holding the CA's certificate alone.

@@ -1,5 +1,5 @@
 // Package testfix holds the small fixtures tests all over Trustline share:
-// a throwaway CA, a settable clock, loggers and a log buffer. It imports the standard library only, so
+// a throwaway CA, a PEM chain parser, a settable clock, loggers and a log buffer. It imports the standard library only, so
 // the tests of every package (the stateless responder and origin
 // included) may use it.
 //

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"testing"
 	"time"
@@ -66,5 +67,24 @@ func TestCreateCertificate(t *testing.T) {
 	self := CreateCertificate(t, tmpl, tmpl, leafKey.Public(), leafKey)
 	if err := self.CheckSignatureFrom(self); err != nil {
 		t.Errorf("self-signed certificate does not verify under itself: %v", err)
+	}
+}
+
+func TestParsePEMChain(t *testing.T) {
+	now := time.Now()
+	ca := NewCA(t, "Test Root", now.Add(-time.Hour), now.Add(time.Hour))
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := ca.Issue(t, &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: []string{"a.test"},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Minute)}, leafKey.Public())
+	var data []byte
+	for _, c := range []*x509.Certificate{leaf, ca.Cert} {
+		data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	got := ParsePEMChain(t, data)
+	if len(got) != 2 || !got[0].Equal(leaf) || !got[1].Equal(ca.Cert) {
+		t.Errorf("ParsePEMChain = %d certificates, want the leaf then the root", len(got))
+	}
+	if got := ParsePEMChain(t, []byte("no PEM here")); len(got) != 0 {
+		t.Errorf("ParsePEMChain(no PEM) = %d certificates", len(got))
 	}
 }

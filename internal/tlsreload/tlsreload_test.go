@@ -92,6 +92,19 @@ func newLog() (*slog.Logger, *testfix.Buffer) {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 
+// reloader writes p into dir and returns a Reloader over the files, and
+// what it logs.
+func reloader(t *testing.T, dir string, p pair) (*Reloader, *testfix.Buffer) {
+	t.Helper()
+	cf, kf := files(t, dir, p.certPEM, p.keyPEM)
+	log, buf := newLog()
+	r, err := New(cf, kf, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, buf
+}
+
 // keyLeaks reports whether s shows any part of a PEM private key: its
 // armour or a piece of any line of its base64 body.
 func keyLeaks(s string, keys ...[]byte) bool {
@@ -203,12 +216,7 @@ func TestReloadServesTheNewCertificate(t *testing.T) {
 	ca := newTestCA(t)
 	first, second := ca.valid(t, 100), ca.valid(t, 200)
 	dir := t.TempDir()
-	cf, kf := files(t, dir, first.certPEM, first.keyPEM)
-	log, buf := newLog()
-	r, err := New(cf, kf, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, buf := reloader(t, dir, first)
 	addr := serve(t, r)
 	if got := servedSerial(t, ca, addr); got != first.serial {
 		t.Fatalf("serving serial %d, want %d", got, first.serial)
@@ -246,15 +254,10 @@ func TestBadReloadKeepsServing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			cf, kf := files(t, dir, good.certPEM, good.keyPEM)
-			log, buf := newLog()
-			r, err := New(cf, kf, log)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, buf := reloader(t, dir, good)
 			addr := serve(t, r)
 			tt.write(dir)
-			err = r.Reload()
+			err := r.Reload()
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("Reload = %v, want an error mentioning %q", err, tt.wantErr)
 			}
@@ -273,13 +276,7 @@ func TestBadReloadKeepsServing(t *testing.T) {
 
 func TestTLSConfigRefusesOldVersions(t *testing.T) {
 	ca := newTestCA(t)
-	p := ca.valid(t, 1)
-	cf, kf := files(t, t.TempDir(), p.certPEM, p.keyPEM)
-	log, _ := newLog()
-	r, err := New(cf, kf, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _ := reloader(t, t.TempDir(), ca.valid(t, 1))
 	addr := serve(t, r)
 	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, ServerName: serverName, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 	if err == nil {
@@ -302,12 +299,8 @@ func TestConcurrentReloads(t *testing.T) {
 	ca := newTestCA(t)
 	a, b := ca.valid(t, 1), ca.valid(t, 2)
 	dir := t.TempDir()
-	cf, kf := files(t, dir, a.certPEM, a.keyPEM)
-	log, _ := newLog()
-	r, err := New(cf, kf, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _ := reloader(t, dir, a)
+	cf, kf := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key") // as files wrote them
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	wg.Go(func() {

@@ -231,19 +231,7 @@ func TestDVEndToEnd(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pem-certificate-chain" {
 			t.Fatalf("get certificate: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
-		var certs []*x509.Certificate
-		for rest := chain; ; {
-			var blk *pem.Block
-			blk, rest = pem.Decode(rest)
-			if blk == nil {
-				break
-			}
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			certs = append(certs, c)
-		}
+		certs := testfix.ParsePEMChain(t, chain)
 		if len(certs) != 2 {
 			t.Fatalf("chain has %d certificates, want leaf + intermediate", len(certs))
 		}

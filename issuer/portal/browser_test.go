@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"flag"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/testenv"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 // Browser tests: headless Chromium driven over the DevTools protocol walks
@@ -342,18 +342,7 @@ func downloadChain(t *testing.T, ctx context.Context) []*x509.Certificate {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []*x509.Certificate
-		for rest := raw; ; {
-			var blk *pem.Block
-			if blk, rest = pem.Decode(rest); blk == nil {
-				break
-			}
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, c)
-		}
+		out := testfix.ParsePEMChain(t, raw)
 		if len(out) == 0 {
 			t.Fatalf("the downloaded file holds no certificate: %q", raw)
 		}

@@ -218,11 +218,23 @@ func (b *browser) post(t testing.TB, path string, form url.Values) page {
 // postMultipart sends the order form with an optional CSR file.
 func (b *browser) postMultipart(t testing.TB, path string, form url.Values, file []byte) page {
 	t.Helper()
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
 	if _, ok := form["csrf"]; !ok {
 		form.Set("csrf", b.csrf)
 	}
+	body, contentType := multipartForm(form, file)
+	req, _ := http.NewRequest("POST", b.e.srv.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	if b.origin != "" {
+		req.Header.Set("Origin", b.origin)
+	}
+	return b.do(t, req)
+}
+
+// multipartForm encodes the order form as multipart/form-data, with file,
+// when not nil, as the uploaded CSR.
+func multipartForm(form url.Values, file []byte) (body []byte, contentType string) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
 	for k, vs := range form {
 		for _, v := range vs {
 			mw.WriteField(k, v)
@@ -233,12 +245,7 @@ func (b *browser) postMultipart(t testing.TB, path string, form url.Values, file
 		fw.Write(file)
 	}
 	mw.Close()
-	req, _ := http.NewRequest("POST", b.e.srv.URL+path, &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	if b.origin != "" {
-		req.Header.Set("Origin", b.origin)
-	}
-	return b.do(t, req)
+	return b.Bytes(), mw.FormDataContentType()
 }
 
 // follow GETs a redirect's target.

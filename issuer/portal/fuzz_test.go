@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -177,24 +176,10 @@ func FuzzOrderForm(f *testing.F) {
 	if ok != sessionOK {
 		f.Fatal("no session")
 	}
-	form := func(fields map[string]string, file []byte) ([]byte, string) {
-		var b bytes.Buffer
-		mw := multipart.NewWriter(&b)
-		mw.SetBoundary("fuzzboundary")
-		for k, v := range fields {
-			mw.WriteField(k, v)
-		}
-		if file != nil {
-			w, _ := mw.CreateFormFile("csr_file", "x.csr")
-			w.Write(file)
-		}
-		mw.Close()
-		return b.Bytes(), mw.FormDataContentType()
-	}
-	body, ct := form(map[string]string{"csrf": sess.csrf, "domain": "example.com", "profile": "ov", "csr": csrPEM(f, "example.com"),
-		"org_name": "Example Ltd", "org_country": "GB", "org_locality": "London"}, nil)
+	body, ct := multipartForm(url.Values{"csrf": {sess.csrf}, "domain": {"example.com"}, "profile": {"ov"}, "csr": {csrPEM(f, "example.com")},
+		"org_name": {"Example Ltd"}, "org_country": {"GB"}, "org_locality": {"London"}}, nil)
 	f.Add(body, ct)
-	body, ct = form(map[string]string{"csrf": sess.csrf, "profile": "ev", "names": "a b c"}, []byte("garbage"))
+	body, ct = multipartForm(url.Values{"csrf": {sess.csrf}, "profile": {"ev"}, "names": {"a b c"}}, []byte("garbage"))
 	f.Add(body, ct)
 	f.Add([]byte("csrf="+sess.csrf+"&domain=example.com&profile=dv&csr=x"), "application/x-www-form-urlencoded")
 	f.Add([]byte("--x\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n"+sess.csrf+"\r\n--x--"), "multipart/form-data; boundary=x")

@@ -47,15 +47,8 @@ func (h *Handler) upload(roles []store.Role, next userHandler) http.Handler {
 func (h *Handler) guard(roles []store.Role, limit int64, next userHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		post := r.Method == http.MethodPost
-		if post {
-			if !h.sameOrigin(r) {
-				h.crossSite(w, r)
-				return
-			}
-			if err := h.readForm(w, r, limit); err != nil {
-				h.formError(w, r, nil, err, limit)
-				return
-			}
+		if post && !h.acceptForm(w, r, limit) {
+			return
 		}
 		v, state := h.visitOf(r)
 		if state == sessionUnavailable {
@@ -95,6 +88,20 @@ func (h *Handler) guard(roles []store.Role, limit int64, next userHandler) http.
 		}
 		next(w, r, v)
 	})
+}
+
+// acceptForm admits a POST from this origin and reads its form, bounded by
+// limit. Otherwise it answers the request itself and returns false.
+func (h *Handler) acceptForm(w http.ResponseWriter, r *http.Request, limit int64) bool {
+	if !h.sameOrigin(r) {
+		h.crossSite(w, r)
+		return false
+	}
+	if err := h.readForm(w, r, limit); err != nil {
+		h.formError(w, r, nil, err, limit)
+		return false
+	}
+	return true
 }
 
 // visitOf resolves the session cookie to a signed-in user. The account
@@ -138,12 +145,7 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request) {
 // the field without the per-process key.
 func (h *Handler) anon(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !h.sameOrigin(r) {
-			h.crossSite(w, r)
-			return
-		}
-		if err := h.readForm(w, r, MaxForm); err != nil {
-			h.formError(w, r, nil, err, MaxForm)
+		if !h.acceptForm(w, r, MaxForm) {
 			return
 		}
 		c, err := r.Cookie(preCookie)

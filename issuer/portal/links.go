@@ -69,35 +69,29 @@ func (t *linkTable) issue(ctx context.Context, accountID string, now time.Time) 
 // peek reports the account a live token signs in, without using it up.
 // An unknown or expired token is not ok; an error is the store's.
 func (t *linkTable) peek(ctx context.Context, tok string, now time.Time) (string, bool, error) {
-	if !plausible(tok) {
-		return "", false, nil
-	}
-	l, err := t.st.SignInLink(ctx, []byte(tableKey(tok)))
-	if errors.Is(err, store.ErrNotFound) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("portal: reading a sign-in link: %w", err)
-	}
-	if t.expired(l, now) {
-		return "", false, nil
-	}
-	return l.AccountID, true, nil
+	return t.account(ctx, tok, now, t.st.SignInLink, "reading")
 }
 
 // redeem uses a token up and returns its account. Of two redeeming the
 // same token at once, on any instances, one gets it. An expired token is
 // used up too, and not ok.
 func (t *linkTable) redeem(ctx context.Context, tok string, now time.Time) (string, bool, error) {
+	return t.account(ctx, tok, now, t.st.ConsumeSignInLink, "redeeming")
+}
+
+// account is peek and redeem, which differ only in how they fetch the
+// link (get is the LinkStore method) and in the verb their errors use.
+func (t *linkTable) account(ctx context.Context, tok string, now time.Time,
+	get func(context.Context, []byte) (store.SignInLink, error), verb string) (string, bool, error) {
 	if !plausible(tok) {
 		return "", false, nil
 	}
-	l, err := t.st.ConsumeSignInLink(ctx, []byte(tableKey(tok)))
+	l, err := get(ctx, []byte(tableKey(tok)))
 	if errors.Is(err, store.ErrNotFound) {
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("portal: redeeming a sign-in link: %w", err)
+		return "", false, fmt.Errorf("portal: %s a sign-in link: %w", verb, err)
 	}
 	if t.expired(l, now) {
 		return "", false, nil

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +18,7 @@ import (
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -690,18 +690,7 @@ func TestCertificateDownloadAndRevoke(t *testing.T) {
 	if cd := p.header.Get("Content-Disposition"); cd != `attachment; filename="`+sn+`.pem"` {
 		t.Errorf("Content-Disposition %q", cd)
 	}
-	var chain []*x509.Certificate
-	for rest := []byte(p.body); ; {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chain = append(chain, c)
-	}
+	chain := testfix.ParsePEMChain(t, []byte(p.body))
 	if len(chain) != 2 {
 		t.Fatalf("chain has %d certificates, want leaf and intermediate", len(chain))
 	}

@@ -66,22 +66,39 @@ func (f *fakeSessions) CreatePortalSession(_ context.Context, s store.PortalSess
 	return nil
 }
 
+// find and sweep are the map work that sessions and links share; the
+// caller holds f.mu.
+func find[V any](m map[string]V, h []byte) (V, error) {
+	v, ok := m[string(h)]
+	if !ok {
+		return v, fmt.Errorf("fake: %w", store.ErrNotFound)
+	}
+	return v, nil
+}
+
+func sweep[V interface{ Expired(time.Time) bool }](m map[string]V, now time.Time) int64 {
+	var n int64
+	for k, v := range m {
+		if v.Expired(now) {
+			delete(m, k)
+			n++
+		}
+	}
+	return n
+}
+
 func (f *fakeSessions) PortalSession(_ context.Context, h []byte) (store.PortalSession, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, ok := f.m[string(h)]
-	if !ok {
-		return store.PortalSession{}, fmt.Errorf("fake: %w", store.ErrNotFound)
-	}
-	return s, nil
+	return find(f.m, h)
 }
 
 func (f *fakeSessions) TouchPortalSession(_ context.Context, h []byte, at, idle time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, ok := f.m[string(h)]
-	if !ok {
-		return fmt.Errorf("fake: %w", store.ErrNotFound)
+	s, err := find(f.m, h)
+	if err != nil {
+		return err
 	}
 	f.touches++
 	if at.After(s.LastUsed) {
@@ -100,9 +117,9 @@ func (f *fakeSessions) TouchPortalSession(_ context.Context, h []byte, at, idle 
 func (f *fakeSessions) SetPortalSessionNotice(_ context.Context, h []byte, notice string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, ok := f.m[string(h)]
-	if !ok {
-		return fmt.Errorf("fake: %w", store.ErrNotFound)
+	s, err := find(f.m, h)
+	if err != nil {
+		return err
 	}
 	s.Notice = notice
 	f.m[string(h)] = s
@@ -119,14 +136,7 @@ func (f *fakeSessions) DeletePortalSession(_ context.Context, h []byte) error {
 func (f *fakeSessions) DeleteExpiredPortalSessions(_ context.Context, now time.Time) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var n int64
-	for k, s := range f.m {
-		if s.Expired(now) {
-			delete(f.m, k)
-			n++
-		}
-	}
-	return n, nil
+	return sweep(f.m, now), nil
 }
 
 func (f *fakeSessions) CreateSignInLink(_ context.Context, l store.SignInLink, lim store.SignInLinkLimits) (bool, error) {
@@ -171,35 +181,23 @@ func (f *fakeSessions) CreateSignInLink(_ context.Context, l store.SignInLink, l
 func (f *fakeSessions) SignInLink(_ context.Context, h []byte) (store.SignInLink, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l, ok := f.links[string(h)]
-	if !ok {
-		return store.SignInLink{}, fmt.Errorf("fake: %w", store.ErrNotFound)
-	}
-	return l, nil
+	return find(f.links, h)
 }
 
 func (f *fakeSessions) ConsumeSignInLink(_ context.Context, h []byte) (store.SignInLink, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l, ok := f.links[string(h)]
-	if !ok {
-		return store.SignInLink{}, fmt.Errorf("fake: %w", store.ErrNotFound)
+	l, err := find(f.links, h)
+	if err == nil {
+		delete(f.links, string(h))
 	}
-	delete(f.links, string(h))
-	return l, nil
+	return l, err
 }
 
 func (f *fakeSessions) DeleteExpiredSignInLinks(_ context.Context, now time.Time) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var n int64
-	for k, l := range f.links {
-		if l.Expired(now) {
-			delete(f.links, k)
-			n++
-		}
-	}
-	return n, nil
+	return sweep(f.links, now), nil
 }
 
 // The tests in portal_test.go and fuzz_test.go were written for the
