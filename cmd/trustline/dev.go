@@ -188,7 +188,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeCache()
-	pipe, err := newPipeline(st, cache, p, holder, reg, log)
+	pipe, err := newPipeline(cfg.Presign, st, cache, p, holder, reg, log)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	for _, is := range p.Intermediates {
 		issuers = append(issuers, responder.Issuer{ID: is.ID, Cert: is.Cert})
 	}
-	ocspSrv, closeOCSP, err := newOCSPServer(issuers, cache, pipe, server.Config{}, reg, nil, false, log)
+	ocspSrv, closeOCSP, err := newOCSPServer(issuers, cache, pipe, pipe.HashAlgs(), server.Config{}, reg, nil, false, log)
 	if err != nil {
 		return err
 	}

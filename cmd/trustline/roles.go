@@ -138,7 +138,7 @@ func (r *plantRole) openSigner(ctx context.Context) (signer, error) {
 	if err != nil {
 		return sg, err
 	}
-	sg.pipe, err = newPipeline(sg.st, cache, sg.p, r.holder, r.reg, r.log)
+	sg.pipe, err = newPipeline(r.cfg.Presign, sg.st, cache, sg.p, r.holder, r.reg, r.log)
 	return sg, err
 }
 
@@ -233,7 +233,7 @@ func runResponder(ctx context.Context, r *plantRole) error {
 	if err != nil {
 		return err
 	}
-	srv, closeResp, err := newOCSPServer(issuers, cache, nil, server.Config{PathPrefix: prefix}, r.reg, redisReady(client), true, r.log)
+	srv, closeResp, err := newOCSPServer(issuers, cache, nil, hashAlgs(r.cfg.Presign.HashAlgs), server.Config{PathPrefix: prefix}, r.reg, redisReady(client), true, r.log)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/trustline/trustline/crlgen"
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/httpmetrics"
+	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/origin"
 	"github.com/trustline/trustline/origin/purge"
@@ -326,9 +327,29 @@ func populateRequest(n int, revoked float64, family string, progress func(int)) 
 }
 
 // newPipeline builds the pre-signer over cache, leasing as holder.
-func newPipeline(st store.Store, cache presign.Cache, p *pki.PKI, holder string, reg prometheus.Registerer, log *slog.Logger) (*presign.Pipeline, error) {
-	return presign.New(presign.Config{Instance: holder}, presign.Deps{Store: st, Cache: cache,
+func newPipeline(pc config.Presign, st store.Store, cache presign.Cache, p *pki.PKI, holder string, reg prometheus.Registerer, log *slog.Logger) (*presign.Pipeline, error) {
+	cfg := presign.Config{Instance: holder, Workers: pc.Workers, Lease: pc.Lease, HashAlgs: hashAlgs(pc.HashAlgs)}
+	return presign.New(cfg, presign.Deps{Store: st, Cache: cache,
 		Issuers: presignIssuers(p, false), Registerer: reg, Log: log.With("part", "presign")})
+}
+
+// hashAlgs maps configured names (config.HashAlgNames) to algorithms;
+// config validation has rejected any other name.
+func hashAlgs(names []string) []ocspcodec.HashAlg {
+	var out []ocspcodec.HashAlg
+	for _, n := range names {
+		switch n {
+		case "sha1":
+			out = append(out, ocspcodec.SHA1)
+		case "sha256":
+			out = append(out, ocspcodec.SHA256)
+		case "sha384":
+			out = append(out, ocspcodec.SHA384)
+		case "sha512":
+			out = append(out, ocspcodec.SHA512)
+		}
+	}
+	return out
 }
 
 // responderCache is what the responder reads and watches.
@@ -338,14 +359,16 @@ type responderCache interface {
 }
 
 // newOCSPServer builds the responder over cache (live signing when signer
-// is not nil) and its fasthttp server.
-func newOCSPServer(issuers []responder.Issuer, cache responderCache, signer responder.LiveSigner, scfg server.Config,
+// is not nil, for the hash algorithms not in presigned among others) and
+// its fasthttp server.
+func newOCSPServer(issuers []responder.Issuer, cache responderCache, signer responder.LiveSigner, presigned []ocspcodec.HashAlg, scfg server.Config,
 	reg prometheus.Registerer, ready func(context.Context) error, metrics bool, log *slog.Logger) (*server.Server, func(), error) {
 	live := 0
 	if signer != nil {
 		live = 2 * runtime.GOMAXPROCS(0)
 	}
-	resp, err := responder.New(responder.Config{Issuers: issuers, L1Entries: 100_000, LiveSigning: live, CacheTagHeader: "Surrogate-Key"},
+	rcfg := responder.Config{Issuers: issuers, Presigned: presigned, L1Entries: 100_000, LiveSigning: live, CacheTagHeader: "Surrogate-Key"}
+	resp, err := responder.New(rcfg,
 		responder.Deps{Cache: cache, Evictions: cache, Signer: signer, Registerer: reg, Log: log.With("part", "responder")})
 	if err != nil {
 		return nil, nil, err

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ type Dev struct {
 	// (ignored with Redis). Past it the cache drops responses and the
 	// responder signs what it misses live.
 	MemoryCacheMB int `yaml:"memory_cache_mb"`
+	// Presign configures the OCSP pre-signer.
+	Presign Presign `yaml:"presign"`
 	// HSM, when Module is set, holds every CA and responder private key.
 	HSM HSM `yaml:"hsm"`
 	// Log is "text" or "json"; LogLevel is debug, info, warn or error.
@@ -114,6 +117,53 @@ type HSM struct {
 	Sessions int `yaml:"sessions"`
 }
 
+// Presign configures the OCSP pre-signer (docs/ocsp.md).
+type Presign struct {
+	// HashAlgs are the CertID hash algorithms whose responses are signed
+	// ahead of time for every certificate, from sha1, sha256, sha384 and
+	// sha512; the first is the one every certificate has. The others are
+	// signed on a responder's first request and then cached: [sha1]
+	// alone halves the cache's memory, and most clients ask with SHA-1
+	// (RFC 5019).
+	HashAlgs []string `yaml:"hash_algs"`
+	// Workers is the number of signing goroutines; 0 means one per CPU
+	// core (software keys) or per HSM session.
+	Workers int `yaml:"workers"`
+	// Lease is how long the pre-signer's leadership lasts unrenewed: a
+	// leader that dies is replaced after at most this long.
+	Lease time.Duration `yaml:"lease"`
+}
+
+// HashAlgNames are the names HashAlgs accepts.
+var HashAlgNames = []string{"sha1", "sha256", "sha384", "sha512"}
+
+// check reports p's problems under the key prefix "presign.".
+func (p Presign) check(bad func(key, format string, args ...any)) {
+	seen := map[string]bool{}
+	for _, h := range p.HashAlgs {
+		if !slices.Contains(HashAlgNames, h) {
+			bad("presign.hash_algs", "%q is not one of %s", h, strings.Join(HashAlgNames, ", "))
+		} else if seen[h] {
+			bad("presign.hash_algs", "%q listed twice", h)
+		}
+		seen[h] = true
+	}
+	if p.HashAlgs != nil && len(p.HashAlgs) == 0 {
+		bad("presign.hash_algs", "must name at least one algorithm")
+	}
+	if p.Workers < 0 || p.Workers > 1024 {
+		bad("presign.workers", "%d out of range [0, 1024]", p.Workers)
+	}
+	if p.Lease < 3*time.Second || p.Lease > time.Hour {
+		bad("presign.lease", "%v out of range [3s, 1h]", p.Lease)
+	}
+}
+
+// DefaultPresign returns the pre-signer's defaults.
+func DefaultPresign() Presign {
+	return Presign{HashAlgs: []string{"sha1", "sha256"}, Lease: 30 * time.Second}
+}
+
 // DefaultDev returns the defaults CONTRACT.md gives for `trustline dev`.
 func DefaultDev() Dev {
 	return Dev{
@@ -127,6 +177,7 @@ func DefaultDev() Dev {
 		CRLPeriod:       30 * time.Second,
 		CRLShards:       4,
 		MemoryCacheMB:   512,
+		Presign:         DefaultPresign(),
 		HSM:             HSM{Sessions: 4},
 	}
 }
@@ -225,6 +276,7 @@ func (c Dev) Validate() error {
 	if c.MemoryCacheMB < 4 || c.MemoryCacheMB > 1<<20 {
 		bad("memory_cache_mb", "%d out of range [4, 1048576]", c.MemoryCacheMB)
 	}
+	c.Presign.check(bad)
 	if c.CRLShards < 1 || c.CRLShards > 4096 {
 		bad("crl_shards", "%d out of range [1, 4096]", c.CRLShards)
 	}

@@ -96,6 +96,11 @@ func TestValidate(t *testing.T) {
 		{"crl period too long", func(c *Dev) { c.CRLPeriod = 2 * time.Minute }, "crl_period"},
 		{"shards", func(c *Dev) { c.CRLShards = 0 }, "crl_shards"},
 		{"memory cache too small", func(c *Dev) { c.MemoryCacheMB = 3 }, "memory_cache_mb"},
+		{"unknown hash", func(c *Dev) { c.Presign.HashAlgs = []string{"md5"} }, `presign.hash_algs: "md5"`},
+		{"hash twice", func(c *Dev) { c.Presign.HashAlgs = []string{"sha1", "sha1"} }, "listed twice"},
+		{"no hash", func(c *Dev) { c.Presign.HashAlgs = []string{} }, "at least one"},
+		{"negative workers", func(c *Dev) { c.Presign.Workers = -1 }, "presign.workers"},
+		{"short lease", func(c *Dev) { c.Presign.Lease = time.Second }, "presign.lease"},
 		{"log format", func(c *Dev) { c.Log = "xml" }, "log:"},
 	}
 	for _, tt := range tests {

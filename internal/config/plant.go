@@ -42,6 +42,9 @@ type Plant struct {
 	DevURLs bool `yaml:"dev_urls"`
 	// CRL configures the CRL generators.
 	CRL PlantCRL `yaml:"crl"`
+	// Presign configures the pre-signers. Its hash_algs must keep sha1
+	// and sha256: the plant's responders hold no key to sign the others.
+	Presign Presign `yaml:"presign"`
 	// Validation configures the domain validation methods (api role).
 	Validation Validation `yaml:"validation"`
 	// MailDir, when set, delivers mail as files there (as dev mode does);
@@ -108,6 +111,7 @@ func DefaultPlant() Plant {
 		LogLevel:        "info",
 		ShutdownTimeout: 20 * time.Second,
 		CRL:             PlantCRL{Shards: 16, Period: time.Hour, RevocationDelay: 5 * time.Minute, Validity: 7 * 24 * time.Hour},
+		Presign:         DefaultPresign(),
 		HSM:             HSM{Sessions: 4},
 	}
 }
@@ -179,6 +183,10 @@ func (c Plant) Validate() error {
 		bad("keys_dir", "must be set when no hsm.module is")
 	}
 	errs = append(errs, PublicURLErrors(c.Public, c.DevURLs)...)
+	c.Presign.check(bad)
+	if len(c.Presign.HashAlgs) < 2 || c.Presign.HashAlgs[0] != "sha1" || c.Presign.HashAlgs[1] != "sha256" {
+		bad("presign.hash_algs", "%v: a plant pre-signs sha1 and sha256, in that order (its responders hold no key to sign them on demand)", c.Presign.HashAlgs)
+	}
 	if c.CRL.Shards < 1 || c.CRL.Shards > 4096 {
 		bad("crl.shards", "%d out of range [1, 4096]", c.CRL.Shards)
 	}

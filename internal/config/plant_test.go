@@ -27,6 +27,8 @@ func TestPlantValidate(t *testing.T) {
 	}{
 		{"no postgres", func(c *Plant) { c.Postgres = "" }, "postgres"},
 		{"no redis", func(c *Plant) { c.Redis = "" }, "set redis or redis_cluster"},
+		{"sha1 only", func(c *Plant) { c.Presign.HashAlgs = []string{"sha1"} }, "presign.hash_algs: [sha1]: a plant pre-signs sha1 and sha256"},
+		{"bad lease", func(c *Plant) { c.Presign.Lease = 0 }, "presign.lease"},
 		{"both redis", func(c *Plant) { c.RedisCluster = "redis://a:1?addr=b:2" }, "not both"},
 		{"https OCSP", func(c *Plant) { c.Public.OCSP = "https://ocsp.example.com/" }, "plain http"},
 		{"IP in CRL URL", func(c *Plant) { c.Public.CRL = "http://192.0.2.1" }, "IP address"},

@@ -74,6 +74,10 @@ type State struct {
 	// Seq is the store's status-change event sequence number up to which
 	// the cache reflects every event.
 	Seq int64
+	// After is an unfinished rebuild's resume point: the responses of
+	// every certificate whose serial sorts at or before it are written.
+	// Empty when none is, and once Complete. A serial's hex: no spaces.
+	After string
 }
 
 // Eviction names the responses that a write replaced: every key starting

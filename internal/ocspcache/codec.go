@@ -167,28 +167,45 @@ func (sv *storedValue) entry(certs []byte) Entry {
 	return e
 }
 
-// The stored form of a State: "v1 <epoch> <0|1> <seq>". Epochs hold no
-// spaces (the pipeline makes them from hex).
+// The stored form of a State: "v1 <epoch> <0|1> <seq>", followed by
+// " <after>" when After is set. Epochs and serials hold no spaces (the
+// pipeline makes both from hex).
 func encodeState(s State) string {
 	c := "0"
 	if s.Complete {
 		c = "1"
 	}
-	return "v1 " + s.Epoch + " " + c + " " + strconv.FormatInt(s.Seq, 10)
+	v := "v1 " + s.Epoch + " " + c + " " + strconv.FormatInt(s.Seq, 10)
+	if s.After != "" {
+		v += " " + s.After
+	}
+	return v
 }
 
 func decodeState(v string) (State, error) {
 	f := strings.Fields(v)
-	if len(f) != 4 || f[0] != "v1" || (f[2] != "0" && f[2] != "1") {
+	if (len(f) != 4 && len(f) != 5) || f[0] != "v1" || (f[2] != "0" && f[2] != "1") {
 		return State{}, fmt.Errorf("ocspcache: malformed stored state %q", v)
 	}
 	seq, err := strconv.ParseInt(f[3], 10, 64)
 	if err != nil {
 		return State{}, fmt.Errorf("ocspcache: malformed stored state %q", v)
 	}
-	return State{Epoch: f[1], Complete: f[2] == "1", Seq: seq}, nil
+	st := State{Epoch: f[1], Complete: f[2] == "1", Seq: seq}
+	if len(f) == 5 {
+		st.After = f[4]
+	}
+	return st, nil
 }
 
 func validEpoch(e string) bool {
 	return e != "" && !strings.ContainsAny(e, " \t\r\n")
+}
+
+// validState: a State SwapState may store.
+func validState(s State) error {
+	if !validEpoch(s.Epoch) || strings.ContainsAny(s.After, " \t\r\n") {
+		return errors.New("ocspcache: SwapState: a State needs an Epoch, and neither Epoch nor After may hold spaces")
+	}
+	return nil
 }

@@ -129,13 +129,13 @@ func FuzzDecodeValue(f *testing.F) {
 }
 
 func TestStateRoundTrip(t *testing.T) {
-	for _, s := range []State{{Epoch: "abc", Seq: 0}, {Epoch: "0123abcd", Complete: true, Seq: 1 << 40}} {
+	for _, s := range []State{{Epoch: "abc", Seq: 0}, {Epoch: "0123abcd", Complete: true, Seq: 1 << 40}, {Epoch: "e", Seq: 3, After: "5a01ff"}} {
 		got, err := decodeState(encodeState(s))
 		if err != nil || got != s {
 			t.Errorf("state %+v round trip: %+v, %v", s, got, err)
 		}
 	}
-	for _, bad := range []string{"", "v1 a 2 3", "v2 a 1 3", "v1 a 1 x", "v1 a 1"} {
+	for _, bad := range []string{"", "v1 a 2 3", "v2 a 1 3", "v1 a 1 x", "v1 a 1", "v1 a 1 3 5a 6"} {
 		if _, err := decodeState(bad); err == nil {
 			t.Errorf("decodeState(%q) succeeded", bad)
 		}

@@ -276,8 +276,8 @@ func (m *Memory) State(context.Context) (State, error) {
 
 // SwapState implements Cache.
 func (m *Memory) SwapState(_ context.Context, old, next State) error {
-	if next.Epoch == "" {
-		return errors.New("ocspcache: SwapState: next State has no Epoch")
+	if err := validState(next); err != nil {
+		return err
 	}
 	m.stateMu.Lock()
 	defer m.stateMu.Unlock()

@@ -499,8 +499,11 @@ func (r *Redis) State(ctx context.Context) (State, error) {
 
 // SwapState implements Cache.
 func (r *Redis) SwapState(ctx context.Context, old, next State) error {
-	if !validEpoch(next.Epoch) || (old.Epoch != "" && !validEpoch(old.Epoch)) {
-		return errors.New("ocspcache: SwapState: epochs must be non-empty and hold no spaces")
+	if err := validState(next); err != nil {
+		return err
+	}
+	if old != (State{}) && validState(old) != nil {
+		return ErrStateChanged // no stored State is malformed
 	}
 	want := ""
 	if old != (State{}) {

@@ -223,6 +223,7 @@ type batch struct {
 	refreshes []store.OCSPRefresh
 	signed    int // certificates signed
 	skipped   int // expired, or of an issuer without a signer
+	last      serial.Serial
 }
 
 // times returns thisUpdate, nextUpdate and the refresh point of a response

@@ -1,6 +1,7 @@
 package presign_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -336,14 +337,15 @@ func TestRun(t *testing.T) {
 		return ocspcache.State{}
 	}
 	first := waitComplete("")
-	// Lose the cache: the loop must notice and rebuild under a new epoch.
+	// An unfinished rebuild (another instance's, with no resume point
+	// yet): the loop must notice and finish it, from the start.
 	st, _ := mem.State(ctx)
-	if err := mem.SwapState(ctx, st, ocspcache.State{Epoch: "lost-marker"}); err != nil {
+	if err := mem.SwapState(ctx, st, ocspcache.State{Epoch: "unfinished", Seq: st.Seq}); err != nil {
 		t.Fatal(err)
 	}
 	second := waitComplete(first.Epoch)
-	if second.Epoch == "lost-marker" {
-		t.Error("incomplete state accepted as complete")
+	if pr := e.p.Progress(); second.Epoch != "unfinished" || pr.Epoch != "unfinished" || pr.Resumed != "" || pr.Done != 20 {
+		t.Errorf("after an unfinished rebuild: State %+v, Progress %+v; want it finished from the start", second, pr)
 	}
 	// A second instance cannot take the lease while the first runs.
 	if ok, err := e.st.AcquireLease(ctx, "ocsp-presigner", "two", time.Now(), time.Now().Add(time.Minute)); err != nil || ok {
@@ -383,5 +385,114 @@ func TestIssuerWithoutSigner(t *testing.T) {
 	due, err := e.st.DueForOCSP(ctx, e.clock.Now(), e.clock.Now(), 10)
 	if err != nil || len(due) != 0 {
 		t.Errorf("%d certificates still due (%v)", len(due), err)
+	}
+}
+
+// stoppingCache is a cache whose Puts stop the rebuild (cancel) once
+// `after` have gone through: a pre-signer killed midway.
+type stoppingCache struct {
+	*ocspcache.Memory
+	mu     sync.Mutex
+	puts   int
+	after  int
+	cancel context.CancelFunc
+}
+
+func (c *stoppingCache) Put(ctx context.Context, items []ocspcache.Item) error {
+	c.mu.Lock()
+	c.puts++
+	stop := c.puts > c.after && c.cancel != nil
+	c.mu.Unlock()
+	if stop {
+		c.cancel()
+		return ctx.Err()
+	}
+	return c.Memory.Put(ctx, items)
+}
+
+// TestRebuildResumes: a rebuild stopped midway leaves its resume point in
+// the cache's State; the next one continues that epoch from there, signs
+// only what was not written (responses written before keep their bytes),
+// and completes the cache.
+func TestRebuildResumes(t *testing.T) {
+	presign.SetPaging(t, 50, 2)
+	cache := &stoppingCache{after: 30}
+	e := newEnv(t, envOpts{cfg: presign.Config{Batch: 10, Workers: 2}, cache: nil})
+	cache.Memory = e.mem
+	p, err := presign.New(presign.Config{Batch: 10, Workers: 2}, presign.Deps{Store: e.st, Cache: cache, Issuers: fromPKI(e.pki), Log: testfix.QuietLogger(), Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const total = 1000
+	if n, err := bench.Populate(ctx, e.ca, e.st, populate(total, 0.1, "")); err != nil || n != total {
+		t.Fatalf("Populate: %d, %v", n, err)
+	}
+	certs, err := e.st.ListCertificates(ctx, store.Page{Limit: 2 * total})
+	if err != nil || len(certs) != total {
+		t.Fatalf("ListCertificates: %d, %v", len(certs), err)
+	}
+
+	stopCtx, cancel := context.WithCancel(ctx)
+	cache.mu.Lock()
+	cache.cancel = cancel
+	cache.mu.Unlock()
+	if _, err := p.Rebuild(stopCtx); err == nil {
+		t.Fatal("the stopped rebuild reported success")
+	}
+	st, _ := e.mem.State(ctx)
+	if st.Complete || st.Epoch == "" || st.After == "" {
+		t.Fatalf("State after the stopped rebuild: %+v; want an unfinished epoch with a resume point", st)
+	}
+	// Every certificate up to the resume point is cached; remember the bytes.
+	before := map[serial.Serial][]byte{}
+	missing := 0
+	for _, c := range certs {
+		if string(c.Serial) > st.After {
+			if en := e.cached(c.IssuerID, c.Serial, ocspcodec.SHA1); !en.Found() {
+				missing++
+			}
+			continue
+		}
+		en := e.cached(c.IssuerID, c.Serial, ocspcodec.SHA1)
+		if !en.Found() {
+			t.Fatalf("%s is at or before the resume point %s but not cached", c.Serial, st.After)
+		}
+		before[c.Serial] = en.DER
+	}
+	if len(before) == 0 || missing == 0 {
+		t.Fatalf("%d of %d certificates before the resume point; the test wants a rebuild stopped midway", len(before), total)
+	}
+
+	e.clock.Advance(time.Minute) // a re-signed response would carry a later producedAt
+	cache.mu.Lock()
+	cache.cancel = nil
+	cache.mu.Unlock()
+	n, err := p.Rebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := p.Progress()
+	if pr.Epoch != st.Epoch || pr.Resumed != serial.Serial(st.After) {
+		t.Errorf("second rebuild: epoch %s resumed after %q; want %s after %q", pr.Epoch, pr.Resumed, st.Epoch, st.After)
+	}
+	if want := int64(total - len(before)); n != want || pr.Done != want {
+		t.Errorf("second rebuild signed %d (done %d), want %d: only what the first left", n, pr.Done, want)
+	}
+	final, _ := e.mem.State(ctx)
+	if !final.Complete || final.Epoch != st.Epoch || final.After != "" || final.Seq != st.Seq {
+		t.Errorf("State after the resumed rebuild %+v; want %s complete, Seq %d", final, st.Epoch, st.Seq)
+	}
+	for _, c := range certs {
+		full, _ := e.st.Certificate(ctx, c.Serial)
+		want := ocsp.Good
+		if c.Status == status.Revoked {
+			want = ocsp.Revoked
+		}
+		en := e.cached(c.IssuerID, c.Serial, ocspcodec.SHA1)
+		e.check(en, full, ocspcodec.SHA1, want)
+		if der, ok := before[c.Serial]; ok && !bytes.Equal(der, en.DER) {
+			t.Fatalf("%s was re-signed by the resumed rebuild", c.Serial)
+		}
 	}
 }

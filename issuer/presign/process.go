@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/trustline/trustline/internal/ocspcodec"
+	"github.com/trustline/trustline/internal/serial"
 )
 
 // emitFunc hands a batch of certificates to the workers.
@@ -15,9 +16,10 @@ type emitFunc func([]cert) error
 // process signs the batches feed emits with Workers goroutines; two
 // writers put each signed batch in the cache, then record its refresh
 // points. It returns how many certificates were signed. onWritten, if
-// set, is called after each batch is written.
+// set, is called after each batch is written (batches are written out of
+// order), with the serial of the batch's last certificate.
 func (p *Pipeline) process(ctx context.Context, trigger int, algs []ocspcodec.HashAlg, evict bool,
-	feed func(ctx context.Context, emit emitFunc) error, onWritten func(certs, responses int)) (int64, error) {
+	feed func(ctx context.Context, emit emitFunc) error, onWritten writtenFunc) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r := &processing{p: p, trigger: trigger, algs: algs, evict: evict, onWritten: onWritten, cancel: cancel,
@@ -36,6 +38,10 @@ func (p *Pipeline) process(ctx context.Context, trigger int, algs []ocspcodec.Ha
 	return r.done.Load(), r.firstErr
 }
 
+// writtenFunc learns that a batch was written: how many certificates it
+// held (signed or skipped), how many responses, and its last serial.
+type writtenFunc func(certs, responses int, last serial.Serial)
+
 // processing is one process call: feeder → signers → writers, stopped by
 // the first error.
 type processing struct {
@@ -43,7 +49,7 @@ type processing struct {
 	trigger   int
 	algs      []ocspcodec.HashAlg
 	evict     bool
-	onWritten func(certs, responses int)
+	onWritten writtenFunc
 	jobs      chan []cert
 	signed    chan batch
 
@@ -86,6 +92,7 @@ func (r *processing) sign(ctx context.Context) {
 			r.fail(err)
 			continue
 		}
+		b.last = cs[len(cs)-1].Serial
 		select {
 		case r.signed <- b:
 		case <-ctx.Done():
@@ -113,7 +120,7 @@ func (r *processing) write(ctx context.Context) {
 		}
 		r.done.Add(int64(b.signed))
 		if r.onWritten != nil {
-			r.onWritten(b.signed+b.skipped, len(b.items))
+			r.onWritten(b.signed+b.skipped, len(b.items), b.last)
 		}
 	}
 }

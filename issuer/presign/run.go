@@ -11,8 +11,9 @@ import (
 // leaseName is the store lease the leader holds.
 const leaseName = "ocsp-presigner"
 
-// pageSize is how many certificates one rebuild read returns.
-const pageSize = 1000
+// pageSize is how many certificates one rebuild read returns (a variable
+// for tests).
+var pageSize = 1000
 
 // ErrCacheLost: the cache's State changed under a rebuild or a catch-up
 // (the cache was flushed or restarted, or another instance rebuilt it).

@@ -196,6 +196,7 @@ func testState(t *testing.T, c ocspcache.Cache, _ *Clock) {
 		t.Fatalf("fresh cache State = %+v, want zero", st)
 	}
 	s1 := ocspcache.State{Epoch: "e1", Seq: 10}
+	s1b := ocspcache.State{Epoch: "e1", Seq: 10, After: "5a00ff"}
 	s2 := ocspcache.State{Epoch: "e1", Complete: true, Seq: 12}
 	s3 := ocspcache.State{Epoch: "e2", Seq: 7}
 	steps := []struct {
@@ -205,8 +206,13 @@ func testState(t *testing.T, c ocspcache.Cache, _ *Clock) {
 		{ocspcache.State{}, s1, nil},
 		{ocspcache.State{}, s3, ocspcache.ErrStateChanged},
 		{s2, s3, ocspcache.ErrStateChanged},
-		{s1, s2, nil},
+		{s1, s1b, nil},
+		{s1, s2, ocspcache.ErrStateChanged}, // After is part of the State
+		{s1b, s2, nil},
 		{s2, s3, nil},
+	}
+	if err := c.SwapState(ctx, ocspcache.State{}, ocspcache.State{Epoch: "e1", After: "5a 00"}); err == nil {
+		t.Fatal("SwapState stored an After holding a space")
 	}
 	for i, s := range steps {
 		if err := c.SwapState(ctx, s.old, s.next); !errors.Is(err, s.wantErr) {
