@@ -155,6 +155,8 @@ type CA struct {
 	serial io.Reader
 
 	metrics *Metrics // nil: not counted
+
+	load loadRefs // SignForLoad's reference certificates (loadsign.go)
 }
 
 // Deps are the CA's collaborators; Now and Rand default to the real clock
@@ -376,16 +378,20 @@ func orSystem(actor string) string {
 // loader (bench.Populate) only. It takes shortcuts no subscriber
 // certificate may: its serial is not reserved (the bulk insert stores
 // it), it is not linted (the profile is the one every issued certificate
-// passes lint with), and nothing is stored, announced or audited. It is
-// still signed by the intermediate's key and carries the usual serial,
-// shard, CRLDP and AIA. The row it returns is good and has no account.
+// passes lint with), nothing is stored, announced or audited, and most
+// certificates are made by patching serial, validity and name into a
+// reference certificate of the same issuer, shard, key and name length
+// (loadsign.go), which is signed once, never returned and never stored.
+// It is still signed by the intermediate's key and carries the usual
+// serial, shard, CRLDP and AIA. The row it returns is good and has no
+// account.
 func (ca *CA) SignForLoad(ctx context.Context, family, name string, pub crypto.PublicKey) (store.Certificate, error) {
 	id, ok := ca.cfg.Route[family]
 	if !ok {
 		return store.Certificate{}, fmt.Errorf("%w: %s", ErrNoIssuer, family)
 	}
 	is, _ := ca.pki.Issuer(id) // Validate checked every route
-	b := make([]byte, 17)
+	b := make([]byte, loadSerialLen)
 	b[0] = ca.cfg.SerialPrefix
 	if _, err := io.ReadFull(ca.serial, b[1:]); err != nil {
 		return store.Certificate{}, err
@@ -395,15 +401,11 @@ func (ca *CA) SignForLoad(ctx context.Context, family, name string, pub crypto.P
 		return store.Certificate{}, err
 	}
 	sh := shard.For(sn, ca.cfg.Shards)
-	tmpl, err := profile.Template(profile.Request{
-		Profile: profile.DV, Serial: sn, Names: []string{name}, PublicKey: pub, NotBefore: ca.now(),
-		Validity: ca.cfg.Validity, OCSPURL: ca.cfg.OCSPURL,
-		CAIssuersURL: pki.CAIssuersURL(ca.cfg.caIssuersBase(), is.ID), CRLURL: pki.ShardCRLURL(ca.cfg.BaseURL, is.ID, int(sh)),
-	})
+	tmpl, err := ca.loadTemplate(is, sh, sn, name, pub, ca.now())
 	if err != nil {
 		return store.Certificate{}, err
 	}
-	der, err := x509.CreateCertificate(ca.rand, tmpl, is.Cert, pub, is.Signer)
+	der, err := ca.signLoad(tmpl, is, sh, pub)
 	if err != nil {
 		return store.Certificate{}, fmt.Errorf("issuer: signing a load-test certificate: %w", err)
 	}
