@@ -6,7 +6,7 @@ BIN         := bin/trustline
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEV_FLAGS   ?=
 
-.PHONY: build run plant test test-short test-race lint fmt bench bench-peers bench-compare clean
+.PHONY: build run plant test test-short test-race lint fmt bench bench-scale bench-peers bench-compare clean
 
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -53,6 +53,14 @@ fmt:
 # and latest.md with plots. See docs/bench.md.
 bench: build
 	./$(BIN) bench suite --bin ./$(BIN) --out bench/results --name latest
+
+# Trustline fed N certificates (default one million; about 9 minutes on 2
+# cores): populate, warm rebuild into a private Redis, OCSP over the whole
+# set and a hot set, a revocation storm, resources. Writes
+# bench/results/scale-N.{json,md}. See docs/bench.md.
+N ?= 1000000
+bench-scale: build
+	./$(BIN) bench scale --bin ./$(BIN) --certs $(N) --out bench/results --name scale-$(N)
 
 # Trustline against the floor server, cfssl ocspserve v1.6.5 and openssl
 # ocsp, in one run on the same pinning: bench/results/peers.{json,md}.

@@ -31,6 +31,15 @@ func WriteMarkdown(path string, s *Suite) error {
 	for _, n := range s.Notes {
 		fmt.Fprintf(&b, "> %s\n\n", n)
 	}
+	if len(s.Phases) > 0 {
+		b.WriteString("## Phases\n\n| phase | figure | value |\n| --- | --- | ---: |\n")
+		for _, ph := range s.Phases {
+			for _, k := range slices.Sorted(maps.Keys(ph.Figures)) {
+				fmt.Fprintf(&b, "| %s | %s | %s |\n", ph.Name, k, fmtFigure(ph.Figures[k]))
+			}
+		}
+		b.WriteString("\n")
+	}
 	if len(s.Peers) > 0 {
 		img := base + "-by-server.png"
 		if err := plotPeers(filepath.Join(dir, img), s.Peers); err != nil {

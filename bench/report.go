@@ -220,7 +220,26 @@ type Suite struct {
 	Runs  []*Run            `json:"runs"`
 	// Peers is the peer comparison, for bench-peers.
 	Peers []PeerResult `json:"peers,omitempty"`
-	Notes []string     `json:"notes,omitempty"`
+	// Phases are timed steps that are not load runs (bench scale:
+	// populate, rebuild, resources).
+	Phases []Phase  `json:"phases,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
+}
+
+// Phase is one timed step and what it measured.
+type Phase struct {
+	Name    string             `json:"name"`
+	Figures map[string]float64 `json:"figures"`
+}
+
+// phase returns the phase named name, or nil.
+func (s *Suite) phase(name string) *Phase {
+	for i := range s.Phases {
+		if s.Phases[i].Name == name {
+			return &s.Phases[i]
+		}
+	}
+	return nil
 }
 
 // writeJSON writes v, indented, to path (atomically).

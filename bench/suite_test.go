@@ -134,3 +134,65 @@ func TestPeersSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleSmoke runs `trustline bench scale` small: every phase and run
+// is there, without errors, and the resource figures are read.
+func TestScaleSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs trustline dev and redis-server (~30 s)")
+	}
+	testenv.NeedCommand(t, "redis-server")
+	testenv.NeedCommand(t, "redis-cli")
+	bin := buildTrustline(t)
+	out := t.TempDir()
+	var stdout, stderr strings.Builder
+	const certs = 2000
+	err := RunScaleConfig(context.Background(), ScaleConfig{Bin: bin, Out: out, Name: "scale", Certs: certs, Revoked: 0.01,
+		HashAlgs: "sha1", Redis: "redis-server", Duration: time.Second, Warmup: 200 * time.Millisecond, Concurrency: 4,
+		Hot: 100, Storm: 20}, &stdout, &stderr)
+	t.Logf("scale output:\n%s\n%s", stdout.String(), stderr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := readSuite(t, filepath.Join(out, "scale.json"))
+	want := map[string][]string{
+		"populate":        {"certificates_per_sec", "peak_rss_mib"},
+		"rebuild":         {"responses_per_sec", "redis_bytes_per_response", "fraction_of_raw_signing"},
+		"crl-first-round": {"shards", "max_entries_per_shard"},
+		"resources":       {"dev_peak_rss_mib", "redis_used_memory_mib", "store_mib"},
+	}
+	for name, figs := range want {
+		ph := s.phase(name)
+		if ph == nil {
+			t.Errorf("no %s phase", name)
+			continue
+		}
+		for _, f := range figs {
+			if ph.Figures[f] <= 0 {
+				t.Errorf("%s: %s = %v", name, f, ph.Figures[f])
+			}
+		}
+	}
+	// SHA-1 only: one response per unexpired certificate.
+	if rb := s.phase("rebuild"); rb != nil && rb.Figures["responses"] != certs {
+		t.Errorf("rebuild wrote %v responses, want %d", rb.Figures["responses"], certs)
+	}
+	got := map[string]*Run{}
+	for _, r := range s.Runs {
+		got[r.Name] = r
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s: %d requests, errors %v %v", r.Name, r.Requests, r.ErrorsByKind, r.FirstErrors)
+		}
+	}
+	for _, name := range []string{"raw-signing", "ocsp-uniform", "ocsp-hot", "ocsp-zipf", "crl-storm"} {
+		if got[name] == nil {
+			t.Errorf("no %s run", name)
+		}
+	}
+	if r := got["ocsp-hot"]; r != nil && r.Figures["l1_hit_ratio"] < 0.9 {
+		t.Errorf("hot set L1 hit ratio %v", r.Figures["l1_hit_ratio"])
+	}
+	if _, err := os.Stat(filepath.Join(out, "scale.md")); err != nil {
+		t.Error(err)
+	}
+}

@@ -498,6 +498,17 @@ func testSetOCSPRefresh(t *testing.T, s store.Store) {
 		t.Errorf("DueForOCSP after moving 1 and 2 (-want +got):\n%s", d)
 	}
 
+	// A serial listed twice: the last entry wins, as if applied in order.
+	must(t, s.SetOCSPRefresh(ctx(t), []store.OCSPRefresh{{Serial: sn(1), At: later.Add(2 * time.Hour)}, {Serial: sn(2), At: later},
+		{Serial: sn(1), At: later.Add(3 * time.Hour)}}), "moving refresh twice")
+	for i, want := range map[int]time.Time{1: us(later.Add(3 * time.Hour)), 2: us(later)} {
+		c, err := s.Certificate(ctx(t), sn(i))
+		must(t, err, "reading certificate")
+		if !c.OCSPRefreshAt.Equal(want) {
+			t.Errorf("after a repeated serial: certificate %d OCSPRefreshAt = %v, want %v", i, c.OCSPRefreshAt, want)
+		}
+	}
+
 	err = s.SetOCSPRefresh(ctx(t), []store.OCSPRefresh{{Serial: sn(3), At: later}, {Serial: sn(99), At: later}})
 	wantErr(t, err, store.ErrNotFound, "moving refresh of a missing certificate")
 	c, err := s.Certificate(ctx(t), sn(3))

@@ -1,0 +1,580 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/trustline/trustline/internal/cli"
+)
+
+// ScaleConfig configures `trustline bench scale` (`make bench-scale`):
+// Trustline fed many certificates, with its response cache in a private
+// Redis.
+type ScaleConfig struct {
+	Bin      string  // trustline binary
+	Out      string  // results directory
+	Name     string  // file stem of the results
+	Certs    int     // certificates populated
+	Revoked  float64 // share populated revoked
+	HashAlgs string  // presign.hash_algs, comma-separated
+	// Postgres, when set, holds the store (a fresh database: populate adds
+	// to whatever is there); else SQLite in the data dir.
+	Postgres string
+	// Redis is the redis-server binary started on a free port.
+	Redis       string
+	Duration    time.Duration // measured duration of each OCSP run
+	Warmup      time.Duration
+	Concurrency int // OCSP connections
+	Hot         int // certificates of the hot-set run
+	Storm       int // revocations of the CRL storm (0: none)
+	Keep        bool
+}
+
+// Validate reports what is wrong with cfg.
+func (cfg ScaleConfig) Validate() error {
+	switch {
+	case cfg.Out == "" || cfg.Name == "":
+		return errors.New("bench: --out and --name are required")
+	case cfg.Certs < 1000:
+		return errors.New("bench: --certs must be at least 1000")
+	case cfg.Revoked < 0 || cfg.Revoked > 0.5:
+		return errors.New("bench: --revoked-fraction must be in [0, 0.5]")
+	case cfg.Duration < time.Second || cfg.Concurrency < 1:
+		return errors.New("bench: --duration must be at least 1s and --concurrency positive")
+	case cfg.Hot < 10 || cfg.Hot > cfg.Certs:
+		return errors.New("bench: --hot must be in [10, certs]")
+	case cfg.Storm < 0 || cfg.Storm > cfg.Certs/2:
+		return errors.New("bench: --storm must be in [0, certs/2]")
+	case cfg.HashAlgs == "":
+		return errors.New("bench: --hash-algs must name at least one algorithm")
+	}
+	return nil
+}
+
+// scaleUniformCerts bounds the certificates the uniform and Zipf runs
+// draw from: the load generator holds each in memory, and its request
+// corpus (at most 262,144 requests) samples them anyway.
+const scaleUniformCerts = 1_000_000
+
+// RunScaleConfig populates cfg.Certs certificates, starts `trustline dev
+// --redis` on a private redis-server, and measures the phases: populate,
+// the warm rebuild of the response cache, the first CRL round, the raw
+// signing rate, OCSP over the whole set (uniform and Zipf) and over a hot
+// set, and a revocation storm; with the resources (peak RSS of each
+// process, Redis memory, store size). It writes <Out>/<Name>.json and .md.
+func RunScaleConfig(ctx context.Context, cfg ScaleConfig, stdout, stderr io.Writer) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	bin, err := resolveBin(cfg.Bin)
+	if err != nil {
+		return err
+	}
+	redisBin, err := exec.LookPath(cfg.Redis)
+	if err != nil {
+		return fmt.Errorf("bench: scale needs redis-server (--redis): %w", err)
+	}
+	h, err := newHarness(bin, "trustline-scale-", stderr)
+	if err != nil {
+		return err
+	}
+	defer h.close(cfg.Keep, " (data dir and logs)")
+	sc := &scale{cfg: cfg, h: h, data: filepath.Join(h.work, "data"), stdout: stdout,
+		s: &Suite{Title: fmt.Sprintf("Trustline at scale: %d certificates", cfg.Certs), Started: time.Now().UTC(), Machine: DescribeMachine()}}
+	store := "SQLite in the data dir"
+	if cfg.Postgres != "" {
+		store = "PostgreSQL"
+	}
+	sc.s.Setup = map[string]string{
+		"binary":         bin + " (" + binVersion(ctx, bin, "version") + ")",
+		"commit":         gitCommit(ctx),
+		"certificates":   fmt.Sprintf("%d (%.1f%% revoked), `trustline bench populate`, ECDSA P-256 intermediate", cfg.Certs, 100*cfg.Revoked),
+		"server":         fmt.Sprintf("`trustline dev --redis` (store: %s; presign.hash_algs [%s]; file keys), ephemeral loopback ports", store, cfg.HashAlgs),
+		"redis":          binVersion(ctx, redisBin, "--version") + ", private, on a free port, no persistence, maxmemory-policy noeviction",
+		"load generator": "in this process, on the same machine, unpinned",
+		"durations":      fmt.Sprintf("%v measured after %v warm-up per OCSP run", cfg.Duration, cfg.Warmup),
+	}
+	err = sc.run(ctx, redisBin)
+	sc.s.Machine.finish()
+	sc.s.Finished = time.Now().UTC()
+	jsonPath := filepath.Join(cfg.Out, cfg.Name+".json")
+	mdPath := filepath.Join(cfg.Out, cfg.Name+".md")
+	if werr := writeJSON(jsonPath, sc.s); werr != nil {
+		return errors.Join(err, werr)
+	}
+	if werr := WriteMarkdown(mdPath, sc.s); werr != nil {
+		return errors.Join(err, werr)
+	}
+	h.say("wrote %s and %s", jsonPath, mdPath)
+	return err
+}
+
+// scale is one RunScaleConfig.
+type scale struct {
+	cfg    ScaleConfig
+	h      *harness
+	data   string
+	s      *Suite
+	stdout io.Writer
+	redis  string // host:port of the private Redis
+	dev    *proc
+	log    *devLog
+	urls   devURLs
+	failed []error
+}
+
+// phase records one phase's duration and figures.
+func (sc *scale) phase(name string, took time.Duration, figures map[string]float64) {
+	if figures == nil {
+		figures = map[string]float64{}
+	}
+	figures["seconds"] = round(took.Seconds(), 2)
+	sc.s.Phases = append(sc.s.Phases, Phase{Name: name, Figures: figures})
+	sc.h.say("%s: %v", name, figures)
+}
+
+// note records a phase or run that did not complete.
+func (sc *scale) note(what string, err error) {
+	sc.h.say("%s: %v", what, err)
+	sc.s.Notes = append(sc.s.Notes, fmt.Sprintf("%s did not complete: %v", what, err))
+	sc.failed = append(sc.failed, fmt.Errorf("%s: %w", what, err))
+}
+
+func (sc *scale) run(ctx context.Context, redisBin string) error {
+	if err := sc.populate(ctx); err != nil {
+		return err
+	}
+	if err := sc.startRedis(ctx, redisBin); err != nil {
+		return err
+	}
+	before, _ := redisMemory(ctx, sc.redis)
+	if err := sc.rebuild(ctx, before); err != nil {
+		return err
+	}
+	sc.crlRound(ctx)
+	sc.signingRate(ctx)
+	sc.ocspRuns(ctx)
+	sc.storm(ctx)
+	sc.resources(ctx)
+	sc.h.stop(sc.dev)
+	return errors.Join(sc.failed...)
+}
+
+func (sc *scale) populate(ctx context.Context) error {
+	sc.h.say("populating %d certificates", sc.cfg.Certs)
+	args := []string{"bench", "populate", "--data", sc.data, "--certs", strconv.Itoa(sc.cfg.Certs),
+		"--revoked-fraction", strconv.FormatFloat(sc.cfg.Revoked, 'f', -1, 64)}
+	if sc.cfg.Postgres != "" {
+		args = append(args, "--postgres", sc.cfg.Postgres)
+	}
+	cmd := exec.CommandContext(ctx, sc.h.bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("bench: bench populate: %w\n%s", err, tail(out.String(), 2000))
+	}
+	took := time.Since(t0)
+	f := map[string]float64{"certificates": float64(sc.cfg.Certs), "certificates_per_sec": round(float64(sc.cfg.Certs)/took.Seconds(), 0)}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		f["peak_rss_mib"] = round(float64(ru.Maxrss)/1024, 1) // Linux: KiB
+	}
+	sc.phase("populate", took, f)
+	return nil
+}
+
+func (sc *scale) startRedis(ctx context.Context, bin string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	sc.redis = "127.0.0.1:" + strconv.Itoa(port)
+	p, err := sc.h.start("redis-server", "", bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--dir", sc.h.work)
+	if err != nil {
+		return err
+	}
+	return waitTCP(ctx, p, sc.redis, 20*time.Second)
+}
+
+// rebuild starts dev on the populated store and waits for its warm
+// rebuild of the response cache.
+func (sc *scale) rebuild(ctx context.Context, redisBefore map[string]float64) error {
+	cfgPath := filepath.Join(sc.h.work, "dev.yaml")
+	algs := strings.Split(sc.cfg.HashAlgs, ",")
+	y := "presign:\n  hash_algs: [" + strings.Join(algs, ", ") + "]\n"
+	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	args := []string{"dev", "--config", cfgPath, "--data", sc.data, "--redis", "redis://" + sc.redis + "/0",
+		"--api", "127.0.0.1:0", "--ocsp", "127.0.0.1:0", "--crl", "127.0.0.1:0"}
+	if sc.cfg.Postgres != "" {
+		args = append(args, "--postgres", sc.cfg.Postgres)
+	}
+	p, err := sc.h.start("trustline dev", "", append([]string{sc.h.bin}, args...)...)
+	if err != nil {
+		return err
+	}
+	sc.dev = p
+	sc.log = followDevLog(p)
+	kv, err := sc.log.wait(ctx, 5*time.Minute, func(l *devLog) map[string]string { return l.ready })
+	if err != nil {
+		return err
+	}
+	sc.urls = devURLs{api: kv["api"], ocsp: kv["ocsp"], crl: kv["crl"]}
+	sc.h.say("trustline dev ready (pid %d); waiting for the rebuild", p.cmd.Process.Pid)
+	rb, err := sc.log.wait(ctx, 2*time.Hour, func(l *devLog) map[string]string { return l.rebuilt })
+	if err != nil {
+		return err
+	}
+	secs, _ := strconv.ParseFloat(rb["seconds"], 64)
+	certs, _ := strconv.ParseFloat(rb["certificates"], 64)
+	resps, _ := strconv.ParseFloat(rb["responses"], 64)
+	f := map[string]float64{"certificates": certs, "responses": resps}
+	if secs > 0 {
+		f["certificates_per_sec"] = round(certs/secs, 0)
+		f["responses_per_sec"] = round(resps/secs, 0)
+	}
+	if after, err := redisMemory(ctx, sc.redis); err == nil && resps > 0 {
+		used := after["used_memory"] - redisBefore["used_memory"]
+		f["redis_used_memory_mib"] = round(after["used_memory"]/(1<<20), 1)
+		f["redis_used_memory_rss_mib"] = round(after["used_memory_rss"]/(1<<20), 1)
+		f["redis_bytes_per_response"] = round(used/resps, 1)
+		f["redis_bytes_per_certificate"] = round(used/certs, 1)
+	} else if err != nil {
+		sc.note("reading Redis memory", err)
+	}
+	sc.phase("rebuild", time.Duration(secs*float64(time.Second)), f)
+	return nil
+}
+
+// crlRound waits until every shard has been published once since dev
+// started, and reports how long that took and the largest shard.
+func (sc *scale) crlRound(ctx context.Context) {
+	t0 := sc.log.started
+	_, err := sc.log.wait(ctx, 10*time.Minute, func(l *devLog) map[string]string {
+		if l.crlShards > 0 && len(l.crlFirst) >= l.crlShards {
+			return map[string]string{}
+		}
+		return nil
+	})
+	if err != nil {
+		sc.note("first CRL round", err)
+		return
+	}
+	sc.log.mu.Lock()
+	last, entries := t0, 0.0
+	for _, at := range sc.log.crlFirst {
+		if at.After(last) {
+			last = at
+		}
+	}
+	for _, n := range sc.log.crlEntries {
+		entries = max(entries, n)
+	}
+	shards := len(sc.log.crlFirst)
+	sc.log.mu.Unlock()
+	sc.phase("crl-first-round", last.Sub(t0), map[string]float64{"shards": float64(shards), "max_entries_per_shard": entries})
+}
+
+// signingRate measures the raw signing rate of the responder keys on
+// every core, the rebuild's ceiling.
+func (sc *scale) signingRate(ctx context.Context) {
+	sc.h.say("measuring the raw signing rate")
+	r, err := Presign(ctx, PresignConfig{Name: "raw-signing", DataDir: sc.data, Postgres: sc.cfg.Postgres, Responses: 200_000,
+		Workers: runtime.GOMAXPROCS(0), VerifyEvery: 100, MaxCerts: 100_000}, PresignDeps{}, time.Now, rand.Reader)
+	if r != nil {
+		r.WriteSummary(sc.stdout)
+		sc.s.Runs = append(sc.s.Runs, r)
+		if rb := sc.s.phase("rebuild"); rb != nil && r.RequestsPerSec > 0 {
+			rb.Figures["raw_signing_per_sec"] = round(r.RequestsPerSec, 0)
+			rb.Figures["fraction_of_raw_signing"] = round(rb.Figures["responses_per_sec"]/r.RequestsPerSec, 3)
+		}
+	}
+	if err != nil {
+		sc.note("raw-signing", err)
+	}
+}
+
+func (sc *scale) ocspRuns(ctx context.Context) {
+	load := LoadConfig{Duration: sc.cfg.Duration, Warmup: sc.cfg.Warmup, Concurrency: sc.cfg.Concurrency}
+	whole := min(sc.cfg.Certs, scaleUniformCerts)
+	plain := Mix{Method: "get", GetEncoding: "raw", Seed: 1}
+	zipf := Mix{Method: "get", GetEncoding: "raw", Zipf: 1, Seed: 2}
+	runs := []struct {
+		name  string
+		certs int
+		mix   Mix
+	}{
+		{"ocsp-uniform", whole, plain},
+		{"ocsp-hot", sc.cfg.Hot, plain},
+		{"ocsp-zipf", whole, zipf},
+	}
+	rates := map[string]float64{}
+	for _, rn := range runs {
+		if ctx.Err() != nil {
+			sc.note(rn.name, ctx.Err())
+			continue
+		}
+		sc.h.say("running %s over %d certificates", rn.name, rn.certs)
+		l1Before := sc.l1(ctx)
+		r, err := OCSP(ctx, OCSPConfig{Name: rn.name, Target: sc.urls.ocsp, DataDir: sc.data, Postgres: sc.cfg.Postgres, Load: load,
+			Mix: rn.mix, VerifyEvery: 100, Timeout: 5 * time.Second, MaxCerts: rn.certs}, time.Now)
+		if r != nil {
+			l1After := sc.l1(ctx)
+			if hits, misses := l1After[0]-l1Before[0], l1After[1]-l1Before[1]; hits+misses > 0 {
+				r.Figures["l1_hit_ratio"] = round(hits/(hits+misses), 4)
+			}
+			r.Figures["certificates"] = float64(rn.certs)
+			r.WriteSummary(sc.stdout)
+			sc.s.Runs = append(sc.s.Runs, r)
+			rates[rn.name] = r.RequestsPerSec
+		}
+		if err != nil {
+			sc.note(rn.name, err)
+		}
+	}
+	if rates["ocsp-hot"] > 0 {
+		sc.s.Setup["uniform ÷ hot-set rate"] = strconv.FormatFloat(round(rates["ocsp-uniform"]/rates["ocsp-hot"], 3), 'f', -1, 64)
+	}
+}
+
+// l1 reads the responder's L1 hits and misses from dev's metrics.
+func (sc *scale) l1(ctx context.Context) [2]float64 {
+	var out [2]float64
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sc.urls.api+"/metrics", nil)
+	if err != nil {
+		return out
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc2 := bufio.NewScanner(resp.Body)
+	sc2.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc2.Scan() {
+		line := sc2.Text()
+		if !strings.HasPrefix(line, "trustline_ocsp_lookups_total{") || !strings.Contains(line, `tier="l1"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			continue
+		}
+		if strings.Contains(line, `result="hit"`) {
+			out[0] = v
+		} else if strings.Contains(line, `result="miss"`) {
+			out[1] = v
+		}
+	}
+	return out
+}
+
+func (sc *scale) storm(ctx context.Context) {
+	if sc.cfg.Storm == 0 || ctx.Err() != nil {
+		return
+	}
+	sc.h.say("revocation storm: %d revocations", sc.cfg.Storm)
+	l := LoadConfig{Duration: 2 * time.Minute, Warmup: 2 * time.Second, Concurrency: 8}
+	r, err := CRL(ctx, CRLConfig{Name: "crl-storm", Target: sc.urls.crl, DataDir: sc.data, Postgres: sc.cfg.Postgres, Edges: 50, Load: l,
+		Conditional: "etag", Timeout: 10 * time.Second, Storm: sc.cfg.Storm, StormPoll: time.Second, Seed: 1}, time.Now)
+	if r != nil {
+		r.WriteSummary(sc.stdout)
+		sc.s.Runs = append(sc.s.Runs, r)
+	}
+	if err != nil {
+		sc.note("crl-storm", err)
+	}
+}
+
+// resources records the peak RSS of dev and Redis and the store's size.
+func (sc *scale) resources(ctx context.Context) {
+	f := map[string]float64{}
+	if hwm, ok := procPeakRSS(sc.dev.cmd.Process.Pid); ok {
+		f["dev_peak_rss_mib"] = round(hwm/1024, 1)
+	}
+	if m, err := redisMemory(ctx, sc.redis); err == nil {
+		f["redis_used_memory_mib"] = round(m["used_memory"]/(1<<20), 1)
+		f["redis_used_memory_peak_mib"] = round(m["used_memory_peak"]/(1<<20), 1)
+		f["redis_used_memory_rss_mib"] = round(m["used_memory_rss"]/(1<<20), 1)
+	}
+	if sc.cfg.Postgres == "" {
+		var size int64
+		for _, name := range []string{"trustline.db", "trustline.db-wal"} {
+			if fi, err := os.Stat(filepath.Join(sc.data, name)); err == nil {
+				size += fi.Size()
+			}
+		}
+		f["store_mib"] = round(float64(size)/(1<<20), 1)
+	}
+	sc.phase("resources", 0, f)
+}
+
+// procPeakRSS reads a process's peak resident set (VmHWM), in KiB.
+func procPeakRSS(pid int) (float64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// redisMemory reads INFO memory's numeric fields through redis-cli.
+func redisMemory(ctx context.Context, addr string) (map[string]float64, error) {
+	host, port, _ := strings.Cut(addr, ":")
+	out, err := exec.CommandContext(ctx, "redis-cli", "-h", host, "-p", port, "info", "memory").Output()
+	if err != nil {
+		return nil, fmt.Errorf("bench: redis-cli info memory: %w", err)
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			m[k] = f
+		}
+	}
+	if _, ok := m["used_memory"]; !ok {
+		return nil, errors.New("bench: redis-cli info memory: no used_memory")
+	}
+	return m, nil
+}
+
+// devLog follows a dev process's log lines for the events scale waits
+// for: the rebuild's end and each CRL shard's publications.
+type devLog struct {
+	mu         sync.Mutex
+	started    time.Time
+	ready      map[string]string // the ready line's fields
+	rebuilt    map[string]string
+	crlShards  int                  // shards announced by the generator
+	crlFirst   map[string]time.Time // first publication of each shard
+	crlEntries map[string]float64
+	exited     bool
+	changed    chan struct{} // closed and replaced on every event
+}
+
+func followDevLog(p *proc) *devLog {
+	l := &devLog{started: time.Now(), crlFirst: map[string]time.Time{}, crlEntries: map[string]float64{}, changed: make(chan struct{})}
+	go func() {
+		for {
+			select {
+			case line := <-p.lines:
+				l.take(line)
+			case <-p.done:
+				l.mu.Lock()
+				l.exited = true
+				close(l.changed)
+				l.changed = make(chan struct{})
+				l.mu.Unlock()
+				return
+			}
+		}
+	}()
+	return l
+}
+
+func (l *devLog) take(line string) {
+	var kv map[string]string
+	switch {
+	case strings.Contains(line, `msg="OCSP response cache rebuilt"`), strings.Contains(line, `msg="CRL published"`),
+		strings.Contains(line, `msg="crl generator starting"`), strings.Contains(line, `msg="trustline dev ready"`):
+		kv = parseLogLine(line)
+	default:
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch kv["msg"] {
+	case "trustline dev ready":
+		l.ready = kv
+	case "OCSP response cache rebuilt":
+		l.rebuilt = kv
+	case "CRL published":
+		if _, seen := l.crlFirst[kv["crl"]]; !seen {
+			l.crlFirst[kv["crl"]] = time.Now()
+		}
+		n, _ := strconv.ParseFloat(kv["entries"], 64)
+		l.crlEntries[kv["crl"]] = n
+	case "crl generator starting":
+		// dev's hierarchy: two intermediates (the root's CRL is signed
+		// in ceremonies).
+		n, _ := strconv.Atoi(kv["shards"])
+		l.crlShards = 2 * n
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// wait returns what cond finds, waiting for events until timeout.
+func (l *devLog) wait(ctx context.Context, timeout time.Duration, cond func(*devLog) map[string]string) (map[string]string, error) {
+	deadline := time.After(timeout)
+	for {
+		l.mu.Lock()
+		v, ch, exited := cond(l), l.changed, l.exited
+		l.mu.Unlock()
+		if v != nil {
+			return v, nil
+		}
+		if exited {
+			return nil, errors.New("bench: trustline dev exited; see its log")
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline:
+			return nil, fmt.Errorf("bench: not seen in trustline dev's log after %v", timeout)
+		}
+	}
+}
+
+// RunScale is `trustline bench scale`, what `make bench-scale` runs.
+func RunScale(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("trustline bench scale", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg ScaleConfig
+	fs.StringVar(&cfg.Bin, "bin", "", "trustline binary to populate and run (default: this one)")
+	fs.StringVar(&cfg.Out, "out", "bench/results", "results directory")
+	fs.StringVar(&cfg.Name, "name", "scale", "file stem of the results: NAME.json, NAME.md, NAME-*.png")
+	fs.IntVar(&cfg.Certs, "certs", 1_000_000, "certificates to populate")
+	fs.Float64Var(&cfg.Revoked, "revoked-fraction", 0.01, "share populated revoked")
+	fs.StringVar(&cfg.HashAlgs, "hash-algs", "sha1", "presign.hash_algs of the server, comma-separated")
+	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL URL of an empty database for the store (default: SQLite)")
+	fs.StringVar(&cfg.Redis, "redis-server", "redis-server", "redis-server binary, started on a free port")
+	fs.DurationVar(&cfg.Duration, "duration", 15*time.Second, "measured duration of each OCSP run")
+	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up before each OCSP run")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "OCSP connections")
+	fs.IntVar(&cfg.Hot, "hot", 1000, "certificates of the hot-set OCSP run")
+	fs.IntVar(&cfg.Storm, "storm", 1000, "revocations in the CRL storm (0: none)")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (data dir and server logs)")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	return RunScaleConfig(ctx, cfg, stdout, stderr)
+}
