@@ -43,7 +43,10 @@ type ScaleConfig struct {
 	Concurrency int // OCSP connections
 	Hot         int // certificates of the hot-set run
 	Storm       int // revocations of the CRL storm (0: none)
-	Keep        bool
+	// Profile, when positive, takes a CPU profile of dev for this long
+	// from the start of the rebuild: <Out>/<Name>-rebuild.pprof.
+	Profile time.Duration
+	Keep    bool
 }
 
 // Validate reports what is wrong with cfg.
@@ -224,6 +227,9 @@ func (sc *scale) rebuild(ctx context.Context, redisBefore map[string]float64) er
 	}
 	args := []string{"dev", "--config", cfgPath, "--data", sc.data, "--redis", "redis://" + sc.redis + "/0",
 		"--api", "127.0.0.1:0", "--ocsp", "127.0.0.1:0", "--crl", "127.0.0.1:0"}
+	if sc.cfg.Profile > 0 {
+		args = append(args, "--debug-addr", "127.0.0.1:0")
+	}
 	if sc.cfg.Postgres != "" {
 		args = append(args, "--postgres", sc.cfg.Postgres)
 	}
@@ -239,6 +245,11 @@ func (sc *scale) rebuild(ctx context.Context, redisBefore map[string]float64) er
 	}
 	sc.urls = devURLs{api: kv["api"], ocsp: kv["ocsp"], crl: kv["crl"]}
 	sc.h.say("trustline dev ready (pid %d); waiting for the rebuild", p.cmd.Process.Pid)
+	var profiled sync.WaitGroup
+	if sc.cfg.Profile > 0 {
+		profiled.Go(func() { sc.profile(ctx) })
+	}
+	defer profiled.Wait()
 	rb, err := sc.log.wait(ctx, 2*time.Hour, func(l *devLog) map[string]string { return l.rebuilt })
 	if err != nil {
 		return err
@@ -262,6 +273,43 @@ func (sc *scale) rebuild(ctx context.Context, redisBefore map[string]float64) er
 	}
 	sc.phase("rebuild", time.Duration(secs*float64(time.Second)), f)
 	return nil
+}
+
+// profile saves a CPU profile of dev taken from the start of the rebuild.
+func (sc *scale) profile(ctx context.Context) {
+	sc.log.mu.Lock()
+	base := sc.log.debug
+	sc.log.mu.Unlock()
+	if base == "" {
+		sc.note("rebuild profile", errors.New("dev printed no profiler address"))
+		return
+	}
+	url := fmt.Sprintf("%sprofile?seconds=%d", base, max(1, int(sc.cfg.Profile.Seconds())))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		sc.note("rebuild profile", err)
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		sc.note("rebuild profile", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	if err != nil {
+		sc.note("rebuild profile", err)
+		return
+	}
+	path := filepath.Join(sc.cfg.Out, sc.cfg.Name+"-rebuild.pprof")
+	if err := writeFileAtomic(path, b); err != nil {
+		sc.note("rebuild profile", err)
+		return
+	}
+	sc.s.Setup["rebuild profile"] = fmt.Sprintf("`go tool pprof -top %s %s` (%v of CPU from the rebuild's start)", sc.h.bin, path, sc.cfg.Profile)
 }
 
 // crlRound waits until every shard has been published once since dev
@@ -471,6 +519,7 @@ type devLog struct {
 	mu         sync.Mutex
 	started    time.Time
 	ready      map[string]string // the ready line's fields
+	debug      string            // the profiler's base URL
 	rebuilt    map[string]string
 	crlShards  int                  // shards announced by the generator
 	crlFirst   map[string]time.Time // first publication of each shard
@@ -503,7 +552,8 @@ func (l *devLog) take(line string) {
 	var kv map[string]string
 	switch {
 	case strings.Contains(line, `msg="OCSP response cache rebuilt"`), strings.Contains(line, `msg="CRL published"`),
-		strings.Contains(line, `msg="crl generator starting"`), strings.Contains(line, `msg="trustline dev ready"`):
+		strings.Contains(line, `msg="crl generator starting"`), strings.Contains(line, `msg="trustline dev ready"`),
+		strings.Contains(line, `msg="profiler listening"`):
 		kv = parseLogLine(line)
 	default:
 		return
@@ -513,6 +563,8 @@ func (l *devLog) take(line string) {
 	switch kv["msg"] {
 	case "trustline dev ready":
 		l.ready = kv
+	case "profiler listening":
+		l.debug = kv["debug"]
 	case "OCSP response cache rebuilt":
 		l.rebuilt = kv
 	case "CRL published":
@@ -572,6 +624,7 @@ func RunScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "OCSP connections")
 	fs.IntVar(&cfg.Hot, "hot", 1000, "certificates of the hot-set OCSP run")
 	fs.IntVar(&cfg.Storm, "storm", 1000, "revocations in the CRL storm (0: none)")
+	fs.DurationVar(&cfg.Profile, "profile", 0, "take a CPU profile of dev this long from the rebuild's start: NAME-rebuild.pprof (0: none)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (data dir and server logs)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err

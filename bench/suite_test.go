@@ -149,7 +149,7 @@ func TestScaleSmoke(t *testing.T) {
 	const certs = 2000
 	err := RunScaleConfig(context.Background(), ScaleConfig{Bin: bin, Out: out, Name: "scale", Certs: certs, Revoked: 0.01,
 		HashAlgs: "sha1", Redis: "redis-server", Duration: time.Second, Warmup: 200 * time.Millisecond, Concurrency: 4,
-		Hot: 100, Storm: 20}, &stdout, &stderr)
+		Hot: 100, Storm: 20, Profile: time.Second}, &stdout, &stderr)
 	t.Logf("scale output:\n%s\n%s", stdout.String(), stderr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,9 @@ func TestScaleSmoke(t *testing.T) {
 	if r := got["ocsp-hot"]; r != nil && r.Figures["l1_hit_ratio"] < 0.9 {
 		t.Errorf("hot set L1 hit ratio %v", r.Figures["l1_hit_ratio"])
 	}
-	if _, err := os.Stat(filepath.Join(out, "scale.md")); err != nil {
-		t.Error(err)
+	for _, f := range []string{"scale.md", "scale-rebuild.pprof"} {
+		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }

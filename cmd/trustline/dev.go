@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -53,6 +54,7 @@ func devFlags(args []string, stderr io.Writer) (config.Dev, error) {
 		logFmt    = fs.String("log", def.Log, "log format: text or json")
 		logLevel  = fs.String("log-level", def.LogLevel, "log level: debug, info, warn, error")
 		resolver  = fs.String("resolver", "", "DNS resolver host:port for dns-txt and http-token validation (off when empty)")
+		debugAddr = fs.String("debug-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address (off when empty)")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,6 +91,7 @@ func devFlags(args []string, stderr io.Writer) (config.Dev, error) {
 	override("log", &cfg.Log, *logFmt)
 	override("log-level", &cfg.LogLevel, *logLevel)
 	override("resolver", &cfg.Validation.Resolver, *resolver)
+	override("debug-addr", &cfg.DebugAddr, *debugAddr)
 	if cfg.HSM.PIN == "" {
 		cfg.HSM.PIN = os.Getenv("TRUSTLINE_HSM_PIN")
 	}
@@ -144,7 +147,11 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.Log, cfg.LogLevel)
 	// Listeners first: a busy port stops start-up before anything is
 	// created.
-	lns, err := listenAll(map[string]string{"api": cfg.API, "ocsp": cfg.OCSP, "crl": cfg.CRL})
+	addrs := map[string]string{"api": cfg.API, "ocsp": cfg.OCSP, "crl": cfg.CRL}
+	if cfg.DebugAddr != "" {
+		addrs["debug"] = cfg.DebugAddr
+	}
+	lns, err := listenAll(addrs)
 	if err != nil {
 		return err
 	}
@@ -286,10 +293,15 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	})
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- serveHTTP(apiSrv, lns["api"]) }()
 	go func() { errc <- serveHTTP(crlSrv, lns["crl"]) }()
 	go func() { errc <- ocspSrv.Serve(lns["ocsp"]) }()
+	debugSrv := newDebugServer()
+	if ln := lns["debug"]; ln != nil {
+		go func() { errc <- serveHTTP(debugSrv, ln) }()
+		log.Info("profiler listening", "debug", "http://"+ln.Addr().String()+"/debug/pprof/")
+	}
 	log.Info("trustline dev ready", "api", urls.api, "ocsp", urls.ocsp, "crl", urls.crl)
 	printDevBanner(stderr, dataDir, p, urls)
 
@@ -302,7 +314,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	shutdownErr := errors.Join(apiSrv.Shutdown(sctx), crlSrv.Shutdown(sctx), ocspSrv.Shutdown(sctx))
+	shutdownErr := errors.Join(apiSrv.Shutdown(sctx), crlSrv.Shutdown(sctx), ocspSrv.Shutdown(sctx), debugSrv.Shutdown(sctx))
 	stopBG()
 	stopped := make(chan struct{})
 	go func() { bg.Wait(); close(stopped) }()
@@ -319,6 +331,18 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newDebugServer serves Go's profiler: the pprof handlers only, on their
+// own listener (never the API's), so a profile can be taken of a run.
+func newDebugServer() *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 
 // printDevBanner tells a person what the first start made and where to go.

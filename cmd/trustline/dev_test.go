@@ -44,6 +44,7 @@ type devProc struct {
 	cmd            *exec.Cmd
 	api, ocsp, crl string
 	instance       string
+	debug          string // the profiler's base URL, with --debug-addr
 	postgres       string
 	logs           *strings.Builder
 	done           chan error
@@ -52,6 +53,7 @@ type devProc struct {
 var (
 	readyRE    = regexp.MustCompile(`msg="trustline dev ready" api=(\S+) ocsp=(\S+) crl=(\S+)`)
 	instanceRE = regexp.MustCompile(`msg="store open".* instance=(\S+)`)
+	debugRE    = regexp.MustCompile(`msg="profiler listening" debug=(\S+)`)
 )
 
 // startDev starts the binary on ephemeral ports and waits for its ready line.
@@ -75,6 +77,9 @@ func startDev(t *testing.T, args ...string) *devProc {
 			p.logs.WriteString(line + "\n")
 			if m := instanceRE.FindStringSubmatch(line); m != nil {
 				p.instance = m[1]
+			}
+			if m := debugRE.FindStringSubmatch(line); m != nil {
+				p.debug = m[1]
 			}
 			if m := readyRE.FindStringSubmatch(line); m != nil {
 				p.api, p.ocsp, p.crl = m[1], m[2], m[3]
@@ -172,6 +177,33 @@ func TestDevStartsServesHealthAndRestarts(t *testing.T) {
 	getOK(t, p.api+"/healthz")
 	if p.instance != first {
 		t.Errorf("restart on the same data dir reports instance %q, first start %q: data not kept", p.instance, first)
+	}
+	p.stop(t)
+}
+
+// TestDevDebugProfiler: --debug-addr serves Go's profiler there, and only
+// there: the API listener does not.
+func TestDevDebugProfiler(t *testing.T) {
+	p := startDev(t, "--data", filepath.Join(t.TempDir(), "dev"), "--debug-addr", "127.0.0.1:0")
+	if p.debug == "" {
+		t.Fatalf("no profiler line in the log:\n%s", p.logs)
+	}
+	resp, err := http.Get(p.debug + "cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "--debug-addr") {
+		t.Errorf("GET %scmdline = %d %q", p.debug, resp.StatusCode, body)
+	}
+	resp, err = http.Get(p.api + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == 200 {
+		t.Errorf("the API listener serves the profiler")
 	}
 	p.stop(t)
 }

@@ -35,6 +35,9 @@ type Dev struct {
 	API  string `yaml:"api"`
 	OCSP string `yaml:"ocsp"`
 	CRL  string `yaml:"crl"`
+	// DebugAddr, when set, serves Go's profiler (net/http/pprof) there:
+	// a loopback address only, for profiling a run.
+	DebugAddr string `yaml:"debug_addr"`
 	// Postgres, when set, replaces the embedded SQLite store
 	// (postgres://user@host:port/db?sslmode=disable).
 	Postgres string `yaml:"postgres"`
@@ -254,6 +257,13 @@ func (c Dev) Validate() error {
 	if c.Redis != "" {
 		if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 			bad("redis", "want a redis:// or rediss:// URL")
+		}
+	}
+	if c.DebugAddr != "" {
+		if err := checkListen(c.DebugAddr); err != nil {
+			bad("debug_addr", "%v", err)
+		} else if host, _, _ := net.SplitHostPort(c.DebugAddr); host != "localhost" && !net.ParseIP(host).IsLoopback() {
+			bad("debug_addr", "%q: the profiler listens on a loopback address only", c.DebugAddr)
 		}
 	}
 	if c.HSM.Module != "" {

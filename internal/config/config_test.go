@@ -96,6 +96,8 @@ func TestValidate(t *testing.T) {
 		{"crl period too long", func(c *Dev) { c.CRLPeriod = 2 * time.Minute }, "crl_period"},
 		{"shards", func(c *Dev) { c.CRLShards = 0 }, "crl_shards"},
 		{"memory cache too small", func(c *Dev) { c.MemoryCacheMB = 3 }, "memory_cache_mb"},
+		{"debug addr not loopback", func(c *Dev) { c.DebugAddr = "0.0.0.0:6060" }, "loopback address only"},
+		{"debug addr malformed", func(c *Dev) { c.DebugAddr = "6060" }, "debug_addr:"},
 		{"unknown hash", func(c *Dev) { c.Presign.HashAlgs = []string{"md5"} }, `presign.hash_algs: "md5"`},
 		{"hash twice", func(c *Dev) { c.Presign.HashAlgs = []string{"sha1", "sha1"} }, "listed twice"},
 		{"no hash", func(c *Dev) { c.Presign.HashAlgs = []string{} }, "at least one"},
