@@ -42,9 +42,10 @@ func TestRebuildResumesAfterKill9(t *testing.T) {
 	certs := listCertificates(t, data, n)
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: db})
 	t.Cleanup(func() { rdb.Close() })
-	// The killed process keeps the pre-signer's lease until it expires.
+	// The killed process keeps the pre-signer's lease until it expires;
+	// one signer leaves the test a wide window to kill the rebuild in.
 	cfg := filepath.Join(t.TempDir(), "dev.yaml")
-	if err := os.WriteFile(cfg, []byte("presign:\n  lease: 3s\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("presign:\n  lease: 3s\n  workers: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"--config", cfg, "--data", data, "--redis", "redis://127.0.0.1:6379/" + strconv.Itoa(db)}
@@ -52,11 +53,16 @@ func TestRebuildResumesAfterKill9(t *testing.T) {
 	p := startDev(t, args...)
 	prefix := "trustline:ocsp:" + p.instance + ":"
 	t.Cleanup(func() { dropRedisKeys(t, db, prefix+"*") })
-	var st []string // the stored State's fields: v1 epoch complete seq [after]
-	waitFor(t, 60*time.Second, "a rebuild resume point in Redis", func() bool {
+	var st []string // the stored State's fields: v2 epoch complete seq refresh-floor after|-
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
 		st = strings.Fields(rdb.Get(context.Background(), prefix+"state").Val())
-		return len(st) == 5 || (len(st) == 4 && st[2] == "1")
-	})
+		if len(st) == 6 && (st[5] != "-" || st[2] == "1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rebuild resume point in Redis after a minute (state %q)", st)
+		}
+	}
 	if st[2] == "1" {
 		t.Fatalf("the rebuild finished before the test could kill it (state %q)", st)
 	}
@@ -64,10 +70,10 @@ func TestRebuildResumesAfterKill9(t *testing.T) {
 	<-p.done
 	// Read the state again: a save may have landed before the kill.
 	st = strings.Fields(rdb.Get(context.Background(), prefix+"state").Val())
-	if len(st) != 5 || st[2] != "0" {
+	if len(st) != 6 || st[2] != "0" || st[5] == "-" {
 		t.Fatalf("state after SIGKILL %q: want an unfinished rebuild with a resume point", st)
 	}
-	epoch, after := st[1], st[4]
+	epoch, after := st[1], st[5]
 	var written, pending []store.CertSummary
 	for _, c := range certs {
 		if string(c.Serial) <= after {
@@ -105,7 +111,7 @@ func TestRebuildResumesAfterKill9(t *testing.T) {
 	}
 	waitFor(t, 60*time.Second, "the resumed rebuild to complete", func() bool {
 		st = strings.Fields(rdb.Get(context.Background(), prefix+"state").Val())
-		return len(st) >= 4 && st[2] == "1"
+		return len(st) == 6 && st[2] == "1"
 	})
 	if st[1] != epoch {
 		t.Errorf("completed epoch %s, want the resumed %s", st[1], epoch)

@@ -78,6 +78,12 @@ type State struct {
 	// every certificate whose serial sorts at or before it are written.
 	// Empty when none is, and once Complete. A serial's hex: no spaces.
 	After string
+	// RefreshFloor (Unix seconds, 0 for none) is the earliest refresh
+	// point of any response the rebuild writes: once it is Complete, no
+	// pre-signed response in the cache is due before it, whatever the
+	// store's per-certificate refresh points say (a rebuild does not
+	// rewrite them).
+	RefreshFloor int64
 }
 
 // Eviction names the responses that a write replaced: every key starting

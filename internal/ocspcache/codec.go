@@ -167,33 +167,44 @@ func (sv *storedValue) entry(certs []byte) Entry {
 	return e
 }
 
-// The stored form of a State: "v1 <epoch> <0|1> <seq>", followed by
-// " <after>" when After is set. Epochs and serials hold no spaces (the
-// pipeline makes both from hex).
+// The stored form of a State: "v2 <epoch> <0|1> <seq> <refresh floor>
+// <after>", after "-" when empty. The v1 form ("v1 <epoch> <0|1> <seq>"
+// and an optional " <after>") is still read. Epochs and serials hold no
+// spaces (the pipeline makes both from hex).
 func encodeState(s State) string {
 	c := "0"
 	if s.Complete {
 		c = "1"
 	}
-	v := "v1 " + s.Epoch + " " + c + " " + strconv.FormatInt(s.Seq, 10)
-	if s.After != "" {
-		v += " " + s.After
+	after := s.After
+	if after == "" {
+		after = "-"
 	}
-	return v
+	return "v2 " + s.Epoch + " " + c + " " + strconv.FormatInt(s.Seq, 10) + " " + strconv.FormatInt(s.RefreshFloor, 10) + " " + after
 }
 
 func decodeState(v string) (State, error) {
 	f := strings.Fields(v)
-	if (len(f) != 4 && len(f) != 5) || f[0] != "v1" || (f[2] != "0" && f[2] != "1") {
-		return State{}, fmt.Errorf("ocspcache: malformed stored state %q", v)
+	bad := fmt.Errorf("ocspcache: malformed stored state %q", v)
+	ok := len(f) > 0 && ((f[0] == "v1" && (len(f) == 4 || len(f) == 5)) || (f[0] == "v2" && len(f) == 6))
+	if !ok || (f[2] != "0" && f[2] != "1") {
+		return State{}, bad
 	}
 	seq, err := strconv.ParseInt(f[3], 10, 64)
 	if err != nil {
-		return State{}, fmt.Errorf("ocspcache: malformed stored state %q", v)
+		return State{}, bad
 	}
 	st := State{Epoch: f[1], Complete: f[2] == "1", Seq: seq}
-	if len(f) == 5 {
+	switch {
+	case f[0] == "v1" && len(f) == 5:
 		st.After = f[4]
+	case f[0] == "v2":
+		if st.RefreshFloor, err = strconv.ParseInt(f[4], 10, 64); err != nil {
+			return State{}, bad
+		}
+		if f[5] != "-" {
+			st.After = f[5]
+		}
 	}
 	return st, nil
 }
@@ -204,7 +215,7 @@ func validEpoch(e string) bool {
 
 // validState: a State SwapState may store.
 func validState(s State) error {
-	if !validEpoch(s.Epoch) || strings.ContainsAny(s.After, " \t\r\n") {
+	if !validEpoch(s.Epoch) || strings.ContainsAny(s.After, " \t\r\n") || s.After == "-" {
 		return errors.New("ocspcache: SwapState: a State needs an Epoch, and neither Epoch nor After may hold spaces")
 	}
 	return nil

@@ -129,15 +129,24 @@ func FuzzDecodeValue(f *testing.F) {
 }
 
 func TestStateRoundTrip(t *testing.T) {
-	for _, s := range []State{{Epoch: "abc", Seq: 0}, {Epoch: "0123abcd", Complete: true, Seq: 1 << 40}, {Epoch: "e", Seq: 3, After: "5a01ff"}} {
+	for _, s := range []State{
+		{Epoch: "abc", Seq: 0}, {Epoch: "0123abcd", Complete: true, Seq: 1 << 40},
+		{Epoch: "e", Seq: 3, After: "5a01ff"}, {Epoch: "f", Seq: 4, RefreshFloor: 1796000000, After: "5a02"},
+	} {
 		got, err := decodeState(encodeState(s))
 		if err != nil || got != s {
 			t.Errorf("state %+v round trip: %+v, %v", s, got, err)
 		}
 	}
-	for _, bad := range []string{"", "v1 a 2 3", "v2 a 1 3", "v1 a 1 x", "v1 a 1", "v1 a 1 3 5a 6"} {
+	for _, bad := range []string{"", "v1 a 2 3", "v2 a 1 3", "v1 a 1 x", "v1 a 1", "v1 a 1 3 5a 6", "v2 a 1 3 5a", "v2 a 1 3 x -", "v2 a 1 3 7"} {
 		if _, err := decodeState(bad); err == nil {
 			t.Errorf("decodeState(%q) succeeded", bad)
+		}
+	}
+	// The v1 form is still read.
+	for v, want := range map[string]State{"v1 e 1 7": {Epoch: "e", Complete: true, Seq: 7}, "v1 e 0 7 5a01": {Epoch: "e", Seq: 7, After: "5a01"}} {
+		if got, err := decodeState(v); err != nil || got != want {
+			t.Errorf("decodeState(%q) = %+v, %v; want %+v", v, got, err, want)
 		}
 	}
 }

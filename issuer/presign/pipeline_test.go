@@ -267,15 +267,34 @@ func TestRebuild(t *testing.T) {
 		for _, h := range []ocspcodec.HashAlg{ocspcodec.SHA1, ocspcodec.SHA256} {
 			e.check(e.cached(c.IssuerID, c.Serial, h), full, h, want)
 		}
-		if !full.OCSPRefreshAt.After(e.clock.Now()) {
-			t.Fatalf("%s: refresh point %v not rescheduled", c.Serial, full.OCSPRefreshAt)
+		// The rebuild leaves the store's refresh points: its State's
+		// floor stands for them.
+		if full.OCSPRefreshAt.After(e.clock.Now()) {
+			t.Fatalf("%s: the rebuild moved the refresh point to %v", c.Serial, full.OCSPRefreshAt)
 		}
 	}
 	if revoked == 0 {
 		t.Error("fixture has no revoked certificates")
 	}
+	floor := time.Unix(st.RefreshFloor, 0)
+	if want := e.clock.Now().Add(-time.Hour).Add(36 * time.Hour); !floor.Equal(want) {
+		t.Errorf("RefreshFloor %v, want thisUpdate + RefreshAfter of the claim, %v", floor, want)
+	}
 	if n, _ := e.p.Refresh(ctx); n != 0 {
 		t.Errorf("Refresh after a rebuild signed %d", n)
+	}
+	e.clock.Set(floor.Add(-time.Second))
+	if n, _ := e.p.Refresh(ctx); n != 0 {
+		t.Errorf("Refresh a second before the floor signed %d", n)
+	}
+	// At the floor every response the rebuild signed is due, and is
+	// refreshed: nothing is left past its refresh point.
+	e.clock.Set(floor)
+	if n, err := e.p.Refresh(ctx); n != 300 || err != nil {
+		t.Errorf("Refresh at the floor signed %d, %v; want 300", n, err)
+	}
+	if n, _ := e.p.Refresh(ctx); n != 0 {
+		t.Errorf("a second Refresh signed %d", n)
 	}
 }
 

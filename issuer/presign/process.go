@@ -113,6 +113,10 @@ func (r *processing) write(ctx context.Context) {
 			continue
 		}
 		r.p.m.signed[r.trigger].Add(float64(len(b.items)))
+		// A rebuild's refresh points are its State's RefreshFloor.
+		if r.trigger == triggerRebuild {
+			b.refreshes = nil
+		}
 		if err := r.p.store.SetOCSPRefresh(ctx, b.refreshes); err != nil {
 			r.p.m.failures[stageSchedule].Inc()
 			r.fail(fmt.Errorf("presign: recording %d refresh points: %w", len(b.refreshes), err))

@@ -45,6 +45,11 @@ func (p *Pipeline) Progress() Progress { return *p.progress.Load() }
 // second, and a rebuild that finds the cache incomplete continues that
 // epoch from there instead of starting again; a pre-signer killed midway
 // loses at most the batches in flight.
+//
+// A rebuild does not move the store's per-certificate refresh points: it
+// records in the State a refresh floor, before which none of its
+// responses is due, and Refresh asks the store for nothing earlier once
+// the rebuild is complete.
 func (p *Pipeline) Rebuild(ctx context.Context) (int64, error) {
 	p.rebuildMu.Lock()
 	defer p.rebuildMu.Unlock()
@@ -90,7 +95,11 @@ func (p *Pipeline) claim(ctx context.Context) (*rebuild, error) {
 		if err != nil {
 			return nil, err
 		}
-		st = ocspcache.State{Epoch: epoch, Seq: seq}
+		// Every response this rebuild signs is due at or after its
+		// refresh floor; the store's per-certificate refresh points are
+		// left as they are (rewriting a million rows halved the rebuild).
+		_, _, floor := p.times(p.now(), &cert{})
+		st = ocspcache.State{Epoch: epoch, Seq: seq, RefreshFloor: floor.Unix()}
 		if err := p.cache.SwapState(ctx, old, st); err != nil {
 			return nil, fmt.Errorf("presign: rebuild: claiming the cache: %w", err)
 		}
@@ -255,7 +264,7 @@ func (r *resumePoint) point() serial.Serial {
 
 // complete marks the cache complete, unless it changed underneath.
 func (rb *rebuild) complete(ctx context.Context) error {
-	err := rb.p.cache.SwapState(ctx, rb.st, ocspcache.State{Epoch: rb.st.Epoch, Complete: true, Seq: rb.st.Seq})
+	err := rb.p.cache.SwapState(ctx, rb.st, ocspcache.State{Epoch: rb.st.Epoch, Complete: true, Seq: rb.st.Seq, RefreshFloor: rb.st.RefreshFloor})
 	if errors.Is(err, ocspcache.ErrStateChanged) {
 		return fmt.Errorf("%w (rebuild %s)", ErrCacheLost, rb.st.Epoch)
 	}

@@ -10,9 +10,18 @@ import (
 const maxRefreshRounds = 16
 
 // Refresh re-signs the responses that have reached their refresh point.
-// It returns how many certificates were signed.
+// It returns how many certificates were signed. Before the refresh floor
+// of a complete rebuild nothing is due (the rebuild signed every
+// response, without moving the store's refresh points).
 func (p *Pipeline) Refresh(ctx context.Context) (int64, error) {
 	limit := p.cfg.Batch * p.cfg.Workers * 4
+	st, err := p.cache.State(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("presign: refresh: %w", err)
+	}
+	if st.Complete && p.now().Unix() < st.RefreshFloor {
+		return 0, nil
+	}
 	var total int64
 	for range maxRefreshRounds {
 		now := p.now()
