@@ -53,15 +53,17 @@ func (s *l1Source) Response(ctx context.Context, l lookup) (*rendered, error) {
 // allocation, no bookkeeping on the read path. Entries are keyed by the
 // ocspcache key and are not returned at or after their refresh point.
 //
-// When a shard is full, an insert first drops dead entries it meets and
-// then an arbitrary one (Go's randomised map iteration): random
-// replacement keeps hits lock-free of writes and is close to LRU for the
-// skewed popularity OCSP traffic has.
+// When a shard is full, a response is admitted only if its key missed
+// recently before (doorkeeper), and an insert first drops dead entries it
+// meets and then an arbitrary one (Go's randomised map iteration): random
+// replacement keeps hits lock-free of writes, and the admission filter
+// keeps the long tail from evicting the popular responses.
 type l1 struct {
 	seed     maphash.Seed
 	shards   []l1shard
 	perShard int
 	size     atomic.Int64
+	door     *doorkeeper // nil: admit everything
 }
 
 type l1shard struct {
@@ -82,7 +84,7 @@ func newL1(capacity int) *l1 {
 	if capacity < n {
 		n = 1
 	}
-	c := &l1{seed: maphash.MakeSeed(), shards: make([]l1shard, n), perShard: (capacity + n - 1) / n}
+	c := &l1{seed: maphash.MakeSeed(), shards: make([]l1shard, n), perShard: (capacity + n - 1) / n, door: newDoorkeeper(capacity)}
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*rendered)
 	}
@@ -91,6 +93,12 @@ func newL1(capacity int) *l1 {
 
 func (c *l1) shard(key []byte) *l1shard {
 	return &c.shards[maphash.Bytes(c.seed, key)&uint64(len(c.shards)-1)]
+}
+
+// hashShard returns key's hash and its shard.
+func (c *l1) hashShard(key string) (uint64, *l1shard) {
+	h := maphash.String(c.seed, key)
+	return h, &c.shards[h&uint64(len(c.shards)-1)]
 }
 
 // get returns the live entry under key, nil if none. now is Unix seconds.
@@ -105,9 +113,10 @@ func (c *l1) get(key []byte, now int64) *rendered {
 	return r
 }
 
-// put inserts r (replacing any entry under its key).
+// put inserts r (replacing any entry under its key). Into a full shard
+// only a key the doorkeeper has seen miss before is admitted.
 func (c *l1) put(r *rendered, now int64) {
-	s := c.shard([]byte(r.key))
+	h, s := c.hashShard(r.key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[r.key]; ok {
@@ -115,6 +124,9 @@ func (c *l1) put(r *rendered, now int64) {
 		return
 	}
 	if len(s.m) >= c.perShard {
+		if c.door != nil && !c.door.admit(h) {
+			return
+		}
 		c.makeRoom(s, now)
 	}
 	s.m[r.key] = r
