@@ -54,7 +54,7 @@ fmt:
 bench: build
 	./$(BIN) bench suite --bin ./$(BIN) --out bench/results --name latest
 
-# Trustline fed N certificates (default one million; about 9 minutes on 2
+# Trustline fed N certificates (default one million; about 4 minutes on 2
 # cores): populate, warm rebuild into a private Redis, OCSP over the whole
 # set and a hot set, a revocation storm, resources. Writes
 # bench/results/scale-N.{json,md}. See docs/bench.md.
