@@ -415,10 +415,10 @@ func (sc *scale) l1(ctx context.Context) [2]float64 {
 		return out
 	}
 	defer resp.Body.Close()
-	sc2 := bufio.NewScanner(resp.Body)
-	sc2.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc2.Scan() {
-		line := sc2.Text()
+	lines := bufio.NewScanner(resp.Body)
+	lines.Buffer(make([]byte, 64<<10), 1<<20)
+	for lines.Scan() {
+		line := lines.Text()
 		if !strings.HasPrefix(line, "trustline_ocsp_lookups_total{") || !strings.Contains(line, `tier="l1"`) {
 			continue
 		}

@@ -97,7 +97,7 @@ var (
 
 // testPKI creates one dev hierarchy for the package's tests (RSA key
 // generation is slow).
-func testPKI(t *testing.T) (*pki.PKI, *linter.Linter) {
+func testPKI(t testing.TB) (*pki.PKI, *linter.Linter) {
 	t.Helper()
 	devPKIOnce.Do(func() {
 		dir, err := osMkdirTemp()

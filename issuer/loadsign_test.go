@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -46,15 +45,7 @@ func createdForLoad(t *testing.T, ca *CA, row store.Certificate, name string, pu
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, is.Cert, pub, is.Signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testfix.CreateCertificate(t, tmpl, is.Cert, pub, is.Signer)
 }
 
 // loadFields are the parts of a certificate compared field by field, for
@@ -264,16 +255,7 @@ func TestPositions(t *testing.T) {
 // does (16 keys, names of one width), against x509.CreateCertificate for
 // the same templates.
 func BenchmarkSignForLoad(b *testing.B) {
-	dir := b.TempDir()
-	p, err := pki.Create(context.Background(), pki.DefaultDev(filepath.Join(dir, "ca"), "http://127.0.0.1:8082", "file"),
-		pki.FileKeys{Dir: filepath.Join(dir, "keys")}, time.Now(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	lt, err := linter.New(linter.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	p, lt := testPKI(b)
 	keys := make([]crypto.PublicKey, 16)
 	for i := range keys {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

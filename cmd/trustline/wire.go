@@ -333,20 +333,13 @@ func newPipeline(pc config.Presign, st store.Store, cache presign.Cache, p *pki.
 		Issuers: presignIssuers(p, false), Registerer: reg, Log: log.With("part", "presign")})
 }
 
-// hashAlgs maps configured names (config.HashAlgNames) to algorithms;
-// config validation has rejected any other name.
+// hashAlgs maps configured names to algorithms; config validation has
+// rejected any other name.
 func hashAlgs(names []string) []ocspcodec.HashAlg {
 	var out []ocspcodec.HashAlg
 	for _, n := range names {
-		switch n {
-		case "sha1":
-			out = append(out, ocspcodec.SHA1)
-		case "sha256":
-			out = append(out, ocspcodec.SHA256)
-		case "sha384":
-			out = append(out, ocspcodec.SHA384)
-		case "sha512":
-			out = append(out, ocspcodec.SHA512)
+		if h, ok := ocspcodec.ParseHashAlg(n); ok {
+			out = append(out, h)
 		}
 	}
 	return out

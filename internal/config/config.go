@@ -17,10 +17,10 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/trustline/trustline/internal/ocspcodec"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -123,8 +123,7 @@ type HSM struct {
 // Presign configures the OCSP pre-signer (docs/ocsp.md).
 type Presign struct {
 	// HashAlgs are the CertID hash algorithms whose responses are signed
-	// ahead of time for every certificate, from sha1, sha256, sha384 and
-	// sha512; the first is the one every certificate has. The others are
+	// ahead of time for every certificate, from ocspcodec.HashAlgNames; the first is the one every certificate has. The others are
 	// signed on a responder's first request and then cached: [sha1]
 	// alone halves the cache's memory, and most clients ask with SHA-1
 	// (RFC 5019).
@@ -137,15 +136,12 @@ type Presign struct {
 	Lease time.Duration `yaml:"lease"`
 }
 
-// HashAlgNames are the names HashAlgs accepts.
-var HashAlgNames = []string{"sha1", "sha256", "sha384", "sha512"}
-
 // check reports p's problems under the key prefix "presign.".
 func (p Presign) check(bad func(key, format string, args ...any)) {
 	seen := map[string]bool{}
 	for _, h := range p.HashAlgs {
-		if !slices.Contains(HashAlgNames, h) {
-			bad("presign.hash_algs", "%q is not one of %s", h, strings.Join(HashAlgNames, ", "))
+		if _, ok := ocspcodec.ParseHashAlg(h); !ok {
+			bad("presign.hash_algs", "%q is not one of %s", h, strings.Join(ocspcodec.HashAlgNames[:], ", "))
 		} else if seen[h] {
 			bad("presign.hash_algs", "%q listed twice", h)
 		}

@@ -31,6 +31,21 @@ const (
 // hashAlgs lists every valid HashAlg, for loops in the Signer and tests.
 var hashAlgs = [...]HashAlg{SHA1, SHA256, SHA384, SHA512}
 
+// HashAlgNames are the names configuration files give the hash
+// algorithms, in HashAlg order (ParseHashAlg).
+var HashAlgNames = [...]string{"sha1", "sha256", "sha384", "sha512"}
+
+// ParseHashAlg returns the algorithm a configuration name (HashAlgNames)
+// stands for.
+func ParseHashAlg(name string) (HashAlg, bool) {
+	for i, n := range HashAlgNames {
+		if n == name {
+			return hashAlgs[i], true
+		}
+	}
+	return 0, false
+}
+
 // DER OBJECT IDENTIFIER elements (tag and length included) of the hash
 // algorithms. Strings, so that comparing against input does not allocate
 // and nobody can modify them.

@@ -489,7 +489,15 @@ func TestHashAlg(t *testing.T) {
 			if h.New().Size() != h.Size() || h.CryptoHash().Size() != h.Size() {
 				t.Errorf("sizes disagree")
 			}
+			if got, ok := ParseHashAlg(strings.ReplaceAll(strings.ToLower(h.String()), "-", "")); got != h || !ok {
+				t.Errorf("ParseHashAlg of its name = %v, %v", got, ok)
+			}
 		})
+	}
+	for _, bad := range []string{"", "md5", "SHA1", "sha-256"} {
+		if _, ok := ParseHashAlg(bad); ok {
+			t.Errorf("ParseHashAlg(%q) succeeded", bad)
+		}
 	}
 	if HashAlg(0).Valid() || HashAlg(5).Valid() || HashAlg(0).OID() != nil || HashAlg(9).String() != "HashAlg(9)" {
 		t.Errorf("invalid HashAlg handled wrongly")
