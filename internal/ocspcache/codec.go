@@ -197,6 +197,9 @@ func decodeState(v string) (State, error) {
 	st := State{Epoch: f[1], Complete: f[2] == "1", Seq: seq}
 	switch {
 	case f[0] == "v1" && len(f) == 5:
+		if f[4] == "-" { // "-" is v2's empty After; never a serial
+			return State{}, bad
+		}
 		st.After = f[4]
 	case f[0] == "v2":
 		if st.RefreshFloor, err = strconv.ParseInt(f[4], 10, 64); err != nil {
