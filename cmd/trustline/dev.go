@@ -239,9 +239,13 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	bg.Go(func() {
-		if n, err := svc.orders.ResumeProcessing(bgCtx); err != nil {
+		n, err := svc.orders.ResumeProcessing(bgCtx)
+		switch {
+		case err != nil && bgCtx.Err() != nil:
+			log.Debug("resuming orders cut short by shutdown", "err", err)
+		case err != nil:
 			log.Error("resuming orders", "err", err)
-		} else if n > 0 {
+		case n > 0:
 			log.Info("resumed orders left processing", "count", n)
 		}
 	})

@@ -153,7 +153,9 @@ func resumeStaleOrders(ctx context.Context, st store.Store, svc *services, holde
 	}
 	ords, err := st.ListOrders(ctx, store.OrderFilter{Status: store.OrderProcessing, Limit: 100, OldestFirst: true})
 	if err != nil {
-		log.Error("listing processing orders", "err", err)
+		if ctx.Err() == nil { // else: cut short by shutdown
+			log.Error("listing processing orders", "err", err)
+		}
 		return
 	}
 	for _, o := range ords {
@@ -161,6 +163,9 @@ func resumeStaleOrders(ctx context.Context, st store.Store, svc *services, holde
 			continue
 		}
 		if _, err := svc.orders.Process(ctx, o, "system"); err != nil {
+			if ctx.Err() != nil {
+				return // shutdown: the next instance resumes it
+			}
 			log.Error("resuming order failed", "order", o.ID, "err", err)
 			continue
 		}
