@@ -85,6 +85,7 @@ func (cfg CRLConfig) Validate() error {
 type crlShard struct {
 	issuer *Issuer
 	path   string // request path on the target
+	host   string // Host: the listed URL's, as a relying party sends it to a CDN
 	name   string // "<issuer>/<file>"
 }
 
@@ -228,12 +229,12 @@ func discoverShards(ctx context.Context, ep endpoint, issuers map[issuerid.ID]*I
 		if err != nil || resp.StatusCode != http.StatusOK {
 			return nil, fmt.Errorf("bench: fetching %s: HTTP %d %v", u, resp.StatusCode, err)
 		}
-		paths, err := parseCRLList(body)
+		urls, err := parseCRLList(body)
 		if err != nil {
 			return nil, fmt.Errorf("bench: %s: %w", u, err)
 		}
-		for _, p := range paths {
-			out = append(out, crlShard{issuer: issuers[id], path: ep.basePath + p, name: string(id) + "/" + path.Base(p)})
+		for _, l := range urls {
+			out = append(out, crlShard{issuer: issuers[id], path: ep.basePath + l.path, host: l.host, name: string(id) + "/" + path.Base(l.path)})
 		}
 	}
 	if len(out) == 0 {
@@ -242,10 +243,13 @@ func discoverShards(ctx context.Context, ep endpoint, issuers map[issuerid.ID]*I
 	return out, nil
 }
 
+// listedCRL is one URL of a crls.json.
+type listedCRL struct{ host, path string }
+
 // parseCRLList reads a CCADB JSON array of CRL URLs and returns their
-// paths. Its input comes from the network: anything but an array of
-// absolute http(s) URLs is refused.
-func parseCRLList(b []byte) ([]string, error) {
+// hosts and paths. Its input comes from the network: anything but an
+// array of absolute http(s) URLs is refused.
+func parseCRLList(b []byte) ([]listedCRL, error) {
 	var urls []string
 	if err := json.Unmarshal(b, &urls); err != nil {
 		return nil, fmt.Errorf("not a JSON array of URLs: %w", err)
@@ -253,13 +257,13 @@ func parseCRLList(b []byte) ([]string, error) {
 	if len(urls) > 65536 {
 		return nil, fmt.Errorf("%d CRLs listed; refusing more than 65536", len(urls))
 	}
-	out := make([]string, 0, len(urls))
+	out := make([]listedCRL, 0, len(urls))
 	for _, s := range urls {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.EscapedPath() == "" {
 			return nil, fmt.Errorf("%q is not an absolute http(s) URL", clip(s, 80))
 		}
-		out = append(out, u.EscapedPath())
+		out = append(out, listedCRL{host: u.Host, path: u.EscapedPath()})
 	}
 	return out, nil
 }
@@ -288,7 +292,7 @@ func (w *crlWorker) Do(seq uint64) error {
 	st.etag, st.lastModified = slices.Clone(st.etag), slices.Clone(st.lastModified)
 	e.mu.Unlock()
 	w.req.Reset()
-	w.req.Header.SetHost(r.ep.host)
+	w.req.Header.SetHost(sh.host)
 	w.req.SetRequestURI(sh.path)
 	if c := r.cfg.Conditional; c == "etag" || c == "both" {
 		if st.etag != nil {

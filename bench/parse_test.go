@@ -101,11 +101,12 @@ func TestParseCRLList(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		in   string
-		want []string
+		want []listedCRL
 		ok   bool
 	}{
-		{"ccadb", `["http://crl.example/int-a/0.crl","https://crl.example/x/int-a/1.crl"]`, []string{"/int-a/0.crl", "/x/int-a/1.crl"}, true},
-		{"empty", `[]`, []string{}, true},
+		{"ccadb", `["http://crl.example/int-a/0.crl","https://crl.example:8443/x/int-a/1.crl"]`,
+			[]listedCRL{{"crl.example", "/int-a/0.crl"}, {"crl.example:8443", "/x/int-a/1.crl"}}, true},
+		{"empty", `[]`, []listedCRL{}, true},
 		{"object", `{"a":1}`, nil, false},
 		{"relative", `["/int-a/0.crl"]`, nil, false},
 		{"ftp", `["ftp://x/0.crl"]`, nil, false},
@@ -115,7 +116,7 @@ func TestParseCRLList(t *testing.T) {
 			if (err == nil) != tc.ok {
 				t.Fatalf("err %v", err)
 			}
-			if d := cmp.Diff(tc.want, got); tc.ok && d != "" {
+			if d := cmp.Diff(tc.want, got, cmp.AllowUnexported(listedCRL{})); tc.ok && d != "" {
 				t.Errorf("(-want +got):\n%s", d)
 			}
 		})
@@ -127,13 +128,13 @@ func FuzzParseCRLList(f *testing.F) {
 	f.Add([]byte(`["http://crl.example/int-a/0.crl"]`))
 	f.Add([]byte(`[1,2]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		paths, err := parseCRLList(b)
+		urls, err := parseCRLList(b)
 		if err != nil {
 			return
 		}
-		for _, p := range paths {
-			if !strings.HasPrefix(p, "/") {
-				t.Errorf("path %q", p)
+		for _, u := range urls {
+			if !strings.HasPrefix(u.path, "/") || u.host == "" {
+				t.Errorf("host %q path %q", u.host, u.path)
 			}
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,10 @@ type ScaleConfig struct {
 	Concurrency int // OCSP connections
 	Hot         int // certificates of the hot-set run
 	Storm       int // revocations of the CRL storm (0: none)
+	// Varnish, when set, is the varnishd binary: the storm is then measured
+	// at a Varnish edge in front of dev's CRL origin, which dev purges on
+	// each publication, as a CDN would be; else at the origin itself.
+	Varnish string
 	// Profile, when positive, takes a CPU profile of dev for this long
 	// from the start of the rebuild: <Out>/<Name>-rebuild.pprof.
 	Profile time.Duration
@@ -136,6 +141,7 @@ type scale struct {
 	s      *Suite
 	stdout io.Writer
 	redis  string // host:port of the private Redis
+	edge   string // base URL of the Varnish edge, if any
 	dev    *proc
 	log    *devLog
 	urls   devURLs
@@ -216,17 +222,92 @@ func (sc *scale) startRedis(ctx context.Context, bin string) error {
 	return waitTCP(ctx, p, sc.redis, 20*time.Second)
 }
 
+// edgeVCL caches dev's CRL origin (TTL from its Cache-Control) and
+// obeys PURGE of a URL and BAN of a Surrogate-Key from localhost, as
+// docs/cdn.md's VCL does.
+const edgeVCL = `vcl 4.1;
+backend origin { .host = "127.0.0.1"; .port = "%d"; }
+acl purgers { "127.0.0.1"; }
+sub vcl_recv {
+	if (req.method == "PURGE") {
+		if (client.ip !~ purgers) { return (synth(405)); }
+		return (purge);
+	}
+	if (req.method == "BAN") {
+		if (client.ip !~ purgers || req.http.Surrogate-Key !~ "^[a-z0-9-]+$") { return (synth(405)); }
+		ban("obj.http.Surrogate-Key ~ (^|\s)" + req.http.Surrogate-Key + "(\s|$)");
+		return (synth(200, "Banned"));
+	}
+}
+`
+
+// startVarnish starts varnishd on a free port in front of a free port for
+// dev's CRL origin, and returns the latter (host:port).
+func (sc *scale) startVarnish(ctx context.Context) (string, error) {
+	originPort, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	edgePort, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	vcl := filepath.Join(sc.h.work, "edge.vcl")
+	if err := os.WriteFile(vcl, fmt.Appendf(nil, edgeVCL, originPort), 0o600); err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	edge := "127.0.0.1:" + strconv.Itoa(edgePort)
+	p, err := sc.h.start("varnishd", "", sc.cfg.Varnish, "-F", "-n", filepath.Join(sc.h.work, "varnish"), "-a", edge,
+		"-f", vcl, "-s", "malloc,256m", "-j", "none", "-T", "none")
+	if err != nil {
+		return "", err
+	}
+	if err := waitTCP(ctx, p, edge, 30*time.Second); err != nil {
+		return "", err
+	}
+	sc.edge = "http://" + edge
+	sc.s.Setup["edge"] = binVersion(ctx, sc.cfg.Varnish, "-V") + " in front of dev's CRL origin, purged by dev on each publication"
+	return "127.0.0.1:" + strconv.Itoa(originPort), nil
+}
+
+// edgeObjectsPurged reads how many cached objects the edge's purges
+// removed (varnishstat MAIN.n_obj_purged): a purge whose Host or path
+// missed the cached CRL removes nothing.
+func (sc *scale) edgeObjectsPurged(ctx context.Context) (float64, error) {
+	stat := filepath.Join(filepath.Dir(sc.cfg.Varnish), "varnishstat")
+	if _, err := os.Stat(stat); err != nil {
+		stat = "varnishstat"
+	}
+	out, err := exec.CommandContext(ctx, stat, "-n", filepath.Join(sc.h.work, "varnish"), "-1", "-f", "MAIN.n_obj_purged").Output()
+	if err != nil {
+		return 0, fmt.Errorf("bench: varnishstat: %w", err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 || f[0] != "MAIN.n_obj_purged" {
+		return 0, fmt.Errorf("bench: varnishstat printed %q", clip(string(out), 200))
+	}
+	return strconv.ParseFloat(f[1], 64)
+}
+
 // rebuild starts dev on the populated store and waits for its warm
 // rebuild of the response cache.
 func (sc *scale) rebuild(ctx context.Context, redisBefore map[string]float64) error {
 	cfgPath := filepath.Join(sc.h.work, "dev.yaml")
 	algs := strings.Split(sc.cfg.HashAlgs, ",")
 	y := "presign:\n  hash_algs: [" + strings.Join(algs, ", ") + "]\n"
+	crlAddr := "127.0.0.1:0"
+	if sc.cfg.Varnish != "" {
+		var err error
+		if crlAddr, err = sc.startVarnish(ctx); err != nil {
+			return err
+		}
+		y += "purge:\n  caches: [" + sc.edge + "]\n"
+	}
 	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	args := []string{"dev", "--config", cfgPath, "--data", sc.data, "--redis", "redis://" + sc.redis + "/0",
-		"--api", "127.0.0.1:0", "--ocsp", "127.0.0.1:0", "--crl", "127.0.0.1:0"}
+		"--api", "127.0.0.1:0", "--ocsp", "127.0.0.1:0", "--crl", crlAddr}
 	if sc.cfg.Profile > 0 {
 		args = append(args, "--debug-addr", "127.0.0.1:0")
 	}
@@ -406,44 +487,77 @@ func (sc *scale) ocspRuns(ctx context.Context) {
 // l1 reads the responder's L1 hits and misses from dev's metrics.
 func (sc *scale) l1(ctx context.Context) [2]float64 {
 	var out [2]float64
+	sc.metrics(ctx, "trustline_ocsp_lookups_total{", func(labels string, v float64) {
+		switch {
+		case !strings.Contains(labels, `tier="l1"`):
+		case strings.Contains(labels, `result="hit"`):
+			out[0] = v
+		case strings.Contains(labels, `result="miss"`):
+			out[1] = v
+		}
+	})
+	return out
+}
+
+// metrics calls each with the labels and value of every sample in dev's
+// metrics whose line starts with prefix; best effort.
+func (sc *scale) metrics(ctx context.Context, prefix string, each func(labels string, v float64)) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sc.urls.api+"/metrics", nil)
 	if err != nil {
-		return out
+		return
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return out
+		return
 	}
 	defer resp.Body.Close()
 	lines := bufio.NewScanner(resp.Body)
 	lines.Buffer(make([]byte, 64<<10), 1<<20)
 	for lines.Scan() {
 		line := lines.Text()
-		if !strings.HasPrefix(line, "trustline_ocsp_lookups_total{") || !strings.Contains(line, `tier="l1"`) {
+		sp := strings.LastIndexByte(line, ' ')
+		if !strings.HasPrefix(line, prefix) || sp < 0 {
 			continue
 		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			continue
-		}
-		if strings.Contains(line, `result="hit"`) {
-			out[0] = v
-		} else if strings.Contains(line, `result="miss"`) {
-			out[1] = v
+		if v, err := strconv.ParseFloat(line[sp+1:], 64); err == nil {
+			each(line[len(prefix):sp], v)
 		}
 	}
-	return out
 }
 
 func (sc *scale) storm(ctx context.Context) {
 	if sc.cfg.Storm == 0 || ctx.Err() != nil {
 		return
 	}
-	sc.h.say("revocation storm: %d revocations", sc.cfg.Storm)
+	target, at := sc.urls.crl, "the origin"
+	if sc.edge != "" {
+		u, err := url.Parse(sc.urls.crl)
+		if err != nil {
+			sc.note("crl-storm", err)
+			return
+		}
+		target, at = sc.edge+u.EscapedPath(), "a Varnish edge purged by dev"
+	}
+	sc.h.say("revocation storm: %d revocations, CRLs fetched from %s", sc.cfg.Storm, at)
+	sc.s.Setup["crl storm"] = fmt.Sprintf("%d revocations; 50 pollers per shard fetch the CRLs from %s (%s)", sc.cfg.Storm, at, target)
 	l := LoadConfig{Duration: 2 * time.Minute, Warmup: 2 * time.Second, Concurrency: 8}
-	r, err := CRL(ctx, CRLConfig{Name: "crl-storm", Target: sc.urls.crl, DataDir: sc.data, Postgres: sc.cfg.Postgres, Edges: 50, Load: l,
+	r, err := CRL(ctx, CRLConfig{Name: "crl-storm", Target: target, DataDir: sc.data, Postgres: sc.cfg.Postgres, Edges: 50, Load: l,
 		Conditional: "etag", Timeout: 10 * time.Second, Storm: sc.cfg.Storm, StormPoll: time.Second, Seed: 1}, time.Now)
 	if r != nil {
+		if sc.edge != "" {
+			sc.metrics(ctx, "trustline_purges_total{", func(labels string, v float64) {
+				for _, res := range []string{"done", "failed", "dropped"} {
+					if strings.Contains(labels, `result="`+res+`"`) {
+						r.Figures["edge_purges_"+res] = v
+					}
+				}
+			})
+			if n, err := sc.edgeObjectsPurged(ctx); err == nil {
+				r.Figures["edge_objects_purged"] = n
+			} else {
+				r.Notes = append(r.Notes, err.Error())
+			}
+		}
 		r.WriteSummary(sc.stdout)
 		sc.s.Runs = append(sc.s.Runs, r)
 	}
@@ -625,9 +739,32 @@ func RunScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Hot, "hot", 1000, "certificates of the hot-set OCSP run")
 	fs.IntVar(&cfg.Storm, "storm", 1000, "revocations in the CRL storm (0: none)")
 	fs.DurationVar(&cfg.Profile, "profile", 0, "take a CPU profile of dev this long from the rebuild's start: NAME-rebuild.pprof (0: none)")
+	fs.StringVar(&cfg.Varnish, "varnish", "varnishd", `varnishd binary: the storm is measured through a Varnish edge ("none": at the origin)`)
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (data dir and server logs)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	switch cfg.Varnish {
+	case "none", "":
+		cfg.Varnish = ""
+	default:
+		bin, err := lookVarnishd(cfg.Varnish)
+		if err != nil {
+			return fmt.Errorf("bench: scale measures the storm through Varnish: %w (Debian package varnish; --varnish none measures at the origin)", err)
+		}
+		cfg.Varnish = bin
+	}
 	return RunScaleConfig(ctx, cfg, stdout, stderr)
+}
+
+// lookVarnishd finds varnishd on PATH or in /usr/sbin, where Debian puts
+// it and a user's PATH may not reach.
+func lookVarnishd(name string) (string, error) {
+	bin, err := exec.LookPath(name)
+	if err != nil && !strings.ContainsRune(name, '/') {
+		if _, serr := os.Stat("/usr/sbin/" + name); serr == nil {
+			return "/usr/sbin/" + name, nil
+		}
+	}
+	return bin, err
 }

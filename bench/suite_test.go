@@ -143,13 +143,17 @@ func TestScaleSmoke(t *testing.T) {
 	}
 	testenv.NeedCommand(t, "redis-server")
 	testenv.NeedCommand(t, "redis-cli")
+	varnishd, err := lookVarnishd("varnishd")
+	if err != nil {
+		testenv.Missing(t, "varnishd (Debian package varnish)", err)
+	}
 	bin := buildTrustline(t)
 	out := t.TempDir()
 	var stdout, stderr strings.Builder
 	const certs = 2000
-	err := RunScaleConfig(context.Background(), ScaleConfig{Bin: bin, Out: out, Name: "scale", Certs: certs, Revoked: 0.01,
+	err = RunScaleConfig(context.Background(), ScaleConfig{Bin: bin, Out: out, Name: "scale", Certs: certs, Revoked: 0.01,
 		HashAlgs: "sha1", Redis: "redis-server", Duration: time.Second, Warmup: 200 * time.Millisecond, Concurrency: 4,
-		Hot: 100, Storm: 20, Profile: time.Second}, &stdout, &stderr)
+		Hot: 100, Storm: 20, Profile: time.Second, Varnish: varnishd}, &stdout, &stderr)
 	t.Logf("scale output:\n%s\n%s", stdout.String(), stderr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -188,6 +192,17 @@ func TestScaleSmoke(t *testing.T) {
 		if got[name] == nil {
 			t.Errorf("no %s run", name)
 		}
+	}
+	// The storm was watched through the Varnish edge, and converged there:
+	// dev's purges reached it (without them the edge would hold the old
+	// CRLs for their max-age and the run would time out).
+	if !strings.Contains(s.Setup["crl storm"], "Varnish edge") {
+		t.Errorf("storm setup %q: not through the edge", s.Setup["crl storm"])
+	}
+	if r := got["crl-storm"]; r != nil && (r.Figures["edge_purges_done"] == 0 || r.Figures["edge_purges_failed"] != 0 ||
+		r.Figures["edge_objects_purged"] == 0) {
+		t.Errorf("edge purges: %v done, %v failed, %v cached objects removed",
+			r.Figures["edge_purges_done"], r.Figures["edge_purges_failed"], r.Figures["edge_objects_purged"])
 	}
 	if r := got["ocsp-hot"]; r != nil && r.Figures["l1_hit_ratio"] < 0.9 {
 		t.Errorf("hot set L1 hit ratio %v", r.Figures["l1_hit_ratio"])

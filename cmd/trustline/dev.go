@@ -199,7 +199,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	purger, err := newPurger(cfg.Purge, 0, log)
+	purger, err := newPurger(cfg.Purge, 0, reg, log)
 	if err != nil {
 		return err
 	}

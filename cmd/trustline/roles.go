@@ -45,7 +45,7 @@ func runAPI(ctx context.Context, r *plantRole) error {
 		return err
 	}
 	st, p, client, pipe := sg.st, sg.p, sg.client, sg.pipe
-	purger, err := newPurger(r.cfg.Purge, 0, r.log)
+	purger, err := newPurger(r.cfg.Purge, 0, r.reg, r.log)
 	if err != nil {
 		return err
 	}
@@ -288,7 +288,7 @@ func runCRLGen(ctx context.Context, r *plantRole) error {
 		return err
 	}
 	// Origins poll the store every second: purge once they have the CRL.
-	purger, err := newPurger(r.cfg.Purge, 3*time.Second, r.log)
+	purger, err := newPurger(r.cfg.Purge, 3*time.Second, r.reg, r.log)
 	if err != nil {
 		return err
 	}

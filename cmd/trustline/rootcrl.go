@@ -173,7 +173,7 @@ func runRootCRL(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	// The caches in front of the origins are told, as the crlgen role
 	// tells them of every CRL, once the origins have it.
-	purger, err := newPurger(cfg.Purge, 3*time.Second, log)
+	purger, err := newPurger(cfg.Purge, 3*time.Second, nil, log)
 	if err != nil {
 		return err
 	}

@@ -132,7 +132,7 @@ type services struct {
 
 // newPurger builds the purge dispatcher for the configured caches and
 // webhook, or nil when there are none.
-func newPurger(cfg config.Purge, delay time.Duration, log *slog.Logger) (*purge.Dispatcher, error) {
+func newPurger(cfg config.Purge, delay time.Duration, reg prometheus.Registerer, log *slog.Logger) (*purge.Dispatcher, error) {
 	var ps []purge.Purger
 	for _, c := range cfg.Caches {
 		h, err := purge.NewHTTP(c, nil)
@@ -151,7 +151,25 @@ func newPurger(cfg config.Purge, delay time.Duration, log *slog.Logger) (*purge.
 	if len(ps) == 0 {
 		return nil, nil
 	}
-	return purge.NewDispatcher(purge.Config{Delay: delay}, log.With("part", "purge"), ps...)
+	d, err := purge.NewDispatcher(purge.Config{Delay: delay}, log.With("part", "purge"), ps...)
+	if err != nil || reg == nil {
+		return d, err
+	}
+	for _, r := range []struct {
+		result string
+		n      func(purge.Stats) int64
+	}{{"done", func(s purge.Stats) int64 { return s.Done }}, {"failed", func(s purge.Stats) int64 { return s.Failed }},
+		{"dropped", func(s purge.Stats) int64 { return s.Dropped }}} {
+		err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "trustline_purges_total",
+			Help:        "Purges of CRLs and revoked certificates' OCSP responses sent to the caches in front of Trustline, by result (failed: after every retry; dropped: the queue was full).",
+			ConstLabels: prometheus.Labels{"result": r.result},
+		}, func() float64 { return float64(r.n(d.Stats())) }))
+		if err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 // statusSinks tells the pre-signer of every issuance and revocation (it
