@@ -140,8 +140,9 @@ type scale struct {
 	data   string
 	s      *Suite
 	stdout io.Writer
-	redis  string // host:port of the private Redis
-	edge   string // base URL of the Varnish edge, if any
+	redis  string     // host:port of the private Redis
+	edge   string     // base URL of the Varnish edge, if any
+	mu     sync.Mutex // s.Setup, s.Notes and failed, written by profiles too
 	dev    *proc
 	log    *devLog
 	urls   devURLs
@@ -160,6 +161,8 @@ func (sc *scale) phase(name string, took time.Duration, figures map[string]float
 
 // note records a phase or run that did not complete.
 func (sc *scale) note(what string, err error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
 	sc.h.say("%s: %v", what, err)
 	sc.s.Notes = append(sc.s.Notes, fmt.Sprintf("%s did not complete: %v", what, err))
 	sc.failed = append(sc.failed, fmt.Errorf("%s: %w", what, err))
@@ -328,7 +331,7 @@ func (sc *scale) rebuild(ctx context.Context, redisBefore map[string]float64) er
 	sc.h.say("trustline dev ready (pid %d); waiting for the rebuild", p.cmd.Process.Pid)
 	var profiled sync.WaitGroup
 	if sc.cfg.Profile > 0 {
-		profiled.Go(func() { sc.profile(ctx) })
+		profiled.Go(func() { sc.profile(ctx, "rebuild", sc.cfg.Profile) })
 	}
 	defer profiled.Wait()
 	rb, err := sc.log.wait(ctx, 2*time.Hour, func(l *devLog) map[string]string { return l.rebuilt })
@@ -356,24 +359,26 @@ func (sc *scale) rebuild(ctx context.Context, redisBefore map[string]float64) er
 	return nil
 }
 
-// profile saves a CPU profile of dev taken from the start of the rebuild.
-func (sc *scale) profile(ctx context.Context) {
+// profile saves a CPU profile of dev taken for d from now, for phase:
+// <Out>/<Name>-<phase>.pprof.
+func (sc *scale) profile(ctx context.Context, phase string, d time.Duration) {
 	sc.log.mu.Lock()
 	base := sc.log.debug
 	sc.log.mu.Unlock()
+	what := phase + " profile"
 	if base == "" {
-		sc.note("rebuild profile", errors.New("dev printed no profiler address"))
+		sc.note(what, errors.New("dev printed no profiler address"))
 		return
 	}
-	url := fmt.Sprintf("%sprofile?seconds=%d", base, max(1, int(sc.cfg.Profile.Seconds())))
+	url := fmt.Sprintf("%sprofile?seconds=%d", base, max(1, int(d.Seconds())))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		sc.note("rebuild profile", err)
+		sc.note(what, err)
 		return
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		sc.note("rebuild profile", err)
+		sc.note(what, err)
 		return
 	}
 	defer resp.Body.Close()
@@ -382,15 +387,17 @@ func (sc *scale) profile(ctx context.Context) {
 		err = fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	if err != nil {
-		sc.note("rebuild profile", err)
+		sc.note(what, err)
 		return
 	}
-	path := filepath.Join(sc.cfg.Out, sc.cfg.Name+"-rebuild.pprof")
+	path := filepath.Join(sc.cfg.Out, sc.cfg.Name+"-"+phase+".pprof")
 	if err := writeFileAtomic(path, b); err != nil {
-		sc.note("rebuild profile", err)
+		sc.note(what, err)
 		return
 	}
-	sc.s.Setup["rebuild profile"] = fmt.Sprintf("`go tool pprof -top %s %s` (%v of CPU from the rebuild's start)", sc.h.bin, path, sc.cfg.Profile)
+	sc.mu.Lock()
+	sc.s.Setup[what] = fmt.Sprintf("`go tool pprof -top %s %s` (%v of CPU from the %s's start)", sc.h.bin, path, d, phase)
+	sc.mu.Unlock()
 }
 
 // crlRound waits until every shard has been published once since dev
@@ -539,7 +546,14 @@ func (sc *scale) storm(ctx context.Context) {
 		target, at = sc.edge+u.EscapedPath(), "a Varnish edge purged by dev"
 	}
 	sc.h.say("revocation storm: %d revocations, CRLs fetched from %s", sc.cfg.Storm, at)
+	sc.mu.Lock()
 	sc.s.Setup["crl storm"] = fmt.Sprintf("%d revocations; 50 pollers per shard fetch the CRLs from %s (%s)", sc.cfg.Storm, at, target)
+	sc.mu.Unlock()
+	if sc.cfg.Profile > 0 {
+		var profiled sync.WaitGroup
+		profiled.Go(func() { sc.profile(ctx, "storm", min(sc.cfg.Profile, 30*time.Second)) })
+		defer profiled.Wait()
+	}
 	l := LoadConfig{Duration: 2 * time.Minute, Warmup: 2 * time.Second, Concurrency: 8}
 	r, err := CRL(ctx, CRLConfig{Name: "crl-storm", Target: target, DataDir: sc.data, Postgres: sc.cfg.Postgres, Edges: 50, Load: l,
 		Conditional: "etag", Timeout: 10 * time.Second, Storm: sc.cfg.Storm, StormPoll: time.Second, Seed: 1}, time.Now)
