@@ -18,12 +18,12 @@ func TestL1AdmissionWhenFull(t *testing.T) {
 	}
 	x := &rendered{key: "x", refreshAt: 100}
 	c.put(x, 0)
-	if c.get([]byte("x"), 0) != nil {
+	if rd, _ := c.get([]byte("x"), 0); rd != nil {
 		t.Fatal("a full L1 admitted a key on its first miss")
 	}
 	c.put(x, 0)
-	if c.get([]byte("x"), 0) != x || c.len() != 8 {
-		t.Fatalf("second miss: entry %v, %d entries; want it admitted in place of another", c.get([]byte("x"), 0), c.len())
+	if rd, _ := c.get([]byte("x"), 0); rd != x || c.len() != 8 {
+		t.Fatalf("second miss: entry %v, %d entries; want it admitted in place of another", rd, c.len())
 	}
 }
 
@@ -59,7 +59,7 @@ func hitRatio(capacity int, admit bool, n int, next func() uint64) float64 {
 			r = &rendered{key: strconv.FormatUint(k, 36), refreshAt: 1 << 40}
 			keys[k] = r
 		}
-		if c.get([]byte(r.key), 0) != nil {
+		if rd, _ := c.get([]byte(r.key), 0); rd != nil {
 			if i >= n {
 				hits++
 			}

@@ -19,25 +19,60 @@ type cacheReader interface {
 	State(ctx context.Context) (ocspcache.State, error)
 }
 
-// breaker keeps the responder off a failing cache: after a failure the
-// cache is left alone for a cooldown (the L1 and live signing answer
-// meanwhile), and the failure is logged at most once per cooldown. The
-// lookup tier and live signing's write-back share one.
+// breaker keeps the responder off a failing cache. Closed, every request
+// may use the cache. After a failure it opens: the cache is left alone for
+// a cooldown (the L1 and live signing answer meanwhile), so that no
+// request waits for a dial or a lookup timeout of a server known to be
+// down. Then it is half-open: one request at a time probes the cache
+// while the others still keep off it; the probe's success closes the
+// breaker, its failure opens it for another cooldown. A failure is logged
+// at most once per cooldown, and the recovery once. The lookup tier and
+// live signing's write-back share one.
 type breaker struct {
 	cooldown  time.Duration
 	log       *slog.Logger
 	errors    prometheus.Counter
-	downUntil atomic.Int64 // Unix nanoseconds; cache skipped before it
+	downUntil atomic.Int64 // Unix nanoseconds; 0 while closed
+	probing   atomic.Bool  // half-open: a probe is under way
 	loggedAt  atomic.Int64 // Unix nanoseconds of the last failure logged
 }
 
-// down reports whether the cache is to be left alone at now.
-func (b *breaker) down(now time.Time) bool { return now.UnixNano() < b.downUntil.Load() }
+// allow reports whether a request at now may use the cache: always while
+// the breaker is closed (one atomic load), never while it cools down, and
+// for one request at a time once the cooldown is over (the probe, which
+// must end in ok or fail).
+func (b *breaker) allow(now time.Time) bool {
+	until := b.downUntil.Load()
+	if until == 0 {
+		return true
+	}
+	if now.UnixNano() < until {
+		return false
+	}
+	return b.probing.CompareAndSwap(false, true)
+}
 
-// fail records a cache failure at now.
+// closed reports whether the cache is known to work: not failing, not
+// being probed. Live signing writes back only then.
+func (b *breaker) closed() bool { return b.downUntil.Load() == 0 }
+
+// ok records a successful use of the cache: a probe's success closes the
+// breaker.
+func (b *breaker) ok() {
+	if b.downUntil.Load() == 0 {
+		return
+	}
+	if b.downUntil.Swap(0) != 0 {
+		b.log.Info("response cache answers again; breaker closed")
+	}
+	b.probing.Store(false)
+}
+
+// fail records a cache failure at now: the breaker opens for a cooldown.
 func (b *breaker) fail(now time.Time, err error) {
 	b.errors.Inc()
 	b.downUntil.Store(now.Add(b.cooldown).UnixNano())
+	b.probing.Store(false)
 	if last := b.loggedAt.Load(); now.UnixNano()-last >= int64(b.cooldown) && b.loggedAt.CompareAndSwap(last, now.UnixNano()) {
 		b.log.Warn("response cache lookup failed; serving from L1 and live signing", "err", err, "cooldown", b.cooldown)
 	}
@@ -87,7 +122,7 @@ func newCacheSource(cache cacheReader, presigned []ocspcodec.HashAlg, lookupTime
 
 func (c *cacheSource) Response(ctx context.Context, l lookup) (*rendered, error) {
 	l.withKeyString()
-	if !c.brk.down(l.now) {
+	if c.brk.allow(l.now) {
 		if rd, err := c.get(ctx, &l); rd != nil || err != nil {
 			return rd, err
 		}
@@ -113,6 +148,7 @@ func (c *cacheSource) get(ctx context.Context, l *lookup) (*rendered, error) {
 		c.brk.fail(l.now, err)
 		return nil, nil
 	}
+	c.brk.ok()
 	if e := &out[0]; e.Found() && l.now.Before(e.NextUpdate) {
 		c.m.cacheHits.Inc()
 		return c.rr.render(l, e), nil

@@ -35,12 +35,16 @@
 //     (a map read under a shard's read lock, no allocation), and because
 //     it sees everything the tiers below return and keeps it until its
 //     refresh point; it subscribes to the cache's evictions, so that a
-//     revocation drops its copy at once. Absent when L1Entries is 0.
+//     revocation drops its copy at once. When the eviction feed may have
+//     lost messages (Redis restarted), its copies become unconfirmed: each
+//     is looked up below again, and served as it is only while nothing
+//     below can answer. Absent when L1Entries is 0.
 //  2. cacheSource, the response cache (ocspcache): a pre-signed response
 //     costs a lookup where a live one costs a signature. Once the cache
 //     is complete (State, re-read at most once per StateTTL) a miss
 //     proves the certificate unknown and ends the chain. After a failure
-//     its breaker keeps the chain off the cache for Cooldown. It comes
+//     its breaker keeps the chain off the cache for Cooldown, then lets
+//     one request at a time probe it until one succeeds. It comes
 //     before coalescing so that lookups are neither serialised per key
 //     nor hidden from the lookup metrics.
 //  3. liveOutcomes counts and logs each request's live signing outcome:

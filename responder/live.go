@@ -120,7 +120,7 @@ func (s *liveSource) Response(ctx context.Context, l lookup) (*rendered, error) 
 		return nil, errors.New("responder: live signer returned no usable response")
 	}
 	rd := s.rr.render(&l, &e)
-	if !s.brk.down(l.now) {
+	if s.brk.closed() {
 		s.put(ctx, l.now, ocspcache.Item{Key: l.str, Entry: e})
 	}
 	return rd, nil

@@ -22,7 +22,7 @@ var liveNames = [numLive]string{"signed", "unknown", "rejected", "failed"}
 // increments atomics.
 type metrics struct {
 	answers                             [numKinds]prometheus.Counter
-	l1Hits, l1Misses                    prometheus.Counter
+	l1Hits, l1Misses, l1Unconfirmed     prometheus.Counter
 	cacheHits, cacheMisses, cacheErrors prometheus.Counter
 	age                                 prometheus.Histogram
 	live                                [numLive]prometheus.Counter
@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, c *l1) (*metrics, error) {
 	}, []string{"kind"})
 	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "trustline_ocsp_lookups_total",
-		Help: "Response lookups by tier (l1, cache) and result (hit, miss, error); the hit ratio is hit/(hit+miss).",
+		Help: "Response lookups by tier (l1, cache) and result (hit, miss, error; l1 unconfirmed: a copy held from before the eviction feed broke, served because no tier below could answer); the hit ratio is hit/(hit+miss).",
 	}, []string{"tier", "result"})
 	age := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "trustline_ocsp_response_age_seconds",
@@ -59,7 +59,8 @@ func newMetrics(reg prometheus.Registerer, c *l1) (*metrics, error) {
 	}, func() float64 { return float64(c.len()) })
 	m := &metrics{
 		l1Hits: lookups.WithLabelValues("l1", "hit"), l1Misses: lookups.WithLabelValues("l1", "miss"),
-		cacheHits: lookups.WithLabelValues("cache", "hit"), cacheMisses: lookups.WithLabelValues("cache", "miss"),
+		l1Unconfirmed: lookups.WithLabelValues("l1", "unconfirmed"),
+		cacheHits:     lookups.WithLabelValues("cache", "hit"), cacheMisses: lookups.WithLabelValues("cache", "miss"),
 		cacheErrors: lookups.WithLabelValues("cache", "error"), age: age, liveInflight: inflight,
 	}
 	for k := range m.answers {

@@ -216,6 +216,63 @@ func TestL1Source(t *testing.T) {
 	}
 }
 
+// TestL1SourceUnconfirmed: once the eviction feed may have lost messages,
+// what the L1 holds is looked up again below; it is served as it is only
+// while nothing below can answer, replaced by what the tiers below return,
+// and dropped when they prove the certificate unknown.
+func TestL1SourceUnconfirmed(t *testing.T) {
+	ctx := context.Background()
+	l := lookupAt(t, testSerial, ocspcodec.SHA256, testNow)
+	m := testMetrics(t)
+	held := renderedFor(l)
+	next := &stubSource{rd: held}
+	ev := &fakeEvictions{}
+	s := newL1Source(newL1(10), ev, m, next)
+	s.Response(ctx, l) // into the L1
+	fresh := renderedFor(l)
+	for _, step := range []struct {
+		name     string
+		distrust bool // an Eviction without a prefix first
+		rd       *rendered
+		err      error // next's answer
+		want     *rendered
+		wantErr  error
+		wantNext int64 // next's calls so far
+	}{
+		{name: "confirmed: a hit", want: held, wantNext: 1},
+		{name: "unconfirmed, next fails: the copy", distrust: true, err: errTest, want: held, wantNext: 2},
+		{name: "still unconfirmed: next asked again", err: errTest, want: held, wantNext: 3},
+		{name: "next answers: its response", rd: fresh, want: fresh, wantNext: 4},
+		{name: "confirmed again: a hit", err: errTest, want: fresh, wantNext: 4},
+		{name: "unconfirmed, proved unknown", distrust: true, err: ocspcache.ErrUnknown, wantErr: ocspcache.ErrUnknown, wantNext: 5},
+		{name: "dropped: next's error", err: errTest, wantErr: errTest, wantNext: 6},
+	} {
+		if step.distrust {
+			ev.fn(ocspcache.Eviction{})
+		}
+		next.rd, next.err = step.rd, step.err
+		rd, err := s.Response(ctx, l)
+		if rd != step.want || !errors.Is(err, step.wantErr) || (step.wantErr == nil) != (err == nil) || next.calls.Load() != step.wantNext {
+			t.Errorf("%s: Response = %p, %v, next asked %d times; want %p, %v, %d", step.name, rd, err, next.calls.Load(), step.want, step.wantErr, step.wantNext)
+		}
+	}
+	if got := testutil.ToFloat64(m.l1Unconfirmed); got != 2 {
+		t.Errorf("unconfirmed copies served = %v, want 2", got)
+	}
+
+	// Nothing is served at or past its refresh point, unconfirmed or not.
+	s.Response(ctx, l) // errTest: nothing held
+	next.rd, next.err = held, nil
+	s.Response(ctx, l)
+	ev.fn(ocspcache.Eviction{})
+	next.rd, next.err = nil, errTest
+	late := l
+	late.now = time.Unix(held.refreshAt, 0)
+	if rd, err := s.Response(ctx, late); rd != nil || err != errTest {
+		t.Errorf("at the refresh point: Response = %v, %v; want next's error", rd, err)
+	}
+}
+
 func TestL1SourceHitAllocs(t *testing.T) {
 	ctx := context.Background()
 	l := lookupAt(t, testSerial, ocspcodec.SHA256, testNow)
@@ -400,7 +457,7 @@ func TestCacheSourceState(t *testing.T) {
 	if err := ask(3 * time.Second); err != errTest {
 		t.Errorf("State failing: err = %v, want next's", err)
 	}
-	if !brk.down(testNow.Add(3*time.Second)) || testutil.ToFloat64(m.cacheErrors) != 1 {
+	if brk.closed() || brk.allow(testNow.Add(3*time.Second)) || testutil.ToFloat64(m.cacheErrors) != 1 {
 		t.Error("a failed State read did not trip the breaker")
 	}
 }
@@ -424,8 +481,41 @@ func TestBreakerLogs(t *testing.T) {
 	if testutil.ToFloat64(m.cacheErrors) != 5 {
 		t.Errorf("cache errors = %v, want 5", testutil.ToFloat64(m.cacheErrors))
 	}
-	if !b.down(testNow.Add(2499*time.Millisecond)) || b.down(testNow.Add(2500*time.Millisecond)) {
+	if b.allow(testNow.Add(2499*time.Millisecond)) || !b.allow(testNow.Add(2500*time.Millisecond)) {
 		t.Error("the breaker does not stay open for a cooldown after the last failure")
+	}
+}
+
+// TestBreakerHalfOpen: once the cooldown is over one request at a time
+// probes the cache; the others keep off it until the probe succeeds, and
+// a failed probe opens the breaker for another cooldown.
+func TestBreakerHalfOpen(t *testing.T) {
+	var buf testfix.Buffer
+	b := testBreaker(testMetrics(t), slog.New(slog.NewTextHandler(&buf, nil)))
+	if !b.allow(testNow) || !b.allow(testNow) || !b.closed() {
+		t.Fatal("a closed breaker refuses requests")
+	}
+	b.ok() // no-op while closed
+	b.fail(testNow, errDown)
+	after := testNow.Add(time.Second)
+	if !b.allow(after) {
+		t.Fatal("no probe after the cooldown")
+	}
+	for range 3 {
+		if b.allow(after) || b.closed() {
+			t.Fatal("a second request let through while the probe is under way")
+		}
+	}
+	b.fail(after, errDown) // the probe fails
+	if b.allow(after.Add(999*time.Millisecond)) || !b.allow(after.Add(time.Second)) {
+		t.Fatal("a failed probe does not open the breaker for a cooldown")
+	}
+	b.ok() // this probe succeeds
+	if !b.closed() || !b.allow(after.Add(time.Second)) || !b.allow(after.Add(time.Second)) {
+		t.Error("a successful probe does not close the breaker")
+	}
+	if n := strings.Count(buf.String(), "breaker closed"); n != 1 {
+		t.Errorf("recovery logged %d times, want 1:\n%s", n, buf.String())
 	}
 }
 

@@ -89,7 +89,8 @@ type State struct {
 // Eviction names the responses that a write replaced: every key starting
 // with Prefix (one certificate, all hash algorithms). An empty Prefix
 // means "everything": the adapter may have missed evictions (its
-// subscription dropped) and readers must drop all copies.
+// subscription dropped), and readers must not trust any copy they hold
+// until they have read it again.
 type Eviction struct {
 	Prefix string
 }

@@ -564,7 +564,7 @@ func (r *Redis) listen(ps *redis.PubSub, done chan struct{}) {
 				}
 			}
 			if !missed {
-				r.log.Warn("eviction subscription lost; will drop all in-process copies on reconnect", "err", err)
+				r.log.Warn("eviction subscription lost; in-process copies will be checked against the cache again on reconnect", "err", err)
 			}
 			missed = true
 			r.live.Store(false)
