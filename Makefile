@@ -6,7 +6,7 @@ BIN         := bin/trustline
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEV_FLAGS   ?=
 
-.PHONY: build run plant test test-short test-race lint fmt bench bench-scale bench-peers bench-compare clean
+.PHONY: build run plant test test-short test-race lint fmt bench bench-scale bench-chaos bench-peers bench-compare clean
 
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -61,6 +61,11 @@ bench: build
 N ?= 1000000
 bench-scale: build
 	./$(BIN) bench scale --bin ./$(BIN) --certs $(N) --out bench/results --name scale-$(N)
+
+# Redis killed, restarted empty and flushed under the open-loop OCSP mix
+# (docs/bench.md): bench/results/chaos-redis.{json,md}.
+bench-chaos: build
+	./$(BIN) bench chaos --bin ./$(BIN) --out bench/results --name chaos-redis
 
 # Trustline against the floor server, cfssl ocspserve v1.6.5 and openssl
 # ocsp, in one run on the same pinning: bench/results/peers.{json,md}.

@@ -24,6 +24,10 @@ type Histogram struct{ h *hdr.Histogram }
 // NewHistogram returns an empty histogram covering 1 µs–60 s.
 func NewHistogram() *Histogram { return &Histogram{h: hdr.New(histLowest, histHighest, histDigits)} }
 
+// newSecondHistogram returns a coarser histogram (two significant digits,
+// a few KB) for one second of a run's timeline.
+func newSecondHistogram() *Histogram { return &Histogram{h: hdr.New(histLowest, histHighest, 2)} }
+
 // Record adds one latency; values outside the range are clamped to it so
 // that a pathological stall is still counted, as 60 s.
 func (h *Histogram) Record(d time.Duration) {

@@ -112,6 +112,11 @@ type Second struct {
 	Requests int64   `json:"requests"`
 	Errors   int64   `json:"errors"`
 	MaxMs    float64 `json:"max_ms"`
+	// P99Ms is the 99th percentile of the latencies of the answers that
+	// arrived in this second (from the scheduled send in open loop).
+	P99Ms float64 `json:"p99_ms"`
+
+	hist *Histogram // while the run lasts
 }
 
 // LoadResult is what a run measured.
@@ -175,6 +180,10 @@ func (s *workerStats) record(measureStart, intended, sent, done time.Time, err e
 		s.timeline = append(s.timeline, Second{Second: len(s.timeline)})
 	}
 	b := &s.timeline[sec]
+	if b.hist == nil {
+		b.hist = newSecondHistogram()
+	}
+	b.hist.Record(lat)
 	b.Requests++
 	if m := ms(lat); m > b.MaxMs {
 		b.MaxMs = m
@@ -289,6 +298,18 @@ func RunLoad(ctx context.Context, cfg LoadConfig, newWorker NewWorker, now func(
 			t.Requests += b.Requests
 			t.Errors += b.Errors
 			t.MaxMs = max(t.MaxMs, b.MaxMs)
+			if b.hist != nil {
+				if t.hist == nil {
+					t.hist = newSecondHistogram()
+				}
+				t.hist.Merge(b.hist)
+			}
+		}
+	}
+	for i := range res.Timeline {
+		if t := &res.Timeline[i]; t.hist != nil {
+			t.P99Ms = ms(t.hist.At(99))
+			t.hist = nil
 		}
 	}
 	if res.Unsent > 0 {

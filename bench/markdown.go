@@ -67,14 +67,20 @@ func WriteMarkdown(path string, s *Suite) error {
 		if err := plotSpectrum(filepath.Join(dir, lat), r); err != nil {
 			return err
 		}
-		var prop string
+		var prop, overTime string
+		if r.Mode == "open" {
+			overTime = fmt.Sprintf("%s-%s-over-time.png", base, r.Name)
+			if err := plotLatencyOverTime(filepath.Join(dir, overTime), r); err != nil {
+				return err
+			}
+		}
 		if len(r.StormConvergence) > 0 {
 			prop = fmt.Sprintf("%s-%s-propagation.png", base, r.Name)
 			if err := plotPropagation(filepath.Join(dir, prop), r); err != nil {
 				return err
 			}
 		}
-		writeRun(&b, r, tp, lat, prop)
+		writeRun(&b, r, tp, lat, prop, overTime)
 	}
 	return writeFileAtomic(path, []byte(b.String()))
 }
@@ -97,7 +103,7 @@ func writeMachine(b *strings.Builder, m Machine) {
 		m.GoVersion, m.OS, m.Kernel, m.LoadAvg, m.LoadAvgEnd)
 }
 
-func writeRun(b *strings.Builder, r *Run, tp, lat, prop string) {
+func writeRun(b *strings.Builder, r *Run, tp, lat, prop, overTime string) {
 	fmt.Fprintf(b, "## %s\n\n", r.Name)
 	fmt.Fprintf(b, "%s: %s, %.0f s measured.\n\n", r.Scenario, r.describe(), r.DurationSec)
 	fmt.Fprintf(b, "%d requests, %.1f/s, %d errors, %d answers verified in full.\n\n", r.Requests, r.RequestsPerSec, r.Errors, r.Verified)
@@ -115,6 +121,13 @@ func writeRun(b *strings.Builder, r *Run, tp, lat, prop string) {
 		}
 		b.WriteString("\n")
 	}
+	if len(r.Events) > 0 {
+		b.WriteString("| second | event | error |\n| ---: | --- | --- |\n")
+		for _, e := range r.Events {
+			fmt.Fprintf(b, "| %.2f | %s %s | %s |\n", e.Sec, e.Action, e.Target, mdEscape(clip(e.Err, 160)))
+		}
+		b.WriteString("\n")
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(b, "- %s\n", n)
 	}
@@ -124,6 +137,9 @@ func writeRun(b *strings.Builder, r *Run, tp, lat, prop string) {
 	fmt.Fprintf(b, "![throughput over time](%s)\n![latency percentile spectrum](%s)\n", tp, lat)
 	if prop != "" {
 		fmt.Fprintf(b, "![storm propagation](%s)\n", prop)
+	}
+	if overTime != "" {
+		fmt.Fprintf(b, "![latency over time](%s)\n", overTime)
 	}
 	b.WriteString("\n")
 	if r.Mode == "open" {

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/trustline/trustline/internal/cli"
 )
 
@@ -117,11 +119,37 @@ func (w *ocspWorker) Do(seq uint64) error {
 		w.verified.Add(1)
 		return verifyOCSP(&s.exp, body, now)
 	}
-	// Unverified answers must at least look like a DER OCSPResponse.
-	if len(body) < 5 || body[0] != 0x30 {
+	// Unverified answers must at least look like a DER OCSPResponse, and
+	// a successful one: a tryLater is an error, verified or not.
+	st, ok := responseStatusOf(body)
+	if !ok {
 		return fail("verify", fmt.Errorf("body of %d octets is not a DER OCSPResponse", len(body)))
 	}
+	if st != ocsp.Success && !(st == ocsp.Unauthorized && s.exp.unknown) {
+		return fail("ocsp_"+responseStatusName(st), fmt.Errorf("serial %x: %v", s.exp.sn, st))
+	}
 	return nil
+}
+
+// responseStatusOf reads the responseStatus of a DER OCSPResponse
+// (RFC 6960 §4.2.1: SEQUENCE { ENUMERATED, ... }) without parsing the
+// rest.
+func responseStatusOf(b []byte) (ocsp.ResponseStatus, bool) {
+	if len(b) < 2 || b[0] != 0x30 {
+		return 0, false
+	}
+	i := 2
+	if b[1]&0x80 != 0 { // long form: 1-4 length octets follow
+		n := int(b[1] & 0x7f)
+		if n == 0 || n > 4 {
+			return 0, false
+		}
+		i += n
+	}
+	if len(b) < i+3 || b[i] != 0x0a || b[i+1] != 0x01 {
+		return 0, false
+	}
+	return ocsp.ResponseStatus(b[i+2]), true
 }
 
 func (w *ocspWorker) Close() { w.c.Close() }

@@ -307,3 +307,49 @@ func TestCountsMatchServer(t *testing.T) {
 		t.Errorf("rate %.0f/s for %d answers in 0.5 s", got, served.Load())
 	}
 }
+
+// Answers not verified in full are still checked for their status: a
+// tryLater among them is an error, not a success.
+func TestResponseStatusOf(t *testing.T) {
+	f := newFixture(t, 2)
+	now := time.Now()
+	c := f.certs[0]
+	good, err := sign(f.signer, &c, crypto.SHA1, now, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want ocsp.ResponseStatus
+		ok   bool
+	}{
+		{"signed response (long-form length)", good, ocsp.Success, true},
+		{"tryLater", ocspcodec.TryLater, ocsp.TryLater, true},
+		{"unauthorized", ocspcodec.Unauthorized, ocsp.Unauthorized, true},
+		{"malformedRequest", ocspcodec.MalformedRequest, ocsp.Malformed, true},
+		{"empty", nil, 0, false},
+		{"html", []byte("<html>"), 0, false},
+		{"truncated", good[:3], 0, false},
+		{"not ENUMERATED", []byte{0x30, 0x03, 0x02, 0x01, 0x00}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := responseStatusOf(tc.body)
+			if ok != tc.ok || (ok && got != tc.want) {
+				t.Errorf("responseStatusOf = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+// The responder under test may send anything.
+func FuzzResponseStatusOf(f *testing.F) {
+	f.Add(ocspcodec.TryLater)
+	f.Add([]byte{0x30, 0x84, 0, 0, 0, 3, 0x0a, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, ok := responseStatusOf(b)
+		if ok && (len(b) < 5 || b[0] != 0x30) {
+			t.Errorf("accepted %x as status %v", b, st)
+		}
+	})
+}

@@ -198,3 +198,57 @@ func save(p *plot.Plot, path string) error {
 	}
 	return nil
 }
+
+// plotLatencyOverTime draws, per second of an open-loop run, the p99 and
+// the largest latency from the scheduled send (log scale), with the
+// run's events as vertical lines: a stall and its queue show in full.
+func plotLatencyOverTime(path string, r *Run) error {
+	p := plot.New()
+	p.Title.Text = r.Name + ": latency from the scheduled send, per second"
+	p.X.Label.Text = "second of the measured run"
+	p.Y.Label.Text = "ms (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p99 := make(plotter.XYs, 0, len(r.Timeline))
+	top := make(plotter.XYs, 0, len(r.Timeline))
+	hi := 1.0
+	full := int(r.DurationSec)
+	for _, s := range r.Timeline {
+		if s.Second >= full && full > 0 {
+			break
+		}
+		if s.Requests == 0 {
+			continue
+		}
+		x := float64(s.Second) + 0.5
+		// Log scale: nothing below 0.01 ms.
+		p99 = append(p99, plotter.XY{X: x, Y: max(s.P99Ms, 0.01)})
+		top = append(top, plotter.XY{X: x, Y: max(s.MaxMs, 0.01)})
+		hi = max(hi, s.MaxMs)
+	}
+	if len(p99) == 0 {
+		p99 = append(p99, plotter.XY{X: 0, Y: 1})
+		top = append(top, plotter.XY{X: 0, Y: 1})
+	}
+	p.Y.Min, p.Y.Max = 0.01, hi*4
+	if err := addLine(p, p99, colorMain, "p99"); err != nil {
+		return err
+	}
+	if err := addLine(p, top, colorOther, "max"); err != nil {
+		return err
+	}
+	for _, e := range r.Events {
+		l, err := plotter.NewLine(plotter.XYs{{X: e.Sec, Y: 0.01}, {X: e.Sec, Y: hi * 4}})
+		if err != nil {
+			return fmt.Errorf("bench: plotting event: %w", err)
+		}
+		l.Color = colorError
+		l.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
+		p.Add(l)
+	}
+	if len(r.Events) > 0 {
+		p.Legend.Add("events (see the table)", &plotter.Line{LineStyle: plotter.DefaultLineStyle})
+	}
+	p.Legend.Top = true
+	return save(p, path)
+}

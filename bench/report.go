@@ -67,6 +67,9 @@ type Run struct {
 	// holding CRLs that list every revoked certificate, by seconds after
 	// the last revocation; one point per pair as it converged.
 	StormConvergence []StormPoint `json:"storm_convergence,omitempty"`
+	// Events (bench chaos) are what was done to the target's dependencies
+	// during the run, at seconds of the measured part.
+	Events []Event `json:"events,omitempty"`
 	// Figures are scenario-specific numbers, named in docs/bench.md.
 	Figures map[string]float64 `json:"figures,omitempty"`
 	Notes   []string           `json:"notes,omitempty"`
@@ -265,4 +268,12 @@ func writeFileAtomic(path string, b []byte) error {
 		return fmt.Errorf("bench: writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// Event is one action of a chaos schedule as it was carried out.
+type Event struct {
+	Sec    float64 `json:"sec"` // since the measured part started
+	Action string  `json:"action"`
+	Target string  `json:"target"`
+	Err    string  `json:"error,omitempty"`
 }

@@ -217,12 +217,20 @@ func (sc *scale) startRedis(ctx context.Context, bin string) error {
 		return err
 	}
 	sc.redis = "127.0.0.1:" + strconv.Itoa(port)
-	p, err := sc.h.start("redis-server", "", bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+	_, err = sc.startRedisAt(ctx, bin)
+	return err
+}
+
+// startRedisAt starts an empty redis-server on sc.redis: first, or again
+// after it was killed.
+func (sc *scale) startRedisAt(ctx context.Context, bin string) (*proc, error) {
+	_, port, _ := strings.Cut(sc.redis, ":")
+	p, err := sc.h.start("redis-server", "", bin, "--bind", "127.0.0.1", "--port", port,
 		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--dir", sc.h.work)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return waitTCP(ctx, p, sc.redis, 20*time.Second)
+	return p, waitTCP(ctx, p, sc.redis, 20*time.Second)
 }
 
 // edgeVCL caches dev's CRL origin (TTL from its Cache-Control) and

@@ -19,7 +19,7 @@ import (
 // runBench dispatches `trustline bench <scenario>`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return cli.Usage("usage: trustline bench <populate|ocsp|crl|issue|presign|floor|suite|scale|peers> [flags] (see docs/bench.md)")
+		return cli.Usage("usage: trustline bench <populate|ocsp|crl|issue|presign|floor|suite|scale|chaos|peers> [flags] (see docs/bench.md)")
 	}
 	switch args[0] {
 	case "populate":
@@ -38,10 +38,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return bench.RunSuite(ctx, args[1:], stdout, stderr)
 	case "scale":
 		return bench.RunScale(ctx, args[1:], stdout, stderr)
+	case "chaos":
+		return bench.RunChaos(ctx, args[1:], stdout, stderr)
 	case "peers":
 		return bench.RunPeers(ctx, args[1:], stdout, stderr)
 	}
-	return cli.Usagef("bench: unknown scenario %q (have: populate, ocsp, crl, issue, presign, floor, suite, scale, peers)", args[0])
+	return cli.Usagef("bench: unknown scenario %q (have: populate, ocsp, crl, issue, presign, floor, suite, scale, chaos, peers)", args[0])
 }
 
 // runPopulate fills a dev store with N real signed certificates; on a
