@@ -114,6 +114,11 @@ func (w *ocspWorker) Do(seq uint64) error {
 	if code != 200 {
 		return fmt.Errorf("%s %s: %w", method(s), clip(string(s.target), 60), statusFailure(code, body))
 	}
+	if st, ok := responseStatusOf(body); ok && st == ocsp.TryLater && s.exp.unknown {
+		// Counted apart: a never-issued serial is in no cache, so it
+		// tells nothing of what the caches hold.
+		return fail("ocsp_try_later_unknown_serial", fmt.Errorf("never-issued serial %x: try later", s.exp.sn))
+	}
 	if w.first || seq%w.every == 0 {
 		w.first = false
 		w.verified.Add(1)

@@ -237,7 +237,7 @@ func plotLatencyOverTime(path string, r *Run) error {
 	if err := addLine(p, top, colorOther, "max"); err != nil {
 		return err
 	}
-	for _, e := range r.Events {
+	for i, e := range r.Events {
 		l, err := plotter.NewLine(plotter.XYs{{X: e.Sec, Y: 0.01}, {X: e.Sec, Y: hi * 4}})
 		if err != nil {
 			return fmt.Errorf("bench: plotting event: %w", err)
@@ -245,9 +245,9 @@ func plotLatencyOverTime(path string, r *Run) error {
 		l.Color = colorError
 		l.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
 		p.Add(l)
-	}
-	if len(r.Events) > 0 {
-		p.Legend.Add("events (see the table)", &plotter.Line{LineStyle: plotter.DefaultLineStyle})
+		if i == 0 {
+			p.Legend.Add("events (see the table)", l)
+		}
 	}
 	p.Legend.Top = true
 	return save(p, path)

@@ -34,6 +34,9 @@ type ScaleConfig struct {
 	Certs    int     // certificates populated
 	Revoked  float64 // share populated revoked
 	HashAlgs string  // presign.hash_algs, comma-separated
+	// PresignWorkers, when positive, is presign.workers (signing
+	// goroutines of the rebuild); 0 keeps dev's default (one per core).
+	PresignWorkers int
 	// Postgres, when set, holds the store (a fresh database: populate adds
 	// to whatever is there); else SQLite in the data dir.
 	Postgres string
@@ -306,6 +309,9 @@ func (sc *scale) rebuild(ctx context.Context, redisBefore map[string]float64) er
 	cfgPath := filepath.Join(sc.h.work, "dev.yaml")
 	algs := strings.Split(sc.cfg.HashAlgs, ",")
 	y := "presign:\n  hash_algs: [" + strings.Join(algs, ", ") + "]\n"
+	if sc.cfg.PresignWorkers > 0 {
+		y += "  workers: " + strconv.Itoa(sc.cfg.PresignWorkers) + "\n"
+	}
 	crlAddr := "127.0.0.1:0"
 	if sc.cfg.Varnish != "" {
 		var err error
