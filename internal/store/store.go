@@ -46,6 +46,11 @@ var (
 	ErrConflict = errors.New("store: conflict")
 	// ErrAlreadyRevoked: Revoke on a revoked certificate.
 	ErrAlreadyRevoked = errors.New("store: certificate already revoked")
+	// ErrUnavailable: the database could not be reached or did not answer
+	// in time (refused, reset, shutting down, a deadline passed). Nothing
+	// was committed unless the error says so otherwise; the same call may
+	// succeed later. The API answers it 503 with Retry-After.
+	ErrUnavailable = errors.New("store: database unavailable")
 )
 
 // Role is an account's role; it decides which endpoints it may call.

@@ -188,6 +188,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &un):
 		w.Header().Set("Retry-After", "30")
 		problem(w, http.StatusServiceUnavailable, un.Detail)
+	case errors.Is(err, store.ErrUnavailable):
+		// Logged once per request at Warn, without the driver's text in
+		// the answer: the database is down or failing over.
+		h.d.Log.Warn("request failed: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		problem(w, http.StatusServiceUnavailable, "the CA's database is unavailable; try again in a few seconds")
 	case errors.Is(err, issuer.ErrNoIssuer):
 		problem(w, http.StatusBadRequest, "no intermediate issues for this key type")
 	case errors.Is(err, context.Canceled):

@@ -161,6 +161,8 @@ func classify(err error) (status int, msg string, ok bool) {
 		return http.StatusServiceUnavailable, sentence(un.Detail) + " Try again in a minute.", true
 	case errors.Is(err, issuer.ErrNoIssuer):
 		return http.StatusBadRequest, "No intermediate of this CA issues for this key type; use an ECDSA P-256 or RSA key.", true
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable, "The CA's database cannot be reached right now. Go back and try again in a few seconds.", true
 	}
 	return http.StatusInternalServerError, "Something went wrong on our side; nothing you did caused it. Try again; if it keeps happening, contact the CA.", false
 }

@@ -25,9 +25,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -190,22 +193,49 @@ func wrap(err error, format string, args ...any) error {
 }
 
 // classify maps PostgreSQL errors to the store's sentinels: a duplicate
-// key is ErrDuplicate, a reference to a missing row ErrNotFound.
+// key is ErrDuplicate, a reference to a missing row ErrNotFound, and a
+// server that cannot be reached or is going away ErrUnavailable.
 func classify(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrNotFound
 	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
+		if unreachable(err) {
+			return store.ErrUnavailable
+		}
 		return nil
 	}
-	switch pe.Code {
-	case "23505": // unique_violation
+	switch {
+	case pe.Code == "23505": // unique_violation
 		return store.ErrDuplicate
-	case "23503": // foreign_key_violation
+	case pe.Code == "23503": // foreign_key_violation
 		return store.ErrNotFound
+	case strings.HasPrefix(pe.Code, "08"), // connection_exception
+		pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin or crash shutdown, cannot connect now
+		pe.Code == "53300": // too_many_connections
+		return store.ErrUnavailable
 	}
 	return nil
+}
+
+// unreachable reports whether err, not from the server, says the server
+// could not be reached or answered too late: a failed connection, a
+// broken or closed one (pgconn's "safe to retry": nothing was sent), a
+// timeout or a deadline. A cancelled context is the caller's doing and is
+// not one.
+func unreachable(err error) bool {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return false
+	case errors.As(err, &ce), errors.As(err, &ne), pgconn.Timeout(err), pgconn.SafeToRetry(err),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	return false
 }
 
 // ts is how a time is stored: UTC, microseconds (what TIMESTAMPTZ keeps;

@@ -1,0 +1,65 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustline/trustline/internal/store/postgres"
+	"github.com/trustline/trustline/internal/testenv"
+	"github.com/trustline/trustline/internal/testfix"
+)
+
+// TestDatabaseUnavailable: with PostgreSQL (a private server) shut down,
+// reads and writes answer 503 with Retry-After and a problem saying so,
+// not 500; once it is back the same calls succeed and what was written
+// before is still there.
+func TestDatabaseUnavailable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a private PostgreSQL server")
+	}
+	pg := testenv.StartPostgres(t)
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, postgres.Config{URL: pg.URL()}, testfix.QuietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, envOpts{store: st})
+	if c, out, _ := e.call(t, "POST", "/api/v1/admin/review-list", e.admin, map[string]string{"pattern": "*bank*"}); c != 201 {
+		t.Fatalf("adding a pattern: %d %v", c, out)
+	}
+
+	pg.Stop()
+	for _, call := range []struct{ method, path string }{
+		{"GET", "/api/v1/admin/review-list"},
+		{"POST", "/api/v1/admin/review-list"},
+	} {
+		var body any
+		if call.method == "POST" {
+			body = map[string]string{"pattern": "*paypal*"}
+		}
+		c, out, hdr := e.call(t, call.method, call.path, e.admin, body)
+		detail, _ := out["detail"].(string)
+		if c != 503 || hdr.Get("Retry-After") == "" || !strings.Contains(detail, "database is unavailable") {
+			t.Errorf("%s %s with the database down: %d, Retry-After %q, %v", call.method, call.path, c, hdr.Get("Retry-After"), out)
+		}
+	}
+
+	pg.Start()
+	// The pool notices the restart on its next attempts: allow it a few.
+	var c int
+	var out map[string]any
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if c, out, _ = e.call(t, "GET", "/api/v1/admin/review-list", e.admin, nil); c == 200 {
+			break
+		}
+		if c != 503 {
+			t.Fatalf("while the database comes back: %d %v", c, out)
+		}
+	}
+	if c != 200 || !strings.Contains(fmt.Sprint(out), "*bank*") {
+		t.Fatalf("after the database came back: %d %v", c, out)
+	}
+}
