@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -125,19 +124,12 @@ func RunChaosConfig(ctx context.Context, cfg ChaosConfig, stdout, stderr io.Writ
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	bin, err := resolveBin(cfg.Bin)
-	if err != nil {
-		return err
-	}
-	redisBin, err := exec.LookPath(cfg.Redis)
-	if err != nil {
-		return fmt.Errorf("bench: chaos needs redis-server (--redis-server): %w", err)
-	}
-	h, err := newHarness(bin, "trustline-chaos-", stderr)
+	h, redisBin, err := newRedisHarness(cfg.Bin, cfg.Redis, "chaos", stderr)
 	if err != nil {
 		return err
 	}
 	defer h.close(cfg.Keep, " (data dir and logs)")
+	bin := h.bin
 	s := &Suite{Title: fmt.Sprintf("Trustline with its dependencies failing: %d certificates, %.0f OCSP requests/s", cfg.Certs, cfg.Rate),
 		Started: time.Now().UTC(), Machine: DescribeMachine()}
 	sc := &scale{cfg: ScaleConfig{Certs: cfg.Certs, Revoked: cfg.Revoked, HashAlgs: "sha1,sha256", PresignWorkers: cfg.PresignWorkers}, h: h,
@@ -155,19 +147,7 @@ func RunChaosConfig(ctx context.Context, cfg ChaosConfig, stdout, stderr io.Writ
 		"load":         fmt.Sprintf("open loop, %.0f requests/s scheduled, at most %d in flight, %v measured; every request's answer checked for its responseStatus, one in 10 verified in full", cfg.Rate, cfg.Concurrency, cfg.Duration),
 		"schedule":     strings.Join(sched, ", "),
 	}
-	err = runChaos(ctx, cfg, sc, redisBin)
-	s.Machine.finish()
-	s.Finished = time.Now().UTC()
-	jsonPath := filepath.Join(cfg.Out, cfg.Name+".json")
-	mdPath := filepath.Join(cfg.Out, cfg.Name+".md")
-	if werr := writeJSON(jsonPath, s); werr != nil {
-		return errors.Join(err, werr)
-	}
-	if werr := WriteMarkdown(mdPath, s); werr != nil {
-		return errors.Join(err, werr)
-	}
-	h.say("wrote %s and %s", jsonPath, mdPath)
-	return err
+	return h.finish(s, cfg.Out, cfg.Name, runChaos(ctx, cfg, sc, redisBin))
 }
 
 func runChaos(ctx context.Context, cfg ChaosConfig, sc *scale, redisBin string) error {

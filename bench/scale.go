@@ -93,19 +93,12 @@ func RunScaleConfig(ctx context.Context, cfg ScaleConfig, stdout, stderr io.Writ
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	bin, err := resolveBin(cfg.Bin)
-	if err != nil {
-		return err
-	}
-	redisBin, err := exec.LookPath(cfg.Redis)
-	if err != nil {
-		return fmt.Errorf("bench: scale needs redis-server (--redis): %w", err)
-	}
-	h, err := newHarness(bin, "trustline-scale-", stderr)
+	h, redisBin, err := newRedisHarness(cfg.Bin, cfg.Redis, "scale", stderr)
 	if err != nil {
 		return err
 	}
 	defer h.close(cfg.Keep, " (data dir and logs)")
+	bin := h.bin
 	sc := &scale{cfg: cfg, h: h, data: filepath.Join(h.work, "data"), stdout: stdout,
 		s: &Suite{Title: fmt.Sprintf("Trustline at scale: %d certificates", cfg.Certs), Started: time.Now().UTC(), Machine: DescribeMachine()}}
 	store := "SQLite in the data dir"
@@ -121,15 +114,35 @@ func RunScaleConfig(ctx context.Context, cfg ScaleConfig, stdout, stderr io.Writ
 		"load generator": "in this process, on the same machine, unpinned",
 		"durations":      fmt.Sprintf("%v measured after %v warm-up per OCSP run", cfg.Duration, cfg.Warmup),
 	}
-	err = sc.run(ctx, redisBin)
-	sc.s.Machine.finish()
-	sc.s.Finished = time.Now().UTC()
-	jsonPath := filepath.Join(cfg.Out, cfg.Name+".json")
-	mdPath := filepath.Join(cfg.Out, cfg.Name+".md")
-	if werr := writeJSON(jsonPath, sc.s); werr != nil {
+	return h.finish(sc.s, cfg.Out, cfg.Name, sc.run(ctx, redisBin))
+}
+
+// newRedisHarness resolves the trustline and redis-server binaries and
+// makes the scratch directory of a scenario run against dev --redis.
+func newRedisHarness(bin, redis, scenario string, stderr io.Writer) (*harness, string, error) {
+	bin, err := resolveBin(bin)
+	if err != nil {
+		return nil, "", err
+	}
+	redisBin, err := exec.LookPath(redis)
+	if err != nil {
+		return nil, "", fmt.Errorf("bench: %s needs redis-server (--redis-server): %w", scenario, err)
+	}
+	h, err := newHarness(bin, "trustline-"+scenario+"-", stderr)
+	return h, redisBin, err
+}
+
+// finish closes s, the result of a run that ended with err, and writes it
+// as <out>/<name>.json and .md; it returns err and any writing error.
+func (h *harness) finish(s *Suite, out, name string, err error) error {
+	s.Machine.finish()
+	s.Finished = time.Now().UTC()
+	jsonPath := filepath.Join(out, name+".json")
+	mdPath := filepath.Join(out, name+".md")
+	if werr := writeJSON(jsonPath, s); werr != nil {
 		return errors.Join(err, werr)
 	}
-	if werr := WriteMarkdown(mdPath, sc.s); werr != nil {
+	if werr := WriteMarkdown(mdPath, s); werr != nil {
 		return errors.Join(err, werr)
 	}
 	h.say("wrote %s and %s", jsonPath, mdPath)
