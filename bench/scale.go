@@ -496,9 +496,16 @@ func (sc *scale) ocspRuns(ctx context.Context) {
 			continue
 		}
 		sc.h.say("running %s over %d certificates", rn.name, rn.certs)
+		var profiled sync.WaitGroup
+		if rn.name == "ocsp-uniform" && sc.cfg.Profile > 0 {
+			// dev is idle while the generator builds its corpus, then
+			// serves the warm-up and the measured part.
+			profiled.Go(func() { sc.profile(ctx, "uniform", min(sc.cfg.Profile, time.Minute)) })
+		}
 		l1Before := sc.l1(ctx)
 		r, err := OCSP(ctx, OCSPConfig{Name: rn.name, Target: sc.urls.ocsp, DataDir: sc.data, Postgres: sc.cfg.Postgres, Load: load,
 			Mix: rn.mix, VerifyEvery: 100, Timeout: 5 * time.Second, MaxCerts: rn.certs}, time.Now)
+		profiled.Wait() // before the next run: the profile is of this one
 		if r != nil {
 			l1After := sc.l1(ctx)
 			if hits, misses := l1After[0]-l1Before[0], l1After[1]-l1Before[1]; hits+misses > 0 {

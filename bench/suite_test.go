@@ -207,7 +207,7 @@ func TestScaleSmoke(t *testing.T) {
 	if r := got["ocsp-hot"]; r != nil && r.Figures["l1_hit_ratio"] < 0.9 {
 		t.Errorf("hot set L1 hit ratio %v", r.Figures["l1_hit_ratio"])
 	}
-	for _, f := range []string{"scale.md", "scale-rebuild.pprof", "scale-storm.pprof"} {
+	for _, f := range []string{"scale.md", "scale-rebuild.pprof", "scale-uniform.pprof", "scale-storm.pprof"} {
 		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
