@@ -593,24 +593,30 @@ func (sc *scale) storm(ctx context.Context) {
 		Conditional: "etag", Timeout: 10 * time.Second, Storm: sc.cfg.Storm, StormPoll: time.Second, Seed: 1}, time.Now)
 	if r != nil {
 		if sc.edge != "" {
-			sc.metrics(ctx, "trustline_purges_total{", func(labels string, v float64) {
-				for _, res := range []string{"done", "failed", "dropped"} {
-					if strings.Contains(labels, `result="`+res+`"`) {
-						r.Figures["edge_purges_"+res] = v
-					}
-				}
-			})
-			if n, err := sc.edgeObjectsPurged(ctx); err == nil {
-				r.Figures["edge_objects_purged"] = n
-			} else {
-				r.Notes = append(r.Notes, err.Error())
-			}
+			sc.edgeFigures(ctx, r)
 		}
 		r.WriteSummary(sc.stdout)
 		sc.s.Runs = append(sc.s.Runs, r)
 	}
 	if err != nil {
 		sc.note("crl-storm", err)
+	}
+}
+
+// edgeFigures adds to the storm's run dev's purges by result and the
+// cached objects Varnish removed.
+func (sc *scale) edgeFigures(ctx context.Context, r *Run) {
+	sc.metrics(ctx, "trustline_purges_total{", func(labels string, v float64) {
+		for _, res := range []string{"done", "failed", "dropped"} {
+			if strings.Contains(labels, `result="`+res+`"`) {
+				r.Figures["edge_purges_"+res] = v
+			}
+		}
+	})
+	if n, err := sc.edgeObjectsPurged(ctx); err == nil {
+		r.Figures["edge_objects_purged"] = n
+	} else {
+		r.Notes = append(r.Notes, err.Error())
 	}
 }
 
