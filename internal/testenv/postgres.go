@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -133,6 +134,7 @@ func (p *Postgres) Stop() {
 	if p.cmd == nil {
 		return
 	}
+	p.Resume() // a paused server cannot shut down
 	p.cmd.Process.Signal(syscall.SIGQUIT)
 	select {
 	case <-p.done:
@@ -141,4 +143,54 @@ func (p *Postgres) Stop() {
 		<-p.done
 	}
 	p.cmd = nil
+}
+
+// Pause stops every process of the server (SIGSTOP to the postmaster and
+// to each of its children, which PostgreSQL puts in sessions of their
+// own): connections stay open and nothing answers, as with a hung host or
+// a network partition. Resume undoes it.
+func (p *Postgres) Pause() { p.signalAll(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (p *Postgres) Resume() { p.signalAll(syscall.SIGCONT) }
+
+func (p *Postgres) signalAll(sig syscall.Signal) {
+	if p.cmd == nil {
+		return
+	}
+	pid := p.cmd.Process.Pid
+	// The postmaster first when stopping, so it forks no new backend.
+	if sig == syscall.SIGSTOP {
+		syscall.Kill(pid, sig)
+	}
+	for _, c := range childrenOf(pid) {
+		syscall.Kill(c, sig)
+	}
+	if sig != syscall.SIGSTOP {
+		syscall.Kill(pid, sig)
+	}
+}
+
+// childrenOf lists the processes whose parent is pid, from /proc.
+func childrenOf(pid int) []int {
+	var out []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		fields := strings.Fields(rest)
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(fields[1]); ppid == pid {
+			if c, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }

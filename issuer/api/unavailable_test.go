@@ -13,16 +13,17 @@ import (
 )
 
 // TestDatabaseUnavailable: with PostgreSQL (a private server) shut down,
+// or hung (every process stopped: connections open, nothing answered),
 // reads and writes answer 503 with Retry-After and a problem saying so,
-// not 500; once it is back the same calls succeed and what was written
-// before is still there.
+// not 500 and not never; once it is back the same calls succeed and what
+// was written before is still there.
 func TestDatabaseUnavailable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a private PostgreSQL server")
 	}
 	pg := testenv.StartPostgres(t)
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, postgres.Config{URL: pg.URL()}, testfix.QuietLogger())
+	st, err := postgres.Open(ctx, postgres.Config{URL: pg.URL(), OpTimeout: 500 * time.Millisecond}, testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,19 @@ func TestDatabaseUnavailable(t *testing.T) {
 		t.Fatalf("adding a pattern: %d %v", c, out)
 	}
 
-	pg.Stop()
+	for _, down := range []struct {
+		name       string
+		fail, mend func()
+	}{
+		{"shut down", pg.Stop, pg.Start},
+		{"hung", pg.Pause, pg.Resume},
+	} {
+		t.Run(down.name, func(t *testing.T) { checkUnavailable(t, e, down.fail, down.mend) })
+	}
+}
+
+func checkUnavailable(t *testing.T, e *env, fail, mend func()) {
+	fail()
 	for _, call := range []struct{ method, path string }{
 		{"GET", "/api/v1/admin/review-list"},
 		{"POST", "/api/v1/admin/review-list"},
@@ -47,7 +60,7 @@ func TestDatabaseUnavailable(t *testing.T) {
 		}
 	}
 
-	pg.Start()
+	mend()
 	// The pool notices the restart on its next attempts: allow it a few.
 	var c int
 	var out map[string]any

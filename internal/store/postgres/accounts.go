@@ -22,7 +22,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account, k store.APIK
 	if k.AccountID != a.ID {
 		return fmt.Errorf("postgres: creating account %s: key belongs to account %q", a.ID, k.AccountID)
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO accounts (id, email, role, created_at) VALUES ($1, $2, $3, $4)`,
 			a.ID, a.Email, string(a.Role), ts(a.CreatedAt)); err != nil {
 			return err
@@ -41,6 +41,8 @@ func insertAPIKey(ctx context.Context, q querier, k store.APIKey) error {
 // AddAPIKey stores another key for an existing account (ErrNotFound if
 // there is none).
 func (s *Store) AddAPIKey(ctx context.Context, k store.APIKey) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
 	err := insertAPIKey(ctx, s.pool, k)
 	return wrap(err, "adding API key %s", k.ID)
 }
@@ -129,6 +131,8 @@ func (s *Store) Validation(ctx context.Context, id string) (store.Validation, er
 // still v.Version, and returns the stored row with Version+1. Id, account,
 // domain, method and creation time never change.
 func (s *Store) UpdateValidation(ctx context.Context, v store.Validation) (store.Validation, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
 	out, err := scanValidation(s.pool.QueryRow(ctx, `UPDATE validations SET
 		contact = $1, secret = $2, status = $3, attempts = $4, expires_at = $5, validated_at = $6,
 		valid_until = $7, evidence = $8, version = version + 1
@@ -227,6 +231,8 @@ func (s *Store) Order(ctx context.Context, id string) (store.Order, error) {
 // serial, reject reason, UpdatedAt) if the stored Version is still
 // o.Version, and returns the stored row with Version+1.
 func (s *Store) UpdateOrder(ctx context.Context, o store.Order) (store.Order, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
 	names, err := namesJSON(o.Names)
 	if err != nil {
 		return store.Order{}, wrap(err, "updating order %s", o.ID)

@@ -80,7 +80,7 @@ const insertEvent = `INSERT INTO events (kind, serial, issuer_id, shard, at) VAL
 // zero) and the audit entry a, in one transaction. An unreserved serial is
 // ErrNotFound; a stored one ErrDuplicate.
 func (s *Store) InsertCertificate(ctx context.Context, c store.Certificate, a store.AuditEntry) error {
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var reservedFor string
 		err := tx.QueryRow(ctx, `SELECT issuer_id FROM serials WHERE serial = $1`, string(c.Serial)).Scan(&reservedFor)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -120,7 +120,7 @@ func (s *Store) InsertCertificates(ctx context.Context, cs []store.Certificate) 
 	if len(cs) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inLongTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"certificates"}, certColumns,
 			pgx.CopyFromSlice(len(cs), func(i int) ([]any, error) { return certArgs(&cs[i]), nil })); err != nil {
 			return err
@@ -153,7 +153,7 @@ func (s *Store) Certificate(ctx context.Context, sn serial.Serial) (store.Certif
 // re-checked after the first commits, so exactly one succeeds.
 func (s *Store) Revoke(ctx context.Context, r store.Revocation, a store.AuditEntry) (store.Certificate, error) {
 	var c store.Certificate
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		c, err = scanCert(tx.QueryRow(ctx, `UPDATE certificates SET status = $1, revoked_at = $2, reason = $3
 			WHERE serial = $4 AND status <> $1 RETURNING `+certCols,
@@ -260,7 +260,7 @@ func (s *Store) SetOCSPRefresh(ctx context.Context, rs []store.OCSPRefresh) erro
 	if len(rs) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var b pgx.Batch
 		for _, r := range rs {
 			b.Queue(`UPDATE certificates SET ocsp_refresh_at = $1 WHERE serial = $2`, ts(r.At), string(r.Serial))

@@ -25,7 +25,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("postgres: migrating %s: %w", s.target, err)
 	}
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inLongTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockMigrate); err != nil {
 			return fmt.Errorf("taking the migration lock: %w", err)
 		}

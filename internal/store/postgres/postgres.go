@@ -60,6 +60,13 @@ type Config struct {
 	URL string
 	// MaxConns caps open connections; 0 means max(4, GOMAXPROCS).
 	MaxConns int32
+	// OpTimeout bounds one operation (a statement, a query and the
+	// reading of its rows, or a transaction) whose context has no
+	// deadline of its own, so that a database that hangs instead of
+	// refusing (a stopped process, a network partition) fails the call
+	// with ErrUnavailable rather than holding it. 0 means 5 s; negative
+	// means no bound. Bulk loads and migrations are not bounded.
+	OpTimeout time.Duration
 	// ReadOnly opens the store for a reader that never writes (the
 	// origin role), which may connect as a user with SELECT only: no
 	// migration is attempted, and a schema other than this binary's is
@@ -82,11 +89,15 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// defaultOpTimeout is Config.OpTimeout's default.
+const defaultOpTimeout = 5 * time.Second
+
 // Store is the PostgreSQL store.Store. It is safe for concurrent use.
 type Store struct {
-	pool   *pgxpool.Pool
-	target string // host:port/database, for messages (never the password)
-	log    *slog.Logger
+	opTimeout time.Duration // ≤ 0: none
+	pool      *pgxpool.Pool
+	target    string // host:port/database, for messages (never the password)
+	log       *slog.Logger
 }
 
 var (
@@ -123,7 +134,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connecting to %s: %w", target, err)
 	}
-	s := &Store{pool: pool, target: target, log: logger}
+	s := &Store{pool: pool, target: target, log: logger, opTimeout: cfg.OpTimeout}
+	if s.opTimeout == 0 {
+		s.opTimeout = defaultOpTimeout
+	}
 	// The pool connects lazily; Ping makes Open fail here, not at first use.
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
@@ -169,8 +183,24 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// inTx runs fn in a transaction, committing if fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+// op bounds one operation by OpTimeout when ctx has no deadline.
+func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || s.opTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.opTimeout)
+}
+
+// inTx runs fn in a transaction bounded by OpTimeout, committing if fn
+// returns nil. fn must use the context it is given.
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
+}
+
+// inLongTx is inTx without the bound, for bulk loads and migrations.
+func (s *Store) inLongTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, fn)
 }
 
@@ -279,6 +309,8 @@ func collect[T any](rows pgx.Rows, scan func(scanner) (T, error)) ([]T, error) {
 
 // query runs a query on a pooled connection and collects its rows.
 func query[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), sql string, args ...any) ([]T, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
@@ -288,10 +320,14 @@ func query[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), 
 
 // queryRow runs a one-row query on a pooled connection.
 func queryRow[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), sql string, args ...any) (T, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
 	return scan(s.pool.QueryRow(ctx, sql, args...))
 }
 
 // exec runs a statement on a pooled connection.
 func (s *Store) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
 	return s.pool.Exec(ctx, sql, args...)
 }

@@ -24,7 +24,7 @@ func (s *Store) CreatePortalSession(ctx context.Context, ps store.PortalSession,
 	if maxPerAccount < 1 {
 		return fmt.Errorf("postgres: creating portal session: maxPerAccount %d is below 1", maxPerAccount)
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var one int
 		err := tx.QueryRow(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, ps.AccountID).Scan(&one)
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -26,7 +26,7 @@ func (s *Store) CreateSignInLink(ctx context.Context, l store.SignInLink, lim st
 		return false, fmt.Errorf("postgres: creating sign-in link: %w", err)
 	}
 	created := false
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var one int
 		err := tx.QueryRow(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, l.AccountID).Scan(&one)
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -133,7 +133,7 @@ func appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEntry) (store.Audi
 // PrevHash and Hash set (and At at microsecond precision).
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error) {
 	var out store.AuditEntry
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if err := lockLogs(ctx, tx); err != nil {
 			return err
 		}
