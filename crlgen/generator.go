@@ -723,7 +723,20 @@ func (g *Generator) published(ctx context.Context, is *issuerState, s int, b bui
 		NextPublication: b.thisUpdate.Add(g.cfg.Period),
 		DER:             b.der, SHA256: b.sha256, Entries: b.entries, ShardURLs: urls,
 	}
-	if err := g.audit(ctx, c); err != nil {
+	err := g.audit(ctx, c)
+	// The database went away right after the swap: the CRL is out and must
+	// be in the store's history, so wait for the database within the
+	// bookkeeping time. (An append whose commit was lost with the
+	// connection may then be recorded twice; the proper fix is the audit
+	// entry in PublishCRL's own transaction.)
+	for wait := 100 * time.Millisecond; errors.Is(err, store.ErrUnavailable) && ctx.Err() == nil; wait = min(2*wait, time.Second) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+			err = g.audit(ctx, c)
+		}
+	}
+	if err != nil {
 		// The CRL is out; the audit gap is loud in logs and metrics.
 		g.m.errors.WithLabelValues("audit").Inc()
 		g.log.Error("auditing CRL publication failed", "crl", label(is.ID, s), "number", b.number, "err", err)

@@ -34,6 +34,7 @@ func TestClassify(t *testing.T) {
 		{"refused", fmt.Errorf("dial: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), store.ErrUnavailable},
 		{"reset", fmt.Errorf("read: %w", syscall.ECONNRESET), store.ErrUnavailable},
 		{"EOF", fmt.Errorf("reading: %w", io.ErrUnexpectedEOF), store.ErrUnavailable},
+		{"connection closed under a transaction", fmt.Errorf("rollback: %w", pgconn.ErrConnClosed), store.ErrUnavailable},
 		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), store.ErrUnavailable},
 		{"cancelled by the caller", fmt.Errorf("query: %w", context.Canceled), nil},
 		{"anything else", errors.New("boom"), nil},
