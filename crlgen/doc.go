@@ -28,8 +28,10 @@
 //     published.
 //  5. store.PublishCRL swaps it in by compare-and-swap on the previous
 //     number, so a kill -9 leaves the old CRL or the new one and two racing
-//     generators cannot both win; the loser re-reads and moves on. Then the
-//     audit log gets "crl.published" and every crlpub.Publisher (origin,
+//     generators cannot both win; the loser re-reads and moves on. The
+//     audit log's "crl.published" entry is written in the swap's own
+//     transaction, so no CRL is out without it even if the database goes
+//     away right after the commit. Then every crlpub.Publisher (origin,
 //     purgers, directory writer) is told.
 //
 // The root's full CRL lists the certificates the root issued that the store

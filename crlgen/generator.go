@@ -28,7 +28,7 @@ type (
 	crlStore interface {
 		CRL(ctx context.Context, issuer issuerid.ID, shard int) (store.CRL, error)
 		ListCRLs(ctx context.Context, issuer issuerid.ID) ([]store.CRL, error)
-		PublishCRL(ctx context.Context, c store.CRL, prevNumber int64) error
+		PublishCRL(ctx context.Context, c store.CRL, prevNumber int64, audit store.AuditEntry) error
 	}
 	// shardScanner reads one shard's revoked certificates.
 	shardScanner interface {
@@ -678,7 +678,11 @@ func (g *Generator) buildChecked(ctx context.Context, is *issuerState, s int, pr
 // outcome is unknown is remembered as uncertain.
 func (g *Generator) swap(ctx context.Context, is *issuerState, s int, prev store.CRL, b built, urls []string) error {
 	c := store.CRL{IssuerID: is.ID, Shard: s, Number: b.number, ThisUpdate: b.thisUpdate, NextUpdate: b.nextUpdate, DER: b.der}
-	err := g.st.PublishCRL(ctx, c, prev.Number)
+	audit, err := g.auditEntry(is.ID, s, b)
+	if err != nil {
+		return err
+	}
+	err = g.st.PublishCRL(ctx, c, prev.Number, audit)
 	if errors.Is(err, store.ErrConflict) {
 		return err
 	}
@@ -696,7 +700,7 @@ func (g *Generator) swap(ctx context.Context, is *issuerState, s int, prev store
 }
 
 // bookkeepingTimeout bounds what follows a swap that happened: re-reading
-// it, the audit entry and the hooks.
+// it and the hooks.
 const bookkeepingTimeout = 10 * time.Second
 
 // landed reports whether a swap that returned an error (a cancelled
@@ -710,7 +714,8 @@ func (g *Generator) landed(ctx context.Context, is *issuerState, s int, b built)
 	return err == nil && c.Number == b.number && sha256Sum(c.DER) == b.sha256
 }
 
-// published records a successful publication: metrics, log, audit, hooks.
+// published records a successful publication (its audit entry was
+// written with it): metrics, log, hooks.
 func (g *Generator) published(ctx context.Context, is *issuerState, s int, b built, urls []string) {
 	g.m.published.WithLabelValues(string(is.ID)).Inc()
 	g.m.lastPublish.WithLabelValues(string(is.ID)).Set(float64(g.now().UnixNano()) / 1e9)
@@ -723,28 +728,13 @@ func (g *Generator) published(ctx context.Context, is *issuerState, s int, b bui
 		NextPublication: b.thisUpdate.Add(g.cfg.Period),
 		DER:             b.der, SHA256: b.sha256, Entries: b.entries, ShardURLs: urls,
 	}
-	err := g.audit(ctx, c)
-	// The database went away right after the swap: the CRL is out and must
-	// be in the store's history, so wait for the database within the
-	// bookkeeping time. (An append whose commit was lost with the
-	// connection may then be recorded twice; the proper fix is the audit
-	// entry in PublishCRL's own transaction.)
-	for wait := 100 * time.Millisecond; errors.Is(err, store.ErrUnavailable) && ctx.Err() == nil; wait = min(2*wait, time.Second) {
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-			err = g.audit(ctx, c)
-		}
-	}
-	if err != nil {
-		// The CRL is out; the audit gap is loud in logs and metrics.
-		g.m.errors.WithLabelValues("audit").Inc()
-		g.log.Error("auditing CRL publication failed", "crl", label(is.ID, s), "number", b.number, "err", err)
-	}
 	g.notify(ctx, c)
 }
 
-func (g *Generator) audit(ctx context.Context, c crlpub.CRL) error {
+// auditEntry is the record of b's publication in the store's history,
+// written by PublishCRL in the swap's own transaction: a CRL is never out
+// without it, whatever happens to the connection after the commit.
+func (g *Generator) auditEntry(id issuerid.ID, s int, b built) (store.AuditEntry, error) {
 	payload, err := json.Marshal(struct {
 		Issuer     issuerid.ID `json:"issuer"`
 		Shard      string      `json:"shard"`
@@ -754,14 +744,11 @@ func (g *Generator) audit(ctx context.Context, c crlpub.CRL) error {
 		NextUpdate time.Time   `json:"next_update"`
 		Entries    int         `json:"entries"`
 		Holder     string      `json:"holder"`
-	}{c.Issuer, shardLabel(c.Shard), c.Number, fmt.Sprintf("%x", c.SHA256), c.ThisUpdate, c.NextUpdate, c.Entries, g.cfg.Holder})
+	}{id, shardLabel(s), b.number, fmt.Sprintf("%x", b.sha256), b.thisUpdate, b.nextUpdate, b.entries, g.cfg.Holder})
 	if err != nil {
-		return err
+		return store.AuditEntry{}, fmt.Errorf("crlgen: auditing CRL %s: %w", label(id, s), err)
 	}
-	_, err = g.st.AppendAudit(ctx, store.AuditEntry{
-		At: g.now(), Kind: "crl.published", Actor: "system", Subject: label(c.Issuer, c.Shard), Payload: payload,
-	})
-	return err
+	return store.AuditEntry{At: g.now(), Kind: "crl.published", Actor: "system", Subject: label(id, s), Payload: payload}, nil
 }
 
 func (g *Generator) notify(ctx context.Context, c crlpub.CRL) {

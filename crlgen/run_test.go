@@ -99,12 +99,12 @@ type conflictingStore struct {
 	fired bool
 }
 
-func (s *conflictingStore) PublishCRL(ctx context.Context, c store.CRL, prev int64) error {
+func (s *conflictingStore) PublishCRL(ctx context.Context, c store.CRL, prev int64, audit store.AuditEntry) error {
 	if !s.fired && c.IssuerID == "int-p256" {
 		s.fired = true
 		s.other()
 	}
-	return s.Store.PublishCRL(ctx, c, prev)
+	return s.Store.PublishCRL(ctx, c, prev, audit)
 }
 
 // The loser of a swap re-reads: a CRL that was only due is left to the

@@ -21,17 +21,18 @@ type lateCommit struct {
 	armed   bool
 	pending *store.CRL
 	prev    int64
+	audit   store.AuditEntry
 }
 
-func (l *lateCommit) PublishCRL(ctx context.Context, c store.CRL, prev int64) error {
+func (l *lateCommit) PublishCRL(ctx context.Context, c store.CRL, prev int64, audit store.AuditEntry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.armed {
 		l.armed = false
-		l.pending, l.prev = &c, prev
+		l.pending, l.prev, l.audit = &c, prev, audit
 		return errors.New("connection lost while committing")
 	}
-	return l.Store.PublishCRL(ctx, c, prev)
+	return l.Store.PublishCRL(ctx, c, prev, audit)
 }
 
 // CRL answers from the store, then lets a pending commit land: the read
@@ -41,7 +42,7 @@ func (l *lateCommit) CRL(ctx context.Context, id issuerid.ID, shard int) (store.
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.pending != nil {
-		if perr := l.Store.PublishCRL(ctx, *l.pending, l.prev); perr != nil {
+		if perr := l.Store.PublishCRL(ctx, *l.pending, l.prev, l.audit); perr != nil {
 			return c, perr
 		}
 		l.pending = nil

@@ -452,10 +452,12 @@ type Store interface {
 
 	// CRLs. PublishCRL stores c only if the stored Number for that
 	// (issuer, shard) equals prevNumber (0 when none is stored) and
-	// c.Number is greater; otherwise ErrConflict.
+	// c.Number is greater; otherwise ErrConflict. audit, unless its Kind
+	// is empty, is appended to the audit log in the same transaction: a
+	// publication and its record in the store's history commit together.
 	CRL(ctx context.Context, issuer issuerid.ID, shard int) (CRL, error)
 	ListCRLs(ctx context.Context, issuer issuerid.ID) ([]CRL, error)
-	PublishCRL(ctx context.Context, c CRL, prevNumber int64) error
+	PublishCRL(ctx context.Context, c CRL, prevNumber int64, audit AuditEntry) error
 
 	// Leases: AcquireLease succeeds if the lease is free, expired at now,
 	// or already held by holder; it then runs until `until`.

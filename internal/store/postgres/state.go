@@ -44,7 +44,7 @@ func (s *Store) ListCRLs(ctx context.Context, issuer issuerid.ID) ([]store.CRL, 
 // statement whose condition is the compare: concurrent UPDATEs re-check it
 // against the row the winner committed, and concurrent INSERTs meet the
 // primary key, so exactly one publisher wins.
-func (s *Store) PublishCRL(ctx context.Context, c store.CRL, prevNumber int64) error {
+func (s *Store) PublishCRL(ctx context.Context, c store.CRL, prevNumber int64, audit store.AuditEntry) error {
 	if c.Number <= prevNumber {
 		return fmt.Errorf("postgres: publishing CRL %s/%d: number %d does not exceed %d: %w",
 			c.IssuerID, c.Shard, c.Number, prevNumber, store.ErrConflict)
@@ -61,10 +61,24 @@ func (s *Store) PublishCRL(ctx context.Context, c store.CRL, prevNumber int64) e
 	if prevNumber != 0 {
 		args = append(args, prevNumber)
 	}
-	tag, err := s.exec(ctx, sql, args...)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = fmt.Errorf("stored number is not %d: %w", prevNumber, store.ErrConflict)
-	}
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("stored number is not %d: %w", prevNumber, store.ErrConflict)
+		}
+		if audit.Kind == "" {
+			return nil
+		}
+		// After the row: a loser of the compare waits for no log lock.
+		if err := lockLogs(ctx, tx); err != nil {
+			return err
+		}
+		_, err = appendAudit(ctx, tx, audit)
+		return err
+	})
 	return wrap(err, "publishing CRL %s/%d number %d", c.IssuerID, c.Shard, c.Number)
 }
 

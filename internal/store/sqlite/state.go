@@ -45,19 +45,31 @@ func (s *Store) ListCRLs(ctx context.Context, issuer issuerid.ID) ([]store.CRL, 
 // and c.Number is greater; otherwise ErrConflict. Each branch is one
 // statement whose WHERE is the compare, so the compare and the swap cannot
 // be separated.
-func (s *Store) PublishCRL(ctx context.Context, c store.CRL, prevNumber int64) error {
+func (s *Store) PublishCRL(ctx context.Context, c store.CRL, prevNumber int64, audit store.AuditEntry) error {
 	if c.Number <= prevNumber {
 		return fmt.Errorf("sqlite: publishing CRL %s/%d: number %d does not exceed %d: %w",
 			c.IssuerID, c.Shard, c.Number, prevNumber, store.ErrConflict)
 	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := swapCRL(ctx, tx, c, prevNumber); err != nil || audit.Kind == "" {
+			return err
+		}
+		_, err := appendAudit(ctx, tx, audit)
+		return err
+	})
+	return wrap(err, "publishing CRL %s/%d number %d", c.IssuerID, c.Shard, c.Number)
+}
+
+// swapCRL is PublishCRL's compare-and-swap, in tx.
+func swapCRL(ctx context.Context, tx *sql.Tx, c store.CRL, prevNumber int64) error {
 	var res sql.Result
 	var err error
 	if prevNumber == 0 {
-		res, err = s.w.ExecContext(ctx, `INSERT INTO crls (`+crlCols+`) VALUES (?, ?, ?, ?, ?, ?)
+		res, err = tx.ExecContext(ctx, `INSERT INTO crls (`+crlCols+`) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (issuer_id, shard) DO NOTHING`,
 			string(c.IssuerID), c.Shard, c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.DER)
 	} else {
-		res, err = s.w.ExecContext(ctx, `UPDATE crls SET number = ?, this_update = ?, next_update = ?, der = ?
+		res, err = tx.ExecContext(ctx, `UPDATE crls SET number = ?, this_update = ?, next_update = ?, der = ?
 			WHERE issuer_id = ? AND shard = ? AND number = ?`,
 			c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.DER, string(c.IssuerID), c.Shard, prevNumber)
 	}
@@ -66,7 +78,7 @@ func (s *Store) PublishCRL(ctx context.Context, c store.CRL, prevNumber int64) e
 			err = fmt.Errorf("stored number is not %d: %w", prevNumber, store.ErrConflict)
 		}
 	}
-	return wrap(err, "publishing CRL %s/%d number %d", c.IssuerID, c.Shard, c.Number)
+	return err
 }
 
 // AcquireLease takes or renews the lease name for holder until `until`: it

@@ -57,14 +57,14 @@ func oneWinner(t *testing.T, errs []error, loser error, doing string) int {
 }
 
 func testConcurrentPublishCRL(t *testing.T, s store.Store) {
-	must(t, s.PublishCRL(ctx(t), crl(issuerA, 3, 1), 0), "publishing the first CRL")
+	must(t, s.PublishCRL(ctx(t), crl(issuerA, 3, 1), 0, store.AuditEntry{}), "publishing the first CRL")
 	for round := int64(1); round <= 5; round++ {
 		offers := make([]store.CRL, racers)
 		for i := range offers {
 			offers[i] = crl(issuerA, 3, round+1)
 			offers[i].DER = []byte(fmt.Sprintf("racer-%d-round-%d", i, round))
 		}
-		errs := race(racers, func(i int) error { return s.PublishCRL(ctx(t), offers[i], round) })
+		errs := race(racers, func(i int) error { return s.PublishCRL(ctx(t), offers[i], round, store.AuditEntry{}) })
 		w := oneWinner(t, errs, store.ErrConflict, fmt.Sprintf("round %d", round))
 		got, err := s.CRL(ctx(t), issuerA, 3)
 		must(t, err, "reading CRL")

@@ -48,7 +48,7 @@ func testPublishCRL(t *testing.T, s store.Store) {
 		{"skip ahead", 10, 2, nil, 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			wantErr(t, s.PublishCRL(ctx(t), crl(issuerA, 0, tc.number), tc.prev), tc.want, "publishing")
+			wantErr(t, s.PublishCRL(ctx(t), crl(issuerA, 0, tc.number), tc.prev, store.AuditEntry{}), tc.want, "publishing")
 			got, err := s.CRL(ctx(t), issuerA, 0)
 			must(t, err, "reading CRL")
 			if d := diff(crl(issuerA, 0, tc.stored), got); d != "" {
@@ -57,8 +57,8 @@ func testPublishCRL(t *testing.T, s store.Store) {
 		})
 	}
 	// Shards and issuers are independent, and the full CRL is shard -1.
-	must(t, s.PublishCRL(ctx(t), crl(issuerA, shard.Full, 1), 0), "publishing the full CRL")
-	must(t, s.PublishCRL(ctx(t), crl(issuerB, 0, 1), 0), "publishing issuer B's shard 0")
+	must(t, s.PublishCRL(ctx(t), crl(issuerA, shard.Full, 1), 0, store.AuditEntry{}), "publishing the full CRL")
+	must(t, s.PublishCRL(ctx(t), crl(issuerB, 0, 1), 0, store.AuditEntry{}), "publishing issuer B's shard 0")
 	got, err := s.CRL(ctx(t), issuerA, shard.Full)
 	must(t, err, "reading the full CRL")
 	if d := diff(crl(issuerA, shard.Full, 1), got); d != "" {
@@ -66,12 +66,35 @@ func testPublishCRL(t *testing.T, s store.Store) {
 	}
 }
 
+// testPublishCRLAudited: the audit entry given to PublishCRL is in the
+// log exactly when the swap happened.
+func testPublishCRLAudited(t *testing.T, s store.Store) {
+	entry := func(n int64) store.AuditEntry {
+		return store.AuditEntry{At: time.Unix(1700000000+n, 0).UTC(), Kind: "crl.published", Actor: "system",
+			Subject: fmt.Sprintf("%s/0", issuerA), Payload: []byte(fmt.Sprintf(`{"number":%d}`, n))}
+	}
+	must(t, s.PublishCRL(ctx(t), crl(issuerA, 0, 1), 0, entry(1)), "publishing 1")
+	wantErr(t, s.PublishCRL(ctx(t), crl(issuerA, 0, 2), 0, entry(2)), store.ErrConflict, "publishing 2 on a stale compare")
+	must(t, s.PublishCRL(ctx(t), crl(issuerA, 0, 3), 1, entry(3)), "publishing 3")
+	var got []string
+	must(t, s.ScanAudit(ctx(t), 0, func(e store.AuditEntry) error {
+		got = append(got, string(e.Payload))
+		return nil
+	}), "scanning the audit log")
+	if d := diff([]string{`{"number":1}`, `{"number":3}`}, got); d != "" {
+		t.Errorf("audited publications (-want +got):\n%s", d)
+	}
+	if _, err := s.AppendAudit(ctx(t), entry(4)); err != nil {
+		t.Errorf("the chain does not continue after an audited publication: %v", err)
+	}
+}
+
 func testListCRLs(t *testing.T, s store.Store) {
 	want := []store.CRL{crl(issuerA, shard.Full, 4), crl(issuerA, 0, 1), crl(issuerA, 1, 2), crl(issuerA, 12, 3)}
 	for _, i := range []int{2, 0, 3, 1} {
-		must(t, s.PublishCRL(ctx(t), want[i], 0), "publishing")
+		must(t, s.PublishCRL(ctx(t), want[i], 0, store.AuditEntry{}), "publishing")
 	}
-	must(t, s.PublishCRL(ctx(t), crl(issuerB, 0, 1), 0), "publishing issuer B")
+	must(t, s.PublishCRL(ctx(t), crl(issuerB, 0, 1), 0, store.AuditEntry{}), "publishing issuer B")
 	for _, tc := range []struct {
 		issuer issuerid.ID
 		want   []store.CRL

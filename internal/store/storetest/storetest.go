@@ -65,6 +65,7 @@ func Run(t *testing.T, a Adapter) {
 		{"SetOCSPRefresh", testSetOCSPRefresh},
 		{"TimePrecision", testTimePrecision},
 		{"PublishCRL", testPublishCRL},
+		{"PublishCRLAudited", testPublishCRLAudited},
 		{"ListCRLs", testListCRLs},
 		{"Leases", testLeases},
 		{"Audit", testAudit},
