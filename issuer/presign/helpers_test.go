@@ -88,7 +88,7 @@ type env struct {
 	t     testing.TB
 	pki   *pki.PKI
 	dir   string // PEM files: root.pem, <issuer>.pem
-	st    *sqlite.Store
+	st    testStore
 	cache ocspcache.Cache
 	mem   *ocspcache.Memory // the cache, when it is the default memory one
 	p     *presign.Pipeline
@@ -96,8 +96,16 @@ type env struct {
 	clock *testfix.Clock
 }
 
+// testStore is what the tests use of a store: an adapter's.
+type testStore interface {
+	store.Store
+	store.BulkLoader
+}
+
 type envOpts struct {
 	cfg presign.Config
+	// store defaults to a fresh SQLite file.
+	store testStore
 	// cache defaults to a memory cache on the env's clock.
 	cache    ocspcache.Cache
 	ocspURL  string
@@ -108,11 +116,16 @@ func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	p, lt, dir := devPKI(t)
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")}, testfix.QuietLogger())
-	if err != nil {
-		t.Fatal(err)
+	var st testStore = o.store
+	if st == nil {
+		s, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")}, testfix.QuietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = s
 	}
 	t.Cleanup(func() { st.Close() })
+	var err error
 	e := &env{t: t, pki: p, dir: dir, st: st, cache: o.cache, clock: testfix.NewClock(time.Now().Truncate(time.Second))}
 	now := e.clock.Now
 	if o.realTime {

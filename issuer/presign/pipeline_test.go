@@ -17,7 +17,6 @@ import (
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/issuer/presign"
 )
@@ -166,7 +165,7 @@ func TestRefresh(t *testing.T) {
 
 // staleStore answers DueForOCSP with a row read before a revocation.
 type staleStore struct {
-	*sqlite.Store
+	store.Store
 	stale store.CertSummary
 }
 
