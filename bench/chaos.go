@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -89,7 +90,7 @@ func ParseChaosSchedule(s string) ([]ChaosAction, error) {
 	if len(out) == 0 {
 		return nil, errors.New("bench: the schedule is empty")
 	}
-	slices.SortStableFunc(out, func(a, b ChaosAction) int { return int(a.At - b.At) })
+	slices.SortStableFunc(out, func(a, b ChaosAction) int { return cmp.Compare(a.At, b.At) })
 	return out, nil
 }
 
@@ -154,10 +155,10 @@ func runChaos(ctx context.Context, cfg ChaosConfig, sc *scale, redisBin string) 
 	if err := sc.populate(ctx); err != nil {
 		return err
 	}
-	if err := sc.startRedis(ctx, redisBin); err != nil {
+	redisProc, err := sc.startRedis(ctx, redisBin)
+	if err != nil {
 		return err
 	}
-	redisProc := sc.h.procs[len(sc.h.procs)-1]
 	if err := sc.rebuild(ctx, nil); err != nil {
 		return err
 	}
@@ -314,13 +315,7 @@ func RunChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "measured duration, from the schedule's start")
 	fs.StringVar(&schedule, "schedule", "5s:kill:redis,8s:start:redis,8.5s:flushall:redis",
 		"AT:ACTION:TARGET,… with ACTION kill, stop, cont, start or flushall and TARGET redis")
-	fs.StringVar(&cfg.Mix.Method, "method", "mix", "get, post or mix")
-	fs.StringVar(&cfg.Mix.GetEncoding, "get-encoding", "raw", "raw or url")
-	fs.Float64Var(&cfg.Mix.Zipf, "zipf", 0, "Zipf exponent of the popularity (0: uniform)")
-	fs.Float64Var(&cfg.Mix.SHA256, "sha256", 0.5, "share of SHA-256 CertIDs")
-	fs.Float64Var(&cfg.Mix.Unknown, "unknown", 0.02, "share of never-issued serials")
-	fs.Float64Var(&cfg.Mix.Nonce, "nonce", 0.05, "share with a nonce")
-	fs.Uint64Var(&cfg.Mix.Seed, "seed", 1, "seed of the mix")
+	registerMixFlags(fs, &cfg.Mix, Mix{Method: "mix", GetEncoding: "raw", SHA256: 0.5, Unknown: 0.02, Nonce: 0.05, Seed: 1})
 	fs.IntVar(&cfg.PresignWorkers, "presign-workers", 0, "dev's presign.workers, the rebuild's signing goroutines (0: one per core)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (data dir and server logs)")
 	if err := cli.Parse(fs, args); err != nil {

@@ -176,13 +176,7 @@ func RunOCSP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL URL of the store (default: DIR/trustline.db)")
 	fs.StringVar(&cfg.Name, "name", "", "run name in reports (default ocsp-closed / ocsp-open)")
 	lf := registerLoadFlags(fs, 10*time.Second, 32)
-	fs.StringVar(&cfg.Mix.Method, "method", "get", "get, post or mix (half each)")
-	fs.StringVar(&cfg.Mix.GetEncoding, "get-encoding", "raw", "GET path encoding: raw base64 or url (percent-encoded)")
-	fs.Float64Var(&cfg.Mix.Zipf, "zipf", 0, "popularity exponent s over certificates (0: uniform)")
-	fs.Float64Var(&cfg.Mix.Unknown, "unknown", 0, "share of requests for never-issued serials")
-	fs.Float64Var(&cfg.Mix.SHA256, "sha256", 0, "share of requests with SHA-256 CertIDs (else SHA-1)")
-	fs.Float64Var(&cfg.Mix.Nonce, "nonce", 0, "share of requests carrying a nonce")
-	fs.Uint64Var(&cfg.Mix.Seed, "seed", 1, "seed of the request mix")
+	registerMixFlags(fs, &cfg.Mix, Mix{Method: "get", GetEncoding: "raw", Seed: 1})
 	fs.IntVar(&cfg.VerifyEvery, "verify-every", 100, "verify one answer in N in full (1: all)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "per-request timeout")
 	fs.IntVar(&cfg.MaxCerts, "max-certs", 1_000_000, "read at most this many certificates from the store")
@@ -196,4 +190,16 @@ func RunOCSP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return errors.Join(err, of.emit(stdout, r))
+}
+
+// registerMixFlags registers the request-mix flags of the OCSP scenarios
+// into m, with def's values as defaults.
+func registerMixFlags(fs *flag.FlagSet, m *Mix, def Mix) {
+	fs.StringVar(&m.Method, "method", def.Method, "get, post or mix (half each)")
+	fs.StringVar(&m.GetEncoding, "get-encoding", def.GetEncoding, "GET path encoding: raw base64 or url (percent-encoded)")
+	fs.Float64Var(&m.Zipf, "zipf", def.Zipf, "popularity exponent s over certificates (0: uniform)")
+	fs.Float64Var(&m.Unknown, "unknown", def.Unknown, "share of requests for never-issued serials")
+	fs.Float64Var(&m.SHA256, "sha256", def.SHA256, "share of requests with SHA-256 CertIDs (else SHA-1)")
+	fs.Float64Var(&m.Nonce, "nonce", def.Nonce, "share of requests carrying a nonce")
+	fs.Uint64Var(&m.Seed, "seed", def.Seed, "seed of the request mix")
 }

@@ -188,7 +188,7 @@ func (sc *scale) run(ctx context.Context, redisBin string) error {
 	if err := sc.populate(ctx); err != nil {
 		return err
 	}
-	if err := sc.startRedis(ctx, redisBin); err != nil {
+	if _, err := sc.startRedis(ctx, redisBin); err != nil {
 		return err
 	}
 	before, _ := redisMemory(ctx, sc.redis)
@@ -227,14 +227,14 @@ func (sc *scale) populate(ctx context.Context) error {
 	return nil
 }
 
-func (sc *scale) startRedis(ctx context.Context, bin string) error {
+// startRedis starts an empty redis-server on a free port (sc.redis).
+func (sc *scale) startRedis(ctx context.Context, bin string) (*proc, error) {
 	port, err := freePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sc.redis = "127.0.0.1:" + strconv.Itoa(port)
-	_, err = sc.startRedisAt(ctx, bin)
-	return err
+	return sc.startRedisAt(ctx, bin)
 }
 
 // startRedisAt starts an empty redis-server on sc.redis: first, or again
@@ -792,7 +792,7 @@ func RunScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "OCSP connections")
 	fs.IntVar(&cfg.Hot, "hot", 1000, "certificates of the hot-set OCSP run")
 	fs.IntVar(&cfg.Storm, "storm", 1000, "revocations in the CRL storm (0: none)")
-	fs.DurationVar(&cfg.Profile, "profile", 0, "take a CPU profile of dev this long from the rebuild's start: NAME-rebuild.pprof (0: none)")
+	fs.DurationVar(&cfg.Profile, "profile", 0, "CPU profiles of dev: this long from the rebuild's start (NAME-rebuild.pprof), up to 60 s from the uniform OCSP run's (NAME-uniform.pprof) and 30 s from the storm's (NAME-storm.pprof); 0: none")
 	fs.StringVar(&cfg.Varnish, "varnish", "varnishd", `varnishd binary: the storm is measured through a Varnish edge ("none": at the origin)`)
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (data dir and server logs)")
 	if err := cli.Parse(fs, args); err != nil {

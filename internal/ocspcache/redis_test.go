@@ -65,8 +65,8 @@ func newEntry(st status.Status) ocspcache.Entry {
 
 // TestRedisEvictionsAcrossProcesses: an eviction published by one cache
 // reaches another's subscribers through pub/sub; after the server
-// restarts (messages may have been lost), subscribers are told to drop
-// everything.
+// restarts (messages may have been lost), subscribers are told that no
+// copy they hold can be trusted (an Eviction without a prefix).
 func TestRedisEvictionsAcrossProcesses(t *testing.T) {
 	srv := cachetest.StartPrivateRedis(t)
 	a := newRedis(t, ocspcache.RedisConfig{Prefix: "p:"}, srv.Client())
@@ -82,7 +82,7 @@ func TestRedisEvictionsAcrossProcesses(t *testing.T) {
 	putEvicting(t, a, evs)
 
 	srv.Restart()
-	waitEviction(t, evs, "", 10*time.Second) // resubscribed: drop everything
+	waitEviction(t, evs, "", 10*time.Second) // resubscribed: trust no copy
 }
 
 // TestRedisRestartEmpty: after the server restarts empty, State reports a
