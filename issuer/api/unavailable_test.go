@@ -16,14 +16,15 @@ import (
 // or hung (every process stopped: connections open, nothing answered),
 // reads and writes answer 503 with Retry-After and a problem saying so,
 // not 500 and not never; once it is back the same calls succeed and what
-// was written before is still there.
+// was written before is still there. The store's own operation bound is
+// off: the API's request deadline alone must end a hung call.
 func TestDatabaseUnavailable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a private PostgreSQL server")
 	}
 	pg := testenv.StartPostgres(t)
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, postgres.Config{URL: pg.URL(), OpTimeout: 500 * time.Millisecond}, testfix.QuietLogger())
+	st, err := postgres.Open(ctx, postgres.Config{URL: pg.URL(), OpTimeout: -1}, testfix.QuietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func checkUnavailable(t *testing.T, e *env, fail, mend func()) {
 		}
 		c, out, hdr := e.call(t, call.method, call.path, e.admin, body)
 		detail, _ := out["detail"].(string)
-		if c != 503 || hdr.Get("Retry-After") == "" || !strings.Contains(detail, "database is unavailable") {
+		if c != 503 || hdr.Get("Retry-After") == "" || !strings.Contains(detail, "database is unavailable") && !strings.Contains(detail, "in time") {
 			t.Errorf("%s %s with the database down: %d, Retry-After %q, %v", call.method, call.path, c, hdr.Get("Retry-After"), out)
 		}
 	}

@@ -61,6 +61,10 @@ type Config struct {
 	// bounded by csrcheck.MaxInputSize. Other forms are bounded by
 	// MaxForm.
 	MaxUpload int64
+	// Deadline bounds the work of one request, the store's included, so
+	// that a hung database gets a 503 page within it rather than a page
+	// that never loads. 0 means 1.5 s; negative, no bound.
+	Deadline time.Duration
 }
 
 // MaxForm bounds the body of every form but the order form: review notes
@@ -118,6 +122,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxUpload == 0 {
 		c.MaxUpload = 96 << 10
+	}
+	if c.Deadline == 0 {
+		c.Deadline = 1500 * time.Millisecond
 	}
 	return c
 }
@@ -275,6 +282,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "same-origin")
 	if r.URL.Path != "/static/portal.css" {
 		hd.Set("Cache-Control", "no-store")
+	}
+	if h.cfg.Deadline > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Deadline)
+		defer cancel()
+		r = r.WithContext(ctx)
 	}
 	h.mux.ServeHTTP(w, r)
 }

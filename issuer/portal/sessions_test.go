@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -160,5 +161,36 @@ func TestSessionsUnavailable(t *testing.T) {
 		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "cannot reach its database") {
 			t.Errorf("GET %s: %d, want 503 saying the database cannot be reached", path, rec.Code)
 		}
+	}
+}
+
+// hungSessions is a store whose session reads never answer, as with a
+// database that hangs instead of refusing.
+type hungSessions struct{ Store }
+
+func (hungSessions) PortalSession(ctx context.Context, _ []byte) (store.PortalSession, error) {
+	<-ctx.Done()
+	return store.PortalSession{}, fmt.Errorf("reading the session: %w", ctx.Err())
+}
+
+// TestDeadline: a hung store is given up on at the request's deadline:
+// the page says the CA is unavailable and when to come back, instead of
+// never loading.
+func TestDeadline(t *testing.T) {
+	e := newEnv(t)
+	d := e.h.d
+	d.Store = hungSessions{e.st}
+	cfg := e.h.cfg
+	cfg.Deadline = 50 * time.Millisecond
+	h, err := New(cfg, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/orders/new", nil)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: strings.Repeat("x", 43)})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("GET /orders/new with the store hung: %d, Retry-After %q; want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
