@@ -6,7 +6,7 @@ BIN         := bin/trustline
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEV_FLAGS   ?=
 
-.PHONY: build run plant test test-short test-race lint fmt bench bench-scale bench-chaos bench-peers bench-compare clean
+.PHONY: build run plant test test-short test-race lint fmt bench bench-scale bench-chaos bench-chaos-postgres bench-peers bench-compare clean
 
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -66,6 +66,15 @@ bench-scale: build
 # (docs/bench.md): bench/results/chaos-redis.{json,md}.
 bench-chaos: build
 	./$(BIN) bench chaos --bin ./$(BIN) --out bench/results --name chaos-redis
+
+# The store (a private PostgreSQL server) hung for 30 s, then killed and
+# restarted after 30 s, under OCSP, issuance and revocation load (about
+# 6 minutes): bench/results/chaos-postgres-{stop,kill}.{json,md}.
+bench-chaos-postgres: build
+	./$(BIN) bench chaos --bin ./$(BIN) --out bench/results --name chaos-postgres-stop --duration 50s \
+		--schedule 5s:stop:postgres,35s:cont:postgres --issue-rate 5 --revoke-rate 1
+	./$(BIN) bench chaos --bin ./$(BIN) --out bench/results --name chaos-postgres-kill --duration 50s \
+		--schedule 5s:kill:postgres,35s:start:postgres --issue-rate 5 --revoke-rate 1
 
 # Trustline against the floor server, cfssl ocspserve v1.6.5 and openssl
 # ocsp, in one run on the same pinning: bench/results/peers.{json,md}.

@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trustline/trustline/internal/cli"
+	"github.com/trustline/trustline/internal/pgserver"
 )
 
 // ChaosConfig configures `trustline bench chaos`: `trustline dev` with its
@@ -42,27 +44,35 @@ type ChaosConfig struct {
 	PresignWorkers int
 	// Schedule is carried out from the start of the measured part.
 	Schedule []ChaosAction
-	Keep     bool
+	// IssueRate and RevokeRate (per second) add DV orders by a subscriber
+	// and revocations by an admin through the API during the measured
+	// part; 0 means none. They are what a postgres target is judged on.
+	IssueRate  float64
+	RevokeRate float64
+	Keep       bool
 }
 
 // ChaosAction is one step of a chaos schedule.
 type ChaosAction struct {
 	At     time.Duration
 	Action string // kill, stop, cont, start, flushall
-	Target string // redis
+	Target string // redis, postgres
 }
 
 func (a ChaosAction) String() string { return fmt.Sprintf("%v:%s:%s", a.At, a.Action, a.Target) }
 
 // chaosActions are the actions each target supports.
 var chaosActions = map[string][]string{
-	"redis": {"kill", "stop", "cont", "start", "flushall"},
+	"redis":    {"kill", "stop", "cont", "start", "flushall"},
+	"postgres": {"kill", "stop", "cont", "start"},
 }
 
 // ParseChaosSchedule reads "AT:ACTION:TARGET,…", e.g.
 // "5s:kill:redis,8s:start:redis,8.5s:flushall:redis": kill sends SIGKILL,
-// stop SIGSTOP, cont SIGCONT, start starts it again (empty) on the same
-// port, flushall empties it. Actions come out in time order.
+// stop SIGSTOP, cont SIGCONT, start starts it again on the same port
+// (Redis empty, PostgreSQL with its data), flushall empties Redis. For
+// postgres, kill and stop reach the postmaster and every backend.
+// Actions come out in time order.
 func ParseChaosSchedule(s string) ([]ChaosAction, error) {
 	var out []ChaosAction
 	for item := range strings.SplitSeq(s, ",") {
@@ -107,6 +117,8 @@ func (cfg ChaosConfig) Validate() error {
 		return errors.New("bench: --duration must be at least 1s")
 	case len(cfg.Schedule) == 0:
 		return errors.New("bench: --schedule is required")
+	case cfg.IssueRate < 0 || cfg.RevokeRate < 0:
+		return errors.New("bench: --issue-rate and --revoke-rate must not be negative")
 	}
 	for _, a := range cfg.Schedule {
 		if a.At >= cfg.Duration {
@@ -131,10 +143,20 @@ func RunChaosConfig(ctx context.Context, cfg ChaosConfig, stdout, stderr io.Writ
 	}
 	defer h.close(cfg.Keep, " (data dir and logs)")
 	bin := h.bin
+	storeDesc := "SQLite"
+	var pg *pgserver.Server
 	s := &Suite{Title: fmt.Sprintf("Trustline with its dependencies failing: %d certificates, %.0f OCSP requests/s", cfg.Certs, cfg.Rate),
 		Started: time.Now().UTC(), Machine: DescribeMachine()}
 	sc := &scale{cfg: ScaleConfig{Certs: cfg.Certs, Revoked: cfg.Revoked, HashAlgs: "sha1,sha256", PresignWorkers: cfg.PresignWorkers}, h: h,
 		data: filepath.Join(h.work, "data"), s: s, stdout: stdout}
+	if usesPostgres(cfg.Schedule) {
+		var stop func()
+		if pg, stop, err = sc.startPostgres(); err != nil {
+			return err
+		}
+		defer stop()
+		storeDesc = "PostgreSQL (private server, " + pg.Version() + ", no fsync)"
+	}
 	sched := make([]string, len(cfg.Schedule))
 	for i, a := range cfg.Schedule {
 		sched[i] = a.String()
@@ -142,16 +164,19 @@ func RunChaosConfig(ctx context.Context, cfg ChaosConfig, stdout, stderr io.Writ
 	s.Setup = map[string]string{
 		"binary":       bin + " (" + binVersion(ctx, bin, "version") + ")",
 		"commit":       gitCommit(ctx),
-		"certificates": fmt.Sprintf("%d (%.1f%% revoked), `trustline bench populate`, SQLite", cfg.Certs, 100*cfg.Revoked),
+		"certificates": fmt.Sprintf("%d (%.1f%% revoked), `trustline bench populate`, %s", cfg.Certs, 100*cfg.Revoked, storeDesc),
 		"server":       fmt.Sprintf("`trustline dev --redis` (presign.hash_algs [sha1, sha256], presign.workers %s; file keys), ephemeral loopback ports", workersOf(cfg.PresignWorkers)),
 		"redis":        binVersion(ctx, redisBin, "--version") + ", private, on a free port, no persistence",
 		"load":         fmt.Sprintf("open loop, %.0f requests/s scheduled, at most %d in flight, %v measured; every request's answer checked for its responseStatus, one in 10 verified in full", cfg.Rate, cfg.Concurrency, cfg.Duration),
 		"schedule":     strings.Join(sched, ", "),
 	}
-	return h.finish(s, cfg.Out, cfg.Name, runChaos(ctx, cfg, sc, redisBin))
+	if cfg.IssueRate > 0 || cfg.RevokeRate > 0 {
+		s.Setup["writes"] = fmt.Sprintf("open loop through the API: %.1f DV orders/s (one subscriber, at most 16 in flight, every acknowledged certificate fetched and checked afterwards), %.1f revocations/s by an admin", cfg.IssueRate, cfg.RevokeRate)
+	}
+	return h.finish(s, cfg.Out, cfg.Name, runChaos(ctx, cfg, sc, redisBin, pg))
 }
 
-func runChaos(ctx context.Context, cfg ChaosConfig, sc *scale, redisBin string) error {
+func runChaos(ctx context.Context, cfg ChaosConfig, sc *scale, redisBin string, pg *pgserver.Server) error {
 	if err := sc.populate(ctx); err != nil {
 		return err
 	}
@@ -170,10 +195,14 @@ func runChaos(ctx context.Context, cfg ChaosConfig, sc *scale, redisBin string) 
 	if err != nil {
 		return err
 	}
-	certs, err := readCerts(ctx, sc.data, "", cfg.Certs, time.Now())
+	certs, err := readCerts(ctx, sc.data, sc.cfg.Postgres, cfg.Certs, time.Now())
 	if err != nil {
 		return err
 	}
+	// The certificates the admin revokes during the run are kept out of
+	// the OCSP corpus, whose answers are checked against the store as it
+	// was before the run.
+	certs, revokable := splitRevokable(certs, int(cfg.RevokeRate*cfg.Duration.Seconds())+1)
 	c, err := buildCorpus(certs, issuers, cfg.Mix, ep)
 	if err != nil {
 		return err
@@ -189,25 +218,51 @@ func runChaos(ctx context.Context, cfg ChaosConfig, sc *scale, redisBin string) 
 		return err
 	}
 	sc.s.Runs = append(sc.s.Runs, warm)
+	var wl *writeLoad
+	if cfg.IssueRate > 0 || cfg.RevokeRate > 0 {
+		if wl, err = prepareWrites(ctx, cfg, sc); err != nil {
+			return err
+		}
+	}
 
 	ocfg.Name = "chaos"
 	ocfg.Load = LoadConfig{Duration: cfg.Duration, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Grace: 30 * time.Second}
 	sc.h.say("chaos: %.0f requests/s for %v; schedule %s", cfg.Rate, cfg.Duration, sc.s.Setup["schedule"])
-	ch := &chaos{sc: sc, redisBin: redisBin, redis: redisProc}
+	ch := &chaos{sc: sc, redisBin: redisBin, redis: redisProc, pg: pg}
 	events := make(chan []Event, 1)
 	start := time.Now()
 	sctx, cancel := context.WithCancel(ctx)
 	go func() { events <- ch.carryOut(sctx, cfg.Schedule, start) }()
+	var (
+		writes  sync.WaitGroup
+		issue   *Run
+		issueEr error
+	)
+	if wl != nil {
+		wctx, wcancel := context.WithTimeout(ctx, cfg.Duration)
+		defer wcancel()
+		if cfg.IssueRate > 0 {
+			writes.Go(func() { issue, issueEr = wl.issue(ctx) })
+		}
+		writes.Go(func() { wl.revoke(wctx, revokable, cfg.RevokeRate) })
+	}
 	run, err := runOCSP(ctx, ocfg, ep, c, len(certs), time.Now)
 	cancel()
 	evs := <-events
+	writes.Wait()
 	if run == nil {
 		return err
 	}
 	run.Events = evs
 	chaosFigures(run)
+	if wl != nil {
+		err = errors.Join(err, ch.mend(ctx), issueEr, wl.finish(ctx, run, issue))
+	}
 	run.WriteSummary(sc.stdout)
 	sc.s.Runs = append(sc.s.Runs, run)
+	if issue != nil {
+		sc.s.Runs = append(sc.s.Runs, issue)
+	}
 	sc.h.stop(sc.dev)
 	var failed []error
 	for _, e := range evs {
@@ -240,7 +295,8 @@ func chaosFigures(r *Run) {
 type chaos struct {
 	sc       *scale
 	redisBin string
-	redis    *proc // the running redis-server, nil once killed
+	redis    *proc            // the running redis-server, nil once killed
+	pg       *pgserver.Server // the private store, when the schedule names it
 }
 
 // carryOut performs each action at its time from start and returns what
@@ -266,6 +322,9 @@ func (ch *chaos) carryOut(ctx context.Context, sched []ChaosAction, start time.T
 }
 
 func (ch *chaos) do(ctx context.Context, a ChaosAction) error {
+	if a.Target == "postgres" {
+		return ch.doPostgres(a)
+	}
 	p := ch.redis
 	switch a.Action {
 	case "kill", "stop", "cont":
@@ -298,6 +357,42 @@ func (ch *chaos) do(ctx context.Context, a ChaosAction) error {
 	return fmt.Errorf("unknown action %q", a.Action)
 }
 
+func (ch *chaos) doPostgres(a ChaosAction) error {
+	pg := ch.pg
+	if pg == nil {
+		return errors.New("no private postgres")
+	}
+	if a.Action != "start" && !pg.Running() {
+		return errors.New("not running")
+	}
+	switch a.Action {
+	case "kill":
+		pg.Kill()
+	case "stop":
+		pg.Pause()
+	case "cont":
+		pg.Resume()
+	case "start":
+		return pg.Start()
+	default:
+		return fmt.Errorf("unknown action %q", a.Action)
+	}
+	return nil
+}
+
+// mend brings the store back if the schedule left it down, so that what
+// was written can be checked.
+func (ch *chaos) mend(ctx context.Context) error {
+	if ch.pg == nil {
+		return nil
+	}
+	if !ch.pg.Running() {
+		return ch.pg.Start()
+	}
+	ch.pg.Resume()
+	return nil
+}
+
 // RunChaos is `trustline bench chaos`.
 func RunChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("trustline bench chaos", flag.ContinueOnError)
@@ -314,7 +409,9 @@ func RunChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "OCSP requests in flight at most")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "measured duration, from the schedule's start")
 	fs.StringVar(&schedule, "schedule", "5s:kill:redis,8s:start:redis,8.5s:flushall:redis",
-		"AT:ACTION:TARGET,… with ACTION kill, stop, cont, start or flushall and TARGET redis")
+		"AT:ACTION:TARGET,… with ACTION kill, stop, cont, start or flushall (redis only) and TARGET redis or postgres (a private server then holds the store)")
+	fs.Float64Var(&cfg.IssueRate, "issue-rate", 0, "DV orders per second through the API during the measured part (0: none)")
+	fs.Float64Var(&cfg.RevokeRate, "revoke-rate", 0, "revocations per second by an admin during the measured part (0: none)")
 	registerMixFlags(fs, &cfg.Mix, Mix{Method: "mix", GetEncoding: "raw", SHA256: 0.5, Unknown: 0.02, Nonce: 0.05, Seed: 1})
 	fs.IntVar(&cfg.PresignWorkers, "presign-workers", 0, "dev's presign.workers, the rebuild's signing goroutines (0: one per core)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (data dir and server logs)")

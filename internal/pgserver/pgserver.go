@@ -215,3 +215,12 @@ func childrenOf(pid int) []int {
 	}
 	return out
 }
+
+// Version is the server's `postgres --version` line.
+func (s *Server) Version() string {
+	out, err := s.command("postgres", "--version").Output()
+	if err != nil {
+		return "unknown version"
+	}
+	return strings.TrimSpace(string(out))
+}

@@ -61,10 +61,11 @@ type Config struct {
 	// bounded by csrcheck.MaxInputSize. Other forms are bounded by
 	// MaxForm.
 	MaxUpload int64
-	// Deadline bounds the work of one request, the store's included, so
-	// that a hung database gets a 503 page within it rather than a page
-	// that never loads. 0 means 1.5 s; negative, no bound.
-	Deadline time.Duration
+	// StoreTimeout bounds each store operation of a request
+	// (store.WithOpTimeout), so that a hung database gets a 503 page
+	// within it rather than a page that never loads. 0 means 1.5 s;
+	// negative, the store's own bound.
+	StoreTimeout time.Duration
 }
 
 // MaxForm bounds the body of every form but the order form: review notes
@@ -123,8 +124,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxUpload == 0 {
 		c.MaxUpload = 96 << 10
 	}
-	if c.Deadline == 0 {
-		c.Deadline = 1500 * time.Millisecond
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = 1500 * time.Millisecond
 	}
 	return c
 }
@@ -283,10 +284,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/static/portal.css" {
 		hd.Set("Cache-Control", "no-store")
 	}
-	if h.cfg.Deadline > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Deadline)
-		defer cancel()
-		r = r.WithContext(ctx)
+	if h.cfg.StoreTimeout > 0 {
+		r = r.WithContext(store.WithOpTimeout(r.Context(), h.cfg.StoreTimeout))
 	}
 	h.mux.ServeHTTP(w, r)
 }

@@ -166,8 +166,6 @@ func classify(err error) (status int, msg string, ok bool) {
 		return http.StatusBadRequest, "No intermediate of this CA issues for this key type; use an ECDSA P-256 or RSA key.", true
 	case errors.Is(err, store.ErrUnavailable):
 		return http.StatusServiceUnavailable, "The CA's database cannot be reached right now. Go back and try again in a few seconds.", true
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, "The CA could not finish this in time. Go back and try again in a few seconds.", true
 	}
 	return http.StatusInternalServerError, "Something went wrong on our side; nothing you did caused it. Try again; if it keeps happening, contact the CA.", false
 }

@@ -165,23 +165,30 @@ func TestSessionsUnavailable(t *testing.T) {
 }
 
 // hungSessions is a store whose session reads never answer, as with a
-// database that hangs instead of refusing.
+// database that hangs instead of refusing: like the PostgreSQL adapter,
+// it gives up after the bound the caller asked for (store.WithOpTimeout),
+// and without one it waits for good.
 type hungSessions struct{ Store }
 
 func (hungSessions) PortalSession(ctx context.Context, _ []byte) (store.PortalSession, error) {
+	if b := store.OpBoundOf(ctx); b != nil && b.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.Timeout)
+		defer cancel()
+	}
 	<-ctx.Done()
-	return store.PortalSession{}, fmt.Errorf("reading the session: %w", ctx.Err())
+	return store.PortalSession{}, fmt.Errorf("reading the session: %w: %w", store.ErrUnavailable, ctx.Err())
 }
 
-// TestDeadline: a hung store is given up on at the request's deadline:
-// the page says the CA is unavailable and when to come back, instead of
-// never loading.
-func TestDeadline(t *testing.T) {
+// TestStoreTimeout: the portal bounds its store operations, so a hung
+// store is given up on: the page says the CA is unavailable and when to
+// come back, instead of never loading.
+func TestStoreTimeout(t *testing.T) {
 	e := newEnv(t)
 	d := e.h.d
 	d.Store = hungSessions{e.st}
 	cfg := e.h.cfg
-	cfg.Deadline = 50 * time.Millisecond
+	cfg.StoreTimeout = 50 * time.Millisecond
 	h, err := New(cfg, d)
 	if err != nil {
 		t.Fatal(err)

@@ -183,9 +183,25 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// op bounds one operation by OpTimeout when ctx has no deadline.
+// op bounds one operation: by the caller's store.WithOpTimeout (or ctx's
+// deadline if sooner), else by OpTimeout when ctx has no deadline. Under
+// a WithOpTimeout bound, an operation that times out expires the bound,
+// and the following ones fail at once.
 func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok || s.opTimeout <= 0 {
+	b := store.OpBoundOf(ctx)
+	_, hasDeadline := ctx.Deadline()
+	switch {
+	case b != nil && b.Expired():
+		return context.WithDeadline(ctx, time.Time{}) // already past: fails as unavailable
+	case b != nil && b.Timeout > 0:
+		octx, cancel := context.WithTimeout(ctx, b.Timeout) // the earlier of the two deadlines wins
+		return octx, func() {
+			if errors.Is(octx.Err(), context.DeadlineExceeded) {
+				b.Expire()
+			}
+			cancel()
+		}
+	case b != nil, hasDeadline, s.opTimeout <= 0:
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, s.opTimeout)
