@@ -46,6 +46,7 @@ import (
 	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/profile"
 )
@@ -289,6 +290,13 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 		return store.Certificate{}, fmt.Errorf("issuer: refusing to sign %s: %w", sn, err)
 	}
 	der, err := x509.CreateCertificate(ca.rand, tmpl, is.Cert, r.PublicKey, is.Signer)
+	if err != nil && temporarilyUnavailable(err) {
+		// The key's token is down (pkcs11key fails fast while it is):
+		// nothing was signed, the reserved serial stays unused, and the
+		// caller may retry.
+		ca.log.Warn("signing key unavailable", "serial", sn, "issuer", is.ID, "err", err)
+		return store.Certificate{}, &fault.UnavailableError{Detail: "the CA's signing key cannot be reached right now; nothing was issued"}
+	}
 	if err != nil {
 		return store.Certificate{}, fmt.Errorf("issuer: signing %s with %s: %w", sn, is.ID, err)
 	}
@@ -414,4 +422,14 @@ func (ca *CA) SignForLoad(ctx context.Context, family, name string, pub crypto.P
 		NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, Status: status.Good,
 	}
 	return row, ctx.Err()
+}
+
+// temporarilyUnavailable reports an error that says a dependency is down
+// for a while rather than that the request failed: the signer's errors
+// carry an Unavailable method then (pkcs11key.ErrUnavailable, for a token
+// that cannot be reached), which the issuance core checks without
+// importing the HSM package.
+func temporarilyUnavailable(err error) bool {
+	var u interface{ Unavailable() bool }
+	return errors.As(err, &u) && u.Unavailable()
 }

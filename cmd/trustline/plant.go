@@ -165,6 +165,16 @@ func (r *plantRole) keys() (pki.Keys, string, error) {
 		return nil, "", fmt.Errorf("hsm: %w", err)
 	}
 	r.closers = append(r.closers, func() { tok.Close() })
+	if r.reg != nil {
+		r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trustline_hsm_available",
+			Help: "1 while the HSM token answers; 0 while it cannot be reached and signatures fail fast (docs/operations.md)."},
+			func() float64 {
+				if tok.Available() {
+					return 1
+				}
+				return 0
+			}))
+	}
 	return tok, "pkcs11", nil
 }
 

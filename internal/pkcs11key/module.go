@@ -9,6 +9,33 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
+// cryptoki is the part of the Cryptoki API (*pkcs11.Ctx) that a Token
+// calls once its module is loaded: slots, sessions, login, objects and
+// signing (Logout and CloseAllSessions only in tests, which break sessions
+// with them). It exists so that tests can put a fault-injecting wrapper
+// around the real module; Open always uses the real one.
+type cryptoki interface {
+	GetSlotList(tokenPresent bool) ([]uint, error)
+	GetTokenInfo(slotID uint) (pkcs11.TokenInfo, error)
+	OpenSession(slotID uint, flags uint) (pkcs11.SessionHandle, error)
+	CloseSession(sh pkcs11.SessionHandle) error
+	CloseAllSessions(slotID uint) error
+	GetSessionInfo(sh pkcs11.SessionHandle) (pkcs11.SessionInfo, error)
+	Login(sh pkcs11.SessionHandle, userType uint, pin string) error
+	Logout(sh pkcs11.SessionHandle) error
+	GetAttributeValue(sh pkcs11.SessionHandle, o pkcs11.ObjectHandle, a []*pkcs11.Attribute) ([]*pkcs11.Attribute, error)
+	SetAttributeValue(sh pkcs11.SessionHandle, o pkcs11.ObjectHandle, a []*pkcs11.Attribute) error
+	FindObjectsInit(sh pkcs11.SessionHandle, temp []*pkcs11.Attribute) error
+	FindObjects(sh pkcs11.SessionHandle, max int) ([]pkcs11.ObjectHandle, bool, error)
+	FindObjectsFinal(sh pkcs11.SessionHandle) error
+	GenerateRandom(sh pkcs11.SessionHandle, length int) ([]byte, error)
+	GenerateKeyPair(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, public, private []*pkcs11.Attribute) (pkcs11.ObjectHandle, pkcs11.ObjectHandle, error)
+	SignInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
+	Sign(sh pkcs11.SessionHandle, message []byte) ([]byte, error)
+}
+
+var _ cryptoki = (*pkcs11.Ctx)(nil)
+
 // modules is this package's one piece of package-level mutable state, and
 // it mirrors state that already exists per process: a PKCS#11 library is
 // initialised once per process (PKCS#11 v2.40 §5.4, C_Initialize) and

@@ -10,6 +10,12 @@
 // operation retried once, so a token reset costs one slow signature rather
 // than an outage.
 //
+// A token that cannot even open or log in a session (removed, failed, out
+// of sessions) is marked unavailable: operations then fail at once with
+// ErrUnavailable instead of each paying for a round trip to a dead device,
+// except one probe per Config.ProbeInterval, whose success makes the token
+// available again. Token.Available reports the state to health checks.
+//
 // Only cmd/trustline (wiring) and the issuance core's key loading may import
 // this package; the responder and origin must not (a deps test enforces
 // it). Everything else receives a crypto.Signer.
@@ -32,6 +38,7 @@ import (
 const (
 	DefaultSessions       = 4
 	DefaultAcquireTimeout = 5 * time.Second
+	DefaultProbeInterval  = time.Second
 )
 
 // maxLabelLen is the size of CK_TOKEN_INFO.label.
@@ -57,6 +64,12 @@ type Config struct {
 	// a free session; 0 means DefaultAcquireTimeout. Methods that take a
 	// context wait as long as the context allows.
 	AcquireTimeout time.Duration
+	// ProbeInterval is how often, while the token is unavailable, one
+	// operation is let through to find out whether it is back; all the
+	// others fail at once with ErrUnavailable. 0 means
+	// DefaultProbeInterval. Shorter notices a restored token sooner; each
+	// probe of a dead token costs its caller one failed round trip.
+	ProbeInterval time.Duration
 }
 
 // Validate reports the first problem with c, naming the field.
@@ -76,6 +89,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("pkcs11key: config: Sessions %d must be between 0 (default %d) and 1024", c.Sessions, DefaultSessions)
 	case c.AcquireTimeout < 0:
 		return fmt.Errorf("pkcs11key: config: AcquireTimeout %v must not be negative", c.AcquireTimeout)
+	case c.ProbeInterval < 0:
+		return fmt.Errorf("pkcs11key: config: ProbeInterval %v must not be negative", c.ProbeInterval)
 	}
 	return nil
 }
@@ -87,13 +102,16 @@ func (c Config) withDefaults() Config {
 	if c.AcquireTimeout == 0 {
 		c.AcquireTimeout = DefaultAcquireTimeout
 	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
 	return c
 }
 
 // String describes c without the PIN, so that printing a config is safe.
 func (c Config) String() string {
-	return fmt.Sprintf("pkcs11key.Config{ModulePath:%q TokenLabel:%q PIN:<redacted> Sessions:%d AcquireTimeout:%v}",
-		c.ModulePath, c.TokenLabel, c.Sessions, c.AcquireTimeout)
+	return fmt.Sprintf("pkcs11key.Config{ModulePath:%q TokenLabel:%q PIN:<redacted> Sessions:%d AcquireTimeout:%v ProbeInterval:%v}",
+		c.ModulePath, c.TokenLabel, c.Sessions, c.AcquireTimeout, c.ProbeInterval)
 }
 
 // GoString keeps %#v from printing the PIN too.
@@ -106,6 +124,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("token", c.TokenLabel),
 		slog.Int("sessions", c.Sessions),
 		slog.Duration("acquire_timeout", c.AcquireTimeout),
+		slog.Duration("probe_interval", c.ProbeInterval),
 	)
 }
 
@@ -116,7 +135,22 @@ var (
 	ErrKeyNotFound   = errors.New("key not found")
 	ErrKeyExists     = errors.New("a key with this label already exists")
 	ErrClosed        = errors.New("token closed")
+	// ErrUnavailable means the token could not be reached (removed,
+	// failed, out of sessions) and the operation failed without trying it,
+	// or trying it found the token gone. It is temporary: a caller that
+	// can degrade (answer "try later", retry later) should, rather than
+	// queue for the token. Callers that must not import this package
+	// recognise it by its method Unavailable() bool.
+	ErrUnavailable error = unavailableError{}
 )
+
+// unavailableError is ErrUnavailable's type.
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "token unavailable" }
+
+// Unavailable reports that the error is a temporary outage of the token.
+func (unavailableError) Unavailable() bool { return true }
 
 // Token is an open, logged-in PKCS#11 token with a pool of sessions. It is
 // safe for concurrent use.
@@ -124,8 +158,9 @@ type Token struct {
 	cfg  Config
 	log  *slog.Logger
 	mod  *module
-	p11  *pkcs11.Ctx // mod.ctx, for brevity
+	p11  cryptoki // mod.ctx, for brevity; tests wrap it to inject faults
 	slot uint
+	brk  breaker
 
 	pool      chan *session
 	done      chan struct{} // closed by Close: wakes waiters in acquire
@@ -161,6 +196,12 @@ func Open(cfg Config, logger *slog.Logger) (*Token, error) {
 		p11:  mod.ctx,
 		pool: make(chan *session, cfg.Sessions),
 		done: make(chan struct{}),
+		brk: breaker{
+			interval: cfg.ProbeInterval,
+			now:      time.Now,
+			log:      logger,
+			token:    cfg.TokenLabel,
+		},
 	}
 	info, err := t.findSlot()
 	if err == nil {
@@ -177,6 +218,14 @@ func Open(cfg Config, logger *slog.Logger) (*Token, error) {
 		"model", info.Model,
 		"serial", info.SerialNumber)
 	return t, nil
+}
+
+// Available reports whether the token is open and answering: it turns
+// false when an operation finds the token unreachable, and true again when
+// a probe (see Config.ProbeInterval) reaches it. It costs two atomic
+// loads, so health checks and metrics may call it freely.
+func (t *Token) Available() bool {
+	return !t.closed.Load() && !t.brk.down.Load()
 }
 
 // findSlot sets t.slot to the one slot whose token has the configured label.

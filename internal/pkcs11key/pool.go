@@ -52,29 +52,69 @@ func (t *Token) acquire(ctx context.Context, wait time.Duration) (*session, erro
 	return s, nil
 }
 
+// release returns s, open or dropped, to the pool.
 func (t *Token) release(s *session) { t.pool <- s }
 
 // do runs op on a pooled session. When op fails because the session, the
 // login or the device behind it is gone, the session is replaced and op runs
-// once more on the fresh one. op's errors are returned unwrapped.
+// once more on the fresh one. op's errors are returned unwrapped, except
+// that ErrUnavailable wraps them when a session could not be opened because
+// the token is gone; that, and only that, opens the breaker. While the
+// breaker is open, do fails at once with ErrUnavailable unless its caller
+// is let through as the interval's probe; while it is closed, it costs do
+// three atomic loads.
 func (t *Token) do(ctx context.Context, wait time.Duration, op func(pkcs11.SessionHandle) error) error {
-	s, err := t.acquire(ctx, wait)
-	if err != nil {
-		return err
-	}
-	defer t.release(s)
-	if !s.open {
-		if err := t.openSession(s); err != nil {
+	var probe bool
+	if t.brk.down.Load() {
+		var err error
+		if probe, err = t.admit(); err != nil {
 			return err
 		}
 	}
-	err = op(s.h)
+	s, err := t.acquire(ctx, wait)
+	if err != nil {
+		if probe {
+			t.brk.abandon()
+		}
+		return err
+	}
+	defer t.release(s)
+	// Callers that were already waiting for a session when the token went
+	// down must not each go and find that out again. (One may become the
+	// probe; record treats a probe's outcome like any other.)
+	if !probe && t.brk.down.Load() {
+		if _, err = t.admit(); err != nil {
+			return err
+		}
+	}
+	err = t.run(s, op)
+	t.brk.record(err)
+	return err
+}
+
+// admit asks the open breaker whether the caller may go to the token, as
+// the interval's probe or (if it has just closed) as an ordinary caller.
+func (t *Token) admit() (probe bool, err error) {
+	if t.closed.Load() {
+		return false, fmt.Errorf("pkcs11key: %w", ErrClosed)
+	}
+	return t.brk.admit()
+}
+
+// run is do's work on the session s it acquired.
+func (t *Token) run(s *session, op func(pkcs11.SessionHandle) error) error {
+	if !s.open {
+		if err := t.openSession(s); err != nil {
+			return unreachable(err, err) // the open error is all there is
+		}
+	}
+	err := op(s.h)
 	if !sessionLost(err) {
 		return err
 	}
 	t.log.Warn("pkcs11 session lost, replacing it", "token", t.cfg.TokenLabel, "error", err)
 	if rerr := t.openSession(s); rerr != nil {
-		return fmt.Errorf("%w; replacing the session: %w", err, rerr)
+		return unreachable(fmt.Errorf("%w; replacing the session: %w", err, rerr), rerr)
 	}
 	err = op(s.h)
 	if sessionLost(err) {
@@ -132,6 +172,9 @@ func (t *Token) login(h pkcs11.SessionHandle) error {
 // one may work: the handle, the login or the device went away, or the
 // session was left with an operation it will not finish.
 func sessionLost(err error) bool {
+	if err == nil {
+		return false // before ckr, which escapes: no allocation on success
+	}
 	var ckr pkcs11.Error
 	if !errors.As(err, &ckr) {
 		return false
@@ -151,7 +194,11 @@ func sessionLost(err error) bool {
 	return false
 }
 
+// isCKR reports whether err wraps the PKCS#11 return value rv.
 func isCKR(err error, rv uint) bool {
+	if err == nil {
+		return false // as in sessionLost
+	}
 	var ckr pkcs11.Error
 	return errors.As(err, &ckr) && uint(ckr) == rv
 }

@@ -610,6 +610,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative sessions", func(c *Config) { c.Sessions = -1 }, "Sessions -1"},
 		{"too many sessions", func(c *Config) { c.Sessions = 5000 }, "Sessions 5000"},
 		{"negative timeout", func(c *Config) { c.AcquireTimeout = -time.Second }, "AcquireTimeout"},
+		{"negative probe interval", func(c *Config) { c.ProbeInterval = -time.Second }, "ProbeInterval -1s must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -631,7 +632,7 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	d := good.withDefaults()
-	if d.Sessions != DefaultSessions || d.AcquireTimeout != DefaultAcquireTimeout {
+	if d.Sessions != DefaultSessions || d.AcquireTimeout != DefaultAcquireTimeout || d.ProbeInterval != DefaultProbeInterval {
 		t.Errorf("withDefaults = %+v", d)
 	}
 }
@@ -644,6 +645,18 @@ func TestConfigHidesPIN(t *testing.T) {
 		if strings.Contains(s, "s3cret-pin") {
 			t.Errorf("PIN shown in %q", s)
 		}
+	}
+}
+
+func TestConfigShowsProbeInterval(t *testing.T) {
+	c := Config{ModulePath: "/m.so", TokenLabel: "ca", PIN: "1234", ProbeInterval: 2500 * time.Millisecond}
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("x", "config", c)
+	if s := c.String(); !strings.Contains(s, "ProbeInterval:2.5s") {
+		t.Errorf("String() = %q, want ProbeInterval:2.5s in it", s)
+	}
+	if s := b.String(); !strings.Contains(s, "config.probe_interval=2.5s") {
+		t.Errorf("logged %q, want config.probe_interval=2.5s in it", s)
 	}
 }
 

@@ -9,12 +9,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/pkcs11"
 	"github.com/trustline/trustline/internal/keyfile"
+	"github.com/trustline/trustline/internal/testfix"
 )
 
 func fmtV(v any) string { return fmt.Sprintf("%v %+v %#v %s", v, v, v, v) }
@@ -199,6 +203,85 @@ func TestSessionLost(t *testing.T) {
 	}
 }
 
+func TestTokenDown(t *testing.T) {
+	down := []uint{
+		pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_TOKEN_NOT_RECOGNIZED,
+		pkcs11.CKR_SLOT_ID_INVALID, pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_DEVICE_MEMORY,
+		pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_SESSION_COUNT,
+	}
+	up := []uint{
+		pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_LOCKED, pkcs11.CKR_KEY_HANDLE_INVALID,
+		pkcs11.CKR_ARGUMENTS_BAD, pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_USER_NOT_LOGGED_IN,
+		pkcs11.CKR_FUNCTION_FAILED, pkcs11.CKR_HOST_MEMORY, pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED,
+	}
+	for want, rvs := range map[bool][]uint{true: down, false: up} {
+		for _, rv := range rvs {
+			err := fmt.Errorf("pkcs11key: opening a session: %w", pkcs11.Error(rv))
+			if got := tokenDown(err); got != want {
+				t.Errorf("tokenDown(%v) = %v, want %v", err, got, want)
+			}
+		}
+	}
+	if tokenDown(nil) || tokenDown(errors.New("other")) {
+		t.Error("tokenDown of a nil or non-PKCS#11 error")
+	}
+}
+
+// TestBreaker walks the breaker through its states on a settable clock.
+func TestBreaker(t *testing.T) {
+	clock := testfix.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	var logs testfix.Buffer
+	b := &breaker{
+		interval: time.Second,
+		now:      clock.Now,
+		log:      slog.New(slog.NewTextHandler(&logs, nil)),
+		token:    "ca",
+	}
+	gone := fmt.Errorf("%w: %w", ErrUnavailable, pkcs11.Error(pkcs11.CKR_TOKEN_NOT_PRESENT))
+
+	b.record(nil)
+	b.record(pkcs11.Error(pkcs11.CKR_KEY_HANDLE_INVALID))
+	if b.down.Load() {
+		t.Fatal("ordinary results opened the breaker")
+	}
+	b.record(gone)
+	wantAdmit(t, b, false, "just tripped")
+	clock.Advance(999 * time.Millisecond)
+	wantAdmit(t, b, false, "before the interval")
+	clock.Advance(time.Millisecond)
+	wantAdmit(t, b, true, "after the interval")
+	wantAdmit(t, b, false, "while another probe is out")
+	b.abandon()
+	wantAdmit(t, b, true, "after a probe was abandoned")
+	b.record(gone)
+	wantAdmit(t, b, false, "after a failed probe")
+	clock.Advance(time.Second)
+	wantAdmit(t, b, true, "an interval after the failed probe")
+	b.record(nil)
+	wantAdmit(t, b, false, "closed")
+	if b.down.Load() {
+		t.Fatal("a successful probe left the breaker open")
+	}
+	for msg, want := range map[string]int{"level=WARN msg=\"pkcs11 token unavailable": 1, "level=INFO msg=\"pkcs11 token available again": 1} {
+		if n := strings.Count(logs.String(), msg); n != want {
+			t.Errorf("%s logged %d times, want %d:\n%s", msg, n, want, logs.String())
+		}
+	}
+}
+
+// wantAdmit checks whether b lets the next caller through as a probe; a
+// caller not let through must get ErrUnavailable while b is open.
+func wantAdmit(t *testing.T, b *breaker, probe bool, when string) {
+	t.Helper()
+	got, err := b.admit()
+	if got != probe {
+		t.Fatalf("%s: admit() probe = %v, want %v", when, got, probe)
+	}
+	if wantErr := b.down.Load() && !probe; wantErr != errors.Is(err, ErrUnavailable) {
+		t.Fatalf("%s: admit() error = %v, want ErrUnavailable: %v", when, err, wantErr)
+	}
+}
+
 // FuzzECPublicKey feeds arbitrary CKA_EC_PARAMS and CKA_EC_POINT values, as
 // a faulty or hostile module might return them.
 func FuzzECPublicKey(f *testing.F) {
@@ -219,4 +302,17 @@ func FuzzECPublicKey(f *testing.F) {
 			t.Fatal("accepted a point off the curve")
 		}
 	})
+}
+
+// TestErrUnavailableSaysSo: packages that must not import this one (the
+// issuance core, the responder) recognise ErrUnavailable by its method.
+func TestErrUnavailableSaysSo(t *testing.T) {
+	err := fmt.Errorf("pkcs11key: signing with key %q: %w", "int", ErrUnavailable)
+	var u interface{ Unavailable() bool }
+	if !errors.As(err, &u) || !u.Unavailable() {
+		t.Errorf("%v: no Unavailable() true in its chain", err)
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("%v: errors.Is(ErrUnavailable) false", err)
+	}
 }
