@@ -6,7 +6,7 @@ BIN         := bin/trustline
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEV_FLAGS   ?=
 
-.PHONY: build run plant test test-short test-race lint fmt bench bench-scale bench-chaos bench-chaos-postgres bench-peers bench-compare clean
+.PHONY: build run plant test test-short test-race lint fmt bench bench-scale bench-chaos bench-chaos-plant bench-chaos-postgres bench-peers bench-compare clean
 
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -66,6 +66,13 @@ bench-scale: build
 # (docs/bench.md): bench/results/chaos-redis.{json,md}.
 bench-chaos: build
 	./$(BIN) bench chaos --bin ./$(BIN) --out bench/results --name chaos-redis
+
+# The same Redis schedule against a plant (the production roles as
+# separate processes; the pre-signer with one worker, leaving the other
+# core to the responder as a machine of its own would): about 2 minutes,
+# bench/results/chaos-redis-plant-w1.{json,md}.
+bench-chaos-plant: build
+	./$(BIN) bench chaos --bin ./$(BIN) --plant --presign-workers 1 --out bench/results --name chaos-redis-plant-w1
 
 # The store (a private PostgreSQL server) hung for 30 s, then killed and
 # restarted after 30 s, under OCSP, issuance and revocation load (about

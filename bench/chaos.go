@@ -49,7 +49,11 @@ type ChaosConfig struct {
 	// part; 0 means none. They are what a postgres target is judged on.
 	IssueRate  float64
 	RevokeRate float64
-	Keep       bool
+	// Plant runs the production roles as separate processes (see
+	// startPlant) instead of `trustline dev`; the store is then always a
+	// private PostgreSQL server.
+	Plant bool
+	Keep  bool
 }
 
 // ChaosAction is one step of a chaos schedule.
@@ -149,7 +153,7 @@ func RunChaosConfig(ctx context.Context, cfg ChaosConfig, stdout, stderr io.Writ
 		Started: time.Now().UTC(), Machine: DescribeMachine()}
 	sc := &scale{cfg: ScaleConfig{Certs: cfg.Certs, Revoked: cfg.Revoked, HashAlgs: "sha1,sha256", PresignWorkers: cfg.PresignWorkers}, h: h,
 		data: filepath.Join(h.work, "data"), s: s, stdout: stdout}
-	if usesPostgres(cfg.Schedule) {
+	if cfg.Plant || usesPostgres(cfg.Schedule) {
 		var stop func()
 		if pg, stop, err = sc.startPostgres(); err != nil {
 			return err
@@ -170,6 +174,9 @@ func RunChaosConfig(ctx context.Context, cfg ChaosConfig, stdout, stderr io.Writ
 		"load":         fmt.Sprintf("open loop, %.0f requests/s scheduled, at most %d in flight, %v measured; every request's answer checked for its responseStatus, one in 10 verified in full", cfg.Rate, cfg.Concurrency, cfg.Duration),
 		"schedule":     strings.Join(sched, ", "),
 	}
+	if cfg.Plant {
+		s.Setup["server"] = fmt.Sprintf("a plant: `trustline init`, then one api, one presigner (presign.workers %s), two responders, one crlgen and one origin as separate processes (file keys, text logs, crl.revocation_delay 5s), ephemeral loopback ports; the load goes to the first responder", workersOf(cfg.PresignWorkers))
+	}
 	if cfg.IssueRate > 0 || cfg.RevokeRate > 0 {
 		s.Setup["writes"] = fmt.Sprintf("open loop through the API: %.1f DV orders/s (one subscriber, at most 16 in flight, every acknowledged certificate fetched and checked afterwards), %.1f revocations/s by an admin", cfg.IssueRate, cfg.RevokeRate)
 	}
@@ -177,14 +184,8 @@ func RunChaosConfig(ctx context.Context, cfg ChaosConfig, stdout, stderr io.Writ
 }
 
 func runChaos(ctx context.Context, cfg ChaosConfig, sc *scale, redisBin string, pg *pgserver.Server) error {
-	if err := sc.populate(ctx); err != nil {
-		return err
-	}
-	redisProc, err := sc.startRedis(ctx, redisBin)
+	redisProc, err := sc.startTarget(ctx, cfg, redisBin, pg)
 	if err != nil {
-		return err
-	}
-	if err := sc.rebuild(ctx, nil); err != nil {
 		return err
 	}
 	issuers, err := loadIssuers(sc.data)
@@ -239,12 +240,10 @@ func runChaos(ctx context.Context, cfg ChaosConfig, sc *scale, redisBin string, 
 		issueEr error
 	)
 	if wl != nil {
-		wctx, wcancel := context.WithTimeout(ctx, cfg.Duration)
-		defer wcancel()
 		if cfg.IssueRate > 0 {
 			writes.Go(func() { issue, issueEr = wl.issue(ctx) })
 		}
-		writes.Go(func() { wl.revoke(wctx, revokable, cfg.RevokeRate) })
+		writes.Go(func() { wl.revoke(ctx, cfg.Duration, revokable, cfg.RevokeRate) })
 	}
 	run, err := runOCSP(ctx, ocfg, ep, c, len(certs), time.Now)
 	cancel()
@@ -271,6 +270,26 @@ func runChaos(ctx context.Context, cfg ChaosConfig, sc *scale, redisBin string, 
 		}
 	}
 	return errors.Join(append(failed, err)...)
+}
+
+// startTarget populates and starts what the load goes to: dev, or a
+// plant with cfg.Plant, with its Redis.
+func (sc *scale) startTarget(ctx context.Context, cfg ChaosConfig, redisBin string, pg *pgserver.Server) (*proc, error) {
+	if cfg.Plant {
+		redisProc, err := sc.startRedis(ctx, redisBin)
+		if err != nil {
+			return nil, err
+		}
+		return redisProc, sc.startPlant(ctx, pg)
+	}
+	if err := sc.populate(ctx); err != nil {
+		return nil, err
+	}
+	redisProc, err := sc.startRedis(ctx, redisBin)
+	if err != nil {
+		return nil, err
+	}
+	return redisProc, sc.rebuild(ctx, nil)
 }
 
 // chaosFigures adds the figures the degraded-operation goals are stated
@@ -410,6 +429,7 @@ func RunChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "measured duration, from the schedule's start")
 	fs.StringVar(&schedule, "schedule", "5s:kill:redis,8s:start:redis,8.5s:flushall:redis",
 		"AT:ACTION:TARGET,… with ACTION kill, stop, cont, start or flushall (redis only) and TARGET redis or postgres (a private server then holds the store)")
+	fs.BoolVar(&cfg.Plant, "plant", false, "run the production roles as separate processes (one api, presigner, crlgen and origin, two responders) on a private PostgreSQL instead of trustline dev")
 	fs.Float64Var(&cfg.IssueRate, "issue-rate", 0, "DV orders per second through the API during the measured part (0: none)")
 	fs.Float64Var(&cfg.RevokeRate, "revoke-rate", 0, "revocations per second by an admin during the measured part (0: none)")
 	registerMixFlags(fs, &cfg.Mix, Mix{Method: "mix", GetEncoding: "raw", SHA256: 0.5, Unknown: 0.02, Nonce: 0.05, Seed: 1})

@@ -55,30 +55,8 @@ func TestChaosSmoke(t *testing.T) {
 		t.Skip("builds and runs trustline dev and redis-server (~30 s)")
 	}
 	testenv.NeedCommand(t, "redis-server")
-	bin := buildTrustline(t)
-	out := t.TempDir()
-	var stdout, stderr strings.Builder
-	sched, err := ParseChaosSchedule("1s:kill:redis,3s:start:redis,3.5s:flushall:redis")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = RunChaosConfig(context.Background(), ChaosConfig{Bin: bin, Out: out, Name: "chaos", Certs: 2000, Revoked: 0.05,
-		Redis: "redis-server", Rate: 200, Concurrency: 4, Duration: 7 * time.Second, Schedule: sched,
-		Mix: Mix{Method: "mix", GetEncoding: "raw", SHA256: 0.5, Unknown: 0.02, Nonce: 0.05, Seed: 1}}, &stdout, &stderr)
-	t.Logf("chaos output:\n%s\n%s", stdout.String(), stderr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := readSuite(t, filepath.Join(out, "chaos.json"))
-	var run *Run
-	for _, r := range s.Runs {
-		if r.Name == "chaos" {
-			run = r
-		}
-	}
-	if run == nil {
-		t.Fatal("no chaos run")
-	}
+	cfg := ChaosConfig{Certs: 2000, Revoked: 0.05, Rate: 200, Concurrency: 4, Duration: 7 * time.Second}
+	run, out := runChaosSmall(t, cfg, "1s:kill:redis,3s:start:redis,3.5s:flushall:redis")
 	if len(run.Events) != 3 {
 		t.Errorf("events %+v, want 3", run.Events)
 	}
@@ -115,43 +93,26 @@ func TestSplitRevokable(t *testing.T) {
 	}
 }
 
-// TestChaosStoreSmoke runs `trustline bench chaos` small with the store
-// in a private PostgreSQL server that is hung (SIGSTOP) for 3 s while a
-// subscriber orders and an admin revokes: every request is answered
-// (201, 200 or 503, never a timeout or a 500), the outage is seen, and
-// afterwards nothing acknowledged is missing, no serial appears twice
-// and every shard's CRL numbers increase.
+// TestChaosStoreSmoke runs `trustline bench chaos --plant` small: the
+// production roles as separate processes, with the store in a private
+// PostgreSQL server that is hung (SIGSTOP) for 3 s while a subscriber
+// orders and an admin revokes. Every request is answered (201, 200 or
+// 503, never a timeout or a 500), the outage is seen, and afterwards
+// nothing acknowledged is missing, no serial appears twice and every
+// shard's CRL numbers increase; the responder answers every OCSP request
+// correctly throughout.
 func TestChaosStoreSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs trustline dev, redis-server and a PostgreSQL server (~40 s)")
+		t.Skip("builds and runs a plant of trustline processes, redis-server and a PostgreSQL server (~40 s)")
 	}
 	testenv.NeedCommand(t, "redis-server")
 	testenv.StartPostgres(t) // only to skip or fail loudly without the server binaries
-	bin := buildTrustline(t)
-	out := t.TempDir()
-	var stdout, stderr strings.Builder
-	sched, err := ParseChaosSchedule("2s:stop:postgres,5s:cont:postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = RunChaosConfig(context.Background(), ChaosConfig{Bin: bin, Out: out, Name: "chaos", Certs: 2000, Revoked: 0.05,
-		Redis: "redis-server", Rate: 100, Concurrency: 4, Duration: 9 * time.Second, Schedule: sched, IssueRate: 3, RevokeRate: 2,
-		Mix: Mix{Method: "mix", GetEncoding: "raw", SHA256: 0.5, Unknown: 0.02, Nonce: 0.05, Seed: 1}}, &stdout, &stderr)
-	t.Logf("chaos output:\n%s\n%s", stdout.String(), stderr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := readSuite(t, filepath.Join(out, "chaos.json"))
-	var run *Run
-	for _, r := range s.Runs {
-		if r.Name == "chaos" {
-			run = r
-		}
-	}
-	if run == nil {
-		t.Fatal("no chaos run")
-	}
+	cfg := ChaosConfig{Certs: 2000, Revoked: 0.05, Rate: 100, Concurrency: 4, Duration: 9 * time.Second, IssueRate: 3, RevokeRate: 2, Plant: true}
+	run, _ := runChaosSmall(t, cfg, "2s:stop:postgres,5s:cont:postgres")
 	f := run.Figures
+	if run.Errors != 0 {
+		t.Errorf("OCSP errors %v", run.ErrorsByKind)
+	}
 	for _, zero := range []string{"wrong_answers", "issue_other_errors", "revoke_other_errors", "lost_orders", "lost_revocations",
 		"duplicate_serials", "crl_number_not_increasing"} {
 		if f[zero] != 0 {
@@ -161,4 +122,30 @@ func TestChaosStoreSmoke(t *testing.T) {
 	if f["issue_answered_503"]+f["revoke_answered_503"] == 0 || f["orders_checked_after"] == 0 || f["revoke_ok"] == 0 || f["crl_publications"] == 0 {
 		t.Errorf("the outage or the writes went unseen: %v", f)
 	}
+}
+
+// runChaosSmall runs `trustline bench chaos` as cfg says (the binary built
+// for the test, redis-server, the request mix of make bench-chaos) with
+// schedule, and returns the measured run and the results directory.
+func runChaosSmall(t *testing.T, cfg ChaosConfig, schedule string) (*Run, string) {
+	t.Helper()
+	sched, err := ParseChaosSchedule(schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Bin, cfg.Out, cfg.Name, cfg.Redis, cfg.Schedule = buildTrustline(t), t.TempDir(), "chaos", "redis-server", sched
+	cfg.Mix = Mix{Method: "mix", GetEncoding: "raw", SHA256: 0.5, Unknown: 0.02, Nonce: 0.05, Seed: 1}
+	var stdout, stderr strings.Builder
+	err = RunChaosConfig(context.Background(), cfg, &stdout, &stderr)
+	t.Logf("chaos output:\n%s\n%s", stdout.String(), stderr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range readSuite(t, filepath.Join(cfg.Out, "chaos.json")).Runs {
+		if r.Name == "chaos" {
+			return r, cfg.Out
+		}
+	}
+	t.Fatal("no chaos run")
+	return nil, ""
 }

@@ -134,19 +134,23 @@ func splitRevokable(certs []Cert, n int) (rest, revokable []Cert) {
 }
 
 // revoke revokes good populated certificates, one every 1/rate seconds,
-// until ctx ends, recording each answer.
-func (w *writeLoad) revoke(ctx context.Context, certs []Cert, rate float64) {
+// for d, recording each answer; a revocation in flight at the end is
+// waited for (its client timeout bounds it).
+func (w *writeLoad) revoke(ctx context.Context, d time.Duration, certs []Cert, rate float64) {
 	if rate <= 0 {
 		return
 	}
 	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer t.Stop()
+	end := time.After(d)
 	for _, c := range certs {
 		if c.Status != status.Good {
 			continue
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-end:
 			return
 		case <-t.C:
 		}

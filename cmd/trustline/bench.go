@@ -14,6 +14,7 @@ import (
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/pki"
 )
 
 // runBench dispatches `trustline bench <scenario>`.
@@ -63,6 +64,7 @@ func runPopulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	ocsp := fs.String("ocsp", def.OCSP, "OCSP address written into AIA")
 	crl := fs.String("crl", def.CRL, "CRL origin address written into CRLDP and caIssuers")
 	shards := fs.Int("crl-shards", def.CRLShards, "CRL shards per intermediate")
+	plantCfg := fs.String("config", "", "a plant's configuration (trustline init): sign with its hierarchy into its store instead of a dev store; --data then only receives the hierarchy's certificates (DIR/ca) for the other benches")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -70,6 +72,16 @@ func runPopulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return cli.Usage("populate: --certs must be positive and --revoked-fraction in [0, 1]")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	last := time.Now()
+	progress := func(d int) {
+		if time.Since(last) > 2*time.Second {
+			last = time.Now()
+			fmt.Fprintf(stderr, "populate: %d/%d\n", d, *n)
+		}
+	}
+	if *plantCfg != "" {
+		return populatePlant(ctx, *plantCfg, sf.data, populateRequest(*n, *revoked, *family, progress), stdout, log)
+	}
 	st, dataDir, err := sf.open(ctx, log)
 	if err != nil {
 		return err
@@ -97,14 +109,51 @@ func runPopulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	start := time.Now()
-	last := start
-	done, err := bench.Populate(ctx, svc.ca, bulk, populateRequest(*n, *revoked, *family, func(d int) {
-		if time.Since(last) > 2*time.Second {
-			last = time.Now()
-			fmt.Fprintf(stderr, "populate: %d/%d\n", d, *n)
-		}
-	}))
+	done, err := bench.Populate(ctx, svc.ca, bulk, populateRequest(*n, *revoked, *family, progress))
 	el := time.Since(start)
 	fmt.Fprintf(stdout, "populated %d certificates in %.2fs (%.0f/s) into %s\n", done, el.Seconds(), float64(done)/el.Seconds(), dataDir)
+	return err
+}
+
+// populatePlant is `bench populate --config FILE`: the certificates are
+// signed by the plant's intermediates (its keys, file or HSM, as the api
+// role opens them) into the plant's store, and the hierarchy's
+// certificates are exported into dataDir/ca, where the OCSP and chaos
+// benches read the issuers from.
+func populatePlant(ctx context.Context, cfgPath, dataDir string, req bench.PopulateRequest, stdout io.Writer, log *slog.Logger) error {
+	cfg, err := config.LoadPlant(cfgPath)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	r := &plantRole{name: "populate", cfg: cfg, cfgPath: cfgPath, log: log}
+	defer func() {
+		for i := len(r.closers) - 1; i >= 0; i-- {
+			r.closers[i]()
+		}
+	}()
+	st, p, err := r.openHierarchy(ctx, pki.IssuingKeys)
+	if err != nil {
+		return err
+	}
+	bulk, ok := st.(store.BulkLoader)
+	if !ok {
+		return fmt.Errorf("populate: the %T store has no bulk insert", st)
+	}
+	if err := p.Export(filepath.Join(dataDir, "ca")); err != nil {
+		return err
+	}
+	pub := cfg.Public
+	svc, err := buildIssuance(ctx, st, p, issuanceOpts{ocspURL: pub.OCSP, crlBase: pub.CRL, caIssuersBase: pub.CAIssuersBase(),
+		apiURL: pub.API, shards: cfg.CRL.Shards, validation: cfg.Validation, mailer: mail.Dir{Path: filepath.Join(dataDir, "mail")}}, log)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	done, err := bench.Populate(ctx, svc.ca, bulk, req)
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "populated %d certificates in %.2fs (%.0f/s) into the plant's store (%s)\n", done, el.Seconds(), float64(done)/el.Seconds(), cfgPath)
 	return err
 }
