@@ -27,14 +27,53 @@ type cacheReader interface {
 // while the others still keep off it; the probe's success closes the
 // breaker, its failure opens it for another cooldown. A failure is logged
 // at most once per cooldown, and the recovery once. The lookup tier and
-// live signing's write-back share one.
+// live signing's write-back share one per part of the cache (breakers).
 type breaker struct {
-	cooldown  time.Duration
-	log       *slog.Logger
-	errors    prometheus.Counter
+	*breakerLog
 	downUntil atomic.Int64 // Unix nanoseconds; 0 while closed
 	probing   atomic.Bool  // half-open: a probe is under way
-	loggedAt  atomic.Int64 // Unix nanoseconds of the last failure logged
+}
+
+// breakerLog is what the breakers of one responder share: their settings,
+// the error counter, and the times of the last logs, so that a Redis
+// Cluster master lost with its thousands of slots logs once per cooldown,
+// not once per slot.
+type breakerLog struct {
+	cooldown time.Duration
+	log      *slog.Logger
+	errors   prometheus.Counter
+	failAt   atomic.Int64 // Unix nanoseconds of the last failure logged
+	okAt     atomic.Int64 // Unix nanoseconds of the last recovery logged
+}
+
+// breakers are a responder's cache breakers: one per part of a
+// partitioned cache (ocspcache.Partitioned: a Redis Cluster's hash
+// slots), so that a master lost until its replica is promoted keeps the
+// responder off that master's slots only; else one.
+type breakers struct {
+	parts []breaker
+	part  func(key string) int // nil: one part
+}
+
+// newBreakers returns the breakers for cache.
+func newBreakers(cache any, cooldown time.Duration, log *slog.Logger, errors prometheus.Counter) *breakers {
+	bl := &breakerLog{cooldown: cooldown, log: log, errors: errors}
+	bs := &breakers{parts: make([]breaker, 1)}
+	if p, ok := cache.(ocspcache.Partitioned); ok && p.Partitions() > 1 {
+		bs.parts, bs.part = make([]breaker, p.Partitions()), p.Partition
+	}
+	for i := range bs.parts {
+		bs.parts[i].breakerLog = bl
+	}
+	return bs
+}
+
+// of returns the breaker of the part key lives in.
+func (bs *breakers) of(key string) *breaker {
+	if bs.part == nil {
+		return &bs.parts[0]
+	}
+	return &bs.parts[bs.part(key)]
 }
 
 // allow reports whether a request at now may use the cache: always while
@@ -63,7 +102,10 @@ func (b *breaker) ok() {
 		return
 	}
 	if b.downUntil.Swap(0) != 0 {
-		b.log.Info("response cache answers again; breaker closed")
+		now := time.Now().UnixNano()
+		if last := b.okAt.Load(); now-last >= int64(b.cooldown) && b.okAt.CompareAndSwap(last, now) {
+			b.log.Info("response cache answers again; breaker closed")
+		}
 	}
 	b.probing.Store(false)
 }
@@ -73,7 +115,7 @@ func (b *breaker) fail(now time.Time, err error) {
 	b.errors.Inc()
 	b.downUntil.Store(now.Add(b.cooldown).UnixNano())
 	b.probing.Store(false)
-	if last := b.loggedAt.Load(); now.UnixNano()-last >= int64(b.cooldown) && b.loggedAt.CompareAndSwap(last, now.UnixNano()) {
+	if last := b.failAt.Load(); now.UnixNano()-last >= int64(b.cooldown) && b.failAt.CompareAndSwap(last, now.UnixNano()) {
 		b.log.Warn("response cache lookup failed; serving from L1 and live signing", "err", err, "cooldown", b.cooldown)
 	}
 }
@@ -85,7 +127,7 @@ func (b *breaker) fail(now time.Time, err error) {
 type cacheSource struct {
 	next    source
 	cache   cacheReader
-	brk     *breaker
+	brk     *breakers
 	m       *metrics
 	rr      renderer
 	timeout time.Duration // per Get or State
@@ -106,7 +148,7 @@ type cacheSource struct {
 
 // newCacheSource returns the tier over cache for responses pre-signed with
 // presigned (non-empty, valid) algorithms.
-func newCacheSource(cache cacheReader, presigned []ocspcodec.HashAlg, lookupTimeout, stateTTL time.Duration, brk *breaker, rr renderer, m *metrics, next source) *cacheSource {
+func newCacheSource(cache cacheReader, presigned []ocspcodec.HashAlg, lookupTimeout, stateTTL time.Duration, brk *breakers, rr renderer, m *metrics, next source) *cacheSource {
 	c := &cacheSource{next: next, cache: cache, brk: brk, m: m, rr: rr, timeout: lookupTimeout, stateTTL: stateTTL}
 	for _, h := range presigned {
 		c.presigned[h] = true
@@ -122,8 +164,8 @@ func newCacheSource(cache cacheReader, presigned []ocspcodec.HashAlg, lookupTime
 
 func (c *cacheSource) Response(ctx context.Context, l lookup) (*rendered, error) {
 	l.withKeyString()
-	if c.brk.allow(l.now) {
-		if rd, err := c.get(ctx, &l); rd != nil || err != nil {
+	if b := c.brk.of(l.str); b.allow(l.now) {
+		if rd, err := c.get(ctx, &l, b); rd != nil || err != nil {
 			return rd, err
 		}
 	}
@@ -133,7 +175,7 @@ func (c *cacheSource) Response(ctx context.Context, l lookup) (*rendered, error)
 // get looks l up. It returns the response, or ocspcache.ErrUnknown when
 // the miss proves the certificate unknown, or neither when next must be
 // asked.
-func (c *cacheSource) get(ctx context.Context, l *lookup) (*rendered, error) {
+func (c *cacheSource) get(ctx context.Context, l *lookup, b *breaker) (*rendered, error) {
 	keys := []string{l.str}
 	if !c.presigned[l.h] {
 		// The pre-signed response tells a known certificate from an
@@ -145,10 +187,10 @@ func (c *cacheSource) get(ctx context.Context, l *lookup) (*rendered, error) {
 	err := c.cache.Get(lctx, keys, out)
 	cancel()
 	if err != nil {
-		c.brk.fail(l.now, err)
+		b.fail(l.now, err)
 		return nil, nil
 	}
-	c.brk.ok()
+	b.ok()
 	if e := &out[0]; e.Found() && l.now.Before(e.NextUpdate) {
 		c.m.cacheHits.Inc()
 		return c.rr.render(l, e), nil
@@ -175,8 +217,11 @@ func (c *cacheSource) isComplete(ctx context.Context, now time.Time) bool {
 	ok := err == nil && st.Complete && (c.lossy == nil || !c.lossy.Dropped())
 	c.complete.Store(ok)
 	c.checkedAt.Store(now.UnixNano())
-	if err != nil {
-		c.brk.fail(now, err)
+	if err != nil && c.brk.part == nil {
+		// On a partitioned cache the state key lives in one part among
+		// many: its failure says nothing of the others, and lookups trip
+		// the parts they touch by themselves.
+		c.brk.of("").fail(now, err)
 	}
 	return ok
 }

@@ -98,7 +98,7 @@ type cacheWriter interface {
 type liveSource struct {
 	signer      LiveSigner
 	cache       cacheWriter
-	brk         *breaker
+	brk         *breakers
 	rr          renderer
 	signTimeout time.Duration
 	putTimeout  time.Duration
@@ -120,17 +120,17 @@ func (s *liveSource) Response(ctx context.Context, l lookup) (*rendered, error) 
 		return nil, errors.New("responder: live signer returned no usable response")
 	}
 	rd := s.rr.render(&l, &e)
-	if s.brk.closed() {
-		s.put(ctx, l.now, ocspcache.Item{Key: l.str, Entry: e})
+	if b := s.brk.of(l.str); b.closed() {
+		s.put(ctx, b, l.now, ocspcache.Item{Key: l.str, Entry: e})
 	}
 	return rd, nil
 }
 
 // put writes it to the cache; a failure trips the breaker.
-func (s *liveSource) put(ctx context.Context, now time.Time, it ocspcache.Item) {
+func (s *liveSource) put(ctx context.Context, b *breaker, now time.Time, it ocspcache.Item) {
 	pctx, cancel := context.WithTimeout(ctx, s.putTimeout)
 	defer cancel()
 	if err := s.cache.Put(pctx, []ocspcache.Item{it}); err != nil {
-		s.brk.fail(now, err)
+		b.fail(now, err)
 	}
 }

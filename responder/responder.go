@@ -192,7 +192,7 @@ func newIssuers(cfg Config) ([]*issuer, error) {
 // cache, then live signing if there is a signer and a budget for it.
 func newChain(cfg Config, d Deps, m *metrics) source {
 	rr := renderer{tagHeader: cfg.CacheTagHeader}
-	brk := &breaker{cooldown: cfg.Cooldown, log: d.Log, errors: m.cacheErrors}
+	brk := newBreakers(d.Cache, cfg.Cooldown, d.Log, m.cacheErrors)
 	var live source = unavailable{}
 	if cfg.LiveSigning > 0 && d.Signer != nil {
 		live = &liveSource{signer: d.Signer, cache: d.Cache, brk: brk, rr: rr, signTimeout: cfg.SignTimeout, putTimeout: cfg.LookupTimeout}

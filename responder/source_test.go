@@ -163,8 +163,8 @@ func (c *fakeCache) gets() int {
 	return len(c.keys)
 }
 
-func testBreaker(m *metrics, log *slog.Logger) *breaker {
-	return &breaker{cooldown: time.Second, log: log, errors: m.cacheErrors}
+func testBreaker(m *metrics, log *slog.Logger) *breakers {
+	return newBreakers(nil, time.Second, log, m.cacheErrors)
 }
 
 // outcome names what a source answered: "unknown" (an error wrapping
@@ -457,7 +457,7 @@ func TestCacheSourceState(t *testing.T) {
 	if err := ask(3 * time.Second); err != errTest {
 		t.Errorf("State failing: err = %v, want next's", err)
 	}
-	if brk.closed() || brk.allow(testNow.Add(3*time.Second)) || testutil.ToFloat64(m.cacheErrors) != 1 {
+	if brk.of("").closed() || brk.of("").allow(testNow.Add(3*time.Second)) || testutil.ToFloat64(m.cacheErrors) != 1 {
 		t.Error("a failed State read did not trip the breaker")
 	}
 }
@@ -471,7 +471,7 @@ func (stateFails) State(context.Context) (ocspcache.State, error) { return ocspc
 func TestBreakerLogs(t *testing.T) {
 	var buf testfix.Buffer
 	m := testMetrics(t)
-	b := testBreaker(m, slog.New(slog.NewTextHandler(&buf, nil)))
+	b := testBreaker(m, slog.New(slog.NewTextHandler(&buf, nil))).of("")
 	for _, after := range []time.Duration{0, 10 * time.Millisecond, 999 * time.Millisecond, time.Second, 1500 * time.Millisecond} {
 		b.fail(testNow.Add(after), errDown)
 	}
@@ -491,7 +491,7 @@ func TestBreakerLogs(t *testing.T) {
 // a failed probe opens the breaker for another cooldown.
 func TestBreakerHalfOpen(t *testing.T) {
 	var buf testfix.Buffer
-	b := testBreaker(testMetrics(t), slog.New(slog.NewTextHandler(&buf, nil)))
+	b := testBreaker(testMetrics(t), slog.New(slog.NewTextHandler(&buf, nil))).of("")
 	for range 2 {
 		if !b.allow(testNow) || !b.closed() {
 			t.Fatal("a closed breaker refuses requests")
@@ -687,7 +687,7 @@ func checkLiveSource(t *testing.T, tc liveCase) {
 	m := testMetrics(t)
 	brk := testBreaker(m, testfix.QuietLogger())
 	if tc.cacheDown {
-		brk.fail(testNow, errDown)
+		brk.of("").fail(testNow, errDown)
 	}
 	errsBefore := testutil.ToFloat64(m.cacheErrors)
 	var calls []string
@@ -800,4 +800,60 @@ func chain(s source) []string {
 		}
 	}
 	return out
+}
+
+// twoParts is a cache of two parts, as a Redis Cluster has many: keys of
+// serial 03ab live in part 1, whose server is down; the rest in part 0.
+type twoParts struct{ *fakeCache }
+
+func (twoParts) Partitions() int { return 2 }
+
+func (twoParts) Partition(key string) int {
+	if strings.Contains(key, ":03ab:") {
+		return 1
+	}
+	return 0
+}
+
+func (c twoParts) Get(ctx context.Context, keys []string, out []ocspcache.Entry) error {
+	for _, k := range keys {
+		if c.Partition(k) == 1 {
+			c.fakeCache.Get(ctx, keys, out) // counted as asked
+			return errDown
+		}
+	}
+	return c.fakeCache.Get(ctx, keys, out)
+}
+
+// TestBreakerPerPart: on a partitioned cache a failing part trips its
+// own breaker only: its keys go to next without asking the cache for a
+// cooldown, while the other part's keys are still looked up.
+func TestBreakerPerPart(t *testing.T) {
+	ctx := context.Background()
+	m := testMetrics(t)
+	fc := &fakeCache{state: ocspcache.State{Epoch: "e", Complete: true}}
+	cache := twoParts{fc}
+	next := &stubSource{err: errTest}
+	brk := newBreakers(cache, time.Second, testfix.QuietLogger(), m.cacheErrors)
+	if len(brk.parts) != 2 {
+		t.Fatalf("%d breakers, want one per part", len(brk.parts))
+	}
+	s := newCacheSource(cache, []ocspcodec.HashAlg{ocspcodec.SHA256}, time.Second, time.Second, brk, renderer{}, m, next)
+	ask := func(sn string, after time.Duration) error {
+		_, err := s.Response(ctx, lookupAt(t, sn, ocspcodec.SHA256, testNow.Add(after)))
+		return err
+	}
+	if err := ask("03ab", 0); err != errTest {
+		t.Fatalf("the failing part: err = %v, want next's", err)
+	}
+	before := fc.gets()
+	if err := ask("03ab", 100*time.Millisecond); err != errTest || fc.gets() != before {
+		t.Errorf("the failing part within its cooldown: err = %v, cache asked %d times more, want next's and 0", err, fc.gets()-before)
+	}
+	if err := ask("02cd", 200*time.Millisecond); !errors.Is(err, ocspcache.ErrUnknown) || fc.gets() != before+1 {
+		t.Errorf("the other part: err = %v after %d lookups, want one lookup proving it unknown", err, fc.gets()-before)
+	}
+	if !brk.of(ocspcache.Key("x", "02cd", ocspcodec.SHA256)).closed() || brk.of(ocspcache.Key("x", "03ab", ocspcodec.SHA256)).closed() {
+		t.Error("want part 0 closed and part 1 open")
+	}
 }

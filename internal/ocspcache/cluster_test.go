@@ -152,6 +152,11 @@ func TestClusterFailover(t *testing.T) {
 			unaffected = append(unaffected, i)
 		}
 	}
+	for _, k := range keys[:20] {
+		if got, want := r.Partition(k.key), slotOf(prefix+"r:"+k.key); got != want {
+			t.Errorf("Partition(%s) = %d, CLUSTER KEYSLOT says %d", k.key, got, want)
+		}
+	}
 	if len(affected) == 0 || len(unaffected) == 0 {
 		t.Fatalf("%d keys on the victim, %d elsewhere: want some of both", len(affected), len(unaffected))
 	}

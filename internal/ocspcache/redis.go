@@ -65,6 +65,7 @@ type Redis struct {
 	client   redis.UniversalClient
 	log      *slog.Logger
 	mget     bool // MGET is safe: one node holds every key
+	cluster  bool // a Redis Cluster: keys are placed by hash slot
 	stateKey string
 	channel  string
 
@@ -151,8 +152,9 @@ func NewRedis(cfg RedisConfig, client redis.UniversalClient, log *slog.Logger) (
 		cfg.AckTimeout = time.Second
 	}
 	_, single := client.(*redis.Client)
+	_, cluster := client.(*redis.ClusterClient)
 	r := &Redis{
-		cfg: cfg, client: client, log: log, mget: single,
+		cfg: cfg, client: client, log: log, mget: single, cluster: cluster,
 		stateKey: cfg.Prefix + "state", channel: cfg.Prefix + "evict",
 		reqs: make(chan *getReq, 4*cfg.Coalesce), stop: make(chan struct{}), id: newReaderID(),
 		certs: make(map[certsID][]byte),
