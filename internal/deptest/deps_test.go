@@ -104,7 +104,8 @@ var leaves = []struct {
 	{module + "/internal/serial", "shared vocabulary", nil},
 	{module + "/internal/shard", "shared vocabulary", []string{module + "/internal/serial"}},
 	{module + "/internal/testfix", "the fixtures every package's tests share, origin's and the responder's included", []string{module + "/internal/issuerid"}},
-	{module + "/internal/testenv", "how every package's tests find a service", nil},
+	{module + "/internal/testenv", "how every package's tests find a service", []string{module + "/internal/pgserver"}},
+	{module + "/internal/pgserver", "the private PostgreSQL server of tests and benchmarks", nil},
 }
 
 func TestLeaves(t *testing.T) {
