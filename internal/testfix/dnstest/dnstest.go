@@ -4,6 +4,7 @@
 package dnstest
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -13,8 +14,8 @@ import (
 )
 
 // Zone is an authoritative-and-recursive-looking DNS server on
-// loopback, UDP and TCP on the same port, serving TXT, A and CNAME records
-// the tests set. UDP answers are truncated to the client's EDNS size (512
+// loopback, UDP and TCP on the same port, serving TXT, A, CAA and CNAME
+// records the tests set. UDP answers are truncated to the client's EDNS size (512
 // without EDNS), so large answers exercise the TCP fallback.
 type Zone struct {
 	// Addr is host:port, for UDP and TCP alike: a resolver address.
@@ -23,15 +24,17 @@ type Zone struct {
 	txt  map[string][]string
 	a    map[string]string
 	cn   map[string]string
+	caa  map[string][]dns.RR
 	fail map[string]int // rcode to answer for a name
 
 	udp, tcp atomic.Int64 // TXT queries seen per transport
+	caaQ     atomic.Int64 // CAA queries seen
 }
 
 // Start runs a Zone until the test ends.
 func Start(t testing.TB) *Zone {
 	t.Helper()
-	z := &Zone{txt: map[string][]string{}, a: map[string]string{}, cn: map[string]string{}, fail: map[string]int{}}
+	z := &Zone{txt: map[string][]string{}, a: map[string]string{}, cn: map[string]string{}, caa: map[string][]dns.RR{}, fail: map[string]int{}}
 	var (
 		pc  net.PacketConn
 		ln  net.Listener
@@ -79,6 +82,26 @@ func (z *Zone) SetCNAME(name, target string) {
 	z.cn[dns.CanonicalName(name)] = dns.CanonicalName(target)
 }
 
+// SetCAA answers CAA queries for name with records in presentation
+// format ("0 issue \"ca.example\""); none removes them. A malformed
+// record panics: it is the test's mistake.
+func (z *Zone) SetCAA(name string, records ...string) {
+	var rrs []dns.RR
+	for _, r := range records {
+		rr, err := dns.NewRR(dns.Fqdn(name) + " 60 IN CAA " + r)
+		if err != nil {
+			panic(fmt.Sprintf("dnstest: CAA %q: %v", r, err))
+		}
+		rrs = append(rrs, rr)
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.caa[dns.CanonicalName(name)] = rrs
+}
+
+// CAAQueries counts the CAA queries seen.
+func (z *Zone) CAAQueries() int64 { return z.caaQ.Load() }
+
 // SetFail answers every query for name with rcode.
 func (z *Zone) SetFail(name string, rcode int) {
 	z.mu.Lock()
@@ -97,6 +120,9 @@ func (z *Zone) serve(w dns.ResponseWriter, q *dns.Msg) {
 	}
 	qq := q.Question[0]
 	_, isUDP := w.RemoteAddr().(*net.UDPAddr)
+	if qq.Qtype == dns.TypeCAA {
+		z.caaQ.Add(1)
+	}
 	if qq.Qtype == dns.TypeTXT {
 		if isUDP {
 			z.udp.Add(1)
@@ -122,18 +148,25 @@ func (z *Zone) serve(w dns.ResponseWriter, q *dns.Msg) {
 	}
 	txt, hasTXT := z.txt[name]
 	a, hasA := z.a[name]
+	caa, hasCAA := z.caa[name]
 	z.mu.Unlock()
 	switch qq.Qtype {
 	case dns.TypeTXT:
 		for _, v := range txt {
 			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: chunks(v)})
 		}
+	case dns.TypeCAA:
+		for _, rr := range caa {
+			rr = dns.Copy(rr)
+			rr.Header().Name = name
+			m.Answer = append(m.Answer, rr)
+		}
 	case dns.TypeA:
 		if hasA {
 			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(a)})
 		}
 	}
-	if !hasTXT && !hasA && len(m.Answer) == 0 {
+	if !hasTXT && !hasA && !hasCAA && len(m.Answer) == 0 {
 		m.Rcode = dns.RcodeNameError
 	}
 	if isUDP {
