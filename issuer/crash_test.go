@@ -30,8 +30,8 @@ import (
 const crashEnv = "TRUSTLINE_CRASH_CHILD_DIR"
 
 // wire builds the issuance core over the SQLite store in dir, creating the
-// PKI on first use.
-func wire(t testing.TB, dir string) (*sqlite.Store, *issuer.Orders, store.Account) {
+// PKI on first use; opts adjust the order service's dependencies.
+func wire(t testing.TB, dir string, opts ...func(*issuer.OrdersDeps)) (*sqlite.Store, *issuer.Orders, store.Account) {
 	ctx := context.Background()
 	log := testfix.QuietLogger()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "t.db")}, log)
@@ -56,7 +56,11 @@ func wire(t testing.TB, dir string) (*sqlite.Store, *issuer.Orders, store.Accoun
 	}
 	m := mail.Dir{Path: filepath.Join(dir, "mail")}
 	vals := validation.NewEmailOnly(st, m, nil)
-	orders, err := issuer.NewOrders("http://api.test", csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: m, Log: log})
+	deps := issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: m, Log: log}
+	for _, o := range opts {
+		o(&deps)
+	}
+	orders, err := issuer.NewOrders("http://api.test", csrcheck.Policy{}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/trustline/trustline/internal/linter"
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/caa"
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/profile"
@@ -27,6 +28,7 @@ type OrderStore interface {
 	ListOrders(ctx context.Context, f store.OrderFilter) ([]store.Order, error)
 	ReviewPatterns(ctx context.Context) ([]store.ReviewPattern, error)
 	Account(ctx context.Context, id string) (store.Account, error)
+	AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
 }
 
 // Issuing is what orders need of the CA.
@@ -35,9 +37,17 @@ type Issuing interface {
 }
 
 // Coverage is what orders need of domain validation (*validation.Service):
-// the names of an order that no valid validation of the account covers.
+// the names of an order that no valid validation of the account covers,
+// and the validation that covers each (its method goes to CAA's
+// validationmethods).
 type Coverage interface {
 	Uncovered(ctx context.Context, accountID string, names []string) ([]string, error)
+	Covering(ctx context.Context, accountID string, names []string) ([]*store.Validation, error)
+}
+
+// CAAChecker checks one name's CAA records (*caa.Checker).
+type CAAChecker interface {
+	Check(ctx context.Context, r caa.Request) (caa.Result, error)
 }
 
 // Orders takes certificate orders (seed steps 4–6 and 10): checks the CSR
@@ -53,6 +63,7 @@ type Orders struct {
 	now     func() time.Time
 	log     *slog.Logger
 	baseURL string // API base URL, for the "retrieve it here" mail
+	caa     CAAChecker // nil: CAA is not checked (no resolver configured)
 
 	metrics *Metrics // nil: not counted
 }
@@ -70,6 +81,11 @@ type OrdersDeps struct {
 	Log         *slog.Logger
 	Now         func() time.Time
 	Metrics     *Metrics // optional: counts orders by profile and outcome
+	// CAA checks every name's CAA records when an order is placed and
+	// again before signing one that waited longer than caa.MaxAge (BR
+	// §3.2.2.8). nil turns CAA checking off: only for a CA with no
+	// resolver (dev without DNS), never for public trust.
+	CAA CAAChecker
 }
 
 // NewOrders builds the order service; apiBaseURL is where subscribers
@@ -82,7 +98,7 @@ func NewOrders(apiBaseURL string, policy csrcheck.Policy, d OrdersDeps) (*Orders
 		d.Now = time.Now
 	}
 	return &Orders{store: d.Store, ca: d.CA, vals: d.Validations, mail: d.Mail, policy: policy,
-		now: d.Now, log: d.Log, baseURL: strings.TrimSuffix(apiBaseURL, "/"), metrics: d.Metrics}, nil
+		now: d.Now, log: d.Log, baseURL: strings.TrimSuffix(apiBaseURL, "/"), metrics: d.Metrics, caa: d.CAA}, nil
 }
 
 // OrderRequest is a new order as the API receives it.
@@ -130,6 +146,11 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	if err != nil {
 		return store.Order{}, err
 	}
+	caaResults, err := o.checkCAA(ctx, acct.ID, req.Names)
+	if err != nil {
+		o.recordCAA(ctx, acct.ID, "caa.refused", caaResults)
+		return store.Order{}, err
+	}
 	now := o.now()
 	ord := store.Order{
 		ID: NewID("ord_"), AccountID: acct.ID, Profile: string(prof), CSR: req.CSR.Raw, Names: req.Names,
@@ -141,6 +162,7 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	if err := o.store.CreateOrder(ctx, ord); err != nil {
 		return store.Order{}, fmt.Errorf("issuer: recording order: %w", err)
 	}
+	o.recordCAA(ctx, ord.ID, "caa.checked", caaResults)
 	if ord.Status == store.OrderPendingReview {
 		o.log.Info("order queued for review", "order", ord.ID, "profile", prof, "listed_pattern", listed)
 		o.metrics.orderOutcome(ord.Profile, outcomePendingReview)
@@ -179,6 +201,19 @@ func (o *Orders) process(ctx context.Context, ord store.Order, actor string) (st
 	req, err := o.policy.Check(ord.CSR)
 	if err != nil {
 		return o.reject(ctx, ord, "CSR no longer acceptable: "+err.Error())
+	}
+	if o.caa != nil && o.now().Sub(ord.CreatedAt) > caa.MaxAge {
+		// The order waited (for review) longer than a CAA check stays
+		// good: check again before signing.
+		res, err := o.checkCAA(ctx, ord.AccountID, ord.Names)
+		o.recordCAA(ctx, ord.ID, "caa.checked", res)
+		var fb *fault.ForbiddenError
+		if errors.As(err, &fb) {
+			return o.reject(ctx, ord, fb.Detail)
+		}
+		if err != nil {
+			return store.Order{}, err
+		}
 	}
 	var org profile.Organization
 	if len(ord.Organization) > 0 {
@@ -325,4 +360,60 @@ func (o *Orders) ResumeProcessing(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// checkCAA checks every name's CAA records (when a checker is set) and
+// returns the evidence of each check made. Records that forbid issuance,
+// or that cannot be read because of the domain's DNS (SERVFAIL, as for a
+// broken DNSSEC chain), are a *fault.ForbiddenError naming the name and
+// the record; a resolver of the CA's that does not answer is a
+// *fault.UnavailableError.
+func (o *Orders) checkCAA(ctx context.Context, accountID string, names []string) ([]caa.Result, error) {
+	if o.caa == nil {
+		return nil, nil
+	}
+	covering, err := o.vals.Covering(ctx, accountID, names)
+	if err != nil {
+		return nil, err
+	}
+	var out []caa.Result
+	for i, n := range names {
+		method := ""
+		if i < len(covering) && covering[i] != nil {
+			method = caa.MethodLabel(covering[i].Method)
+		}
+		res, err := o.caa.Check(ctx, caa.Request{Name: n, AccountURI: o.AccountURI(accountID), Method: method})
+		out = append(out, res)
+		switch {
+		case errors.Is(err, caa.ErrForbidden):
+			return out, &fault.ForbiddenError{Detail: fmt.Sprintf("CAA forbids issuance for %s (BR 3.2.2.8): %s", n, res.Reason)}
+		case errors.Is(err, caa.ErrLookup):
+			return out, &fault.ForbiddenError{Detail: fmt.Sprintf("the CAA records for %s cannot be read, so this CA may not issue for it until they can (BR 3.2.2.8): %s", n, res.Reason)}
+		case err != nil:
+			return out, &fault.UnavailableError{Detail: fmt.Sprintf("the CA could not check the CAA records for %s; try again later", n)}
+		}
+	}
+	return out, nil
+}
+
+// AccountURI is the URI that names an account in CAA's accounturi
+// parameter (RFC 8657): the account's URL under the API.
+func (o *Orders) AccountURI(accountID string) string {
+	return o.baseURL + "/api/v1/accounts/" + accountID
+}
+
+// recordCAA appends the CAA evidence to the audit log under subject (the
+// order, or the account for an order refused before it was recorded). A
+// failure is logged: the decision stands either way.
+func (o *Orders) recordCAA(ctx context.Context, subject, kind string, results []caa.Result) {
+	if len(results) == 0 {
+		return
+	}
+	payload, err := json.Marshal(map[string]any{"checks": results})
+	if err == nil {
+		_, err = o.store.AppendAudit(ctx, store.AuditEntry{At: o.now(), Kind: kind, Actor: "system", Subject: subject, Payload: payload})
+	}
+	if err != nil {
+		o.log.Error("CAA evidence not recorded", "subject", subject, "kind", kind, "err", err)
+	}
 }

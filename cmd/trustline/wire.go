@@ -38,6 +38,7 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/api"
+	"github.com/trustline/trustline/issuer/caa"
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/portal"
@@ -230,8 +231,19 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
+	var checker issuer.CAAChecker
+	if ids := o.validation.CAAIdentities; len(ids) > 0 {
+		c, err := caa.New(caa.Config{Identities: ids, Resolver: o.validation.Resolver})
+		if err != nil {
+			return nil, err
+		}
+		checker = c
+		log.Info("CAA checked for every name", "identities", ids, "resolver", o.validation.Resolver)
+	} else {
+		log.Warn("CAA records are NOT checked: set validation.caa_identities and validation.resolver (BR 3.2.2.8 requires the check for publicly trusted certificates)")
+	}
 	orders, err := issuer.NewOrders(o.apiURL, csrcheck.Policy{}, issuer.OrdersDeps{
-		Store: st, CA: ca, Validations: vals, Mail: o.mailer, Metrics: m, Log: log.With("part", "orders"),
+		Store: st, CA: ca, Validations: vals, Mail: o.mailer, Metrics: m, Log: log.With("part", "orders"), CAA: checker,
 	})
 	if err != nil {
 		return nil, err

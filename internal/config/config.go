@@ -96,6 +96,32 @@ type Validation struct {
 	// AllowPrivateAddresses lets http-token reach loopback and private
 	// addresses: for local testing only.
 	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
+	// CAAIdentities are the issuer domain names that mean this CA in CAA
+	// records (RFC 8659), e.g. [trustline.example]. Set, every name of
+	// every order is checked against its CAA records through Resolver
+	// (BR 3.2.2.8: required for publicly trusted certificates); empty
+	// turns CAA checking off, and the api role says so at start.
+	CAAIdentities []string `yaml:"caa_identities"`
+}
+
+// check reports what is wrong with v under the key validation.
+func (v Validation) check(bad func(key, format string, args ...any)) {
+	if v.Resolver != "" {
+		if _, _, err := net.SplitHostPort(v.Resolver); err != nil {
+			bad("validation.resolver", "%q is not host:port", v.Resolver)
+		}
+	}
+	if v.WhoisEmail && v.WhoisServer == "" {
+		bad("validation.whois_server", "required with validation.whois_email")
+	}
+	if len(v.CAAIdentities) > 0 && v.Resolver == "" {
+		bad("validation.caa_identities", "CAA records are read through validation.resolver: set it too")
+	}
+	for i, id := range v.CAAIdentities {
+		if strings.TrimSpace(id) == "" || strings.ContainsAny(id, " \t;\"") {
+			bad(fmt.Sprintf("validation.caa_identities[%d]", i), "%q is not a domain name", id)
+		}
+	}
 }
 
 // SMTP names a mail relay.
@@ -286,14 +312,7 @@ func (c Dev) Validate() error {
 	if c.CRLShards < 1 || c.CRLShards > 4096 {
 		bad("crl_shards", "%d out of range [1, 4096]", c.CRLShards)
 	}
-	if c.Validation.Resolver != "" {
-		if _, _, err := net.SplitHostPort(c.Validation.Resolver); err != nil {
-			bad("validation.resolver", "%q is not host:port", c.Validation.Resolver)
-		}
-	}
-	if c.Validation.WhoisEmail && c.Validation.WhoisServer == "" {
-		bad("validation.whois_server", "required with validation.whois_email")
-	}
+	c.Validation.check(bad)
 	for i, u := range c.Purge.Caches {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			bad(fmt.Sprintf("purge.caches[%d]", i), "%q is not an http(s) URL", u)

@@ -104,6 +104,11 @@ func TestValidate(t *testing.T) {
 		{"negative workers", func(c *Dev) { c.Presign.Workers = -1 }, "presign.workers"},
 		{"short lease", func(c *Dev) { c.Presign.Lease = time.Second }, "presign.lease"},
 		{"log format", func(c *Dev) { c.Log = "xml" }, "log:"},
+		{"caa without resolver", func(c *Dev) { c.Validation.CAAIdentities = []string{"trustline.test"} }, "validation.caa_identities"},
+		{"caa identity malformed", func(c *Dev) {
+			c.Validation.Resolver, c.Validation.CAAIdentities = "127.0.0.1:53", []string{"trustline.test; x=y"}
+		}, "validation.caa_identities[0]"},
+		{"resolver malformed", func(c *Dev) { c.Validation.Resolver = "127.0.0.1" }, "validation.resolver"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

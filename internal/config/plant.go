@@ -199,11 +199,7 @@ func (c Plant) Validate() error {
 	if c.CRL.Validity <= c.CRL.Period || c.CRL.Validity > 10*24*time.Hour {
 		bad("crl.validity", "%s must exceed crl.period and be at most 10 days (BR 4.9.7)", c.CRL.Validity)
 	}
-	if c.Validation.Resolver != "" {
-		if _, _, err := net.SplitHostPort(c.Validation.Resolver); err != nil {
-			bad("validation.resolver", "%q is not host:port", c.Validation.Resolver)
-		}
-	}
+	c.Validation.check(bad)
 	c.SMTP.check(bad)
 	if c.MailDir == "" && c.SMTP.Addr == "" {
 		bad("mail_dir", "set mail_dir or smtp.addr: the api role mails validation codes and notices")

@@ -32,6 +32,7 @@ import (
 	"github.com/trustline/trustline/internal/testfix/dnstest"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/api"
+	"github.com/trustline/trustline/issuer/caa"
 	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/validation"
@@ -101,7 +102,13 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wf := issuertest.NewWorkflow(t, st, ca, vals, mailer, log)
+	// Every order is checked against CAA records in the test zone, as a
+	// publicly trusted CA's must be; no records there permits.
+	checker, err := caa.New(caa.Config{Identities: []string{caaIdentity}, Resolver: zone.Addr, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf := issuertest.NewWorkflowCAA(t, st, ca, vals, mailer, log, checker)
 	h := api.New(api.Deps{Store: st, Accounts: accounts, Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

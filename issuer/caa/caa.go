@@ -15,9 +15,9 @@
 // iodef and other non-critical properties are ignored.
 //
 // A lookup that fails (SERVFAIL, which a validating resolver answers for a
-// zone whose DNSSEC chain is broken; a timeout; a refusal) refuses issuance
-// as unavailable: the BR allow treating some failures as permission, and
-// Trustline does not (docs/caa.md).
+// zone whose DNSSEC chain is broken; a refusal; a resolver that does not
+// answer) refuses issuance: the BR allow treating some failures as
+// permission, and Trustline does not (docs/caa.md).
 package caa
 
 import (
@@ -91,8 +91,12 @@ type Result struct {
 var (
 	// ErrForbidden: the records do not let this CA issue for the name.
 	ErrForbidden = errors.New("caa: issuance forbidden")
-	// ErrLookup: the records could not be read (SERVFAIL, a timeout).
+	// ErrLookup: the resolver answered, but not with the records: SERVFAIL
+	// (a broken DNSSEC chain), REFUSED. The domain's DNS must be fixed.
 	ErrLookup = errors.New("caa: lookup failed")
+	// ErrResolver: the CA's resolver did not answer (or answered another
+	// question). The CA's side; the check may be retried.
+	ErrResolver = errors.New("caa: resolver unavailable")
 )
 
 // Checker checks names against CAA records.
@@ -134,7 +138,7 @@ func New(cfg Config) (*Checker, error) {
 
 // Check finds the relevant CAA set for r.Name and decides. The Result is
 // the evidence either way; the error wraps ErrForbidden (with the record
-// that decided in its text) or ErrLookup.
+// that decided in its text), ErrLookup or ErrResolver.
 func (c *Checker) Check(ctx context.Context, r Request) (Result, error) {
 	name, wildcard := strings.CutPrefix(strings.ToLower(strings.TrimSuffix(r.Name, ".")), "*.")
 	res := Result{Name: r.Name, Resolver: c.cfg.Resolver, At: c.cfg.Now().UTC()}
@@ -189,10 +193,10 @@ func (c *Checker) lookup(ctx context.Context, name string) ([]Record, error) {
 		resp, _, err = cl.ExchangeContext(ctx, m, c.cfg.Resolver)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: CAA %s: the CA's resolver did not answer: %v", ErrLookup, name, err)
+		return nil, fmt.Errorf("%w: CAA %s: the CA's resolver did not answer: %v", ErrResolver, name, err)
 	}
 	if len(resp.Question) != 1 || !strings.EqualFold(resp.Question[0].Name, m.Question[0].Name) || resp.Question[0].Qtype != dns.TypeCAA {
-		return nil, fmt.Errorf("%w: CAA %s: the resolver answered another question", ErrLookup, name)
+		return nil, fmt.Errorf("%w: CAA %s: the resolver answered another question", ErrResolver, name)
 	}
 	switch resp.Rcode {
 	case dns.RcodeSuccess, dns.RcodeNameError:

@@ -127,9 +127,9 @@ func TestClimbStopsAtTheFirstSet(t *testing.T) {
 }
 
 // TestLookupFailures: a resolver that answers SERVFAIL (as a validating
-// resolver does for a zone whose DNSSEC chain is broken), refuses, or
-// does not answer at all refuses issuance as a lookup failure, not as
-// permission.
+// resolver does for a zone whose DNSSEC chain is broken) or refuses is a
+// lookup failure, one that does not answer at all a resolver failure:
+// neither is permission.
 func TestLookupFailures(t *testing.T) {
 	z := dnstest.Start(t)
 	z.SetFail("broken-dnssec.example", dns.RcodeServerFailure)
@@ -151,8 +151,8 @@ func TestLookupFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := silent.Check(context.Background(), caa.Request{Name: "example.com"}); !errors.Is(err, caa.ErrLookup) {
-		t.Errorf("silent resolver: err %v, want ErrLookup", err)
+	if _, err := silent.Check(context.Background(), caa.Request{Name: "example.com"}); !errors.Is(err, caa.ErrResolver) {
+		t.Errorf("silent resolver: err %v, want ErrResolver", err)
 	}
 }
 

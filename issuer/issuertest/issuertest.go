@@ -99,7 +99,14 @@ type Workflow struct {
 // it.
 func NewWorkflow(tb testing.TB, st store.Store, ca *issuer.CA, vals review.Coverage, m mail.Sender, log *slog.Logger) Workflow {
 	tb.Helper()
-	orders, err := issuer.NewOrders(APIURL, csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: m, Log: log})
+	return NewWorkflowCAA(tb, st, ca, vals, m, log, nil)
+}
+
+// NewWorkflowCAA is NewWorkflow with orders checked against CAA records
+// by c (nil: not checked).
+func NewWorkflowCAA(tb testing.TB, st store.Store, ca *issuer.CA, vals review.Coverage, m mail.Sender, log *slog.Logger, c issuer.CAAChecker) Workflow {
+	tb.Helper()
+	orders, err := issuer.NewOrders(APIURL, csrcheck.Policy{}, issuer.OrdersDeps{Store: st, CA: ca, Validations: vals, Mail: m, Log: log, CAA: c})
 	if err != nil {
 		tb.Fatal(err)
 	}
