@@ -14,11 +14,14 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+
+	"github.com/titanous/rocacheck"
 )
 
 // CheckPublicKey applies p's key rules to pub: RSA modulus length within
 // [RSAMinBits, RSAMaxBits] and a multiple of 8, exponent 65537, no small
-// prime factor, not factorable by Fermat's method in FermatRounds steps;
+// prime factor, not factorable by Fermat's method in FermatRounds steps,
+// without the ROCA fingerprint (CVE-2017-15361);
 // ECDSA on an allowed curve with a valid point. Everything else is refused
 // as unsupported. A refusal is an *Error; any other error means p is invalid.
 func CheckPublicKey(pub crypto.PublicKey, p Policy) error {
@@ -72,6 +75,10 @@ func (p Policy) checkRSA(k *rsa.PublicKey) (string, error) {
 	}
 	if r := fermatRound(k.N, p.FermatRounds); r != 0 {
 		return "", refuse(WeakKey, "the RSA modulus was factored by Fermat's method at step %d: its two primes are too close together; generate a new key", r)
+	}
+	if rocacheck.IsWeak(k) {
+		// BR §6.1.1.3 names ROCA among the weaknesses a CA must reject.
+		return "", refuse(WeakKey, "the RSA key has the fingerprint of keys made by Infineon's flawed key generator (ROCA, CVE-2017-15361), which can be factored; generate a new key with other hardware or software")
 	}
 	return fmt.Sprintf("rsa-%d", bits), nil
 }

@@ -10,7 +10,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"errors"
 	"math/big"
+	"strings"
 	"testing"
 )
 
@@ -293,4 +295,57 @@ func BenchmarkWeakRSA(b *testing.B) {
 			fermatRound(n, DefaultFermatRounds)
 		}
 	})
+}
+
+// rocaPrime returns a prime of bits bits of the form k·M + (65537^a mod M),
+// M the product of the small primes ROCA's fingerprint looks at: the
+// structure of the primes Infineon's flawed generator made
+// (CVE-2017-15361), which the fingerprint recognises in their product.
+func rocaPrime(t *testing.T, bits int) *big.Int {
+	t.Helper()
+	m := big.NewInt(1)
+	for _, p := range []int64{11, 13, 17, 19, 37, 53, 61, 71, 73, 79, 97, 103, 107, 109, 127, 151, 157} {
+		m.Mul(m, big.NewInt(p))
+	}
+	// k in [lo, hi): p in [1.5·2^(bits-1), 2^bits), so that the product of
+	// two has exactly 2·bits bits.
+	lo := new(big.Int).Lsh(big.NewInt(3), uint(bits-2))
+	lo.Div(lo, m).Add(lo, big.NewInt(1))
+	hi := new(big.Int).Lsh(big.NewInt(1), uint(bits))
+	hi.Div(hi, m).Sub(hi, big.NewInt(1))
+	span := new(big.Int).Sub(hi, lo)
+	for range 100_000 {
+		a, _ := rand.Int(rand.Reader, big.NewInt(1<<20))
+		base := new(big.Int).Exp(big.NewInt(65537), a, m)
+		k, _ := rand.Int(rand.Reader, span)
+		k.Add(k, lo)
+		p := new(big.Int).Add(new(big.Int).Mul(k, m), base)
+		if p.ProbablyPrime(20) {
+			return p
+		}
+	}
+	t.Fatal("no ROCA-shaped prime found")
+	return nil
+}
+
+// TestROCAKeyRefused: BR §6.1.1.3 names ROCA; a key with its fingerprint
+// is refused as weak, saying why, while an ordinary key of the same size
+// passes.
+func TestROCAKeyRefused(t *testing.T) {
+	n := new(big.Int).Mul(rocaPrime(t, 1024), rocaPrime(t, 1024))
+	if n.BitLen() != 2048 {
+		t.Fatalf("modulus of %d bits", n.BitLen())
+	}
+	err := CheckPublicKey(&rsa.PublicKey{N: n, E: 65537}, Policy{})
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != WeakKey || !strings.Contains(err.Error(), "ROCA") {
+		t.Fatalf("ROCA key: %v, want a weak-key refusal naming ROCA", err)
+	}
+	good, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPublicKey(&good.PublicKey, Policy{}); err != nil {
+		t.Errorf("an ordinary RSA-2048 key: %v", err)
+	}
 }
