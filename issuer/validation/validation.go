@@ -33,6 +33,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -693,12 +694,18 @@ func (v *Service) Uncovered(ctx context.Context, accountID string, names []strin
 }
 
 // Covering returns, for each name, the account's newest valid validation
-// that covers it at now, or nil.
+// that covers it at now, or nil. A validation is relied on only within the
+// reuse period in force now (BR §4.2.1, profile.ReusePeriod), counted from
+// when it was completed: the ValidUntil stored at completion is an upper
+// bound, and a schedule step since (200 days to 100 on 2027-03-15, to 10
+// on 2029-03-15) shortens it.
 func (v *Service) Covering(ctx context.Context, accountID string, names []string) ([]*store.Validation, error) {
-	vals, err := v.store.ValidValidations(ctx, accountID, v.now())
+	now := v.now()
+	vals, err := v.store.ValidValidations(ctx, accountID, now)
 	if err != nil {
 		return nil, fmt.Errorf("validation: reading validations: %w", err)
 	}
+	vals = slices.DeleteFunc(vals, func(val store.Validation) bool { return !Reusable(val, now) })
 	out := make([]*store.Validation, len(names))
 	for i, n := range names {
 		for j := range vals {
@@ -708,6 +715,14 @@ func (v *Service) Covering(ctx context.Context, accountID string, names []string
 		}
 	}
 	return out, nil
+}
+
+// Reusable reports whether a valid validation may still be relied on for
+// a certificate issued at now: completed no longer ago than the reuse
+// period in force at now, and before its stored ValidUntil.
+func Reusable(val store.Validation, now time.Time) bool {
+	return val.Status == store.ValidationValid && now.Before(val.ValidUntil) &&
+		!val.ValidatedAt.IsZero() && now.Sub(val.ValidatedAt) <= profile.ReusePeriod(now)
 }
 
 // covers applies BR §3.2.2.4's table of what a method's validation of an
