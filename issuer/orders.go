@@ -62,7 +62,7 @@ type Orders struct {
 	policy  csrcheck.Policy
 	now     func() time.Time
 	log     *slog.Logger
-	baseURL string // API base URL, for the "retrieve it here" mail
+	baseURL string     // API base URL, for the "retrieve it here" mail
 	caa     CAAChecker // nil: CAA is not checked (no resolver configured)
 
 	metrics *Metrics // nil: not counted
