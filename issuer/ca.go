@@ -88,6 +88,10 @@ type Config struct {
 	// Route chooses the intermediate per key family ("ecdsa", "rsa") and,
 	// optionally, per profile ("ev/rsa"): the most specific entry wins.
 	Route map[string]issuerid.ID
+	// Profile holds the CA's choices for every certificate (a
+	// commonName, keyEncipherment on RSA); the zero value is the
+	// BR-recommended one.
+	Profile profile.Options
 }
 
 // Validate checks the configuration against the PKI.
@@ -281,6 +285,7 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 		OCSPURL:      ca.cfg.OCSPURL,
 		CAIssuersURL: pki.CAIssuersURL(ca.cfg.caIssuersBase(), is.ID),
 		CRLURL:       pki.ShardCRLURL(ca.cfg.BaseURL, is.ID, int(sh)),
+		Options:      ca.cfg.Profile,
 	})
 	if err != nil {
 		return store.Certificate{}, fmt.Errorf("issuer: %w", err)

@@ -173,8 +173,8 @@ func TestIssueSignsLintedCertificates(t *testing.T) {
 			if len(cert.CRLDistributionPoints) != 1 || cert.CRLDistributionPoints[0] != wantCRL {
 				t.Errorf("CRLDP %v, want %s", cert.CRLDistributionPoints, wantCRL)
 			}
-			if cert.Subject.CommonName != "www.example.com" || len(cert.OCSPServer) != 1 {
-				t.Errorf("CN %q OCSP %v", cert.Subject.CommonName, cert.OCSPServer)
+			if cert.Subject.CommonName != "" || len(cert.DNSNames) == 0 || len(cert.OCSPServer) != 1 {
+				t.Errorf("CN %q (want none), SAN %v, OCSP %v", cert.Subject.CommonName, cert.DNSNames, cert.OCSPServer)
 			}
 			if len(st.audits) != 1 || st.audits[0].Kind != "certificate.issued" || st.audits[0].Subject != string(row.Serial) {
 				t.Errorf("audit entries %+v", st.audits)

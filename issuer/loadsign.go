@@ -53,6 +53,9 @@ func (ca *CA) loadTemplate(is *pki.Issuer, sh shard.Index, sn serial.Serial, nam
 		Profile: profile.DV, Serial: sn, Names: []string{name}, PublicKey: pub, NotBefore: now,
 		Validity: ca.cfg.Validity, OCSPURL: ca.cfg.OCSPURL,
 		CAIssuersURL: pki.CAIssuersURL(ca.cfg.caIssuersBase(), is.ID), CRLURL: pki.ShardCRLURL(ca.cfg.BaseURL, is.ID, int(sh)),
+		// Load-test certificates keep the commonName whatever the CA's
+		// choice: the fast path patches the name where it appears twice.
+		Options: profile.Options{CommonName: true, RSAKeyEncipherment: ca.cfg.Profile.RSAKeyEncipherment},
 	})
 }
 

@@ -147,7 +147,7 @@ func populatePlant(ctx context.Context, cfgPath, dataDir string, req bench.Popul
 	}
 	pub := cfg.Public
 	svc, err := buildIssuance(ctx, st, p, issuanceOpts{ocspURL: pub.OCSP, crlBase: pub.CRL, caIssuersBase: pub.CAIssuersBase(),
-		apiURL: pub.API, shards: cfg.CRL.Shards, validation: cfg.Validation, mailer: mail.Dir{Path: filepath.Join(dataDir, "mail")}}, log)
+		apiURL: pub.API, shards: cfg.CRL.Shards, validation: cfg.Validation, certificates: cfg.Certificates, mailer: mail.Dir{Path: filepath.Join(dataDir, "mail")}}, log)
 	if err != nil {
 		return err
 	}

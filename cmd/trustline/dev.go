@@ -208,7 +208,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	svc, err := buildIssuance(ctx, st, p, issuanceOpts{ocspURL: urls.ocsp + "/", crlBase: urls.crl, apiURL: urls.api,
-		shards: cfg.CRLShards, validation: cfg.Validation, mailer: mailer,
+		shards: cfg.CRLShards, validation: cfg.Validation, certificates: cfg.Certificates, mailer: mailer,
 		sink: statusSinks{presign: pipe, purger: purger, log: log}, reg: reg}, log)
 	if err != nil {
 		return err

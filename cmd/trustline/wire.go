@@ -42,6 +42,7 @@ import (
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/portal"
+	"github.com/trustline/trustline/issuer/profile"
 	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
 )
@@ -198,6 +199,7 @@ type issuanceOpts struct {
 	ocspURL, crlBase, caIssuersBase, apiURL string
 	shards                                  int
 	validation                              config.Validation
+	certificates                            config.Certificates
 	mailer                                  mail.Sender
 	sink                                    issuer.StatusSink
 	reg                                     prometheus.Registerer // nil: no issuance metrics
@@ -218,7 +220,8 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 			return nil, err
 		}
 	}
-	ca, err := issuer.New(issuer.Config{OCSPURL: o.ocspURL, BaseURL: o.crlBase, CAIssuersURL: o.caIssuersBase, Shards: o.shards, SerialPrefix: prefix},
+	ca, err := issuer.New(issuer.Config{OCSPURL: o.ocspURL, BaseURL: o.crlBase, CAIssuersURL: o.caIssuersBase, Shards: o.shards, SerialPrefix: prefix,
+		Profile: profile.Options{CommonName: o.certificates.CommonName, RSAKeyEncipherment: o.certificates.RSAKeyEncipherment}},
 		issuer.Deps{Store: st, PKI: p, Linter: lt, Sink: o.sink, Metrics: m, Log: log.With("part", "ca")})
 	if err != nil {
 		return nil, err

@@ -65,6 +65,8 @@ type Dev struct {
 	CRLShards int `yaml:"crl_shards"`
 	// Validation configures the domain validation methods.
 	Validation Validation `yaml:"validation"`
+	// Certificates holds the CA's choices for every certificate it issues.
+	Certificates Certificates `yaml:"certificates"`
 	// SMTP, when Addr is set, sends mail through a relay instead of
 	// writing it to DATA/mail/.
 	SMTP SMTP `yaml:"smtp"`
@@ -102,6 +104,17 @@ type Validation struct {
 	// (BR 3.2.2.8: required for publicly trusted certificates); empty
 	// turns CAA checking off, and the api role says so at start.
 	CAAIdentities []string `yaml:"caa_identities"`
+}
+
+// Certificates are a CA's choices within what the BR allow; the zero
+// value is what they recommend.
+type Certificates struct {
+	// CommonName puts the first name in the subject commonName too (BR
+	// 7.1.2.7.2-4: NOT RECOMMENDED); for software that still reads it.
+	CommonName bool `yaml:"common_name"`
+	// RSAKeyEncipherment adds keyEncipherment to RSA certificates, for
+	// TLS 1.2 RSA key exchange.
+	RSAKeyEncipherment bool `yaml:"rsa_key_encipherment"`
 }
 
 // check reports what is wrong with v under the key validation.

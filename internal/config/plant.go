@@ -47,6 +47,8 @@ type Plant struct {
 	Presign Presign `yaml:"presign"`
 	// Validation configures the domain validation methods (api role).
 	Validation Validation `yaml:"validation"`
+	// Certificates holds the CA's choices for every certificate (api).
+	Certificates Certificates `yaml:"certificates"`
 	// MailDir, when set, delivers mail as files there (as dev mode does);
 	// otherwise SMTP.Addr must be set for the api role.
 	MailDir string `yaml:"mail_dir"`

@@ -437,6 +437,10 @@ func sign(random io.Reader, tmpl, parent *x509.Certificate, pub crypto.PublicKey
 	if parent == nil {
 		parent = tmpl
 		tmpl.SubjectKeyId = keyID(pub)
+		// A root names itself as its authority too (BR §7.1.2.1.2
+		// RECOMMENDED; its keyIdentifier equal to the SKI, §7.1.2.1.3):
+		// path builders then match it like any other issuer.
+		tmpl.AuthorityKeyId = tmpl.SubjectKeyId
 	}
 	der, err := x509.CreateCertificate(random, tmpl, parent, pub, key)
 	if err != nil {

@@ -40,6 +40,9 @@ func TestCreateBuildsAVerifiableHierarchy(t *testing.T) {
 			t.Errorf("root: %v", err)
 		}
 	}
+	if r := p.Root.Cert; len(r.AuthorityKeyId) == 0 || !bytes.Equal(r.AuthorityKeyId, r.SubjectKeyId) {
+		t.Errorf("root AKI %x, SKI %x: want the AKI present and equal to the SKI (BR 7.1.2.1.2-3)", r.AuthorityKeyId, r.SubjectKeyId)
+	}
 	for _, is := range p.Intermediates {
 		if _, err := is.Cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 			t.Errorf("%s does not chain to the root: %v", is.ID, err)

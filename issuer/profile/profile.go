@@ -159,7 +159,7 @@ func (o Organization) Validate(n Name) error {
 type Request struct {
 	Profile   Name
 	Serial    serial.Serial
-	Names     []string // validated DNS names; the first becomes the CN
+	Names     []string // validated DNS names, all in the subjectAltName
 	PublicKey crypto.PublicKey
 	NotBefore time.Time
 	Validity  time.Duration // 0: Default; capped by MaxValidity(NotBefore)
@@ -168,6 +168,21 @@ type Request struct {
 	OCSPURL      string
 	CAIssuersURL string
 	CRLURL       string // the shard's CRL, fixed at issuance
+	Options
+}
+
+// Options are a CA's choices within what the BR allow, the same for every
+// certificate it issues.
+type Options struct {
+	// CommonName puts the first name in the subject's commonName too. BR
+	// §7.1.2.7.2–4 make it NOT RECOMMENDED (the names belong in the
+	// subjectAltName, and every client reads them there); some old
+	// software still looks for it. Off by default.
+	CommonName bool
+	// RSAKeyEncipherment adds keyEncipherment to RSA certificates' key
+	// usage, which only TLS 1.2 RSA key exchange needs (BR §7.1.2.7.11
+	// allows it). Off by default: digitalSignature alone serves ECDHE.
+	RSAKeyEncipherment bool
 }
 
 // Default is the validity of a certificate when the request names none.
@@ -204,16 +219,16 @@ func Template(r Request) (*x509.Certificate, error) {
 	case *ecdsa.PublicKey:
 		ku = x509.KeyUsageDigitalSignature
 	case *rsa.PublicKey:
-		// BR §7.1.2.7.11 allows keyEncipherment for RSA subscriber keys;
-		// it keeps RSA key exchange working for old TLS clients.
-		ku = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+		ku = x509.KeyUsageDigitalSignature
+		if r.RSAKeyEncipherment {
+			ku |= x509.KeyUsageKeyEncipherment
+		}
 	default:
 		return nil, fmt.Errorf("profile: unsupported subscriber key %T", r.PublicKey)
 	}
 	notBefore := r.NotBefore.UTC().Truncate(time.Second)
 	t := &x509.Certificate{
 		SerialNumber:          r.Serial.BigInt(),
-		Subject:               pkix.Name{CommonName: r.Names[0]},
 		DNSNames:              append([]string(nil), r.Names...),
 		NotBefore:             notBefore,
 		NotAfter:              notBefore.Add(validity - time.Second),
@@ -226,7 +241,12 @@ func Template(r Request) (*x509.Certificate, error) {
 		IssuingCertificateURL: []string{r.CAIssuersURL},
 		CRLDistributionPoints: []string{r.CRLURL},
 		// No subjectKeyIdentifier: BR §7.1.2.7.6 makes it NOT RECOMMENDED
-		// for subscriber certificates. The AKI comes from the issuer.
+		// for subscriber certificates. The AKI comes from the issuer. An
+		// empty subject makes the subjectAltName critical (RFC 5280
+		// §4.2.1.6), which crypto/x509 does by itself.
+	}
+	if r.CommonName {
+		t.Subject.CommonName = r.Names[0]
 	}
 	switch r.Profile {
 	case DV:

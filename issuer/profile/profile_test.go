@@ -56,8 +56,8 @@ func TestTemplateDV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tmpl.Subject.CommonName != "www.example.com" || len(tmpl.Subject.Organization) != 0 {
-		t.Errorf("subject %v", tmpl.Subject)
+	if tmpl.Subject.String() != "" || len(tmpl.DNSNames) != 2 {
+		t.Errorf("subject %q, SAN %v: want no commonName by default (BR 7.1.2.7.2), every name in the SAN", tmpl.Subject, tmpl.DNSNames)
 	}
 	if got := tmpl.NotAfter.Sub(tmpl.NotBefore) + time.Second; got != Default {
 		t.Errorf("validity %v, want %v (inclusive)", got, Default)
@@ -82,11 +82,32 @@ func TestTemplateDV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tmpl.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment {
-		t.Errorf("RSA key usage %v", tmpl.KeyUsage)
+	if tmpl.KeyUsage != x509.KeyUsageDigitalSignature {
+		t.Errorf("RSA key usage %v: want digitalSignature alone by default", tmpl.KeyUsage)
 	}
 	if got := tmpl.NotAfter.Sub(tmpl.NotBefore) + time.Second; got != MaxValidity(r.NotBefore) {
 		t.Errorf("requested 300 days, got %v: not capped by BR", got)
+	}
+}
+
+// TestTemplateOptions: the CA's choices put the commonName and RSA's
+// keyEncipherment back.
+func TestTemplateOptions(t *testing.T) {
+	r := baseRequest(t, DV)
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	r.PublicKey = rk.Public()
+	r.Options = Options{CommonName: true, RSAKeyEncipherment: true}
+	tmpl, err := Template(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tmpl.Subject.CommonName != "www.example.com" || tmpl.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment {
+		t.Errorf("CN %q, key usage %v", tmpl.Subject.CommonName, tmpl.KeyUsage)
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	r.PublicKey = k.Public()
+	if tmpl, err = Template(r); err != nil || tmpl.KeyUsage != x509.KeyUsageDigitalSignature {
+		t.Errorf("ECDSA with RSAKeyEncipherment: %v, key usage %v", err, tmpl.KeyUsage)
 	}
 }
 
