@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/trustline/trustline/internal/issuerid"
@@ -56,6 +57,37 @@ type CertStore interface {
 	ReserveSerial(ctx context.Context, s serial.Serial, issuer issuerid.ID, at time.Time) error
 	InsertCertificate(ctx context.Context, c store.Certificate, a store.AuditEntry) error
 	Revoke(ctx context.Context, r store.Revocation, a store.AuditEntry) (store.Certificate, error)
+	BlockKey(ctx context.Context, k store.BlockedKey) error
+	BlockedKey(ctx context.Context, keyHash []byte) (store.BlockedKey, error)
+	AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
+	Certificate(ctx context.Context, s serial.Serial) (store.Certificate, error)
+	CertificatesWithKey(ctx context.Context, keyHash []byte) ([]serial.Serial, error)
+}
+
+// KeyHash is the SHA-256 of a subjectPublicKeyInfo (DER): how blocked
+// keys and the certificates of a key are found.
+func KeyHash(spki []byte) []byte {
+	h := sha256.Sum256(spki)
+	return h[:]
+}
+
+// CheckKeyNotBlocked refuses a public key (its subjectPublicKeyInfo DER)
+// reported compromised, as a *fault.ForbiddenError saying when and why
+// (BR §4.9.1.1, §6.1.1.3).
+func (ca *CA) CheckKeyNotBlocked(ctx context.Context, spki []byte) error {
+	k, err := ca.store.BlockedKey(ctx, KeyHash(spki))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("issuer: reading the blocked keys: %w", err)
+	}
+	how := "it was reported compromised"
+	if k.Serial != "" {
+		how = fmt.Sprintf("certificate %s with this key was revoked for keyCompromise", k.Serial)
+	}
+	return &fault.ForbiddenError{Detail: fmt.Sprintf("this public key is blocked: %s on %s; generate a new key pair and a new CSR (BR 6.1.1.3)",
+		how, k.BlockedAt.UTC().Format("2 January 2006"))}
 }
 
 // StatusSink learns of every issuance and revocation before the API
@@ -268,6 +300,13 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 	if err != nil {
 		return store.Certificate{}, err
 	}
+	spki, err := x509.MarshalPKIXPublicKey(r.PublicKey)
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("issuer: encoding the public key: %w", err)
+	}
+	if err := ca.CheckKeyNotBlocked(ctx, spki); err != nil {
+		return store.Certificate{}, err
+	}
 	sn, err := ca.NewSerial(ctx, is.ID)
 	if err != nil {
 		return store.Certificate{}, err
@@ -325,6 +364,7 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 		NotBefore: cert.NotBefore,
 		NotAfter:  cert.NotAfter,
 		Status:    status.Good,
+		KeyHash:   KeyHash(cert.RawSubjectPublicKeyInfo),
 	}
 	sum := sha256.Sum256(der)
 	payload, _ := json.Marshal(map[string]any{
@@ -371,12 +411,87 @@ func (ca *CA) Revoke(ctx context.Context, r RevokeRequest) (store.Certificate, e
 	}
 	ca.log.Info("certificate revoked", "serial", r.Serial, "reason", r.Reason, "actor", r.Actor)
 	ca.metrics.revoked(r.Reason)
+	if r.Reason == reason.KeyCompromise {
+		if err := ca.blockKeyOf(ctx, c, r.Actor); err != nil {
+			return c, fmt.Errorf("issuer: %s revoked, but its key is not blocked yet: %w", r.Serial, err)
+		}
+	}
 	if ca.sink != nil {
 		if err := ca.sink.CertificateChanged(ctx, c); err != nil {
 			return c, fmt.Errorf("issuer: %s revoked, but its OCSP response is not updated yet: %w", r.Serial, err)
 		}
 	}
 	return c, nil
+}
+
+// RevokeKey treats the key of certificate sn as compromised (BR §4.9.1.1):
+// it blocks the key, then revokes for keyCompromise every certificate
+// issued with it that is not revoked yet, and audits the whole. It
+// returns the certificates it revoked and the serials revoked already.
+// Certificates stored before the key index existed are found only by sn
+// itself.
+func (ca *CA) RevokeKey(ctx context.Context, sn serial.Serial, actor string) (revoked []store.Certificate, already []serial.Serial, err error) {
+	c, err := ca.store.Certificate(ctx, sn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuer: reading %s: %w", sn, err)
+	}
+	if err := ca.blockKeyOf(ctx, c, actor); err != nil {
+		return nil, nil, fmt.Errorf("issuer: blocking the key of %s: %w", sn, err)
+	}
+	cert, err := x509.ParseCertificate(c.DER)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuer: parsing %s: %w", sn, err)
+	}
+	hash := KeyHash(cert.RawSubjectPublicKeyInfo)
+	serials, err := ca.store.CertificatesWithKey(ctx, hash)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuer: listing the certificates of the key of %s: %w", sn, err)
+	}
+	if !slices.Contains(serials, sn) {
+		serials = append(serials, sn)
+	}
+	for _, s := range serials {
+		got, err := ca.Revoke(ctx, RevokeRequest{Serial: s, Reason: reason.KeyCompromise, Actor: actor})
+		switch {
+		case errors.Is(err, store.ErrAlreadyRevoked):
+			already = append(already, s)
+		case err != nil && got.Serial == "":
+			return revoked, already, err
+		default: // revoked (an OCSP update still pending is logged by the sink)
+			revoked = append(revoked, got)
+		}
+	}
+	var done []serial.Serial
+	for _, r := range revoked {
+		done = append(done, r.Serial)
+	}
+	payload, _ := json.Marshal(map[string]any{"key_sha256": hex.EncodeToString(hash), "from": sn, "revoked": done, "already_revoked": already})
+	_, err = ca.store.AppendAudit(ctx, store.AuditEntry{At: ca.now(), Kind: "key.certificates_revoked", Actor: orSystem(actor), Subject: hex.EncodeToString(hash), Payload: payload})
+	return revoked, already, err
+}
+
+// blockKeyOf blocks the key of c, revoked for keyCompromise, and audits
+// it; a key blocked already stays as first recorded.
+func (ca *CA) blockKeyOf(ctx context.Context, c store.Certificate, actor string) error {
+	cert, err := x509.ParseCertificate(c.DER)
+	if err != nil {
+		return fmt.Errorf("parsing %s: %w", c.Serial, err)
+	}
+	k := store.BlockedKey{KeyHash: KeyHash(cert.RawSubjectPublicKeyInfo), Serial: c.Serial,
+		Reason: "certificate revoked for keyCompromise", Actor: orSystem(actor), BlockedAt: ca.now()}
+	err = ca.store.BlockKey(ctx, k)
+	if errors.Is(err, store.ErrDuplicate) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	payload, _ := json.Marshal(map[string]any{"key_sha256": hex.EncodeToString(k.KeyHash), "serial": c.Serial, "reason": k.Reason})
+	if _, err := ca.store.AppendAudit(ctx, store.AuditEntry{At: k.BlockedAt, Kind: "key.blocked", Actor: k.Actor, Subject: hex.EncodeToString(k.KeyHash), Payload: payload}); err != nil {
+		return err
+	}
+	ca.log.Warn("key blocked: reported compromised", "key_sha256", hex.EncodeToString(k.KeyHash), "serial", c.Serial, "actor", k.Actor)
+	return nil
 }
 
 func orSystem(actor string) string {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/testfix"
+	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/profile"
 )
@@ -34,6 +36,7 @@ type fakeCertStore struct {
 	certs      map[serial.Serial]store.Certificate
 	audits     []store.AuditEntry
 	collisions int // ReserveSerial answers ErrDuplicate this many times first
+	blocked    map[string]store.BlockedKey
 }
 
 func newFakeStore() *fakeCertStore {
@@ -63,6 +66,58 @@ func (f *fakeCertStore) InsertCertificate(_ context.Context, c store.Certificate
 	f.certs[c.Serial] = c
 	f.audits = append(f.audits, a)
 	return nil
+}
+
+func (f *fakeCertStore) Certificate(_ context.Context, sn serial.Serial) (store.Certificate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.certs[sn]
+	if !ok {
+		return store.Certificate{}, store.ErrNotFound
+	}
+	return c, nil
+}
+
+func (f *fakeCertStore) CertificatesWithKey(_ context.Context, h []byte) ([]serial.Serial, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []serial.Serial
+	for sn, c := range f.certs {
+		if string(c.KeyHash) == string(h) {
+			out = append(out, sn)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (f *fakeCertStore) BlockKey(_ context.Context, k store.BlockedKey) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.blocked == nil {
+		f.blocked = map[string]store.BlockedKey{}
+	}
+	if _, ok := f.blocked[string(k.KeyHash)]; ok {
+		return store.ErrDuplicate
+	}
+	f.blocked[string(k.KeyHash)] = k
+	return nil
+}
+
+func (f *fakeCertStore) BlockedKey(_ context.Context, h []byte) (store.BlockedKey, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k, ok := f.blocked[string(h)]; ok {
+		return k, nil
+	}
+	return store.BlockedKey{}, store.ErrNotFound
+}
+
+func (f *fakeCertStore) AppendAudit(_ context.Context, e store.AuditEntry) (store.AuditEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.audits = append(f.audits, e)
+	return e, nil
 }
 
 func (f *fakeCertStore) Revoke(_ context.Context, r store.Revocation, a store.AuditEntry) (store.Certificate, error) {
@@ -238,8 +293,18 @@ func TestRevoke(t *testing.T) {
 	if _, err := ca.Revoke(context.Background(), RevokeRequest{Serial: row.Serial, Reason: reason.Superseded}); !errors.Is(err, store.ErrAlreadyRevoked) {
 		t.Errorf("second revoke: err = %v", err)
 	}
-	if !strings.Contains(st.audits[len(st.audits)-1].Kind, "revoked") {
-		t.Error("no revocation audit entry")
+	var kinds []string
+	for _, a := range st.audits {
+		kinds = append(kinds, a.Kind)
+	}
+	if !slices.Contains(kinds, "certificate.revoked") || kinds[len(kinds)-1] != "key.blocked" {
+		t.Errorf("audit entries %v: want the revocation, then the key blocked", kinds)
+	}
+	// keyCompromise blocked the key: the same key is refused, saying why.
+	_, err = ca.Issue(context.Background(), IssueRequest{Profile: profile.DV, Names: []string{"example.com"}, PublicKey: key.Public()})
+	var fb *fault.ForbiddenError
+	if !errors.As(err, &fb) || !strings.Contains(fb.Detail, string(row.Serial)) || !strings.Contains(fb.Detail, "keyCompromise") {
+		t.Errorf("the compromised key again: %v, want a refusal naming %s", err, row.Serial)
 	}
 }
 

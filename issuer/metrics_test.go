@@ -244,6 +244,8 @@ trustline_review_queue_depth{profile="ov"} 0
 // failingCA is a hand-written Issuing that fails every signature with err.
 type failingCA struct{ err error }
 
+func (failingCA) CheckKeyNotBlocked(context.Context, []byte) error { return nil }
+
 func (f failingCA) Issue(context.Context, IssueRequest) (store.Certificate, error) {
 	return store.Certificate{}, f.err
 }

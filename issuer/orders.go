@@ -34,6 +34,9 @@ type OrderStore interface {
 // Issuing is what orders need of the CA.
 type Issuing interface {
 	Issue(ctx context.Context, r IssueRequest) (store.Certificate, error)
+	// CheckKeyNotBlocked refuses a key reported compromised before an
+	// order is recorded (Issue checks again before signing).
+	CheckKeyNotBlocked(ctx context.Context, spki []byte) error
 }
 
 // Coverage is what orders need of domain validation (*validation.Service):
@@ -135,6 +138,9 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	} else if r.Organization != nil {
 		return store.Order{}, &fault.InputError{Detail: "a dv order carries no organization"}
 	}
+	if err := o.ca.CheckKeyNotBlocked(ctx, req.CSR.RawSubjectPublicKeyInfo); err != nil {
+		return store.Order{}, err
+	}
 	uncovered, err := o.vals.Uncovered(ctx, acct.ID, req.Names)
 	if err != nil {
 		return store.Order{}, err
@@ -226,8 +232,12 @@ func (o *Orders) process(ctx context.Context, ord store.Order, actor string) (st
 		PublicKey: req.CSR.PublicKey, Org: org, Actor: actor,
 	})
 	if cert.Serial == "" && err != nil {
-		if lintFailure(err) {
+		var fb *fault.ForbiddenError
+		switch {
+		case lintFailure(err):
 			return o.reject(ctx, ord, err.Error())
+		case errors.As(err, &fb): // the key was blocked while the order waited
+			return o.reject(ctx, ord, fb.Detail)
 		}
 		return store.Order{}, err
 	}

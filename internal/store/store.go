@@ -192,6 +192,23 @@ type Certificate struct {
 	// OCSPRefreshAt is when the pre-signed OCSP response is next due;
 	// zero means "now".
 	OCSPRefreshAt time.Time
+	// KeyHash is the SHA-256 of the certificate's subjectPublicKeyInfo.
+	// InsertCertificate indexes it when set, so that every certificate of
+	// a compromised key can be found (CertificatesWithKey); it is not
+	// read back into Certificate.
+	KeyHash []byte
+}
+
+// BlockedKey is a public key the CA no longer certifies, by the SHA-256
+// of its subjectPublicKeyInfo: reported compromised (BR §4.9.1.1, §6.1.1.3).
+type BlockedKey struct {
+	KeyHash []byte
+	// Serial is the certificate whose revocation for keyCompromise
+	// blocked it, or empty.
+	Serial    serial.Serial
+	Reason    string // why, for people
+	Actor     string // account id of who reported it
+	BlockedAt time.Time
 }
 
 // CertSummary is a Certificate without its DER: what scans return.
@@ -435,6 +452,14 @@ type Store interface {
 	// transaction. The bulk path is BulkLoader's.
 	InsertCertificate(ctx context.Context, c Certificate, a AuditEntry) error
 	Certificate(ctx context.Context, s serial.Serial) (Certificate, error)
+	// CertificatesWithKey lists the serials of the certificates inserted
+	// with KeyHash keyHash, in serial order.
+	CertificatesWithKey(ctx context.Context, keyHash []byte) ([]serial.Serial, error)
+	// BlockKey records a blocked key; one blocked already is ErrDuplicate
+	// (the first record stands). BlockedKey reads one back, ErrNotFound if
+	// the key is not blocked.
+	BlockKey(ctx context.Context, k BlockedKey) error
+	BlockedKey(ctx context.Context, keyHash []byte) (BlockedKey, error)
 	// Revoke marks the certificate revoked, appends an EventRevoked and the
 	// audit entry in one transaction, and returns the updated row.
 	Revoke(ctx context.Context, r Revocation, a AuditEntry) (Certificate, error)

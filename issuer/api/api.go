@@ -56,6 +56,7 @@ type Store interface {
 // Revoker revokes certificates.
 type Revoker interface {
 	Revoke(ctx context.Context, r issuer.RevokeRequest) (store.Certificate, error)
+	RevokeKey(ctx context.Context, sn serial.Serial, actor string) ([]store.Certificate, []serial.Serial, error)
 }
 
 // Deps are the services behind the API.
@@ -120,6 +121,7 @@ func New(d Deps) *Handler {
 	h.handle("POST /api/v1/admin/accounts", h.auth(admin, h.adminCreateAccount))
 	h.handle("POST /api/v1/admin/review-list", h.auth(admin, h.addReviewPattern))
 	h.handle("GET /api/v1/admin/review-list", h.auth(admin, h.listReviewPatterns))
+	h.handle("POST /api/v1/admin/certificates/{serial}/revoke-key", h.auth(admin, h.revokeKey))
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+truncate(r.URL.Path, 100))
 	})
@@ -585,6 +587,37 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, acct store.Acco
 	}
 	h.d.Orders.NotifyRevoked(r.Context(), got, acct.ID)
 	writeJSON(w, http.StatusOK, map[string]any{"serial": got.Serial, "status": "revoked", "reason": got.Reason.String(), "revoked_at": got.RevokedAt.UTC()})
+}
+
+// revokeKey treats a certificate's key as compromised: it is blocked, and
+// every certificate issued with it is revoked for keyCompromise (BR
+// §4.9.1.1); each account concerned is mailed.
+func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	sn, err := serial.Parse(r.PathValue("serial"))
+	if err != nil {
+		problem(w, http.StatusNotFound, "no such certificate")
+		return
+	}
+	revoked, already, err := h.d.CA.RevokeKey(r.Context(), sn, acct.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		problem(w, http.StatusNotFound, "no such certificate")
+		return
+	}
+	for _, c := range revoked {
+		h.d.Orders.NotifyRevoked(r.Context(), c, acct.ID)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	done := make([]serial.Serial, 0, len(revoked))
+	for _, c := range revoked {
+		done = append(done, c.Serial)
+	}
+	if already == nil {
+		already = []serial.Serial{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"key_blocked": true, "revoked": done, "already_revoked": already})
 }
 
 // Manual Review List.

@@ -158,13 +158,15 @@ func newMemory(t testing.TB, now func() time.Time) *ocspcache.Memory {
 	return m
 }
 
-var leafKey = sync.OnceValue(func() *ecdsa.PrivateKey {
+// leafKey is a fresh subscriber key: a key revoked for keyCompromise is
+// blocked, so certificates must not share one.
+func leafKey() *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		panic(err)
 	}
 	return k
-})
+}
 
 // issue issues a DV certificate for name through the CA (and so the sink).
 func (e *env) issue(name string) store.Certificate {

@@ -96,6 +96,11 @@ func (s *Store) InsertCertificate(ctx context.Context, c store.Certificate, a st
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, certArgs(&c)...); err != nil {
 			return err
 		}
+		if len(c.KeyHash) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO certificate_keys (key_hash, serial) VALUES ($1, $2)`, c.KeyHash, string(c.Serial)); err != nil {
+				return fmt.Errorf("indexing the key: %w", err)
+			}
+		}
 		if err := lockLogs(ctx, tx); err != nil {
 			return err
 		}

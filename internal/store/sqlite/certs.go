@@ -92,6 +92,11 @@ func (s *Store) InsertCertificate(ctx context.Context, c store.Certificate, a st
 		if _, err := tx.ExecContext(ctx, insertCert, certArgs(&c)...); err != nil {
 			return err
 		}
+		if len(c.KeyHash) > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_keys (key_hash, serial) VALUES (?, ?)`, c.KeyHash, string(c.Serial)); err != nil {
+				return fmt.Errorf("indexing the key: %w", err)
+			}
+		}
 		at := a.At
 		if at.IsZero() {
 			at = c.NotBefore

@@ -57,6 +57,7 @@ func Run(t *testing.T, a Adapter) {
 		{"InsertCertificate", testInsertCertificate},
 		{"InsertCertificates", testInsertCertificates},
 		{"Revoke", testRevoke},
+		{"BlockedKeys", testBlockedKeys},
 		{"Events", testEvents},
 		{"ScanShard", testScanShard},
 		{"ScanShardPages", testScanShardPages},
