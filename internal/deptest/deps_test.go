@@ -106,6 +106,7 @@ var leaves = []struct {
 	{module + "/internal/testfix", "the fixtures every package's tests share, origin's and the responder's included", []string{module + "/internal/issuerid"}},
 	{module + "/internal/testenv", "how every package's tests find a service", []string{module + "/internal/pgserver"}},
 	{module + "/internal/pgserver", "the private PostgreSQL server of tests and benchmarks", nil},
+	{module + "/internal/dnsanswer", "how validation and CAA read a resolver's answer", []string{"github.com/miekg/dns", "golang.org/x/..."}},
 }
 
 func TestLeaves(t *testing.T) {

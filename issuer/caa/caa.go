@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/trustline/trustline/internal/dnsanswer"
 )
 
 // MaxAge is how long a CAA check stays good for issuance (BR §3.2.2.8: "within 8
@@ -207,37 +209,16 @@ func (c *Checker) lookup(ctx context.Context, name string) ([]Record, error) {
 	return recordsAt(resp.Answer, name), nil
 }
 
-// maxCNAMEHops bounds the chain recordsAt follows.
-const maxCNAMEHops = 8
-
 // recordsAt returns the CAA records at qname in an answer section,
-// following a CNAME chain from qname; other names, classes and types are
-// ignored.
+// following a CNAME chain from qname.
 func recordsAt(answer []dns.RR, qname string) []Record {
-	name := dns.CanonicalName(qname)
-	seen := map[string]bool{}
-	for hop := 0; hop <= maxCNAMEHops && !seen[name]; hop++ {
-		seen[name] = true
-		var set []Record
-		next := ""
-		for _, rr := range answer {
-			h := rr.Header()
-			if h == nil || h.Class != dns.ClassINET || dns.CanonicalName(h.Name) != name {
-				continue
-			}
-			switch r := rr.(type) {
-			case *dns.CAA:
-				set = append(set, Record{Owner: strings.TrimSuffix(name, "."), Flags: r.Flag, Tag: r.Tag, Value: r.Value})
-			case *dns.CNAME:
-				next = dns.CanonicalName(r.Target)
-			}
+	return dnsanswer.At(answer, qname, func(owner string, rr dns.RR) (Record, bool) {
+		r, ok := rr.(*dns.CAA)
+		if !ok {
+			return Record{}, false
 		}
-		if len(set) > 0 || next == "" {
-			return set
-		}
-		name = next
-	}
-	return nil
+		return Record{Owner: strings.TrimSuffix(owner, "."), Flags: r.Flag, Tag: r.Tag, Value: r.Value}, true
+	})
 }
 
 // critical is the issuer critical flag (RFC 8659 §4.1).

@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/trustline/trustline/internal/dnsanswer"
 	"github.com/trustline/trustline/issuer/fault"
 )
 
@@ -22,9 +23,6 @@ import (
 // ednsSize is the UDP payload size advertised (the DNS Flag Day 2020
 // value): larger answers come back truncated and are asked again over TCP.
 const ednsSize = 1232
-
-// maxCNAMEHops bounds the chain TXTValues follows.
-const maxCNAMEHops = 8
 
 // txtLookup asks one recursive resolver for TXT records.
 type txtLookup struct {
@@ -86,35 +84,18 @@ func (l *txtLookup) query(ctx context.Context, name string) (*dns.Msg, string, e
 }
 
 // TXTValues returns the TXT records at qname found in a resolver's answer
-// section, following a CNAME chain from qname (at most maxCNAMEHops). Each
+// section, following a CNAME chain from qname (at most dnsanswer.MaxCNAMEHops). Each
 // record's character-strings are joined, as a record longer than 255
 // octets must be split into several. Records of other names, classes and
 // types are ignored: the answer comes from the network.
 func TXTValues(answer []dns.RR, qname string) []string {
-	name := dns.CanonicalName(qname)
-	seen := map[string]bool{}
-	for hop := 0; hop <= maxCNAMEHops && !seen[name]; hop++ {
-		seen[name] = true
-		var values []string
-		next := ""
-		for _, rr := range answer {
-			h := rr.Header()
-			if h == nil || h.Class != dns.ClassINET || dns.CanonicalName(h.Name) != name {
-				continue
-			}
-			switch r := rr.(type) {
-			case *dns.TXT:
-				values = append(values, strings.Join(r.Txt, ""))
-			case *dns.CNAME:
-				next = dns.CanonicalName(r.Target)
-			}
+	return dnsanswer.At(answer, qname, func(_ string, rr dns.RR) (string, bool) {
+		r, ok := rr.(*dns.TXT)
+		if !ok {
+			return "", false
 		}
-		if len(values) > 0 || next == "" {
-			return values
-		}
-		name = next
-	}
-	return nil
+		return strings.Join(r.Txt, ""), true
+	})
 }
 
 // MatchTXT reports whether one of the records is the random value, give
