@@ -58,6 +58,8 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	)
 	rk := addRootKeyFlags(fs, true)
 	fs.Var(&purgeCaches, "purge-cache", "a cache (Varnish) in front of responders and origins, told of new CRLs and revocations; repeatable")
+	var caaIDs multiFlag
+	fs.Var(&caaIDs, "caa-identity", "an issuer domain name meaning this CA in CAA records; every order's names are then checked (needs --resolver; docs/caa.md); repeatable")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -75,6 +77,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.CRL.Shards, cfg.CRL.Period, cfg.CRL.RevocationDelay = *shards, *crlPeriod, *crlDelay
 	cfg.Purge.Caches = purgeCaches
 	cfg.Validation.Resolver = *resolver
+	cfg.Validation.CAAIdentities = caaIDs
 	cfg.KeysDir = "keys"
 	if *hsmModule != "" {
 		cfg.KeysDir = ""
