@@ -3,7 +3,9 @@ package crlgen
 import (
 	"context"
 	"crypto"
+	crand "crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,7 +99,11 @@ type Deps struct {
 // Generator publishes the CRLs of one hierarchy. Its methods are safe for
 // concurrent use; rounds are serialised.
 type Generator struct {
-	cfg    Config
+	cfg Config
+	// writer names this Generator in the CRLs it stores (store.CRL.Holder):
+	// the holder and a random suffix, so that two generators, even under
+	// one holder name, each recognise their own swap.
+	writer string
 	st     Store
 	lint   Linter
 	caLint Linter
@@ -157,6 +163,11 @@ func New(cfg Config, d Deps) (*Generator, error) {
 	if g.caLint == nil {
 		g.caLint = d.Linter
 	}
+	var id [6]byte
+	if _, err := crand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("crlgen: naming this generator: %w", err)
+	}
+	g.writer = cfg.Holder + "/" + hex.EncodeToString(id[:])
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -631,7 +642,7 @@ func (g *Generator) current(ctx context.Context, is *issuerState, s int, urls []
 	}
 	if u, ok := is.uncertain[s]; ok && prev.Number >= u.number {
 		delete(is.uncertain, s)
-		if prev.Number == u.number && sha256Sum(prev.DER) == u.sha256 {
+		if g.mine(prev, u) {
 			g.log.Warn("a CRL whose publication looked failed was stored after all; announcing it", "crl", label(is.ID, s), "number", u.number)
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 			g.published(bctx, is, s, u, urls)
@@ -677,7 +688,7 @@ func (g *Generator) buildChecked(ctx context.Context, is *issuerState, s int, pr
 // store.ErrConflict when another generator swapped first. A swap whose
 // outcome is unknown is remembered as uncertain.
 func (g *Generator) swap(ctx context.Context, is *issuerState, s int, prev store.CRL, b built, urls []string) error {
-	c := store.CRL{IssuerID: is.ID, Shard: s, Number: b.number, ThisUpdate: b.thisUpdate, NextUpdate: b.nextUpdate, DER: b.der}
+	c := store.CRL{IssuerID: is.ID, Shard: s, Number: b.number, ThisUpdate: b.thisUpdate, NextUpdate: b.nextUpdate, DER: b.der, Holder: g.writer}
 	audit, err := g.auditEntry(is.ID, s, b)
 	if err != nil {
 		return err
@@ -711,7 +722,16 @@ func (g *Generator) landed(ctx context.Context, is *issuerState, s int, b built)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 	defer cancel()
 	c, err := g.st.CRL(ctx, is.ID, s)
-	return err == nil && c.Number == b.number && sha256Sum(c.DER) == b.sha256
+	return err == nil && g.mine(c, b)
+}
+
+// mine reports whether the stored CRL c is b as this generator published
+// it: the same number and bytes, and this generator's writer name. Two
+// generators racing may build the very same bytes (an RSA signature is
+// deterministic, thisUpdate has a second's precision): the writer tells
+// whose swap landed.
+func (g *Generator) mine(c store.CRL, b built) bool {
+	return c.Number == b.number && sha256Sum(c.DER) == b.sha256 && c.Holder == g.writer
 }
 
 // published records a successful publication (its audit entry was

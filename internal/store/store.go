@@ -283,6 +283,10 @@ type CRL struct {
 	ThisUpdate time.Time
 	NextUpdate time.Time
 	DER        []byte
+	// Holder names who published it (a CRL generator's holder), so that a
+	// generator can tell its own swap from another's of the same bytes
+	// (RSA signatures are deterministic); "" for CRLs stored before.
+	Holder string
 }
 
 // AuditEntry is one record of the append-only audit log. Seq, PrevHash and

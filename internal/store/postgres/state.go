@@ -12,13 +12,13 @@ import (
 	"github.com/trustline/trustline/internal/store"
 )
 
-const crlCols = `issuer_id, shard, number, this_update, next_update, der`
+const crlCols = `issuer_id, shard, number, this_update, next_update, der, holder`
 
 func scanCRL(sc scanner) (store.CRL, error) {
 	var c store.CRL
 	var iss string
 	var sh int32
-	if err := sc.Scan(&iss, &sh, &c.Number, &c.ThisUpdate, &c.NextUpdate, &c.DER); err != nil {
+	if err := sc.Scan(&iss, &sh, &c.Number, &c.ThisUpdate, &c.NextUpdate, &c.DER, &c.Holder); err != nil {
 		return store.CRL{}, err
 	}
 	c.IssuerID, c.Shard, c.DER = issuerid.ID(iss), int(sh), bytesOrNil(c.DER)
@@ -51,13 +51,13 @@ func (s *Store) PublishCRL(ctx context.Context, c store.CRL, prevNumber int64, a
 	}
 	var sql string
 	if prevNumber == 0 {
-		sql = `INSERT INTO crls (` + crlCols + `) VALUES ($1, $2, $3, $4, $5, $6)
+		sql = `INSERT INTO crls (` + crlCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (issuer_id, shard) DO NOTHING`
 	} else {
-		sql = `UPDATE crls SET number = $3, this_update = $4, next_update = $5, der = $6
-			WHERE issuer_id = $1 AND shard = $2 AND number = $7`
+		sql = `UPDATE crls SET number = $3, this_update = $4, next_update = $5, der = $6, holder = $7
+			WHERE issuer_id = $1 AND shard = $2 AND number = $8`
 	}
-	args := []any{string(c.IssuerID), int32(c.Shard), c.Number, ts(c.ThisUpdate), ts(c.NextUpdate), c.DER}
+	args := []any{string(c.IssuerID), int32(c.Shard), c.Number, ts(c.ThisUpdate), ts(c.NextUpdate), c.DER, c.Holder}
 	if prevNumber != 0 {
 		args = append(args, prevNumber)
 	}

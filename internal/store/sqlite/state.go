@@ -11,13 +11,13 @@ import (
 	"github.com/trustline/trustline/internal/store"
 )
 
-const crlCols = `issuer_id, shard, number, this_update, next_update, der`
+const crlCols = `issuer_id, shard, number, this_update, next_update, der, holder`
 
 func scanCRL(sc scanner) (store.CRL, error) {
 	var c store.CRL
 	var iss string
 	var tu, nu int64
-	if err := sc.Scan(&iss, &c.Shard, &c.Number, &tu, &nu, &c.DER); err != nil {
+	if err := sc.Scan(&iss, &c.Shard, &c.Number, &tu, &nu, &c.DER, &c.Holder); err != nil {
 		return store.CRL{}, err
 	}
 	c.IssuerID, c.ThisUpdate, c.NextUpdate, c.DER = issuerid.ID(iss), fromMicros(tu), fromMicros(nu), bytesOrNil(c.DER)
@@ -65,13 +65,13 @@ func swapCRL(ctx context.Context, tx *sql.Tx, c store.CRL, prevNumber int64) err
 	var res sql.Result
 	var err error
 	if prevNumber == 0 {
-		res, err = tx.ExecContext(ctx, `INSERT INTO crls (`+crlCols+`) VALUES (?, ?, ?, ?, ?, ?)
+		res, err = tx.ExecContext(ctx, `INSERT INTO crls (`+crlCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (issuer_id, shard) DO NOTHING`,
-			string(c.IssuerID), c.Shard, c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.DER)
+			string(c.IssuerID), c.Shard, c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.DER, c.Holder)
 	} else {
-		res, err = tx.ExecContext(ctx, `UPDATE crls SET number = ?, this_update = ?, next_update = ?, der = ?
+		res, err = tx.ExecContext(ctx, `UPDATE crls SET number = ?, this_update = ?, next_update = ?, der = ?, holder = ?
 			WHERE issuer_id = ? AND shard = ? AND number = ?`,
-			c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.DER, string(c.IssuerID), c.Shard, prevNumber)
+			c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.DER, c.Holder, string(c.IssuerID), c.Shard, prevNumber)
 	}
 	if err == nil {
 		if err = mustAffect(res); errors.Is(err, store.ErrNotFound) {

@@ -23,6 +23,7 @@ func crl(issuer issuerid.ID, shard int, number int64) store.CRL {
 		ThisUpdate: this,
 		NextUpdate: this.Add(7 * 24 * time.Hour),
 		DER:        []byte(fmt.Sprintf("crl-der-%s-%d-%d", issuer, shard, number)),
+		Holder:     fmt.Sprintf("crlgen-%d", number%3),
 	}
 }
 
