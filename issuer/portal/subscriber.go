@@ -254,7 +254,11 @@ func (h *Handler) validatedDomains(r *http.Request, acct store.Account) ([]domai
 		return nil, fmt.Errorf("portal: reading validations: %w", err)
 	}
 	by := map[string]*domainChoice{}
+	now := h.now()
 	for _, val := range vals {
+		if !validation.Reusable(val, now) {
+			continue // past the reuse period in force now (BR 4.2.1)
+		}
 		c, ok := by[val.Domain]
 		if !ok {
 			c = &domainChoice{Domain: val.Domain}
@@ -263,8 +267,8 @@ func (h *Handler) validatedDomains(r *http.Request, acct store.Account) ([]domai
 		if !slices.Contains(c.Methods, val.Method) {
 			c.Methods = append(c.Methods, val.Method)
 		}
-		if val.ValidUntil.After(c.Until) {
-			c.Until = val.ValidUntil
+		if until := validation.ReusableUntil(val, now); until.After(c.Until) {
+			c.Until = until
 		}
 	}
 	res := make([]domainChoice, 0, len(by))

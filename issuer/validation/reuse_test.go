@@ -92,3 +92,15 @@ func TestCoveringJudgesReuseAtIssuance(t *testing.T) {
 		}
 	}
 }
+
+// TestReusableUntil: the end of reuse the order form shows is the stored
+// bound until a schedule step shortens it.
+func TestReusableUntil(t *testing.T) {
+	v := validAt(utc(2027, 3, 1)) // stored: 200 days on
+	if got, want := validation.ReusableUntil(v, utc(2027, 3, 2)), v.ValidUntil; !got.Equal(want) {
+		t.Errorf("before the step: %s, want the stored %s", got, want)
+	}
+	if got, want := validation.ReusableUntil(v, utc(2027, 3, 20)), utc(2027, 3, 1).Add(100*24*time.Hour); !got.Equal(want) {
+		t.Errorf("after the step to 100 days: %s, want %s", got, want)
+	}
+}

@@ -725,6 +725,17 @@ func Reusable(val store.Validation, now time.Time) bool {
 		!val.ValidatedAt.IsZero() && now.Sub(val.ValidatedAt) <= profile.ReusePeriod(now)
 }
 
+// ReusableUntil is when a valid validation stops covering its domain if
+// the reuse period in force at now still holds then: the earlier of its
+// stored ValidUntil and its completion plus that period. (A later step of
+// the BR schedule can only shorten it.)
+func ReusableUntil(val store.Validation, now time.Time) time.Time {
+	if end := val.ValidatedAt.Add(profile.ReusePeriod(now)); end.Before(val.ValidUntil) {
+		return end
+	}
+	return val.ValidUntil
+}
+
 // covers applies BR §3.2.2.4's table of what a method's validation of an
 // Authorization Domain Name reaches: email, WHOIS email and dns-txt cover
 // the domain and every name under it; only dns-txt covers wildcards (BR
