@@ -71,10 +71,19 @@ func KeyHash(spki []byte) []byte {
 	return h[:]
 }
 
-// CheckKeyNotBlocked refuses a public key (its subjectPublicKeyInfo DER)
-// reported compromised, as a *fault.ForbiddenError saying when and why
-// (BR §4.9.1.1, §6.1.1.3).
-func (ca *CA) CheckKeyNotBlocked(ctx context.Context, spki []byte) error {
+// CheckKeyNotBlocked refuses a public key reported compromised, as a
+// *fault.ForbiddenError saying when and why (BR §4.9.1.1, §6.1.1.3).
+func (ca *CA) CheckKeyNotBlocked(ctx context.Context, pub crypto.PublicKey) error {
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return fmt.Errorf("issuer: encoding the public key: %w", err)
+	}
+	return ca.checkSPKI(ctx, spki)
+}
+
+// checkSPKI is CheckKeyNotBlocked for the key's subjectPublicKeyInfo DER,
+// encoded as crypto/x509 encodes it in certificates.
+func (ca *CA) checkSPKI(ctx context.Context, spki []byte) error {
 	k, err := ca.store.BlockedKey(ctx, KeyHash(spki))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -304,7 +313,7 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 	if err != nil {
 		return store.Certificate{}, fmt.Errorf("issuer: encoding the public key: %w", err)
 	}
-	if err := ca.CheckKeyNotBlocked(ctx, spki); err != nil {
+	if err := ca.checkSPKI(ctx, spki); err != nil {
 		return store.Certificate{}, err
 	}
 	sn, err := ca.NewSerial(ctx, is.ID)
@@ -364,7 +373,7 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 		NotBefore: cert.NotBefore,
 		NotAfter:  cert.NotAfter,
 		Status:    status.Good,
-		KeyHash:   KeyHash(cert.RawSubjectPublicKeyInfo),
+		KeyHash:   KeyHash(spki), // the DER crypto/x509 put in the certificate
 	}
 	sum := sha256.Sum256(der)
 	payload, _ := json.Marshal(map[string]any{
@@ -412,7 +421,7 @@ func (ca *CA) Revoke(ctx context.Context, r RevokeRequest) (store.Certificate, e
 	ca.log.Info("certificate revoked", "serial", r.Serial, "reason", r.Reason, "actor", r.Actor)
 	ca.metrics.revoked(r.Reason)
 	if r.Reason == reason.KeyCompromise {
-		if err := ca.blockKeyOf(ctx, c, r.Actor); err != nil {
+		if _, err := ca.blockKeyOf(ctx, c, r.Actor); err != nil {
 			return c, fmt.Errorf("issuer: %s revoked, but its key is not blocked yet: %w", r.Serial, err)
 		}
 	}
@@ -435,14 +444,10 @@ func (ca *CA) RevokeKey(ctx context.Context, sn serial.Serial, actor string) (re
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuer: reading %s: %w", sn, err)
 	}
-	if err := ca.blockKeyOf(ctx, c, actor); err != nil {
+	hash, err := ca.blockKeyOf(ctx, c, actor)
+	if err != nil {
 		return nil, nil, fmt.Errorf("issuer: blocking the key of %s: %w", sn, err)
 	}
-	cert, err := x509.ParseCertificate(c.DER)
-	if err != nil {
-		return nil, nil, fmt.Errorf("issuer: parsing %s: %w", sn, err)
-	}
-	hash := KeyHash(cert.RawSubjectPublicKeyInfo)
 	serials, err := ca.store.CertificatesWithKey(ctx, hash)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuer: listing the certificates of the key of %s: %w", sn, err)
@@ -470,28 +475,28 @@ func (ca *CA) RevokeKey(ctx context.Context, sn serial.Serial, actor string) (re
 	return revoked, already, err
 }
 
-// blockKeyOf blocks the key of c, revoked for keyCompromise, and audits
-// it; a key blocked already stays as first recorded.
-func (ca *CA) blockKeyOf(ctx context.Context, c store.Certificate, actor string) error {
+// blockKeyOf blocks the key of c, revoked for keyCompromise, audits it,
+// and returns its hash; a key blocked already stays as first recorded.
+func (ca *CA) blockKeyOf(ctx context.Context, c store.Certificate, actor string) ([]byte, error) {
 	cert, err := x509.ParseCertificate(c.DER)
 	if err != nil {
-		return fmt.Errorf("parsing %s: %w", c.Serial, err)
+		return nil, fmt.Errorf("parsing %s: %w", c.Serial, err)
 	}
 	k := store.BlockedKey{KeyHash: KeyHash(cert.RawSubjectPublicKeyInfo), Serial: c.Serial,
 		Reason: "certificate revoked for keyCompromise", Actor: orSystem(actor), BlockedAt: ca.now()}
 	err = ca.store.BlockKey(ctx, k)
 	if errors.Is(err, store.ErrDuplicate) {
-		return nil
+		return k.KeyHash, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	payload, _ := json.Marshal(map[string]any{"key_sha256": hex.EncodeToString(k.KeyHash), "serial": c.Serial, "reason": k.Reason})
 	if _, err := ca.store.AppendAudit(ctx, store.AuditEntry{At: k.BlockedAt, Kind: "key.blocked", Actor: k.Actor, Subject: hex.EncodeToString(k.KeyHash), Payload: payload}); err != nil {
-		return err
+		return nil, err
 	}
 	ca.log.Warn("key blocked: reported compromised", "key_sha256", hex.EncodeToString(k.KeyHash), "serial", c.Serial, "actor", k.Actor)
-	return nil
+	return k.KeyHash, nil
 }
 
 func orSystem(actor string) string {

@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -244,7 +245,7 @@ trustline_review_queue_depth{profile="ov"} 0
 // failingCA is a hand-written Issuing that fails every signature with err.
 type failingCA struct{ err error }
 
-func (failingCA) CheckKeyNotBlocked(context.Context, []byte) error { return nil }
+func (failingCA) CheckKeyNotBlocked(context.Context, crypto.PublicKey) error { return nil }
 
 func (f failingCA) Issue(context.Context, IssueRequest) (store.Certificate, error) {
 	return store.Certificate{}, f.err

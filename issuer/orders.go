@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,15 +37,13 @@ type Issuing interface {
 	Issue(ctx context.Context, r IssueRequest) (store.Certificate, error)
 	// CheckKeyNotBlocked refuses a key reported compromised before an
 	// order is recorded (Issue checks again before signing).
-	CheckKeyNotBlocked(ctx context.Context, spki []byte) error
+	CheckKeyNotBlocked(ctx context.Context, pub crypto.PublicKey) error
 }
 
 // Coverage is what orders need of domain validation (*validation.Service):
-// the names of an order that no valid validation of the account covers,
-// and the validation that covers each (its method goes to CAA's
-// validationmethods).
+// for each name of an order, the account's valid validation that covers
+// it, or nil (its method goes to CAA's validationmethods).
 type Coverage interface {
-	Uncovered(ctx context.Context, accountID string, names []string) ([]string, error)
 	Covering(ctx context.Context, accountID string, names []string) ([]*store.Validation, error)
 }
 
@@ -138,12 +137,18 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	} else if r.Organization != nil {
 		return store.Order{}, &fault.InputError{Detail: "a dv order carries no organization"}
 	}
-	if err := o.ca.CheckKeyNotBlocked(ctx, req.CSR.RawSubjectPublicKeyInfo); err != nil {
+	if err := o.ca.CheckKeyNotBlocked(ctx, req.CSR.PublicKey); err != nil {
 		return store.Order{}, err
 	}
-	uncovered, err := o.vals.Uncovered(ctx, acct.ID, req.Names)
+	covering, err := o.vals.Covering(ctx, acct.ID, req.Names)
 	if err != nil {
 		return store.Order{}, err
+	}
+	var uncovered []string
+	for i, v := range covering {
+		if v == nil {
+			uncovered = append(uncovered, req.Names[i])
+		}
 	}
 	if len(uncovered) > 0 {
 		return store.Order{}, &fault.ForbiddenError{Detail: "no valid domain validation covers: " + strings.Join(uncovered, ", ")}
@@ -152,7 +157,7 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	if err != nil {
 		return store.Order{}, err
 	}
-	caaResults, err := o.checkCAA(ctx, acct.ID, req.Names)
+	caaResults, err := o.checkCAA(ctx, acct.ID, req.Names, covering)
 	if err != nil {
 		o.recordCAA(ctx, acct.ID, "caa.refused", caaResults)
 		return store.Order{}, err
@@ -211,7 +216,11 @@ func (o *Orders) process(ctx context.Context, ord store.Order, actor string) (st
 	if o.caa != nil && o.now().Sub(ord.CreatedAt) > caa.MaxAge {
 		// The order waited (for review) longer than a CAA check stays
 		// good: check again before signing.
-		res, err := o.checkCAA(ctx, ord.AccountID, ord.Names)
+		covering, err := o.vals.Covering(ctx, ord.AccountID, ord.Names)
+		if err != nil {
+			return store.Order{}, err
+		}
+		res, err := o.checkCAA(ctx, ord.AccountID, ord.Names, covering)
 		o.recordCAA(ctx, ord.ID, "caa.checked", res)
 		var fb *fault.ForbiddenError
 		if errors.As(err, &fb) {
@@ -372,19 +381,16 @@ func (o *Orders) ResumeProcessing(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// checkCAA checks every name's CAA records (when a checker is set) and
-// returns the evidence of each check made. Records that forbid issuance,
+// checkCAA checks every name's CAA records (when a checker is set), each
+// with the method of the validation covering it (covering[i], from
+// Coverage.Covering), and returns the evidence of each check made. Records that forbid issuance,
 // or that cannot be read because of the domain's DNS (SERVFAIL, as for a
 // broken DNSSEC chain), are a *fault.ForbiddenError naming the name and
 // the record; a resolver of the CA's that does not answer is a
 // *fault.UnavailableError.
-func (o *Orders) checkCAA(ctx context.Context, accountID string, names []string) ([]caa.Result, error) {
+func (o *Orders) checkCAA(ctx context.Context, accountID string, names []string, covering []*store.Validation) ([]caa.Result, error) {
 	if o.caa == nil {
 		return nil, nil
-	}
-	covering, err := o.vals.Covering(ctx, accountID, names)
-	if err != nil {
-		return nil, err
 	}
 	var out []caa.Result
 	for i, n := range names {

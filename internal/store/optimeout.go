@@ -8,6 +8,12 @@ import (
 
 type opBoundKey struct{}
 
+// RequestOpTimeout is the bound the API and the portal put on each store
+// operation of a request (WithOpTimeout): a hung database is answered 503
+// with Retry-After within it, inside the 2 s a client is promised an
+// answer in (docs/operations.md).
+const RequestOpTimeout = 1500 * time.Millisecond
+
 // OpBound is the bound WithOpTimeout puts on a context: how long each
 // store operation under it may take, and whether one already timed out.
 type OpBound struct {

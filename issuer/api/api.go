@@ -77,11 +77,8 @@ type Deps struct {
 	StoreTimeout time.Duration
 }
 
-// DefaultStoreTimeout is Deps.StoreTimeout's default: a request whose
-// store operation does not complete within it is answered 503 with
-// Retry-After, inside the 2 s a client is promised an answer in when the
-// database hangs (docs/operations.md).
-const DefaultStoreTimeout = 1500 * time.Millisecond
+// DefaultStoreTimeout is Deps.StoreTimeout's default.
+const DefaultStoreTimeout = store.RequestOpTimeout
 
 // Handler serves the API under /api/v1/.
 type Handler struct {

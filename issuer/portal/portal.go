@@ -63,8 +63,8 @@ type Config struct {
 	MaxUpload int64
 	// StoreTimeout bounds each store operation of a request
 	// (store.WithOpTimeout), so that a hung database gets a 503 page
-	// within it rather than a page that never loads. 0 means 1.5 s;
-	// negative, the store's own bound.
+	// within it rather than a page that never loads. 0 means
+	// store.RequestOpTimeout (1.5 s); negative, the store's own bound.
 	StoreTimeout time.Duration
 }
 
@@ -125,7 +125,7 @@ func (c Config) withDefaults() Config {
 		c.MaxUpload = 96 << 10
 	}
 	if c.StoreTimeout == 0 {
-		c.StoreTimeout = 1500 * time.Millisecond
+		c.StoreTimeout = store.RequestOpTimeout
 	}
 	return c
 }

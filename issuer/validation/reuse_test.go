@@ -3,14 +3,11 @@ package validation_test
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/trustline/trustline/internal/store"
-	"github.com/trustline/trustline/internal/store/sqlite"
-	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/profile"
 	"github.com/trustline/trustline/issuer/validation"
 )
@@ -58,15 +55,7 @@ func TestReusable(t *testing.T) {
 func TestCoveringJudgesReuseAtIssuance(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	acct, _, err := issuer.NewAccounts(st, nil).Create(ctx, "alice@example.com", store.RoleSubscriber)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, acct := storeWithAccount(t)
 	done := utc(2027, 3, 1)
 	v := validAt(done)
 	v.ID, v.AccountID, v.Domain, v.Method, v.Contact, v.CreatedAt, v.ExpiresAt = "val_1", acct.ID, "example.com", validation.MethodEmail, "admin@example.com", done, done.Add(time.Hour)

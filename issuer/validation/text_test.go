@@ -26,18 +26,27 @@ func (o *outbox) Send(_ context.Context, m mail.Message) error {
 // TestValidationMailForPeople: the validation mail says how long the code
 // works as people write it, and names the validation it belongs to, so
 // that a script (or a person with several in flight) picks the right one.
-func TestValidationMailForPeople(t *testing.T) {
+// storeWithAccount opens a fresh SQLite store, closed when the test ends,
+// holding one subscriber account.
+func storeWithAccount(t *testing.T) (*sqlite.Store, store.Account) {
+	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")}, log)
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	acct, _, err := issuer.NewAccounts(st, nil).Create(ctx, "alice@example.com", store.RoleSubscriber)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, acct
+}
+
+func TestValidationMailForPeople(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	st, acct := storeWithAccount(t)
 	box := &outbox{}
 	vals, err := validation.New(validation.Config{}, validation.Deps{Store: st, Mail: box, Log: log})
 	if err != nil {
