@@ -401,6 +401,8 @@ func (o *Orders) checkCAA(ctx context.Context, accountID string, names []string,
 		res, err := o.caa.Check(ctx, caa.Request{Name: n, AccountURI: o.AccountURI(accountID), Method: method})
 		out = append(out, res)
 		switch {
+		case errors.Is(err, caa.ErrNotCorroborated):
+			return out, &fault.ForbiddenError{Detail: fmt.Sprintf("CAA permits issuance for %s as seen from the CA's primary network perspective, but this was not corroborated from enough remote ones (BR 3.2.2.9): %s", n, res.Reason)}
 		case errors.Is(err, caa.ErrForbidden):
 			return out, &fault.ForbiddenError{Detail: fmt.Sprintf("CAA forbids issuance for %s (BR 3.2.2.8): %s", n, res.Reason)}
 		case errors.Is(err, caa.ErrLookup):

@@ -30,6 +30,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/trustline/trustline/internal/dnsanswer"
+	"github.com/trustline/trustline/issuer/mpic"
 )
 
 // MaxAge is how long a CAA check stays good for issuance (BR §3.2.2.8: "within 8
@@ -87,6 +88,9 @@ type Result struct {
 	Queried    []string  `json:"queried"`               // names asked, in order
 	Resolver   string    `json:"resolver"`
 	At         time.Time `json:"at"`
+	// Corroboration is what the remote perspectives said, when they were
+	// asked (BR §3.2.2.9).
+	Corroboration *mpic.Outcome `json:"corroboration,omitempty"`
 }
 
 // Errors Check returns, wrapped with the detail.

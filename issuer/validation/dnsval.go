@@ -17,8 +17,8 @@ import (
 // resolver for it. The answer is read from the resolver's answer section,
 // following CNAMEs as BR §3.2.2.4 allows for this method.
 //
-// Not done here: Multi-Perspective Issuance Corroboration (BR §3.2.2.9),
-// which needs remote perspectives; DNSSEC validation is the resolver's.
+// Remote perspectives repeat the check when Deps.Corroborator is set
+// (BR §3.2.2.9, probe.go); DNSSEC validation is the resolver's.
 
 // ednsSize is the UDP payload size advertised (the DNS Flag Day 2020
 // value): larger answers come back truncated and are asked again over TCP.

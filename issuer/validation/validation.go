@@ -42,6 +42,7 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/fault"
+	"github.com/trustline/trustline/issuer/mpic"
 	"github.com/trustline/trustline/issuer/profile"
 )
 
@@ -210,6 +211,11 @@ type Deps struct {
 	// Metrics, optional, counts validations started, completed and
 	// failed by method.
 	Metrics Metrics
+	// Corroborator, if set, asks remote network perspectives to repeat
+	// every dns-txt and http-token check the primary passed, and a
+	// validation completes only when enough of them corroborate (BR
+	// §3.2.2.9). nil: this process is the only perspective.
+	Corroborator mpic.Corroborator
 }
 
 // Metrics counts validations by method; *issuer.Metrics is one.
@@ -235,9 +241,10 @@ type Service struct {
 	now   func() time.Time
 	rand  io.Reader
 	log   *slog.Logger
-	dns   *txtLookup     // nil: dns-txt off
-	web   *tokenFetcher  // nil: http-token off
-	whois *whoisResolver // nil: whois-email off
+	dns   *txtLookup        // nil: dns-txt off
+	web   *tokenFetcher     // nil: http-token off
+	whois *whoisResolver    // nil: whois-email off
+	mpic  mpic.Corroborator // nil: no remote perspectives
 
 	metrics Metrics
 }
@@ -273,7 +280,7 @@ func newService(cfg Config, d Deps) *Service {
 	if d.Metrics == nil {
 		d.Metrics = uncounted{}
 	}
-	v := &Service{cfg: cfg, store: d.Store, mail: d.Mail, now: d.Now, rand: d.Rand, log: d.Log, metrics: d.Metrics}
+	v := &Service{cfg: cfg, store: d.Store, mail: d.Mail, now: d.Now, rand: d.Rand, log: d.Log, metrics: d.Metrics, mpic: d.Corroborator}
 	public, direct := d.Dial, d.Dial
 	if d.Dial == nil {
 		public = guardedDialer(cfg.Resolver, cfg.AllowPrivateAddresses)
@@ -651,6 +658,15 @@ func (v *Service) confirmPublished(ctx context.Context, acct store.Account, id s
 				return store.Validation{}, &fault.UnavailableError{Detail: "http-token validation is not configured on this server"}
 			}
 			evidence, err = v.web.check(ctx, val.Contact, string(val.Secret))
+		}
+		if err == nil && v.mpic != nil {
+			var o mpic.Outcome
+			o, err = v.corroborate(ctx, val)
+			if err == nil {
+				evidence["mpic"] = o
+			} else {
+				val.Evidence = withOutcome(val.Evidence, o)
+			}
 		}
 		var miss *checkFailure
 		if errors.As(err, &miss) {
