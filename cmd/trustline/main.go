@@ -30,6 +30,8 @@ A plant (docs/deployment.md):
   responder      answers OCSP from Redis                     --config FILE --listen ADDR
   crlgen         builds and signs CRL shards                 --config FILE --listen ADDR
   origin         serves CRLs and issuer certificates to CDNs --config FILE --listen ADDR
+  perspective    a remote network perspective (BR 3.2.2.9)  --config FILE --listen ADDR
+                 (perspective keygen --out FILE: a perspective's or primary's key)
 
 Tools:
   ca init        key ceremony: create a CA hierarchy in an HSM (docs/ca-ceremony.md)
@@ -106,6 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRole(ctx, "crlgen", args[1:], stderr, runCRLGen)
 	case "origin":
 		return runRole(ctx, "origin", args[1:], stderr, runOrigin)
+	case "perspective":
+		return runPerspective(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "ca":

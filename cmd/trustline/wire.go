@@ -227,10 +227,17 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 		return nil, err
 	}
 	accounts := issuer.NewAccounts(st, nil)
+	corroborator, err := newCorroborator(o.validation.Perspectives, log)
+	if err != nil {
+		return nil, err
+	}
+	if corroborator == nil && o.validation.Resolver != "" {
+		log.Warn("dns-txt, http-token and CAA checks are made from this one network perspective: set validation.perspectives (BR 3.2.2.9 requires remote corroboration for publicly trusted certificates)")
+	}
 	vals, err := validation.New(validation.Config{
 		Resolver: o.validation.Resolver, WhoisEmail: o.validation.WhoisEmail, WhoisServer: o.validation.WhoisServer,
 		AllowPrivateAddresses: o.validation.AllowPrivateAddresses,
-	}, validation.Deps{Store: st, Mail: o.mailer, Metrics: m, Log: log.With("part", "validation")})
+	}, validation.Deps{Store: st, Mail: o.mailer, Metrics: m, Log: log.With("part", "validation"), Corroborator: corroborator})
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +248,10 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 			return nil, err
 		}
 		checker = c
-		log.Info("CAA checked for every name", "identities", ids, "resolver", o.validation.Resolver)
+		if corroborator != nil {
+			checker = caa.Corroborated(c.Check, corroborator)
+		}
+		log.Info("CAA checked for every name", "identities", ids, "resolver", o.validation.Resolver, "corroborated", corroborator != nil)
 	} else {
 		log.Warn("CAA records are NOT checked: set validation.caa_identities and validation.resolver (BR 3.2.2.8 requires the check for publicly trusted certificates)")
 	}

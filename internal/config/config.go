@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -104,6 +105,11 @@ type Validation struct {
 	// (BR 3.2.2.8: required for publicly trusted certificates); empty
 	// turns CAA checking off, and the api role says so at start.
 	CAAIdentities []string `yaml:"caa_identities"`
+	// Perspectives are the remote network perspectives that corroborate
+	// every dns-txt and http-token validation and CAA check (BR 3.2.2.9);
+	// none configured: this process is the only perspective, and the api
+	// role says so at start.
+	Perspectives Perspectives `yaml:"perspectives"`
 }
 
 // Certificates are a CA's choices within what the BR allow; the zero
@@ -135,6 +141,10 @@ func (v Validation) check(bad func(key, format string, args ...any)) {
 			bad(fmt.Sprintf("validation.caa_identities[%d]", i), "%q is not a domain name", id)
 		}
 	}
+	if v.Perspectives.On() && v.Resolver == "" {
+		bad("validation.perspectives", "perspectives corroborate dns-txt, http-token and CAA checks, which need validation.resolver")
+	}
+	v.Perspectives.check(bad)
 }
 
 // SMTP names a mail relay.
@@ -227,6 +237,7 @@ func LoadDev(path string) (Dev, error) {
 	if err := decodeFile(path, &cfg); err != nil {
 		return Dev{}, err
 	}
+	cfg.Validation.Perspectives.resolve(filepath.Dir(path))
 	return cfg, nil
 }
 

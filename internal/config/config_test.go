@@ -109,6 +109,23 @@ func TestValidate(t *testing.T) {
 			c.Validation.Resolver, c.Validation.CAAIdentities = "127.0.0.1:53", []string{"trustline.test; x=y"}
 		}, "validation.caa_identities[0]"},
 		{"resolver malformed", func(c *Dev) { c.Validation.Resolver = "127.0.0.1" }, "validation.resolver"},
+		{"perspectives without resolver", func(c *Dev) { c.Validation.Perspectives = onePerspective() }, "need validation.resolver"},
+		{"perspectives without key", func(c *Dev) {
+			c.Validation.Resolver, c.Validation.Perspectives = "127.0.0.1:53", onePerspective()
+			c.Validation.Perspectives.KeyFile = ""
+		}, "validation.perspectives.key_file"},
+		{"perspective over http", func(c *Dev) {
+			c.Validation.Resolver, c.Validation.Perspectives = "127.0.0.1:53", onePerspective()
+			c.Validation.Perspectives.Remotes[0].URL = "http://p1.example:8450"
+		}, "validation.perspectives.remotes[0].url"},
+		{"perspective policy", func(c *Dev) {
+			c.Validation.Resolver, c.Validation.Perspectives = "127.0.0.1:53", onePerspective()
+			c.Validation.Perspectives.Policy = "lenient"
+		}, "validation.perspectives.policy"},
+		{"perspectives named twice", func(c *Dev) {
+			c.Validation.Resolver, c.Validation.Perspectives = "127.0.0.1:53", onePerspective()
+			c.Validation.Perspectives.Remotes = append(c.Validation.Perspectives.Remotes, c.Validation.Perspectives.Remotes[0])
+		}, "validation.perspectives.remotes[1].name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,5 +136,33 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want mention of %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func onePerspective() Perspectives {
+	return Perspectives{KeyFile: "primary.key", Remotes: []RemotePerspective{{Name: "p1", URL: "https://p1.example:8450", RIR: "RIPE", PublicKey: "MFkw"}}}
+}
+
+func TestPerspectiveRole(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(path, []byte("name: p1\nrir: RIPE\nkey_file: p1.key\nclients: [MFkw]\nresolver: 127.0.0.1:53\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadPerspective(path)
+	if err != nil || c.Validate() != nil || c.KeyFile != filepath.Join(dir, "p1.key") || c.Log != "json" {
+		t.Fatalf("LoadPerspective = %+v, %v; Validate = %v", c, err, c.Validate())
+	}
+	err = Perspective{Log: "json", LogLevel: "info", Resolver: "nowhere", OpsListen: "9450", CAAIdentities: []string{"a b"}}.Validate()
+	for _, want := range []string{"name:", "key_file:", "clients:", "resolver:", "ops_listen:", "caa_identities[0]:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want mention of %q", err, want)
+		}
+	}
+	if err := os.WriteFile(path, []byte("name: p1\nunknown: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPerspective(path); err == nil {
+		t.Error("an unknown key was accepted")
 	}
 }

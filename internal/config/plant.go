@@ -131,6 +131,7 @@ func LoadPlant(path string) (Plant, error) {
 			*p = filepath.Join(base, *p)
 		}
 	}
+	cfg.Validation.Perspectives.resolve(base)
 	return cfg, nil
 }
 
