@@ -255,7 +255,16 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	} else {
 		log.Warn("CAA records are NOT checked: set validation.caa_identities and validation.resolver (BR 3.2.2.8 requires the check for publicly trusted certificates)")
 	}
-	orders, err := issuer.NewOrders(o.apiURL, csrcheck.Policy{}, issuer.OrdersDeps{
+	keyPolicy := csrcheck.Policy{}
+	if files := o.certificates.WeakKeyFiles; len(files) > 0 {
+		if keyPolicy.WeakKeys, err = csrcheck.LoadWeakKeys(files...); err != nil {
+			return nil, err
+		}
+		log.Info("weak key lists loaded", "files", len(files), "keys", keyPolicy.WeakKeys.Len())
+	} else {
+		log.Warn("no Debian weak key list (CVE-2008-0166) loaded: set certificates.weak_key_files (BR 6.1.1.3; docs/compliance.md)")
+	}
+	orders, err := issuer.NewOrders(o.apiURL, keyPolicy, issuer.OrdersDeps{
 		Store: st, CA: ca, Validations: vals, Mail: o.mailer, Metrics: m, Log: log.With("part", "orders"), CAA: checker,
 	})
 	if err != nil {

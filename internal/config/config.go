@@ -121,6 +121,19 @@ type Certificates struct {
 	// RSAKeyEncipherment adds keyEncipherment to RSA certificates, for
 	// TLS 1.2 RSA key exchange.
 	RSAKeyEncipherment bool `yaml:"rsa_key_encipherment"`
+	// WeakKeyFiles are lists of weak RSA keys in Debian's openssl-blacklist
+	// format (CVE-2008-0166, BR 6.1.1.3), refused in every CSR; not
+	// shipped with Trustline (docs/compliance.md).
+	WeakKeyFiles []string `yaml:"weak_key_files"`
+}
+
+// resolve makes the weak key files relative to base.
+func (c *Certificates) resolve(base string) {
+	for i, f := range c.WeakKeyFiles {
+		if f != "" && !filepath.IsAbs(f) {
+			c.WeakKeyFiles[i] = filepath.Join(base, f)
+		}
+	}
 }
 
 // check reports what is wrong with v under the key validation.
@@ -238,6 +251,7 @@ func LoadDev(path string) (Dev, error) {
 		return Dev{}, err
 	}
 	cfg.Validation.Perspectives.resolve(filepath.Dir(path))
+	cfg.Certificates.resolve(filepath.Dir(path))
 	return cfg, nil
 }
 

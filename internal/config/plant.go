@@ -132,6 +132,7 @@ func LoadPlant(path string) (Plant, error) {
 		}
 	}
 	cfg.Validation.Perspectives.resolve(base)
+	cfg.Certificates.resolve(base)
 	return cfg, nil
 }
 

@@ -77,6 +77,10 @@ type Policy struct {
 	// that they do not cover a public suffix — whether a validation method
 	// may authorise a wildcard is issuer/validation's decision.
 	ForbidWildcards bool
+
+	// WeakKeys, if set, refuses the RSA keys it lists (Debian weak keys,
+	// CVE-2008-0166; LoadWeakKeys).
+	WeakKeys *WeakKeys
 }
 
 // withDefaults returns p with its zero fields set to the defaults.

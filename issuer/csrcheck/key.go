@@ -21,7 +21,7 @@ import (
 // CheckPublicKey applies p's key rules to pub: RSA modulus length within
 // [RSAMinBits, RSAMaxBits] and a multiple of 8, exponent 65537, no small
 // prime factor, not factorable by Fermat's method in FermatRounds steps,
-// without the ROCA fingerprint (CVE-2017-15361);
+// without the ROCA fingerprint (CVE-2017-15361), not on p.WeakKeys;
 // ECDSA on an allowed curve with a valid point. Everything else is refused
 // as unsupported. A refusal is an *Error; any other error means p is invalid.
 func CheckPublicKey(pub crypto.PublicKey, p Policy) error {
@@ -79,6 +79,9 @@ func (p Policy) checkRSA(k *rsa.PublicKey) (string, error) {
 	if rocacheck.IsWeak(k) {
 		// BR §6.1.1.3 names ROCA among the weaknesses a CA must reject.
 		return "", refuse(WeakKey, "the RSA key has the fingerprint of keys made by Infineon's flawed key generator (ROCA, CVE-2017-15361), which can be factored; generate a new key with other hardware or software")
+	}
+	if p.WeakKeys.Has(k) {
+		return "", refuse(WeakKey, "the RSA key is on the list of keys made by Debian's broken OpenSSL random number generator (CVE-2008-0166, BR 6.1.1.3), which anyone can regenerate; generate a new key")
 	}
 	return fmt.Sprintf("rsa-%d", bits), nil
 }
