@@ -373,11 +373,14 @@ type httpPublish struct {
 	Content string `json:"content"`
 }
 
-func toValidationJSON(v store.Validation) validationJSON {
+// toValidationJSON presents v at now: a valid validation's valid_until is
+// how long it covers its domain under the reuse period in force now (BR
+// 4.2.1), which a later step of the BR schedule can shorten.
+func toValidationJSON(v store.Validation, now time.Time) validationJSON {
 	out := validationJSON{ID: v.ID, Domain: v.Domain, Method: v.Method, Contact: v.Contact, Status: string(v.Status),
 		ExpiresAt: v.ExpiresAt.UTC(), Attempts: v.Attempts, AttemptsMax: validation.MaxAttempts}
 	if v.Status == store.ValidationValid {
-		u := v.ValidUntil.UTC()
+		u := validation.ReusableUntil(v, now).UTC()
 		out.ValidUntil = &u
 		out.Evidence = v.Evidence
 	}
@@ -409,7 +412,7 @@ func (h *Handler) startValidation(w http.ResponseWriter, r *http.Request, acct s
 		return
 	}
 	w.Header().Set("Location", "/api/v1/validations/"+v.ID)
-	writeJSON(w, http.StatusCreated, toValidationJSON(v))
+	writeJSON(w, http.StatusCreated, toValidationJSON(v, h.d.Now()))
 }
 
 func (h *Handler) getValidation(w http.ResponseWriter, r *http.Request, acct store.Account) {
@@ -418,7 +421,7 @@ func (h *Handler) getValidation(w http.ResponseWriter, r *http.Request, acct sto
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toValidationJSON(v))
+	writeJSON(w, http.StatusOK, toValidationJSON(v, h.d.Now()))
 }
 
 func (h *Handler) confirmValidation(w http.ResponseWriter, r *http.Request, acct store.Account) {
@@ -439,7 +442,7 @@ func (h *Handler) confirmValidation(w http.ResponseWriter, r *http.Request, acct
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toValidationJSON(v))
+	writeJSON(w, http.StatusOK, toValidationJSON(v, h.d.Now()))
 }
 
 // Orders.
