@@ -121,7 +121,7 @@ func (a *Accounts) Authenticate(ctx context.Context, token string) (store.Accoun
 		return store.Account{}, fmt.Errorf("issuer: looking up API key: %w", err)
 	}
 	sum := sha256.Sum256([]byte(secret))
-	if subtle.ConstantTimeCompare(sum[:], key.Hash) != 1 {
+	if subtle.ConstantTimeCompare(sum[:], key.Hash) != 1 || !key.RevokedAt.IsZero() {
 		return store.Account{}, ErrUnauthenticated
 	}
 	return acct, nil

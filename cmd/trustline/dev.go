@@ -41,20 +41,21 @@ func devFlags(args []string, stderr io.Writer) (config.Dev, error) {
 	fs.SetOutput(stderr)
 	def := config.DefaultDev()
 	var (
-		cfgPath   = fs.String("config", "", "YAML configuration file (flags override it)")
-		dataDir   = fs.String("data", def.DataDir, "data directory: store, dev PKI, API keys, mail")
-		api       = fs.String("api", def.API, "issuance API and portal listen address")
-		ocsp      = fs.String("ocsp", def.OCSP, "OCSP responder listen address")
-		crl       = fs.String("crl", def.CRL, "CRL origin listen address")
-		pg        = fs.String("postgres", "", "PostgreSQL URL; default: embedded SQLite in the data dir")
-		rd        = fs.String("redis", "", "Redis URL for the OCSP response cache; default: in-process")
-		hsmModule = fs.String("hsm-module", "", "PKCS#11 module: keep every CA and responder key in this token")
-		hsmToken  = fs.String("hsm-token", "", "PKCS#11 token label")
-		hsmPIN    = fs.String("hsm-pin", "", "PKCS#11 user PIN (or set TRUSTLINE_HSM_PIN)")
-		logFmt    = fs.String("log", def.Log, "log format: text or json")
-		logLevel  = fs.String("log-level", def.LogLevel, "log level: debug, info, warn, error")
-		resolver  = fs.String("resolver", "", "DNS resolver host:port for dns-txt and http-token validation (off when empty)")
-		debugAddr = fs.String("debug-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address (off when empty)")
+		cfgPath    = fs.String("config", "", "YAML configuration file (flags override it)")
+		dataDir    = fs.String("data", def.DataDir, "data directory: store, dev PKI, API keys, mail")
+		api        = fs.String("api", def.API, "issuance API and portal listen address")
+		ocsp       = fs.String("ocsp", def.OCSP, "OCSP responder listen address")
+		crl        = fs.String("crl", def.CRL, "CRL origin listen address")
+		pg         = fs.String("postgres", "", "PostgreSQL URL; default: embedded SQLite in the data dir")
+		rd         = fs.String("redis", "", "Redis URL for the OCSP response cache; default: in-process")
+		hsmModule  = fs.String("hsm-module", "", "PKCS#11 module: keep every CA and responder key in this token")
+		hsmToken   = fs.String("hsm-token", "", "PKCS#11 token label")
+		hsmPIN     = fs.String("hsm-pin", "", "PKCS#11 user PIN: visible to every user in ps; prefer --hsm-pin-file or TRUSTLINE_HSM_PIN")
+		hsmPINFile = fs.String("hsm-pin-file", "", "file holding the PKCS#11 user PIN")
+		logFmt     = fs.String("log", def.Log, "log format: text or json")
+		logLevel   = fs.String("log-level", def.LogLevel, "log level: debug, info, warn, error")
+		resolver   = fs.String("resolver", "", "DNS resolver host:port for dns-txt and http-token validation (off when empty)")
+		debugAddr  = fs.String("debug-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address (off when empty)")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -88,13 +89,18 @@ func devFlags(args []string, stderr io.Writer) (config.Dev, error) {
 	override("hsm-module", &cfg.HSM.Module, *hsmModule)
 	override("hsm-token", &cfg.HSM.Token, *hsmToken)
 	override("hsm-pin", &cfg.HSM.PIN, *hsmPIN)
+	override("hsm-pin-file", &cfg.HSM.PINFile, *hsmPINFile)
+	if set["hsm-pin"] {
+		fmt.Fprintln(stderr, "trustline dev: warning: --hsm-pin puts the PIN where every user of this machine can read it (ps, /proc); use --hsm-pin-file or "+config.PINEnv)
+	}
 	override("log", &cfg.Log, *logFmt)
 	override("log-level", &cfg.LogLevel, *logLevel)
 	override("resolver", &cfg.Validation.Resolver, *resolver)
 	override("debug-addr", &cfg.DebugAddr, *debugAddr)
-	if cfg.HSM.PIN == "" {
-		cfg.HSM.PIN = os.Getenv("TRUSTLINE_HSM_PIN")
+	if err := cfg.HSM.ReadPIN(); err != nil {
+		return config.Dev{}, err
 	}
+	cfg.HSM.PINFromEnv()
 	if err := cfg.Validate(); err != nil {
 		return config.Dev{}, err
 	}
@@ -111,7 +117,7 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// prepareDataDir creates dir (0700) and proves it writable, so that a bad
+// prepareDataDir creates dir (0700, or tightens it to 0700) and proves it writable, so that a bad
 // data dir stops start-up with one clear line instead of a later failure.
 func prepareDataDir(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
@@ -120,6 +126,13 @@ func prepareDataDir(dir string) (string, error) {
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return "", fmt.Errorf("data dir %s: cannot create: %w", abs, errors.Unwrap(err))
+	}
+	// It holds keys, API keys and the store: owner-only, even if it was
+	// made before with a looser mode.
+	if fi, err := os.Stat(abs); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(abs, 0o700); err != nil {
+			return "", fmt.Errorf("data dir %s: cannot tighten to 0700: %w", abs, errors.Unwrap(err))
+		}
 	}
 	probe, err := os.CreateTemp(abs, ".write-probe-*")
 	if err != nil {

@@ -195,9 +195,10 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.HSM.PIN == "" {
-		cfg.HSM.PIN = os.Getenv("TRUSTLINE_HSM_PIN")
+	if err := cfg.HSM.ReadPIN(); err != nil {
+		return err
 	}
+	cfg.HSM.PINFromEnv()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

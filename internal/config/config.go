@@ -252,6 +252,9 @@ func LoadDev(path string) (Dev, error) {
 	}
 	cfg.Validation.Perspectives.resolve(filepath.Dir(path))
 	cfg.Certificates.resolve(filepath.Dir(path))
+	if f := cfg.HSM.PINFile; f != "" && !filepath.IsAbs(f) {
+		cfg.HSM.PINFile = filepath.Join(filepath.Dir(path), f)
+	}
 	return cfg, nil
 }
 

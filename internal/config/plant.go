@@ -138,16 +138,33 @@ func LoadPlant(path string) (Plant, error) {
 
 // ReadPIN fills HSM.PIN from HSM.PINFile; only the roles that sign call
 // it, so the responder and origin need no PIN file.
-func (c *Plant) ReadPIN() error {
-	if c.HSM.PIN != "" || c.HSM.PINFile == "" {
+func (c *Plant) ReadPIN() error { return c.HSM.ReadPIN() }
+
+// ReadPIN fills PIN from PINFile when no PIN is set.
+func (h *HSM) ReadPIN() error {
+	if h.PIN != "" || h.PINFile == "" {
 		return nil
 	}
-	b, err := os.ReadFile(c.HSM.PINFile)
+	b, err := os.ReadFile(h.PINFile)
 	if err != nil {
 		return fmt.Errorf("config: hsm.pin_file: %w", err)
 	}
-	c.HSM.PIN = strings.TrimSpace(string(b))
+	h.PIN = strings.TrimSpace(string(b))
 	return nil
+}
+
+// PINEnv is the environment variable a PIN may come from instead; it is
+// cleared once read, so that child processes and /proc/PID/environ do not
+// keep it.
+const PINEnv = "TRUSTLINE_HSM_PIN"
+
+// PINFromEnv fills PIN from PINEnv when no PIN is set, and clears PINEnv
+// whether or not it was used.
+func (h *HSM) PINFromEnv() {
+	if h.PIN == "" {
+		h.PIN = os.Getenv(PINEnv)
+	}
+	os.Unsetenv(PINEnv)
 }
 
 // Validate checks every field and returns all problems at once.

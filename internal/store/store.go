@@ -83,6 +83,9 @@ type APIKey struct {
 	AccountID string
 	Hash      []byte // SHA-256 of the secret part
 	CreatedAt time.Time
+	// RevokedAt is when the key was revoked (it then authenticates no
+	// one); zero while it is active.
+	RevokedAt time.Time
 }
 
 // ValidationStatus is the state of a domain validation.
@@ -425,6 +428,11 @@ type Store interface {
 	Account(ctx context.Context, id string) (Account, error)
 	AccountByEmail(ctx context.Context, email string) (Account, error)
 	APIKey(ctx context.Context, keyID string) (APIKey, Account, error)
+	// APIKeys lists an account's keys, revoked ones too, oldest first.
+	APIKeys(ctx context.Context, accountID string) ([]APIKey, error)
+	// RevokeAPIKey marks a key revoked at at; revoking a revoked key
+	// keeps the first time. ErrNotFound if there is no such key.
+	RevokeAPIKey(ctx context.Context, keyID string, at time.Time) error
 
 	// Validations.
 	CreateValidation(ctx context.Context, v Validation) error

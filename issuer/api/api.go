@@ -63,6 +63,7 @@ type Revoker interface {
 type Deps struct {
 	Store       Store
 	Accounts    *issuer.Accounts
+	Keys        *issuer.Keys // nil: the key endpoints answer 503
 	Validations *validation.Service
 	Orders      *issuer.Orders
 	Reviews     *review.Service // nil: the review endpoints answer 503
@@ -101,6 +102,10 @@ func New(d Deps) *Handler {
 	h.handle("GET /api/v1/issuers", http.HandlerFunc(h.issuers))
 	h.handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	h.handle("GET /api/v1/account", h.auth(anyone, h.whoami))
+	h.handle("GET /api/v1/account/keys", h.auth(anyone, h.listOwnKeys))
+	h.handle("POST /api/v1/account/keys", h.auth(anyone, h.createOwnKey))
+	h.handle("POST /api/v1/account/keys/rotate", h.auth(anyone, h.rotateOwnKey))
+	h.handle("DELETE /api/v1/account/keys/{id}", h.auth(anyone, h.revokeOwnKey))
 	h.handle("POST /api/v1/validations", h.auth(anyone, h.startValidation))
 	h.handle("GET /api/v1/validations/{id}", h.auth(anyone, h.getValidation))
 	h.handle("POST /api/v1/validations/{id}/confirm", h.auth(anyone, h.confirmValidation))
@@ -116,6 +121,8 @@ func New(d Deps) *Handler {
 	h.handle("POST /api/v1/review/orders/{id}/reject", h.auth(reviewer, h.rejectOrder))
 	admin := []store.Role{store.RoleAdmin}
 	h.handle("POST /api/v1/admin/accounts", h.auth(admin, h.adminCreateAccount))
+	h.handle("GET /api/v1/admin/accounts/{id}/keys", h.auth(admin, h.adminListKeys))
+	h.handle("DELETE /api/v1/admin/accounts/{id}/keys/{key}", h.auth(admin, h.adminRevokeKey))
 	h.handle("POST /api/v1/admin/review-list", h.auth(admin, h.addReviewPattern))
 	h.handle("GET /api/v1/admin/review-list", h.auth(admin, h.listReviewPatterns))
 	h.handle("POST /api/v1/admin/certificates/{serial}/revoke-key", h.auth(admin, h.revokeKey))

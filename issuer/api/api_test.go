@@ -109,7 +109,7 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	wf := issuertest.NewWorkflowCAA(t, st, ca, vals, mailer, log, checker)
-	h := api.New(api.Deps{Store: st, Accounts: accounts, Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
+	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	_, adminKey, err := accounts.Create(ctx, "root@example.net", store.RoleAdmin)

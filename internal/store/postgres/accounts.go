@@ -81,16 +81,48 @@ func (s *Store) APIKey(ctx context.Context, keyID string) (store.APIKey, store.A
 	r, err := queryRow(ctx, s, func(sc scanner) (keyAndAccount, error) {
 		var r keyAndAccount
 		var role string
-		err := sc.Scan(&r.k.ID, &r.k.AccountID, &r.k.Hash, &r.k.CreatedAt, &r.a.ID, &r.a.Email, &role, &r.a.CreatedAt)
-		r.k.Hash, r.k.CreatedAt = bytesOrNil(r.k.Hash), fromTS(r.k.CreatedAt)
+		var revoked *time.Time
+		err := sc.Scan(&r.k.ID, &r.k.AccountID, &r.k.Hash, &r.k.CreatedAt, &revoked, &r.a.ID, &r.a.Email, &role, &r.a.CreatedAt)
+		r.k.Hash, r.k.CreatedAt, r.k.RevokedAt = bytesOrNil(r.k.Hash), fromTS(r.k.CreatedAt), revokedAt(revoked)
 		r.a.Role, r.a.CreatedAt = store.Role(role), fromTS(r.a.CreatedAt)
 		return r, err
-	}, `SELECT k.id, k.account_id, k.hash, k.created_at, `+accountCols+`
+	}, `SELECT k.id, k.account_id, k.hash, k.created_at, k.revoked_at, `+accountCols+`
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1`, keyID)
 	if err != nil {
 		return store.APIKey{}, store.Account{}, wrap(err, "reading API key %s", keyID)
 	}
 	return r.k, r.a, nil
+}
+
+// revokedAt reads api_keys.revoked_at: NULL while the key is active.
+func revokedAt(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return fromTS(*t)
+}
+
+// APIKeys lists an account's keys, oldest first.
+func (s *Store) APIKeys(ctx context.Context, accountID string) ([]store.APIKey, error) {
+	out, err := query(ctx, s, func(sc scanner) (store.APIKey, error) {
+		var k store.APIKey
+		var revoked *time.Time
+		err := sc.Scan(&k.ID, &k.AccountID, &k.Hash, &k.CreatedAt, &revoked)
+		k.Hash, k.CreatedAt, k.RevokedAt = bytesOrNil(k.Hash), fromTS(k.CreatedAt), revokedAt(revoked)
+		return k, err
+	}, `SELECT id, account_id, hash, created_at, revoked_at FROM api_keys WHERE account_id = $1 ORDER BY created_at, id`, accountID)
+	return out, wrap(err, "listing API keys of %s", accountID)
+}
+
+// RevokeAPIKey marks a key revoked; a revoked key keeps its first time.
+func (s *Store) RevokeAPIKey(ctx context.Context, keyID string, at time.Time) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`, keyID, ts(at))
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	return wrap(err, "revoking API key %s", keyID)
 }
 
 const validationCols = `id, account_id, domain, method, contact, secret, status, attempts,

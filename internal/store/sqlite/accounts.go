@@ -76,16 +76,61 @@ func (s *Store) APIKey(ctx context.Context, keyID string) (store.APIKey, store.A
 	var k store.APIKey
 	var a store.Account
 	var role string
-	var kc, ac int64
-	err := s.r.QueryRowContext(ctx, `SELECT k.id, k.account_id, k.hash, k.created_at, `+accountCols+`
+	var kc, kr, ac int64
+	err := s.r.QueryRowContext(ctx, `SELECT k.id, k.account_id, k.hash, k.created_at, k.revoked_at, `+accountCols+`
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = ?`, keyID).
-		Scan(&k.ID, &k.AccountID, &k.Hash, &kc, &a.ID, &a.Email, &role, &ac)
+		Scan(&k.ID, &k.AccountID, &k.Hash, &kc, &kr, &a.ID, &a.Email, &role, &ac)
 	if err != nil {
 		return store.APIKey{}, store.Account{}, wrap(err, "reading API key %s", keyID)
 	}
-	k.Hash, k.CreatedAt = bytesOrNil(k.Hash), fromMicros(kc)
+	k.Hash, k.CreatedAt, k.RevokedAt = bytesOrNil(k.Hash), fromMicros(kc), revokedAt(kr)
 	a.Role, a.CreatedAt = store.Role(role), fromMicros(ac)
 	return k, a, nil
+}
+
+// revokedAt reads api_keys.revoked_at: 0 while the key is active.
+func revokedAt(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return fromMicros(us)
+}
+
+// APIKeys lists an account's keys, oldest first.
+func (s *Store) APIKeys(ctx context.Context, accountID string) ([]store.APIKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, account_id, hash, created_at, revoked_at FROM api_keys
+		WHERE account_id = ? ORDER BY created_at, id`, accountID)
+	if err != nil {
+		return nil, wrap(err, "listing API keys of %s", accountID)
+	}
+	defer rows.Close()
+	var out []store.APIKey
+	for rows.Next() {
+		var k store.APIKey
+		var kc, kr int64
+		if err := rows.Scan(&k.ID, &k.AccountID, &k.Hash, &kc, &kr); err != nil {
+			return nil, wrap(err, "listing API keys of %s", accountID)
+		}
+		k.Hash, k.CreatedAt, k.RevokedAt = bytesOrNil(k.Hash), fromMicros(kc), revokedAt(kr)
+		out = append(out, k)
+	}
+	return out, wrap(rows.Err(), "listing API keys of %s", accountID)
+}
+
+// RevokeAPIKey marks a key revoked; a revoked key keeps its first time.
+func (s *Store) RevokeAPIKey(ctx context.Context, keyID string, at time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var cur int64
+		if err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM api_keys WHERE id = ?`, keyID).Scan(&cur); err != nil {
+			return err
+		}
+		if cur != 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, micros(at), keyID)
+		return err
+	})
+	return wrap(err, "revoking API key %s", keyID)
 }
 
 const validationCols = `id, account_id, domain, method, contact, secret, status, attempts,

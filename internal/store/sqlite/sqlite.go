@@ -101,6 +101,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("sqlite: opening %s: not a regular file", path)
 	}
+	if err := ownerOnly(path, logger); err != nil {
+		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
+	}
 
 	common := "_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")&_pragma=foreign_keys(1)"
 	// synchronous=NORMAL is durable across process crashes in WAL mode; a
@@ -266,6 +269,32 @@ func classify(err error) error {
 		return store.ErrDuplicate
 	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 		return store.ErrNotFound
+	}
+	return nil
+}
+
+// ownerOnly makes the database file, and its WAL and shared-memory files
+// (which SQLite creates with the database file's mode), readable by the
+// owner only: they hold API key hashes, validation values and the audit
+// log. A new file is created 0600; an existing one looser than that is
+// tightened, and the change logged.
+func ownerOnly(path string, log *slog.Logger) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, 0o600); err != nil {
+			return fmt.Errorf("tightening %s to 0600: %w", p, err)
+		}
+		log.Warn("store file was readable by others; tightened to 0600", "file", p, "was", fmt.Sprintf("%04o", fi.Mode().Perm()))
 	}
 	return nil
 }

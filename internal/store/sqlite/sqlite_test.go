@@ -285,3 +285,32 @@ func TestTwoInstances(t *testing.T) {
 		t.Errorf("VerifyAudit = %d entries, %v; want %d, nil", n, err, 4*perWorker)
 	}
 }
+
+// TestFilesOwnerOnly: the finding of issue #13 ("SQLite files are 0644").
+// A new store's files are 0600; an existing store readable by others is
+// tightened when opened.
+func TestFilesOwnerOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.db")
+	s, err := Open(context.Background(), Config{Path: path}, testfix.QuietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s is %04o, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(context.Background(), Config{Path: path}, testfix.QuietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("an existing 0644 store was left %04o", fi.Mode().Perm())
+	}
+}

@@ -87,6 +87,25 @@ func testAPIKeys(t *testing.T, s store.Store) {
 		}
 	}
 	wantErr(t, s.AddAPIKey(ctx(t), apiKey(2, a.ID)), store.ErrDuplicate, "adding a duplicate key id")
+
+	// Revocation: listed with its time, kept at the first time, unknown keys not found.
+	at := us(t0.Add(2 * time.Hour))
+	must(t, s.RevokeAPIKey(ctx(t), k2.ID, at), "revoking a key")
+	must(t, s.RevokeAPIKey(ctx(t), k2.ID, at.Add(time.Hour)), "revoking it again")
+	wantErr(t, s.RevokeAPIKey(ctx(t), "no-such-key", at), store.ErrNotFound, "revoking a missing key")
+	keys, err := s.APIKeys(ctx(t), a.ID)
+	must(t, err, "listing keys")
+	revoked := k2
+	revoked.RevokedAt = at
+	if d := diff([]store.APIKey{apiKey(1, a.ID), revoked}, keys); d != "" {
+		t.Errorf("APIKeys (-want +got):\n%s", d)
+	}
+	if gotK, _, err := s.APIKey(ctx(t), k2.ID); err != nil || !gotK.RevokedAt.Equal(at) {
+		t.Errorf("APIKey of a revoked key: %+v, %v", gotK, err)
+	}
+	if keys, err := s.APIKeys(ctx(t), "no-such-account"); err != nil || len(keys) != 0 {
+		t.Errorf("APIKeys of a missing account: %v, %v", keys, err)
+	}
 	if err := s.AddAPIKey(ctx(t), apiKey(3, "no-such-account")); err == nil {
 		t.Error("AddAPIKey for a missing account succeeded")
 	}
