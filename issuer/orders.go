@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/profile"
 	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/reviewlist"
 )
 
 // OrderStore is the subset of the store orders use.
@@ -183,20 +183,26 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 }
 
 // ReviewListPattern returns the first Manual Review List pattern one of
-// names matches, or "".
+// names matches, or "". A name matches in its ASCII and Unicode forms and
+// by its confusable skeleton (reviewlist), so look-alikes of a listed
+// name match too.
 func (o *Orders) ReviewListPattern(ctx context.Context, names []string) (string, error) {
 	pats, err := o.store.ReviewPatterns(ctx)
 	if err != nil {
 		return "", fmt.Errorf("issuer: reading review list: %w", err)
 	}
-	for _, p := range pats {
-		for _, n := range names {
-			if ok, _ := path.Match(p.Pattern, n); ok {
-				return p.Pattern, nil
-			}
-		}
+	ps := make([]string, len(pats))
+	for i, p := range pats {
+		ps[i] = p.Pattern
 	}
-	return "", nil
+	list, err := reviewlist.NewList(ps)
+	if err != nil {
+		// Patterns stored before the API validated them (a malformed
+		// one never matched): screening goes on with the others, and
+		// the warning repeats until an administrator replaces them.
+		o.log.Warn("review list patterns ignored", "err", err)
+	}
+	return list.Match(names), nil
 }
 
 // Process signs an order in state processing and records the outcome. On

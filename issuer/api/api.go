@@ -39,6 +39,7 @@ import (
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/profile"
 	"github.com/trustline/trustline/issuer/review"
+	"github.com/trustline/trustline/issuer/reviewlist"
 	"github.com/trustline/trustline/issuer/validation"
 )
 
@@ -637,9 +638,11 @@ func (h *Handler) addReviewPattern(w http.ResponseWriter, r *http.Request, acct 
 		h.fail(w, r, err)
 		return
 	}
+	// DNS names are case-insensitive: an upper-case pattern is lowered,
+	// not refused.
 	p := strings.ToLower(strings.TrimSpace(req.Pattern))
-	if p == "" || len(p) > 253 || strings.ContainsAny(p, " /\\") {
-		problem(w, http.StatusBadRequest, "pattern must be a glob over DNS names, e.g. *bank*")
+	if err := reviewlist.Validate(p); err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	rp := store.ReviewPattern{ID: issuer.NewID("rl_"), Pattern: p, CreatedBy: acct.ID, CreatedAt: h.d.Now()}
