@@ -70,18 +70,29 @@ func NewAccounts(st AccountStore, now func() time.Time) *Accounts {
 	return &Accounts{store: st, now: now}
 }
 
-// NormalizeEmail lowercases and checks an address.
+// NormalizeEmail lowercases and checks an address. The address as given
+// and its lowercased form, which is what is stored, must both be one plain
+// addr-spec of at most 254 bytes: lowercasing can lengthen an address
+// (U+023A takes two bytes, its lower case three), and the stored form must
+// pass here again unchanged.
 func NormalizeEmail(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || len(s) > 254 {
-		return "", fmt.Errorf("%q is not a plain email address", truncate(s, 64))
+	low := strings.ToLower(s)
+	for _, v := range []string{s, low} {
+		a, err := mail.ParseAddress(v)
+		if err != nil || a.Address != v || len(v) > 254 {
+			return "", fmt.Errorf("%q is not a plain email address", truncate(s, 64))
+		}
 	}
-	return strings.ToLower(s), nil
+	return low, nil
 }
 
 // Create makes an account with role and returns its API key (shown once).
 func (a *Accounts) Create(ctx context.Context, email string, role store.Role) (store.Account, string, error) {
+	return a.create(ctx, email, role, "")
+}
+
+func (a *Accounts) create(ctx context.Context, email string, role store.Role, createdBy string) (store.Account, string, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
 		return store.Account{}, "", &fault.InputError{Detail: err.Error()}
@@ -89,7 +100,7 @@ func (a *Accounts) Create(ctx context.Context, email string, role store.Role) (s
 	if !role.Valid() {
 		return store.Account{}, "", &fault.InputError{Detail: fmt.Sprintf("role %q: want subscriber, reviewer or admin", truncate(string(role), 32))}
 	}
-	acct := store.Account{ID: NewID("acct_"), Email: email, Role: role, CreatedAt: a.now()}
+	acct := store.Account{ID: NewID("acct_"), Email: email, Role: role, CreatedAt: a.now(), CreatedBy: createdBy}
 	token, key, err := NewAPIKey(acct.ID, acct.CreatedAt)
 	if err != nil {
 		return store.Account{}, "", err

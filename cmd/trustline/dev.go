@@ -127,13 +127,6 @@ func prepareDataDir(dir string) (string, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return "", fmt.Errorf("data dir %s: cannot create: %w", abs, errors.Unwrap(err))
 	}
-	// It holds keys, API keys and the store: owner-only, even if it was
-	// made before with a looser mode.
-	if fi, err := os.Stat(abs); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(abs, 0o700); err != nil {
-			return "", fmt.Errorf("data dir %s: cannot tighten to 0700: %w", abs, errors.Unwrap(err))
-		}
-	}
 	probe, err := os.CreateTemp(abs, ".write-probe-*")
 	if err != nil {
 		return "", fmt.Errorf("data dir %s: not writable: %w", abs, errors.Unwrap(err))
@@ -141,6 +134,13 @@ func prepareDataDir(dir string) (string, error) {
 	name := probe.Name()
 	probe.Close()
 	os.Remove(name)
+	// It holds keys, API keys and the store: owner-only, even if it was
+	// made before with a looser mode.
+	if fi, err := os.Stat(abs); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(abs, 0o700); err != nil {
+			return "", fmt.Errorf("data dir %s: cannot tighten to 0700: %w", abs, errors.Unwrap(err))
+		}
+	}
 	return abs, nil
 }
 
@@ -220,7 +220,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc, err := buildIssuance(ctx, st, p, issuanceOpts{ocspURL: urls.ocsp + "/", crlBase: urls.crl, apiURL: urls.api,
+	svc, err := buildIssuance(ctx, st, p, issuanceOpts{dualControl: cfg.DualControl, ocspURL: urls.ocsp + "/", crlBase: urls.crl, apiURL: urls.api,
 		shards: cfg.CRLShards, validation: cfg.Validation, certificates: cfg.Certificates, mailer: mailer,
 		sink: statusSinks{presign: pipe, purger: purger, log: log}, reg: reg}, log)
 	if err != nil {

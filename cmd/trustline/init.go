@@ -196,7 +196,9 @@ revoking an intermediate, with:
 `, rk.where(), c.NextUpdate.UTC().Format("2006-01-02"), cfgPath, rootFlagsFor(rk))
 	}
 	accounts := issuer.NewAccounts(st, nil)
-	for name, role := range map[string]store.Role{"admin": store.RoleAdmin, "reviewer": store.RoleReviewer} {
+	// Two admins: under dual control (on in a plant) one asks for a
+	// reviewer or admin role and the other approves.
+	for name, role := range map[string]store.Role{"admin": store.RoleAdmin, "admin2": store.RoleAdmin, "reviewer": store.RoleReviewer} {
 		if err := ensureKeyFile(ctx, accounts, absDir, name, role); err != nil {
 			return err
 		}
@@ -212,6 +214,7 @@ revoking an intermediate, with:
   configuration      %s
   keys               %s
   admin API key      %s
+  second admin key   %s (give it to another person: dual control needs two admins)
   reviewer API key   %s
 
 Start each role, as many instances as you need (docs/deployment.md):
@@ -220,9 +223,9 @@ Start each role, as many instances as you need (docs/deployment.md):
   trustline responder --config %[4]s --listen 127.0.0.1:8081
   trustline crlgen    --config %[4]s --listen 127.0.0.1:8084
   trustline origin    --config %[4]s --listen 127.0.0.1:8082
-Certificates will carry OCSP %[8]s and CRLs under %[9]s.
-%[10]s`, filepath.Join(caDir, "root.pem"), pki.Fingerprint(p.Root.Cert), intermediateList(p), cfgPath, keysWhere(cfg, keysDir),
-		filepath.Join(absDir, "admin.key"), filepath.Join(absDir, "reviewer.key"), cfg.Public.OCSP, cfg.Public.CRL, rootNote)
+Certificates will carry OCSP %[9]s and CRLs under %[10]s.
+%[11]s`, filepath.Join(caDir, "root.pem"), pki.Fingerprint(p.Root.Cert), intermediateList(p), cfgPath, keysWhere(cfg, keysDir),
+		filepath.Join(absDir, "admin.key"), filepath.Join(absDir, "admin2.key"), filepath.Join(absDir, "reviewer.key"), cfg.Public.OCSP, cfg.Public.CRL, rootNote)
 	return nil
 }
 

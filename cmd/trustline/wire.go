@@ -198,6 +198,7 @@ func (s statusSinks) CertificateChanged(ctx context.Context, c store.Certificate
 type issuanceOpts struct {
 	ocspURL, crlBase, caIssuersBase, apiURL string
 	shards                                  int
+	dualControl                             bool
 	validation                              config.Validation
 	certificates                            config.Certificates
 	mailer                                  mail.Sender
@@ -227,6 +228,10 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 		return nil, err
 	}
 	accounts := issuer.NewAccounts(st, nil)
+	staff := issuer.NewStaff(st, nil, o.dualControl)
+	if !o.dualControl {
+		log.Warn("dual control is off: one admin may make reviewers and admins alone (dual_control: true turns it on; docs/security.md)")
+	}
 	corroborator, err := newCorroborator(o.validation.Perspectives, log)
 	if err != nil {
 		return nil, err
@@ -274,7 +279,7 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
+	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Staff: staff, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
 	formKey, err := sharedSecret(ctx, st, "portal.form_key")
 	if err != nil {
 		return nil, err

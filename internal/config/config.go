@@ -32,6 +32,10 @@ const MaxFileSize = 1 << 20
 type Dev struct {
 	// DataDir holds the SQLite store, the dev PKI, the API keys and mail.
 	DataDir string `yaml:"data_dir"`
+	// DualControl makes a second admin approve every reviewer and admin
+	// role an admin asks for (docs/security.md). Off by default in dev, where
+	// one person plays every part; on in a plant.
+	DualControl bool `yaml:"dual_control"`
 	// Listen addresses (host:port). Each listener answers GET /healthz.
 	API  string `yaml:"api"`
 	OCSP string `yaml:"ocsp"`

@@ -49,6 +49,10 @@ type Plant struct {
 	Validation Validation `yaml:"validation"`
 	// Certificates holds the CA's choices for every certificate (api).
 	Certificates Certificates `yaml:"certificates"`
+	// DualControl makes a second admin approve every reviewer and admin
+	// role an admin asks for (api; docs/security.md). On by default; off
+	// only for a plant one person tries alone.
+	DualControl bool `yaml:"dual_control"`
 	// MailDir, when set, delivers mail as files there (as dev mode does);
 	// otherwise SMTP.Addr must be set for the api role.
 	MailDir string `yaml:"mail_dir"`
@@ -108,6 +112,7 @@ type TLS struct {
 func DefaultPlant() Plant {
 	return Plant{
 		KeysDir:         "keys",
+		DualControl:     true,
 		RedisPrefix:     "trustline:ocsp:",
 		Log:             "json",
 		LogLevel:        "info",

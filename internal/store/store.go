@@ -74,6 +74,35 @@ type Account struct {
 	Email     string // unique, lowercase
 	Role      Role
 	CreatedAt time.Time
+	// CreatedBy is the admin account that created it; empty for a
+	// sign-up and for a plant's first accounts.
+	CreatedBy string
+	// Person names the natural person behind a staff account (an
+	// employee number, say), set by admins: accounts with the same Person
+	// are one person's. Empty when unknown.
+	Person string
+}
+
+// GrantStatus is the state of a RoleGrant.
+type GrantStatus string
+
+const (
+	GrantPending  GrantStatus = "pending"
+	GrantApproved GrantStatus = "approved"
+	GrantRejected GrantStatus = "rejected"
+)
+
+// RoleGrant is a request to give an account the reviewer or admin role,
+// which a second admin decides (dual control).
+type RoleGrant struct {
+	ID          string
+	AccountID   string
+	Role        Role
+	RequestedBy string
+	RequestedAt time.Time
+	Status      GrantStatus
+	DecidedBy   string
+	DecidedAt   time.Time
 }
 
 // APIKey is the stored half of an API key: its public id and the SHA-256 of
@@ -428,6 +457,18 @@ type Store interface {
 	Account(ctx context.Context, id string) (Account, error)
 	AccountByEmail(ctx context.Context, email string) (Account, error)
 	APIKey(ctx context.Context, keyID string) (APIKey, Account, error)
+	// SetAccountPerson records the person behind an account.
+	// ErrNotFound if there is no such account.
+	SetAccountPerson(ctx context.Context, accountID, person string) error
+	// CreateRoleGrant stores a pending grant (ErrNotFound: no account).
+	CreateRoleGrant(ctx context.Context, g RoleGrant) error
+	RoleGrant(ctx context.Context, id string) (RoleGrant, error)
+	// RoleGrants lists grants in status (all when empty), oldest first.
+	RoleGrants(ctx context.Context, status GrantStatus) ([]RoleGrant, error)
+	// DecideRoleGrant moves a pending grant to status (approved or
+	// rejected) by by at at and, when approved, gives its account the
+	// role, in one transaction. ErrConflict if it is no longer pending.
+	DecideRoleGrant(ctx context.Context, id string, status GrantStatus, by string, at time.Time) (RoleGrant, error)
 	// APIKeys lists an account's keys, revoked ones too, oldest first.
 	APIKeys(ctx context.Context, accountID string) ([]APIKey, error)
 	// RevokeAPIKey marks a key revoked at at; revoking a revoked key

@@ -62,9 +62,12 @@ type Revoker interface {
 
 // Deps are the services behind the API.
 type Deps struct {
-	Store       Store
-	Accounts    *issuer.Accounts
-	Keys        *issuer.Keys // nil: the key endpoints answer 503
+	Store    Store
+	Accounts *issuer.Accounts
+	Keys     *issuer.Keys // nil: the key endpoints answer 503
+	// Staff grants the reviewer and admin roles (dual control); nil: an
+	// admin creating a staff account gives the role at once.
+	Staff       *issuer.Staff
 	Validations *validation.Service
 	Orders      *issuer.Orders
 	Reviews     *review.Service // nil: the review endpoints answer 503
@@ -122,6 +125,11 @@ func New(d Deps) *Handler {
 	h.handle("POST /api/v1/review/orders/{id}/reject", h.auth(reviewer, h.rejectOrder))
 	admin := []store.Role{store.RoleAdmin}
 	h.handle("POST /api/v1/admin/accounts", h.auth(admin, h.adminCreateAccount))
+	h.handle("POST /api/v1/admin/accounts/{id}/role", h.auth(admin, h.requestRole))
+	h.handle("PUT /api/v1/admin/accounts/{id}/person", h.auth(admin, h.setPerson))
+	h.handle("GET /api/v1/admin/role-grants", h.auth(admin, h.listGrants))
+	h.handle("POST /api/v1/admin/role-grants/{id}/approve", h.auth(admin, h.approveGrant))
+	h.handle("POST /api/v1/admin/role-grants/{id}/reject", h.auth(admin, h.rejectGrant))
 	h.handle("GET /api/v1/admin/accounts/{id}/keys", h.auth(admin, h.adminListKeys))
 	h.handle("DELETE /api/v1/admin/accounts/{id}/keys/{key}", h.auth(admin, h.adminRevokeKey))
 	h.handle("POST /api/v1/admin/review-list", h.auth(admin, h.addReviewPattern))
@@ -308,7 +316,11 @@ func (h *Handler) createAccount(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"id": acct.ID, "api_key": key, "role": acct.Role})
 }
 
-func (h *Handler) adminCreateAccount(w http.ResponseWriter, r *http.Request, _ store.Account) {
+// adminCreateAccount makes an account; a staff role (reviewer, admin) is
+// asked for through a role grant, which under dual control waits for a
+// second admin ("grant" in the answer) while the account stays a
+// subscriber.
+func (h *Handler) adminCreateAccount(w http.ResponseWriter, r *http.Request, admin store.Account) {
 	var req struct {
 		Email string     `json:"email"`
 		Role  store.Role `json:"role"`
@@ -320,12 +332,37 @@ func (h *Handler) adminCreateAccount(w http.ResponseWriter, r *http.Request, _ s
 	if req.Role == "" {
 		req.Role = store.RoleSubscriber
 	}
-	acct, key, err := h.d.Accounts.Create(r.Context(), req.Email, req.Role)
+	if !req.Role.Valid() {
+		problem(w, http.StatusBadRequest, fmt.Sprintf("role %q: want subscriber, reviewer or admin", truncate(string(req.Role), 32)))
+		return
+	}
+	if h.d.Staff == nil {
+		acct, key, err := h.d.Accounts.Create(r.Context(), req.Email, req.Role)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{"id": acct.ID, "api_key": key, "role": acct.Role})
+		return
+	}
+	acct, key, err := h.d.Accounts.CreateFor(r.Context(), admin, req.Email)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": acct.ID, "api_key": key, "role": acct.Role})
+	out := map[string]any{"id": acct.ID, "api_key": key, "role": acct.Role, "created_by": admin.ID}
+	if req.Role != store.RoleSubscriber {
+		g, err := h.d.Staff.Request(r.Context(), admin, acct.ID, req.Role)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		out["grant"] = toGrantJSON(g)
+		if g.Status == store.GrantApproved {
+			out["role"] = g.Role
+		}
+	}
+	writeJSON(w, http.StatusCreated, out)
 }
 
 func (h *Handler) whoami(w http.ResponseWriter, _ *http.Request, a store.Account) {

@@ -44,6 +44,7 @@ type env struct {
 	pki     *pki.PKI
 	lint    *linter.Linter
 	admin   string
+	admin2  string // a second admin: dual control is on
 	h       *api.Handler
 	st      store.Store
 	zone    *dnstest.Zone // the DNS the CA's resolver sees
@@ -109,14 +110,18 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	wf := issuertest.NewWorkflowCAA(t, st, ca, vals, mailer, log, checker)
-	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
+	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Staff: issuer.NewStaff(st, nil, true), Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	_, adminKey, err := accounts.Create(ctx, "root@example.net", store.RoleAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, mailDir: mailDir, pki: p, lint: lt, admin: adminKey, h: h, st: st, zone: zone, web: web, whois: who, skew: skew}
+	_, admin2Key, err := accounts.Create(ctx, "second-admin@example.net", store.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{srv: srv, mailDir: mailDir, pki: p, lint: lt, admin: adminKey, admin2: admin2Key, h: h, st: st, zone: zone, web: web, whois: who, skew: skew}
 }
 
 func mustAtoi(t testing.TB, s string) int {
@@ -390,8 +395,8 @@ func TestReviewListAndAdmin(t *testing.T) {
 		t.Fatalf("add pattern: %d %v", c, out)
 	}
 	c, out, _ := e.call(t, "POST", "/api/v1/admin/accounts", e.admin, map[string]string{"email": "rev@example.com", "role": "reviewer"})
-	if c != 201 || out["role"] != "reviewer" {
-		t.Fatalf("admin creates reviewer: %d %v", c, out)
+	if g, _ := out["grant"].(map[string]any); c != 201 || out["role"] != "subscriber" || g["status"] != "pending" || g["role"] != "reviewer" {
+		t.Fatalf("admin asks for a reviewer: %d %v", c, out)
 	}
 	alice := e.newAccount(t, "alice@example.com")
 	e.validate(t, alice, "mybank.com")

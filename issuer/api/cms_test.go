@@ -37,12 +37,17 @@ var (
 		"business_category": "Private Organization", "registration_number": "01234567"}
 )
 
-// reviewer has the admin create a reviewer account and returns its key.
+// reviewer has the admin create a reviewer account, the second admin
+// approve the role, and returns its key.
 func (e *env) reviewer(t testing.TB, email string) string {
 	t.Helper()
 	c, out, _ := e.call(t, "POST", "/api/v1/admin/accounts", e.admin, map[string]string{"email": email, "role": "reviewer"})
 	if c != 201 {
 		t.Fatalf("create reviewer: %d %v", c, out)
+	}
+	grant := out["grant"].(map[string]any)["id"].(string)
+	if c, g, _ := e.call(t, "POST", "/api/v1/admin/role-grants/"+grant+"/approve", e.admin2, nil); c != 200 || g["status"] != "approved" {
+		t.Fatalf("second admin approves the reviewer: %d %v", c, g)
 	}
 	return out["api_key"].(string)
 }

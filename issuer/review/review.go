@@ -42,6 +42,7 @@ import (
 
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/fault"
+	"github.com/trustline/trustline/issuer/people"
 	"github.com/trustline/trustline/issuer/profile"
 )
 
@@ -314,6 +315,9 @@ func (r *Service) Approve(ctx context.Context, reviewer store.Account, id string
 		}
 		return r.finish(ctx, reviewer, id, required) // a crash left it approved but pending
 	}
+	if err := r.notLinkedToApprovers(ctx, reviewer, ap); err != nil {
+		return Outcome{}, err
+	}
 	uncovered, err := r.vals.Uncovered(ctx, ord.AccountID, ord.Names)
 	if err != nil {
 		return Outcome{}, err
@@ -335,6 +339,21 @@ func (r *Service) Approve(ctx context.Context, reviewer store.Account, id string
 	return r.finish(ctx, reviewer, id, required)
 }
 
+// notLinkedToApprovers refuses an approval from a reviewer linked to one
+// who approved already: approvals count people, not accounts.
+func (r *Service) notLinkedToApprovers(ctx context.Context, reviewer store.Account, approvers []string) error {
+	for _, id := range approvers {
+		other, err := r.store.Account(ctx, id)
+		if err != nil {
+			return fmt.Errorf("review: reading approver %s: %w", id, err)
+		}
+		if linked, why := people.Linked(reviewer, other); linked {
+			return &fault.ConflictError{Detail: "you are linked to reviewer " + id + ", who approved this order already (" + why + "); its approvals must come from different people"}
+		}
+	}
+	return nil
+}
+
 // decidable reads the order and checks that reviewer may decide on it now.
 func (r *Service) decidable(ctx context.Context, reviewer store.Account, id string) (store.Order, error) {
 	ord, err := r.order(ctx, id)
@@ -343,6 +362,13 @@ func (r *Service) decidable(ctx context.Context, reviewer store.Account, id stri
 	}
 	if ord.AccountID == reviewer.ID {
 		return store.Order{}, &fault.ForbiddenError{Detail: "reviewers may not review orders their own account placed"}
+	}
+	owner, err := r.store.Account(ctx, ord.AccountID)
+	if err != nil {
+		return store.Order{}, fmt.Errorf("review: order %s: reading its account: %w", id, err)
+	}
+	if linked, why := people.Linked(reviewer, owner); linked {
+		return store.Order{}, &fault.ForbiddenError{Detail: "you are linked to the account that placed this order (" + why + "); another reviewer must decide"}
 	}
 	if ord.Status != store.OrderPendingReview {
 		return store.Order{}, &fault.ConflictError{Detail: fmt.Sprintf("the order is %s, not pending review", ord.Status)}

@@ -23,8 +23,8 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account, k store.APIK
 		return fmt.Errorf("postgres: creating account %s: key belongs to account %q", a.ID, k.AccountID)
 	}
 	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO accounts (id, email, role, created_at) VALUES ($1, $2, $3, $4)`,
-			a.ID, a.Email, string(a.Role), ts(a.CreatedAt)); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO accounts (id, email, role, created_at, created_by, person) VALUES ($1, $2, $3, $4, $5, $6)`,
+			a.ID, a.Email, string(a.Role), ts(a.CreatedAt), a.CreatedBy, a.Person); err != nil {
 			return err
 		}
 		return insertAPIKey(ctx, tx, k)
@@ -47,12 +47,12 @@ func (s *Store) AddAPIKey(ctx context.Context, k store.APIKey) error {
 	return wrap(err, "adding API key %s", k.ID)
 }
 
-const accountCols = `a.id, a.email, a.role, a.created_at`
+const accountCols = `a.id, a.email, a.role, a.created_at, a.created_by, a.person`
 
 func scanAccount(sc scanner) (store.Account, error) {
 	var a store.Account
 	var role string
-	if err := sc.Scan(&a.ID, &a.Email, &role, &a.CreatedAt); err != nil {
+	if err := sc.Scan(&a.ID, &a.Email, &role, &a.CreatedAt, &a.CreatedBy, &a.Person); err != nil {
 		return store.Account{}, err
 	}
 	a.Role, a.CreatedAt = store.Role(role), fromTS(a.CreatedAt)
@@ -82,7 +82,7 @@ func (s *Store) APIKey(ctx context.Context, keyID string) (store.APIKey, store.A
 		var r keyAndAccount
 		var role string
 		var revoked *time.Time
-		err := sc.Scan(&r.k.ID, &r.k.AccountID, &r.k.Hash, &r.k.CreatedAt, &revoked, &r.a.ID, &r.a.Email, &role, &r.a.CreatedAt)
+		err := sc.Scan(&r.k.ID, &r.k.AccountID, &r.k.Hash, &r.k.CreatedAt, &revoked, &r.a.ID, &r.a.Email, &role, &r.a.CreatedAt, &r.a.CreatedBy, &r.a.Person)
 		r.k.Hash, r.k.CreatedAt, r.k.RevokedAt = bytesOrNil(r.k.Hash), fromTS(r.k.CreatedAt), revokedAt(revoked)
 		r.a.Role, r.a.CreatedAt = store.Role(role), fromTS(r.a.CreatedAt)
 		return r, err

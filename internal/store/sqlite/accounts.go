@@ -22,8 +22,8 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account, k store.APIK
 		return fmt.Errorf("sqlite: creating account %s: key belongs to account %q", a.ID, k.AccountID)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, email, role, created_at) VALUES (?, ?, ?, ?)`,
-			a.ID, a.Email, string(a.Role), micros(a.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, email, role, created_at, created_by, person) VALUES (?, ?, ?, ?, ?, ?)`,
+			a.ID, a.Email, string(a.Role), micros(a.CreatedAt), a.CreatedBy, a.Person); err != nil {
 			return err
 		}
 		return insertAPIKey(ctx, tx, k)
@@ -44,12 +44,12 @@ func (s *Store) AddAPIKey(ctx context.Context, k store.APIKey) error {
 	return wrap(err, "adding API key %s", k.ID)
 }
 
-const accountCols = `a.id, a.email, a.role, a.created_at`
+const accountCols = `a.id, a.email, a.role, a.created_at, a.created_by, a.person`
 
 func scanAccount(sc scanner, a *store.Account) error {
 	var role string
 	var created int64
-	if err := sc.Scan(&a.ID, &a.Email, &role, &created); err != nil {
+	if err := sc.Scan(&a.ID, &a.Email, &role, &created, &a.CreatedBy, &a.Person); err != nil {
 		return err
 	}
 	a.Role, a.CreatedAt = store.Role(role), fromMicros(created)
@@ -79,7 +79,7 @@ func (s *Store) APIKey(ctx context.Context, keyID string) (store.APIKey, store.A
 	var kc, kr, ac int64
 	err := s.r.QueryRowContext(ctx, `SELECT k.id, k.account_id, k.hash, k.created_at, k.revoked_at, `+accountCols+`
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = ?`, keyID).
-		Scan(&k.ID, &k.AccountID, &k.Hash, &kc, &kr, &a.ID, &a.Email, &role, &ac)
+		Scan(&k.ID, &k.AccountID, &k.Hash, &kc, &kr, &a.ID, &a.Email, &role, &ac, &a.CreatedBy, &a.Person)
 	if err != nil {
 		return store.APIKey{}, store.Account{}, wrap(err, "reading API key %s", keyID)
 	}

@@ -45,6 +45,7 @@ func Run(t *testing.T, a Adapter) {
 		{"Accounts", testAccounts},
 		{"AccountAtomicity", testAccountAtomicity},
 		{"APIKeys", testAPIKeys},
+		{"Staff", testStaff},
 		{"Validations", testValidations},
 		{"UpdateValidation", testUpdateValidation},
 		{"ValidValidations", testValidValidations},
