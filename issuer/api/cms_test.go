@@ -701,9 +701,9 @@ func TestHTTPTokenRedirects(t *testing.T) {
 		{"302", 302, "/files/%s", ""},
 		{"307", 307, "/files/%s", ""},
 		{"308", 308, "/files/%s", ""},
-		{"303 is not allowed", 303, "/files/%s", "status 303"},
-		{"other port", 302, "http://cdn.example.net:1/files/%s", "is not http on port"},
-		{"ftp", 302, "ftp://cdn.example.net/files/%s", "is not http on port"},
+		{"303 is not allowed", 303, "/files/%s", "a status other than 301, 302, 307 or 308"},
+		{"other port", 302, "http://cdn.example.net:1/files/%s", "led elsewhere than http on port"},
+		{"ftp", 302, "ftp://cdn.example.net/files/%s", "led elsewhere than http on port"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -164,7 +164,13 @@ func (c *Client) ask(ctx context.Context, i int, check mpic.Check) mpic.Answer {
 	hr.Header.Set("Content-Type", "application/json")
 	resp, err := c.clients[i].Do(hr)
 	if err != nil {
-		return down("no answer: %v", errors.Unwrap(err))
+		// The raw error names the perspective's address and network;
+		// evidence the subscriber may see says only what happened.
+		c.log.Warn("perspective did not answer", "perspective", r.Name, "err", err)
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+			return down("no answer in time")
+		}
+		return down("no answer (the connection failed)")
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
@@ -174,7 +180,8 @@ func (c *Client) ask(ctx context.Context, i int, check mpic.Check) mpic.Answer {
 	case len(out) > maxBody:
 		return down("the answer is larger than %d bytes", maxBody)
 	case resp.StatusCode != http.StatusOK:
-		return down("answered %d: %s", resp.StatusCode, firstLine(out))
+		c.log.Warn("perspective refused the check", "perspective", r.Name, "status", resp.StatusCode, "answer", firstLine(out))
+		return down("answered %d", resp.StatusCode)
 	}
 	sig, err := base64.StdEncoding.DecodeString(resp.Header.Get(SignatureHeader))
 	if err != nil || len(sig) == 0 {

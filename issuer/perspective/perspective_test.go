@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -209,8 +210,15 @@ func TestAuthentication(t *testing.T) {
 	}
 	impostor := *r
 	impostor.Key = newKey(t).Public()
-	if a := newClient(t, key, &impostor).Corroborate(context.Background(), check).Answers[0]; !a.Unreachable || !strings.Contains(a.Detail, "not one this side is configured with") {
-		t.Errorf("a perspective with another key was trusted: %+v", a)
+	var logs bytes.Buffer
+	c, err := NewClient(ClientConfig{Key: key, Remotes: []Remote{impostor.Remote}, Policy: mpic.QuorumOnly}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Corroborate(context.Background(), check).Answers[0]; !a.Unreachable || !strings.Contains(logs.String(), "not one this side is configured with") {
+		t.Errorf("a perspective with another key was trusted: %+v; log: %s", a, logs.String())
+	} else if strings.Contains(a.Detail, "127.0.0.1") {
+		t.Errorf("the evidence names the perspective's address: %q", a.Detail)
 	}
 	// Without a client certificate the handshake itself fails.
 	plain := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}

@@ -10,12 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
-	"time"
 )
 
 // Agreed-Upon Change to Website v2 (BR §3.2.2.4.18): the subscriber serves
@@ -58,22 +58,28 @@ func newTokenFetcher(cfg Config, dial DialFunc) *tokenFetcher {
 	return f
 }
 
-var errRedirect = errors.New("redirect refused")
+// The redirects checkRedirect refuses, told apart so that the subscriber
+// hears which rule the answer broke.
+var (
+	errTooManyRedirects = errors.New("too many redirects")
+	errRedirectStatus   = errors.New("redirect status refused")
+	errRedirectTarget   = errors.New("redirect target refused")
+)
 
 // checkRedirect applies BR §3.2.2.4.18's rules to a redirect.
 func (f *tokenFetcher) checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) > f.maxRedirects {
-		return fmt.Errorf("%w: more than %d redirects", errRedirect, f.maxRedirects)
+		return fmt.Errorf("%w: more than %d", errTooManyRedirects, f.maxRedirects)
 	}
 	if req.Response != nil {
 		switch req.Response.StatusCode {
 		case http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		default:
-			return fmt.Errorf("%w: status %d (the BR allow 301, 302, 307 and 308)", errRedirect, req.Response.StatusCode)
+			return fmt.Errorf("%w: status %d (the BR allow 301, 302, 307 and 308)", errRedirectStatus, req.Response.StatusCode)
 		}
 	}
 	if !f.allowedURL(req.URL) {
-		return fmt.Errorf("%w: %s is not http on port %d or https on port %d", errRedirect, req.URL.Redacted(), f.httpPort, f.httpsPort)
+		return fmt.Errorf("%w: %s is not http on port %d or https on port %d", errRedirectTarget, req.URL.Redacted(), f.httpPort, f.httpsPort)
 	}
 	return nil
 }
@@ -102,54 +108,194 @@ func (f *tokenFetcher) fetchURL(contact string) (*url.URL, error) {
 	return u, nil
 }
 
-// check fetches the file at contact and looks for want in it.
+// check fetches the file at contact and looks for want in it. A
+// subscriber-side failure is a *checkFailure whose Detail says what went
+// wrong in words from a fixed set (the CA's network, resolver and
+// libraries stay out of it) and whose Internal keeps the raw error for
+// reviewers; neither holds want.
 func (f *tokenFetcher) check(ctx context.Context, contact, want string) (map[string]any, error) {
+	if want == "" {
+		return nil, errors.New("validation: no random value to look for") // any file would contain it
+	}
 	u, err := f.fetchURL(contact)
 	if err != nil {
 		return nil, err
 	}
-	var (
-		mu      sync.Mutex
-		remotes []string
-	)
-	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
-		mu.Lock()
-		defer mu.Unlock()
-		remotes = append(remotes, i.Conn.RemoteAddr().String())
-	}}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, u.String(), nil)
+	tr := &fetchTrace{}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, tr.clientTrace()), http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("validation: building request: %w", err)
 	}
 	req.Header.Set("User-Agent", "Trustline domain validation (BR 3.2.2.4.18)")
 	req.Header.Set("Accept", "text/plain, */*")
+	fail := func(detail string, err error) error {
+		cf := &checkFailure{Detail: redact(detail, want)}
+		if err != nil {
+			cf.Internal = redact(truncate(tr.describe(err), 1000), want)
+		}
+		return cf
+	}
 	resp, err := f.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &checkFailure{Detail: "fetching " + u.String() + " failed: " + truncate(unwrapURLError(err).Error(), 200)}
+		where := displayURL(u)
+		if at := failedURL(u, resp, err); at != nil && displayURL(at) != where {
+			where += " (redirected to " + displayURL(at) + ")"
+		}
+		return nil, fail("fetching "+where+" failed: "+f.failureReason(err, tr), err)
 	}
 	defer resp.Body.Close()
-	final := resp.Request.URL.String()
+	final := displayURL(resp.Request.URL)
 	if resp.StatusCode/100 != 2 {
-		return nil, &checkFailure{Detail: fmt.Sprintf("GET %s answered %d; a 2xx answer is needed (BR 3.2.2.4.18)", final, resp.StatusCode)}
+		return nil, fail(fmt.Sprintf("GET %s answered %d; a 2xx answer is needed (BR 3.2.2.4.18)", final, resp.StatusCode), nil)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody+1))
 	switch {
 	case err != nil:
-		return nil, &checkFailure{Detail: "reading " + final + " failed: " + truncate(unwrapURLError(err).Error(), 200)}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fail("reading "+final+" failed: "+f.failureReason(err, tr), err)
 	case len(body) > maxTokenBody:
-		return nil, &checkFailure{Detail: fmt.Sprintf("the file at %s is larger than %d bytes", final, maxTokenBody)}
+		return nil, fail(fmt.Sprintf("the file at %s is larger than %d bytes", final, maxTokenBody), nil)
 	case !bytes.Contains(body, []byte(want)):
-		return nil, &checkFailure{Detail: "the file at " + final + " does not contain the random value"}
+		return nil, fail("the file at "+final+" does not contain the random value", nil)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
 	return map[string]any{
-		"br_section": "3.2.2.4.18", "url": u.String(), "final_url": final, "redirects": redirectChain(resp),
-		"status": resp.StatusCode, "remote_addrs": remotes, "bytes": len(body),
+		"br_section": "3.2.2.4.18", "url": u.String(), "final_url": resp.Request.URL.String(), "redirects": redirectChain(resp),
+		"status": resp.StatusCode, "remote_addrs": tr.remotes, "bytes": len(body),
 	}, nil
+}
+
+// fetchTrace follows a fetch's connections: where they went, for the
+// evidence, and how far the last one got, to explain a failure.
+type fetchTrace struct {
+	mu        sync.Mutex
+	remotes   []string
+	connected bool // the request under way has a connection
+	tlsFailed bool // and its TLS handshake failed
+}
+
+func (t *fetchTrace) clientTrace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		GetConn: func(string) {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.connected, t.tlsFailed = false, false
+		},
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.tlsFailed = err != nil
+		},
+		GotConn: func(i httptrace.GotConnInfo) {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.connected = true
+			t.remotes = append(t.remotes, i.Conn.RemoteAddr().String())
+		},
+	}
+}
+
+// describe is err for reviewers, with the addresses connected to.
+func (t *fetchTrace) describe(err error) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.remotes) == 0 {
+		return err.Error()
+	}
+	return fmt.Sprintf("%v (connected to %s)", err, strings.Join(t.remotes, ", "))
+}
+
+// Why a fetch failed, as the subscriber is told: specific enough to act
+// on, silent about the CA's side (addresses resolved, resolvers, error
+// text of the network stack).
+const (
+	reasonNotPublic   = "the address it resolves to is not publicly routable"
+	reasonNoSuchHost  = "the name does not resolve"
+	reasonDNS         = "the name could not be resolved"
+	reasonRefused     = "the connection was refused"
+	reasonUnreachable = "the address is unreachable"
+	reasonDialTimeout = "the connection timed out"
+	reasonSlow        = "the answer did not come in time"
+	reasonTLS         = "the TLS handshake failed"
+	reasonReset       = "the connection was closed or reset before a complete answer"
+	reasonBadRedirect = "a redirect used a status other than 301, 302, 307 or 308 (BR 3.2.2.4.18)"
+	reasonNotHTTP     = "the answer is not valid HTTP"
+	reasonOther       = "the connection failed"
+)
+
+// failureReason classifies err, the error of a fetch traced by t.
+func (f *tokenFetcher) failureReason(err error, t *fetchTrace) string {
+	t.mu.Lock()
+	connected, tlsFailed := t.connected, t.tlsFailed
+	t.mu.Unlock()
+	var dnsErr *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.Is(err, errNotPublic):
+		return reasonNotPublic
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return reasonNoSuchHost
+	case dnsErr != nil:
+		return reasonDNS
+	case errors.Is(err, errTooManyRedirects):
+		return fmt.Sprintf("there were more than %d redirects", f.maxRedirects)
+	case errors.Is(err, errRedirectStatus):
+		return reasonBadRedirect
+	case errors.Is(err, errRedirectTarget):
+		return fmt.Sprintf("a redirect led elsewhere than http on port %d or https on port %d (BR 3.2.2.4.18)", f.httpPort, f.httpsPort)
+	case tlsFailed:
+		return reasonTLS
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return reasonRefused
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return reasonUnreachable
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		if connected {
+			return reasonSlow
+		}
+		return reasonDialTimeout
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return reasonReset
+	case connected:
+		return reasonNotHTTP
+	}
+	return reasonOther
+}
+
+// failedURL is the URL whose fetch failed with err, when Do returned
+// resp and err: a refused redirect's error names the Location as
+// written, relative to the URL that answered it.
+func failedURL(u *url.URL, resp *http.Response, err error) *url.URL {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return nil
+	}
+	if resp != nil && resp.Request != nil {
+		u = resp.Request.URL
+	}
+	at, perr := u.Parse(ue.URL)
+	if perr != nil {
+		return nil
+	}
+	return at
+}
+
+// displayURL is u as a subscriber may be shown it: scheme, host and path,
+// bounded; a query is the subscriber's server's own business.
+func displayURL(u *url.URL) string {
+	return truncate((&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String(), 200)
+}
+
+// redact keeps the random value out of a text: a redirect's target is the
+// subscriber's server's to choose.
+func redact(s, value string) string {
+	return strings.ReplaceAll(s, value, "[random-value]")
 }
 
 // redirectChain lists the URLs that redirected, first first.
@@ -159,74 +305,4 @@ func redirectChain(resp *http.Response) []string {
 		out = append([]string{fmt.Sprintf("%d %s", r.StatusCode, r.Request.URL)}, out...)
 	}
 	return out
-}
-
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-// errNotPublic: a connection to a non-public address was refused.
-var errNotPublic = errors.New("address is not publicly routable")
-
-// guardedDialer dials as net.Dialer does, resolving names through resolver
-// (host:port; "" means the system's) and, unless allowPrivate, refusing
-// addresses that are not public — after resolution, so a name that
-// resolves to 10.0.0.1 is refused as 10.0.0.1 is.
-func guardedDialer(resolver string, allowPrivate bool) DialFunc {
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	if resolver != "" {
-		d.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var nd net.Dialer
-			return nd.DialContext(ctx, network, resolver)
-		}}
-	}
-	if !allowPrivate {
-		d.ControlContext = func(_ context.Context, _, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return err
-			}
-			if !PublicAddr(ap.Addr()) {
-				return fmt.Errorf("%w: %s", errNotPublic, ap.Addr())
-			}
-			return nil
-		}
-	}
-	return d.DialContext
-}
-
-// specialPrefixes are global-unicast-looking ranges that are not the
-// public Internet (RFC 6890 and successors).
-var specialPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("198.51.100.0/24"),
-	netip.MustParsePrefix("203.0.113.0/24"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b:1::/48"),
-	netip.MustParsePrefix("2001::/23"),
-	netip.MustParsePrefix("2001:db8::/32"),
-	netip.MustParsePrefix("2002::/16"),
-}
-
-// PublicAddr reports whether a is a public unicast address: not loopback,
-// private, link-local, multicast, unspecified or special-purpose.
-func PublicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	if !a.IsGlobalUnicast() || a.IsPrivate() {
-		return false
-	}
-	for _, p := range specialPrefixes {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	return true
 }

@@ -2,7 +2,6 @@ package validation
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -93,14 +92,5 @@ func (v *Service) corroborate(ctx context.Context, val store.Validation) (mpic.O
 // withOutcome returns val with the outcome of a failed corroboration kept
 // in its evidence, so that the attempt it cost can be explained.
 func withOutcome(val []byte, o mpic.Outcome) []byte {
-	base := map[string]any{}
-	if len(val) > 0 {
-		_ = json.Unmarshal(val, &base)
-	}
-	base["mpic_last_failure"] = o
-	out, err := json.Marshal(base)
-	if err != nil {
-		return val
-	}
-	return out
+	return withEvidence(val, "mpic_last_failure", o)
 }

@@ -311,9 +311,11 @@ func (v *Service) Methods() []string {
 	return ms
 }
 
-// NormalizeDomain lowercases and checks a domain to validate.
+// NormalizeDomain lowercases and checks a domain to validate. Only ASCII
+// letters are lowercased: strings.ToLower would turn the Kelvin sign
+// (U+212A) into "k" and accept a name the subscriber did not type.
 func NormalizeDomain(d string) (string, error) {
-	d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+	d = asciiLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
 	if strings.HasPrefix(d, "*.") {
 		return "", &fault.InputError{Detail: "validate the base domain, not a wildcard name"}
 	}
@@ -547,9 +549,17 @@ func (v *Service) gate(ctx context.Context, val store.Validation, now time.Time)
 	return false, false, nil
 }
 
-// failAttempt records a failed confirmation and phrases the answer.
+// failAttempt records a failed confirmation, keeping what went wrong in
+// the evidence as "last_failure", and phrases the answer from f.Detail.
 // retry=true: the update lost a race, read again.
-func (v *Service) failAttempt(ctx context.Context, val store.Validation, why string) (retry bool, err error) {
+func (v *Service) failAttempt(ctx context.Context, val store.Validation, f *checkFailure) (retry bool, err error) {
+	why := f.Detail
+	internal := f.Internal
+	if internal == "" {
+		internal = why
+	}
+	val.Evidence = withEvidence(val.Evidence, "last_failure", lastFailure{At: v.now().UTC(), Method: val.Method, Detail: why, DetailForReviewers: internal})
+	v.log.Info("validation attempt failed", "validation", val.ID, "method", val.Method, "detail", internal)
 	val.Attempts++
 	if val.Attempts >= MaxAttempts {
 		val.Status = store.ValidationInvalid
@@ -575,6 +585,11 @@ func (v *Service) complete(ctx context.Context, val store.Validation, now time.T
 	}
 	for k, x := range evidence {
 		base[k] = x
+	}
+	// issuer/api shows a valid validation's evidence to its subscriber:
+	// the raw error of an earlier failed attempt stays behind.
+	if lf, ok := base["last_failure"].(map[string]any); ok {
+		delete(lf, "detail_for_reviewers")
 	}
 	base["method"], base["contact"] = val.Method, val.Contact
 	base["random_value_sha256"] = RandomValueSHA256(val)
@@ -610,7 +625,7 @@ func (v *Service) confirmCode(ctx context.Context, acct store.Account, id, code 
 		}
 		sum := sha256.Sum256([]byte(strings.ToUpper(strings.TrimSpace(code))))
 		if subtle.ConstantTimeCompare(sum[:], val.Secret) != 1 {
-			if retry, err := v.failAttempt(ctx, val, "wrong code"); retry {
+			if retry, err := v.failAttempt(ctx, val, &checkFailure{Detail: "wrong code"}); retry {
 				continue
 			} else {
 				return store.Validation{}, err
@@ -670,7 +685,7 @@ func (v *Service) confirmPublished(ctx context.Context, acct store.Account, id s
 		}
 		var miss *checkFailure
 		if errors.As(err, &miss) {
-			if retry, err := v.failAttempt(ctx, val, miss.Detail); retry {
+			if retry, err := v.failAttempt(ctx, val, miss); retry {
 				continue
 			} else {
 				return store.Validation{}, err
@@ -689,9 +704,39 @@ func (v *Service) confirmPublished(ctx context.Context, acct store.Account, id s
 
 // checkFailure: the published value was not found (a subscriber-side
 // failure; it costs an attempt). Other errors are the CA's own.
-type checkFailure struct{ Detail string }
+type checkFailure struct {
+	// Detail is what the subscriber is told: what to fix, in words that
+	// reveal nothing of the CA's network.
+	Detail string
+	// Internal, if set, is the raw error behind Detail, for reviewers
+	// only (the validation's evidence while it is pending).
+	Internal string
+}
 
 func (e *checkFailure) Error() string { return e.Detail }
+
+// lastFailure is the evidence a failed attempt leaves.
+type lastFailure struct {
+	At                 time.Time `json:"at"`
+	Method             string    `json:"method"`
+	Detail             string    `json:"detail"`
+	DetailForReviewers string    `json:"detail_for_reviewers"`
+}
+
+// withEvidence returns the JSON object val with key set to x; val is
+// returned as is if the result cannot be encoded.
+func withEvidence(val []byte, key string, x any) []byte {
+	base := map[string]any{}
+	if len(val) > 0 {
+		_ = json.Unmarshal(val, &base)
+	}
+	base[key] = x
+	out, err := json.Marshal(base)
+	if err != nil {
+		return val
+	}
+	return out
+}
 
 // Uncovered returns the names that no valid validation of the account
 // covers at now.
@@ -775,6 +820,15 @@ func newID(prefix string) string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return prefix + hex.EncodeToString(b)
+}
+
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
 }
 
 func truncate(s string, n int) string {
