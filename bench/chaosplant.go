@@ -54,8 +54,12 @@ func (sc *scale) startPlant(ctx context.Context, pg *pgserver.Server) error {
 	}
 	// Text logs, which the bench follows; the pre-signer's workers as
 	// with dev (--presign-workers); CRLs a revocation triggers within 5 s.
+	// The write load is one subscriber ordering and validating as fast as
+	// --issue-rate asks: its per-account limits are lifted.
 	if err := editPlantConfig(cfg, map[string]string{"log: json": "log: text", "    workers: 0": "    workers: " + strconv.Itoa(sc.cfg.PresignWorkers),
-		"    revocation_delay: 5m0s": "    revocation_delay: 5s"}); err != nil {
+		"    revocation_delay: 5m0s": "    revocation_delay: 5s",
+		"        max: 300": "        max: -1", "        max: 120": "        max: -1", "        max: 30": "        max: -1",
+		"    pending_validations_per_account: 300": "    pending_validations_per_account: -1"}); err != nil {
 		return err
 	}
 	// The admin key where the benches look for it, in the data dir.

@@ -62,14 +62,25 @@ func (h *harness) populate(ctx context.Context, dataDir string, certs int, revok
 	return nil
 }
 
+// benchRateLimits is a dev configuration lifting the limits a bench's one
+// subscriber would hit (orders, validations, sign-ups from loopback).
+const benchRateLimits = "rate_limits:\n  orders_per_account: {max: -1}\n  validations_per_account: {max: -1}\n" +
+	"  validations_per_domain: {max: -1}\n  pending_validations_per_account: -1\n  signups_per_source: {max: -1}\n"
+
 // devURLs are the listeners `trustline dev` reported ready on.
 type devURLs struct{ api, ocsp, crl string }
 
 // startDev starts `trustline dev` on dataDir with ephemeral ports (pinned
 // to cpus when set) and waits for its ready line and /healthz.
 func (h *harness) startDev(ctx context.Context, dataDir, cpus string) (devURLs, *proc, error) {
+	// The benches drive one subscriber as fast as they can: its
+	// per-account limits are lifted.
+	cfg := filepath.Join(h.work, "dev-limits.yaml")
+	if err := os.WriteFile(cfg, []byte(benchRateLimits), 0o600); err != nil {
+		return devURLs{}, nil, fmt.Errorf("bench: %w", err)
+	}
 	p, err := startProc("trustline dev", filepath.Join(h.work, "dev-"+strconv.Itoa(len(h.procs))+".log"), cpus,
-		h.bin, "dev", "--data", dataDir, "--api", "127.0.0.1:0", "--ocsp", "127.0.0.1:0", "--crl", "127.0.0.1:0")
+		h.bin, "dev", "--config", cfg, "--data", dataDir, "--api", "127.0.0.1:0", "--ocsp", "127.0.0.1:0", "--crl", "127.0.0.1:0")
 	if err != nil {
 		return devURLs{}, nil, err
 	}

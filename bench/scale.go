@@ -333,6 +333,9 @@ func (sc *scale) rebuild(ctx context.Context, redisBefore map[string]float64) er
 		}
 		y += "purge:\n  caches: [" + sc.edge + "]\n"
 	}
+	// The write load is one subscriber ordering and validating as fast as
+	// --issue-rate asks: its per-account limits are lifted.
+	y += benchRateLimits
 	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}

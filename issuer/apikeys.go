@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/trustline/trustline/internal/store"
@@ -122,4 +123,15 @@ func active(keys []store.APIKey) int {
 		}
 	}
 	return n
+}
+
+// KeyID is the public id part of an API key ("tl_<id>_<secret>"), or ""
+// when token has not that shape; it names the key without its secret.
+func KeyID(token string) string {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(token), apiKeyPrefix)
+	id, _, ok2 := strings.Cut(rest, "_")
+	if !ok || !ok2 || len(id) != 16 {
+		return ""
+	}
+	return id
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/trustline/trustline/issuer/csrcheck"
 	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/ratelimit"
 	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/reviewlist"
 )
@@ -66,6 +67,7 @@ type Orders struct {
 	log     *slog.Logger
 	baseURL string     // API base URL, for the "retrieve it here" mail
 	caa     CAAChecker // nil: CAA is not checked (no resolver configured)
+	limits  *ratelimit.Limiter
 
 	metrics *Metrics // nil: not counted
 }
@@ -88,6 +90,8 @@ type OrdersDeps struct {
 	// §3.2.2.8). nil turns CAA checking off: only for a CA with no
 	// resolver (dev without DNS), never for public trust.
 	CAA CAAChecker
+	// Limits, if set, bound the orders an account places.
+	Limits *ratelimit.Limiter
 }
 
 // NewOrders builds the order service; apiBaseURL is where subscribers
@@ -100,7 +104,7 @@ func NewOrders(apiBaseURL string, policy csrcheck.Policy, d OrdersDeps) (*Orders
 		d.Now = time.Now
 	}
 	return &Orders{store: d.Store, ca: d.CA, vals: d.Validations, mail: d.Mail, policy: policy,
-		now: d.Now, log: d.Log, baseURL: strings.TrimSuffix(apiBaseURL, "/"), metrics: d.Metrics, caa: d.CAA}, nil
+		now: d.Now, log: d.Log, baseURL: strings.TrimSuffix(apiBaseURL, "/"), metrics: d.Metrics, caa: d.CAA, limits: d.Limits}, nil
 }
 
 // OrderRequest is a new order as the API receives it.
@@ -113,6 +117,9 @@ type OrderRequest struct {
 // Create validates and records an order, issuing a DV certificate at once
 // when no review is needed.
 func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest) (store.Order, error) {
+	if err := o.limits.Order(ctx, acct.ID); err != nil {
+		return store.Order{}, err
+	}
 	prof, err := profile.Parse(r.Profile)
 	if err != nil {
 		return store.Order{}, &fault.InputError{Detail: err.Error()}

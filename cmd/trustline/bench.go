@@ -15,6 +15,7 @@ import (
 	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/ratelimit"
 )
 
 // runBench dispatches `trustline bench <scenario>`.
@@ -103,7 +104,7 @@ func runPopulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	svc, err := buildIssuance(ctx, st, p, issuanceOpts{ocspURL: urls.ocsp + "/", crlBase: urls.crl, apiURL: urls.api,
+	svc, err := buildIssuance(ctx, st, p, issuanceOpts{rateLimits: ratelimit.Off(), ocspURL: urls.ocsp + "/", crlBase: urls.crl, apiURL: urls.api,
 		shards: *shards, mailer: mail.Dir{Path: filepath.Join(dataDir, "mail")}}, log)
 	if err != nil {
 		return err
@@ -146,7 +147,7 @@ func populatePlant(ctx context.Context, cfgPath, dataDir string, req bench.Popul
 		return err
 	}
 	pub := cfg.Public
-	svc, err := buildIssuance(ctx, st, p, issuanceOpts{ocspURL: pub.OCSP, crlBase: pub.CRL, caIssuersBase: pub.CAIssuersBase(),
+	svc, err := buildIssuance(ctx, st, p, issuanceOpts{rateLimits: ratelimit.Off(), ocspURL: pub.OCSP, crlBase: pub.CRL, caIssuersBase: pub.CAIssuersBase(),
 		apiURL: pub.API, shards: cfg.CRL.Shards, validation: cfg.Validation, certificates: cfg.Certificates, mailer: mail.Dir{Path: filepath.Join(dataDir, "mail")}}, log)
 	if err != nil {
 		return err

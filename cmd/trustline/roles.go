@@ -61,7 +61,7 @@ func runAPI(ctx context.Context, r *plantRole) error {
 	if apiURL == "" {
 		apiURL = "http://" + r.ln.Addr().String()
 	}
-	svc, err := buildIssuance(ctx, st, p, issuanceOpts{dualControl: r.cfg.DualControl, ocspURL: pub.OCSP, crlBase: pub.CRL, caIssuersBase: pub.CAIssuersBase(),
+	svc, err := buildIssuance(ctx, st, p, issuanceOpts{rateLimits: r.cfg.RateLimits, dualControl: r.cfg.DualControl, ocspURL: pub.OCSP, crlBase: pub.CRL, caIssuersBase: pub.CAIssuersBase(),
 		apiURL: apiURL, shards: r.cfg.CRL.Shards, validation: r.cfg.Validation, certificates: r.cfg.Certificates, mailer: mailer,
 		sink: statusSinks{presign: pipe, purger: purger, log: r.log}, reg: r.reg}, r.log)
 	if err != nil {

@@ -43,6 +43,7 @@ import (
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/portal"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/ratelimit"
 	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
 )
@@ -199,6 +200,7 @@ type issuanceOpts struct {
 	ocspURL, crlBase, caIssuersBase, apiURL string
 	shards                                  int
 	dualControl                             bool
+	rateLimits                              ratelimit.Config
 	validation                              config.Validation
 	certificates                            config.Certificates
 	mailer                                  mail.Sender
@@ -232,6 +234,10 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if !o.dualControl {
 		log.Warn("dual control is off: one admin may make reviewers and admins alone (dual_control: true turns it on; docs/security.md)")
 	}
+	limits, err := ratelimit.New(st, o.rateLimits, nil)
+	if err != nil {
+		return nil, err
+	}
 	corroborator, err := newCorroborator(o.validation.Perspectives, log)
 	if err != nil {
 		return nil, err
@@ -242,7 +248,7 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	vals, err := validation.New(validation.Config{
 		Resolver: o.validation.Resolver, WhoisEmail: o.validation.WhoisEmail, WhoisServer: o.validation.WhoisServer,
 		AllowPrivateAddresses: o.validation.AllowPrivateAddresses,
-	}, validation.Deps{Store: st, Mail: o.mailer, Metrics: m, Log: log.With("part", "validation"), Corroborator: corroborator})
+	}, validation.Deps{Store: st, Mail: o.mailer, Metrics: m, Log: log.With("part", "validation"), Corroborator: corroborator, Limits: limits})
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +276,7 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 		log.Warn("no Debian weak key list (CVE-2008-0166) loaded: set certificates.weak_key_files (BR 6.1.1.3; docs/compliance.md)")
 	}
 	orders, err := issuer.NewOrders(o.apiURL, keyPolicy, issuer.OrdersDeps{
-		Store: st, CA: ca, Validations: vals, Mail: o.mailer, Metrics: m, Log: log.With("part", "orders"), CAA: checker,
+		Store: st, CA: ca, Validations: vals, Mail: o.mailer, Metrics: m, Log: log.With("part", "orders"), CAA: checker, Limits: limits,
 	})
 	if err != nil {
 		return nil, err
@@ -279,14 +285,14 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Staff: staff, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
+	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Staff: staff, Limits: limits, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
 	formKey, err := sharedSecret(ctx, st, "portal.form_key")
 	if err != nil {
 		return nil, err
 	}
 	ph, err := portal.New(portal.Config{BaseURL: o.apiURL, FormKey: formKey}, portal.Deps{
 		Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews,
-		CA: ca, Issuers: p, Mail: o.mailer, Log: log.With("part", "portal")})
+		CA: ca, Issuers: p, Mail: o.mailer, Limits: limits, Log: log.With("part", "portal")})
 	if err != nil {
 		return nil, err
 	}

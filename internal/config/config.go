@@ -21,8 +21,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trustline/trustline/internal/ocspcodec"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/trustline/trustline/internal/ocspcodec"
+	"github.com/trustline/trustline/issuer/ratelimit"
 )
 
 // MaxFileSize bounds a configuration file; anything larger is a mistake.
@@ -36,6 +38,10 @@ type Dev struct {
 	// role an admin asks for (docs/security.md). Off by default in dev, where
 	// one person plays every part; on in a plant.
 	DualControl bool `yaml:"dual_control"`
+	// RateLimits bound sign-ups, failed sign-ins, validations, validation
+	// mails and orders per source, account, domain or address; a zero
+	// field is its default, max -1 turns a rule off (docs/security.md).
+	RateLimits ratelimit.Config `yaml:"rate_limits"`
 	// Listen addresses (host:port). Each listener answers GET /healthz.
 	API  string `yaml:"api"`
 	OCSP string `yaml:"ocsp"`
@@ -301,6 +307,9 @@ func (c Dev) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if err := c.RateLimits.Validate(); err != nil {
+		bad("rate_limits", "%v", err)
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must be set")

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/trustline/trustline/issuer/ratelimit"
 )
 
 // Plant is the one configuration file every production role reads
@@ -53,6 +55,10 @@ type Plant struct {
 	// role an admin asks for (api; docs/security.md). On by default; off
 	// only for a plant one person tries alone.
 	DualControl bool `yaml:"dual_control"`
+	// RateLimits bound sign-ups, failed sign-ins, validations, validation
+	// mails and orders, counted in the store so that every api instance
+	// shares them (api; docs/security.md).
+	RateLimits ratelimit.Config `yaml:"rate_limits"`
 	// MailDir, when set, delivers mail as files there (as dev mode does);
 	// otherwise SMTP.Addr must be set for the api role.
 	MailDir string `yaml:"mail_dir"`
@@ -113,6 +119,7 @@ func DefaultPlant() Plant {
 	return Plant{
 		KeysDir:         "keys",
 		DualControl:     true,
+		RateLimits:      ratelimit.Defaults(),
 		RedisPrefix:     "trustline:ocsp:",
 		Log:             "json",
 		LogLevel:        "info",
@@ -226,6 +233,9 @@ func (c Plant) Validate() error {
 		bad("crl.validity", "%s must exceed crl.period and be at most 10 days (BR 4.9.7)", c.CRL.Validity)
 	}
 	c.Validation.check(bad)
+	if err := c.RateLimits.Validate(); err != nil {
+		bad("rate_limits", "%v", err)
+	}
 	c.SMTP.check(bad)
 	if c.MailDir == "" && c.SMTP.Addr == "" {
 		bad("mail_dir", "set mail_dir or smtp.addr: the api role mails validation codes and notices")

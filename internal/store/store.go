@@ -558,6 +558,16 @@ type Store interface {
 	PutMeta(ctx context.Context, key string, value []byte) error
 	InsertMeta(ctx context.Context, key string, value []byte) error
 
+	// Rate limits.
+	//
+	// CountHit adds one to the counter of key in the window starting at
+	// windowStart (created at 1, kept until expiresAt) and returns the
+	// new count, atomically, whichever instance asks.
+	CountHit(ctx context.Context, key string, windowStart, expiresAt time.Time) (int64, error)
+	// DeleteExpiredRateCounters deletes counters whose expiresAt is not
+	// after now and returns how many.
+	DeleteExpiredRateCounters(ctx context.Context, now time.Time) (int64, error)
+
 	// Portal sessions, keyed by PortalSession.TokenHash.
 	//
 	// CreatePortalSession stores s (its IdleExpiresAt capped at ExpiresAt)

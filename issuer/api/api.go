@@ -38,6 +38,7 @@ import (
 	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/ratelimit"
 	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/reviewlist"
 	"github.com/trustline/trustline/issuer/validation"
@@ -65,6 +66,10 @@ type Deps struct {
 	Store    Store
 	Accounts *issuer.Accounts
 	Keys     *issuer.Keys // nil: the key endpoints answer 503
+	// Limits, if set, bound sign-ups and failed API key attempts per
+	// source address (the orders and validations services carry their
+	// own).
+	Limits *ratelimit.Limiter
 	// Staff grants the reviewer and admin roles (dual control); nil: an
 	// admin creating a staff account gives the role at once.
 	Staff       *issuer.Staff
@@ -169,6 +174,10 @@ func (h *Handler) auth(roles []store.Role, next func(http.ResponseWriter, *http.
 		acct, err := h.d.Accounts.Authenticate(r.Context(), strings.TrimSpace(tok))
 		if err != nil {
 			if errors.Is(err, issuer.ErrUnauthenticated) {
+				if lerr := h.d.Limits.FailedAuth(r.Context(), r.RemoteAddr, bearerKeyID(r)); lerr != nil {
+					h.fail(w, r, lerr)
+					return
+				}
 				w.Header().Set("WWW-Authenticate", `Bearer realm="trustline", error="invalid_token"`)
 				problem(w, http.StatusUnauthorized, "invalid API key")
 				return
@@ -204,9 +213,13 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		fb  *fault.ForbiddenError
 		nf  *fault.NotFoundError
 		un  *fault.UnavailableError
+		rl  *fault.RateLimitedError
 		mbe *http.MaxBytesError
 	)
 	switch {
+	case errors.As(err, &rl):
+		w.Header().Set("Retry-After", ratelimit.RetryAfterSeconds(rl.RetryAfter))
+		problem(w, http.StatusTooManyRequests, rl.Detail)
 	case errors.As(err, &mbe):
 		problem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBody))
 	case errors.As(err, &in):
@@ -305,6 +318,10 @@ func (h *Handler) createAccount(w http.ResponseWriter, r *http.Request) {
 		Email string `json:"email"`
 	}
 	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.d.Limits.SignUp(r.Context(), r.RemoteAddr); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/fault"
 )
 
@@ -35,9 +36,7 @@ func toKeyJSON(k store.APIKey, current string) apiKeyJSON {
 // auth has already checked the whole key.
 func bearerKeyID(r *http.Request) string {
 	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	rest, _ := strings.CutPrefix(strings.TrimSpace(tok), "tl_")
-	id, _, _ := strings.Cut(rest, "_")
-	return id
+	return issuer.KeyID(tok)
 }
 
 func (h *Handler) keysOn(w http.ResponseWriter, r *http.Request) bool {

@@ -1,15 +1,18 @@
 // Package fault names the ways a request to the issuance core can fail
 // that its callers answer differently: the caller's input is wrong, the
 // request clashes with the current state, the account may not do it, the
-// object is not there for the caller, or a service the request needs did
-// not answer. The issuance packages (issuer, issuer/validation,
+// object is not there for the caller, a service the request needs did
+// not answer, or the caller asked too often. The issuance packages (issuer, issuer/validation,
 // issuer/review) return these errors with a Detail meant for the
 // subscriber or reviewer; the edges (issuer/api, issuer/portal) turn them
 // into HTTP answers (RFC 9457 problem details, error pages). Any other
 // error is the CA's own and is not shown.
 //
-// It imports nothing, so every issuance package and edge may import it.
+// It imports only the standard library, so every issuance package and
+// edge may import it.
 package fault
+
+import "time"
 
 // InputError is a request the caller must fix (HTTP 400/422).
 type InputError struct{ Detail string }
@@ -36,3 +39,12 @@ func (e *NotFoundError) Error() string { return e.Detail }
 type UnavailableError struct{ Detail string }
 
 func (e *UnavailableError) Error() string { return e.Detail }
+
+// RateLimitedError: too many requests of one kind from one account,
+// address or domain; retry after RetryAfter (HTTP 429 with Retry-After).
+type RateLimitedError struct {
+	Detail     string
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string { return e.Detail }

@@ -19,6 +19,7 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/ratelimit"
 	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
 )
@@ -177,9 +178,13 @@ type Deps struct {
 	CA          Revoker
 	Issuers     Issuers
 	Mail        mail.Sender // sign-in links
-	Log         *slog.Logger
-	Now         func() time.Time // nil: time.Now
-	Rand        io.Reader        // nil: crypto/rand
+	// Limits, if set, bound sign-ups and failed sign-ins per source
+	// address and per key (the orders and validations services carry
+	// their own).
+	Limits *ratelimit.Limiter
+	Log    *slog.Logger
+	Now    func() time.Time // nil: time.Now
+	Rand   io.Reader        // nil: crypto/rand
 }
 
 // Handler serves the portal at / and the review console at /review.

@@ -150,8 +150,11 @@ func classify(err error) (status int, msg string, ok bool) {
 		fb *fault.ForbiddenError
 		nf *fault.NotFoundError
 		un *fault.UnavailableError
+		rl *fault.RateLimitedError
 	)
 	switch {
+	case errors.As(err, &rl):
+		return http.StatusTooManyRequests, sentence(rl.Detail), true
 	case errors.As(err, &in):
 		return http.StatusBadRequest, sentence(in.Detail), true
 	case errors.As(err, &cf):

@@ -90,6 +90,11 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	acct, err := h.d.Accounts.Authenticate(r.Context(), key)
 	if errors.Is(err, issuer.ErrUnauthenticated) {
+		if lerr := h.d.Limits.FailedAuth(r.Context(), r.RemoteAddr, issuer.KeyID(key)); lerr != nil {
+			status, msg := h.formFailure(r, lerr)
+			h.signinPage(w, r, status, signinData{Next: next}, []string{msg})
+			return
+		}
 		h.signinPage(w, r, http.StatusUnauthorized, signinData{Next: next},
 			[]string{"That API key is not valid. Paste the whole key, which starts with tl_, or sign in with an email link."})
 		return
@@ -228,6 +233,12 @@ func (h *Handler) redeemLink(w http.ResponseWriter, r *http.Request) {
 // stored nor put in a cookie.
 func (h *Handler) signUp(w http.ResponseWriter, r *http.Request) {
 	raw := r.PostFormValue("email")
+	if err := h.d.Limits.SignUp(r.Context(), r.RemoteAddr); err != nil {
+		status, msg := h.formFailure(r, err)
+		shown, _ := fieldText("email", raw, maxShortField)
+		h.signinPage(w, r, status, signinData{SignupEmail: shown}, []string{msg})
+		return
+	}
 	acct, key, err := h.d.Accounts.Create(r.Context(), raw, store.RoleSubscriber)
 	if err != nil {
 		status, msg := h.formFailure(r, err)

@@ -44,6 +44,7 @@ import (
 	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/mpic"
 	"github.com/trustline/trustline/issuer/profile"
+	"github.com/trustline/trustline/issuer/ratelimit"
 )
 
 // Store is the subset of the store validations use.
@@ -52,6 +53,9 @@ type Store interface {
 	Validation(ctx context.Context, id string) (store.Validation, error)
 	UpdateValidation(ctx context.Context, v store.Validation) (store.Validation, error)
 	ValidValidations(ctx context.Context, accountID string, now time.Time) ([]store.Validation, error)
+	// ListValidations lists the account's newest validations (limit 0:
+	// all), for the limit on pending ones.
+	ListValidations(ctx context.Context, accountID string, limit int) ([]store.Validation, error)
 }
 
 // Validation methods, as the API and the store spell them.
@@ -211,6 +215,10 @@ type Deps struct {
 	// Metrics, optional, counts validations started, completed and
 	// failed by method.
 	Metrics Metrics
+	// Limits, if set, bound the validations an account starts (per
+	// account, per domain, pending at once) and the mails sent to one
+	// address.
+	Limits *ratelimit.Limiter
 	// Corroborator, if set, asks remote network perspectives to repeat
 	// every dns-txt and http-token check the primary passed, and a
 	// validation completes only when enough of them corroborate (BR
@@ -241,10 +249,11 @@ type Service struct {
 	now   func() time.Time
 	rand  io.Reader
 	log   *slog.Logger
-	dns   *txtLookup        // nil: dns-txt off
-	web   *tokenFetcher     // nil: http-token off
-	whois *whoisResolver    // nil: whois-email off
-	mpic  mpic.Corroborator // nil: no remote perspectives
+	dns   *txtLookup         // nil: dns-txt off
+	web   *tokenFetcher      // nil: http-token off
+	whois *whoisResolver     // nil: whois-email off
+	mpic  mpic.Corroborator  // nil: no remote perspectives
+	limit *ratelimit.Limiter // nil: no limits
 
 	metrics Metrics
 }
@@ -280,7 +289,7 @@ func newService(cfg Config, d Deps) *Service {
 	if d.Metrics == nil {
 		d.Metrics = uncounted{}
 	}
-	v := &Service{cfg: cfg, store: d.Store, mail: d.Mail, now: d.Now, rand: d.Rand, log: d.Log, metrics: d.Metrics, mpic: d.Corroborator}
+	v := &Service{cfg: cfg, store: d.Store, mail: d.Mail, now: d.Now, rand: d.Rand, log: d.Log, metrics: d.Metrics, mpic: d.Corroborator, limit: d.Limits}
 	public, direct := d.Dial, d.Dial
 	if d.Dial == nil {
 		public = guardedDialer(cfg.Resolver, cfg.AllowPrivateAddresses)
@@ -374,6 +383,12 @@ func (v *Service) StartEmail(ctx context.Context, acct store.Account, domain, ad
 // code's hash is stored. startEvidence (JSON object or nil) is kept and
 // completed when the code is confirmed.
 func (v *Service) mailCode(ctx context.Context, acct store.Account, domain, method, addr string, startEvidence []byte) (store.Validation, error) {
+	if err := v.admit(ctx, acct, domain); err != nil {
+		return store.Validation{}, err
+	}
+	if err := v.limit.Mail(ctx, addr); err != nil {
+		return store.Validation{}, err
+	}
 	code, err := v.randomValue()
 	if err != nil {
 		return store.Validation{}, err
@@ -420,6 +435,9 @@ func (v *Service) startPublished(ctx context.Context, acct store.Account, domain
 	if err != nil {
 		return store.Validation{}, err
 	}
+	if err := v.admit(ctx, acct, domain); err != nil {
+		return store.Validation{}, err
+	}
 	value, err := v.randomValue()
 	if err != nil {
 		return store.Validation{}, err
@@ -444,6 +462,30 @@ func (v *Service) startPublished(ctx context.Context, acct store.Account, domain
 	}
 	v.metrics.ValidationStarted(method)
 	return val, nil
+}
+
+// admit applies the limits on starting a validation: per account and
+// per domain in a window, and the pending ones at once.
+func (v *Service) admit(ctx context.Context, acct store.Account, domain string) error {
+	if v.limit == nil {
+		return nil
+	}
+	if max := v.limit.Config().PendingValidationsPerAccount; max > 0 {
+		recent, err := v.store.ListValidations(ctx, acct.ID, max)
+		if err != nil {
+			return fmt.Errorf("validation: counting pending validations: %w", err)
+		}
+		now, pending := v.now(), 0
+		for _, r := range recent {
+			if r.Status == store.ValidationPending && now.Before(r.ExpiresAt) {
+				pending++
+			}
+		}
+		if err := v.limit.Pending(pending); err != nil {
+			return err
+		}
+	}
+	return v.limit.Validation(ctx, acct.ID, domain)
 }
 
 // randomValue returns CodeBits of randomness in base32 without padding:

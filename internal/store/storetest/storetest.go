@@ -46,6 +46,7 @@ func Run(t *testing.T, a Adapter) {
 		{"AccountAtomicity", testAccountAtomicity},
 		{"APIKeys", testAPIKeys},
 		{"Staff", testStaff},
+		{"RateCounters", testRateCounters},
 		{"Validations", testValidations},
 		{"UpdateValidation", testUpdateValidation},
 		{"ValidValidations", testValidValidations},
