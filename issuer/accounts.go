@@ -105,10 +105,9 @@ func (a *Accounts) create(ctx context.Context, email string, role store.Role, cr
 	if err != nil {
 		return store.Account{}, "", err
 	}
+	// Several accounts may share an address: nothing here tells whether
+	// one exists (a duplicate id is a 96-bit collision, an internal error).
 	if err := a.store.CreateAccount(ctx, acct, key); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			return store.Account{}, "", &fault.ConflictError{Detail: "an account with this email address exists"}
-		}
 		return store.Account{}, "", fmt.Errorf("issuer: creating account: %w", err)
 	}
 	return acct, token, nil

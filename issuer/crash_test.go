@@ -64,7 +64,7 @@ func wire(t testing.TB, dir string, opts ...func(*issuer.OrdersDeps)) (*sqlite.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	acct, err := st.AccountByEmail(ctx, "crash@example.com")
+	acct, err := st.Account(ctx, "acct_crash")
 	if errors.Is(err, store.ErrNotFound) {
 		acct = store.Account{ID: "acct_crash", Email: "crash@example.com", Role: store.RoleSubscriber, CreatedAt: time.Now()}
 		_, key, _ := issuer.NewAPIKey(acct.ID, acct.CreatedAt)

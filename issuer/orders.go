@@ -303,6 +303,10 @@ func (o *Orders) notifyIssued(ctx context.Context, ord store.Order) {
 		o.log.Error("cannot notify: account lookup failed", "order", ord.ID, "err", err)
 		return
 	}
+	if acct.EmailVerifiedAt.IsZero() {
+		o.log.Info("not mailed: the account's address is not confirmed", "order", ord.ID, "account", acct.ID)
+		return
+	}
 	msg := mail.Message{
 		To:      acct.Email,
 		Subject: "Your certificate for " + ord.Names[0] + " is ready",
@@ -351,6 +355,10 @@ func (o *Orders) notify(ctx context.Context, accountID, about, subject, body str
 	acct, err := o.store.Account(ctx, accountID)
 	if err != nil {
 		o.log.Error("cannot notify: account lookup failed", "about", about, "account", accountID, "err", err)
+		return
+	}
+	if acct.EmailVerifiedAt.IsZero() {
+		o.log.Info("not mailed: the account's address is not confirmed", "about", about, "account", accountID)
 		return
 	}
 	if err := o.mail.Send(ctx, mail.Message{To: acct.Email, Subject: subject, Body: body}); err != nil {

@@ -285,14 +285,23 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Staff: staff, Limits: limits, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
+	confirmKey, err := sharedSecret(ctx, st, "accounts.confirm_key")
+	if err != nil {
+		return nil, err
+	}
+	confirm, err := issuer.NewConfirmations(issuer.ConfirmConfig{Key: confirmKey, BaseURL: o.apiURL},
+		issuer.ConfirmDeps{Store: st, Mail: o.mailer, Limits: limits, Log: log.With("part", "accounts")})
+	if err != nil {
+		return nil, err
+	}
+	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Staff: staff, Limits: limits, Confirmations: confirm, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
 	formKey, err := sharedSecret(ctx, st, "portal.form_key")
 	if err != nil {
 		return nil, err
 	}
 	ph, err := portal.New(portal.Config{BaseURL: o.apiURL, FormKey: formKey}, portal.Deps{
 		Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews,
-		CA: ca, Issuers: p, Mail: o.mailer, Limits: limits, Log: log.With("part", "portal")})
+		CA: ca, Issuers: p, Mail: o.mailer, Limits: limits, Confirmations: confirm, Log: log.With("part", "portal")})
 	if err != nil {
 		return nil, err
 	}

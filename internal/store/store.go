@@ -71,9 +71,12 @@ func (r Role) Valid() bool {
 // (random, URL-safe) so both adapters behave alike.
 type Account struct {
 	ID        string
-	Email     string // unique, lowercase
+	Email     string // lowercase; several accounts may share one
 	Role      Role
 	CreatedAt time.Time
+	// EmailVerifiedAt is when the owner confirmed Email by the link
+	// mailed to it; zero until then, and Trustline mails it nothing else.
+	EmailVerifiedAt time.Time
 	// CreatedBy is the admin account that created it; empty for a
 	// sign-up and for a plant's first accounts.
 	CreatedBy string
@@ -452,10 +455,15 @@ type BulkLoader interface {
 // Times go in and come out in UTC at microsecond precision.
 type Store interface {
 	// Accounts and keys.
-	CreateAccount(ctx context.Context, a Account, k APIKey) error // both or neither; ErrDuplicate
+	CreateAccount(ctx context.Context, a Account, k APIKey) error // both or neither; ErrDuplicate (an id)
 	AddAPIKey(ctx context.Context, k APIKey) error
 	Account(ctx context.Context, id string) (Account, error)
-	AccountByEmail(ctx context.Context, email string) (Account, error)
+	// AccountsByEmail lists the accounts with that address, oldest first.
+	AccountsByEmail(ctx context.Context, email string) ([]Account, error)
+	// VerifyAccountEmail records that the account's address, if it is
+	// still email, was confirmed at at (the first time is kept).
+	// ErrNotFound if there is no such account with that address.
+	VerifyAccountEmail(ctx context.Context, id, email string, at time.Time) error
 	APIKey(ctx context.Context, keyID string) (APIKey, Account, error)
 	// SetAccountPerson records the person behind an account.
 	// ErrNotFound if there is no such account.

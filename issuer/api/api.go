@@ -66,6 +66,9 @@ type Deps struct {
 	Store    Store
 	Accounts *issuer.Accounts
 	Keys     *issuer.Keys // nil: the key endpoints answer 503
+	// Confirmations mails and follows address confirmation links; nil:
+	// none are sent (and an account's address stays unconfirmed).
+	Confirmations *issuer.Confirmations
 	// Limits, if set, bound sign-ups and failed API key attempts per
 	// source address (the orders and validations services carry their
 	// own).
@@ -111,6 +114,8 @@ func New(d Deps) *Handler {
 	h.handle("GET /api/v1/issuers", http.HandlerFunc(h.issuers))
 	h.handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	h.handle("GET /api/v1/account", h.auth(anyone, h.whoami))
+	h.handle("POST /api/v1/email-confirmations", http.HandlerFunc(h.confirmEmail))
+	h.handle("POST /api/v1/account/email-confirmation", h.auth(anyone, h.resendConfirmation))
 	h.handle("GET /api/v1/account/keys", h.auth(anyone, h.listOwnKeys))
 	h.handle("POST /api/v1/account/keys", h.auth(anyone, h.createOwnKey))
 	h.handle("POST /api/v1/account/keys/rotate", h.auth(anyone, h.rotateOwnKey))
@@ -330,7 +335,8 @@ func (h *Handler) createAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": acct.ID, "api_key": key, "role": acct.Role})
+	writeJSON(w, http.StatusCreated, map[string]any{"id": acct.ID, "api_key": key, "role": acct.Role,
+		"email_confirmation": h.sendConfirmation(r, acct)})
 }
 
 // adminCreateAccount makes an account; a staff role (reviewer, admin) is
@@ -383,7 +389,7 @@ func (h *Handler) adminCreateAccount(w http.ResponseWriter, r *http.Request, adm
 }
 
 func (h *Handler) whoami(w http.ResponseWriter, _ *http.Request, a store.Account) {
-	writeJSON(w, http.StatusOK, map[string]any{"id": a.ID, "email": a.Email, "role": a.Role})
+	writeJSON(w, http.StatusOK, map[string]any{"id": a.ID, "email": a.Email, "role": a.Role, "email_verified": !a.EmailVerifiedAt.IsZero()})
 }
 
 // Issuers.

@@ -110,7 +110,7 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	wf := issuertest.NewWorkflowCAA(t, st, ca, vals, mailer, log, checker)
-	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Staff: issuer.NewStaff(st, nil, true), Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
+	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Staff: issuer.NewStaff(st, nil, true), Confirmations: confirmations(t, st, mailer), Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	_, adminKey, err := accounts.Create(ctx, "root@example.net", store.RoleAdmin)
@@ -173,13 +173,53 @@ func (e *env) call(t testing.TB, method, path, key string, body any) (int, map[s
 	return resp.StatusCode, out, resp.Header
 }
 
+// newAccount signs up with email and confirms the address by the mailed
+// link, as a subscriber does before Trustline mails it anything else.
 func (e *env) newAccount(t testing.TB, email string) string {
+	t.Helper()
+	key := e.newUnconfirmedAccount(t, email)
+	e.confirmAddress(t, email)
+	return key
+}
+
+func (e *env) newUnconfirmedAccount(t testing.TB, email string) string {
 	t.Helper()
 	code, out, _ := e.call(t, "POST", "/api/v1/accounts", "", map[string]string{"email": email})
 	if code != 201 {
 		t.Fatalf("create account: %d %v", code, out)
 	}
 	return out["api_key"].(string)
+}
+
+var confirmRE = regexp.MustCompile(`confirm-email\?token=(\S+)`)
+
+// confirmAddress follows the newest confirmation link mailed to email.
+func (e *env) confirmAddress(t testing.TB, email string) {
+	t.Helper()
+	ms := issuertest.Mails(t, e.mailDir, strings.ToLower(email))
+	var token string
+	for _, m := range ms {
+		if mm := confirmRE.FindStringSubmatch(m); mm != nil {
+			token = mm[1]
+		}
+	}
+	if token == "" {
+		t.Fatalf("no confirmation link mailed to %s", email)
+	}
+	if c, out, _ := e.call(t, "POST", "/api/v1/email-confirmations", "", map[string]string{"token": token}); c != 200 {
+		t.Fatalf("confirming %s: %d %v", email, c, out)
+	}
+}
+
+// confirmations builds the address confirmation service of the tests.
+func confirmations(t testing.TB, st store.Store, m mail.Sender) *issuer.Confirmations {
+	t.Helper()
+	c, err := issuer.NewConfirmations(issuer.ConfirmConfig{Key: bytes.Repeat([]byte{7}, 32), BaseURL: "http://api.test"},
+		issuer.ConfirmDeps{Store: st, Mail: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 var codeRE = regexp.MustCompile(`(?m)^Validation code: (\S+)\r?$`)

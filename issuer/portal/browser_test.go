@@ -165,8 +165,12 @@ func TestBrowserSubscriberAndReviewer(t *testing.T) {
 	if err != nil || !strings.HasPrefix(key, "tl_") {
 		t.Fatalf("API key on the welcome page: %q, %v", key, err)
 	}
-	wantText(t, ctx, "welcome", "Your account is ready", "It is shown only now")
+	wantText(t, ctx, "welcome", "Your account is ready", "It is shown only now", "mailed a confirmation link")
 	shot.take(t, ctx, "welcome")
+	// The address is confirmed by the mailed link before it gets anything else.
+	do(t, ctx, "open the confirmation link", chromedp.Navigate(e.lastMatch(t, "alice@example.com", confirmLinkRE)))
+	wantText(t, ctx, "address confirmed", "alice@example.com is confirmed")
+	do(t, ctx, "back", chromedp.Navigate(base+"/"))
 	submit(t, ctx, "sign out", `form[action="/signout"] button`)
 	wantText(t, ctx, "signed out", "You are signed out")
 

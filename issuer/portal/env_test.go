@@ -80,7 +80,11 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	t.Cleanup(e.srv.Close)
 	cfg := o.cfg
 	cfg.BaseURL = e.srv.URL
-	e.h, err = New(cfg, Deps{Store: st, Accounts: accounts, Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca,
+	confirm, err := issuer.NewConfirmations(issuer.ConfirmConfig{Key: make([]byte, 32), BaseURL: e.srv.URL}, issuer.ConfirmDeps{Store: st, Mail: mailer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h, err = New(cfg, Deps{Store: st, Accounts: accounts, Confirmations: confirm, Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca,
 		Issuers: p, Mail: mailer, Log: log, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)
@@ -92,8 +96,12 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 // account makes an account with role and returns its API key.
 func (e *env) account(t testing.TB, email string, role store.Role) string {
 	t.Helper()
-	_, key, err := e.accounts.Create(context.Background(), email, role)
+	acct, key, err := e.accounts.Create(context.Background(), email, role)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// As if its owner had followed the confirmation link.
+	if err := e.st.VerifyAccountEmail(context.Background(), acct.ID, acct.Email, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return key
@@ -101,11 +109,11 @@ func (e *env) account(t testing.TB, email string, role store.Role) string {
 
 func (e *env) accountByEmail(t testing.TB, email string) store.Account {
 	t.Helper()
-	a, err := e.st.AccountByEmail(context.Background(), email)
-	if err != nil {
-		t.Fatal(err)
+	as, err := e.st.AccountsByEmail(context.Background(), email)
+	if err != nil || len(as) == 0 {
+		t.Fatalf("accounts of %s: %v, %v", email, as, err)
 	}
-	return a
+	return as[len(as)-1]
 }
 
 // mails returns the messages mailed to addr, oldest first.
@@ -117,6 +125,8 @@ func (e *env) mails(t testing.TB, addr string) []string {
 var (
 	codeRE = regexp.MustCompile(`(?m)^Validation code: (\S+)\r?$`)
 	linkRE = regexp.MustCompile(`(?m)^Sign-in link: (\S+)\r?$`)
+	// confirmLinkRE finds an address confirmation link.
+	confirmLinkRE = regexp.MustCompile(`(?m)^(http\S+/confirm-email\?token=\S+)\r?$`)
 )
 
 // lastMatch returns the first group of re in the newest mail to addr.

@@ -136,7 +136,7 @@ func (c Config) withDefaults() Config {
 // effect at once) and to find the account an email sign-in names.
 type AccountStore interface {
 	Account(ctx context.Context, id string) (store.Account, error)
-	AccountByEmail(ctx context.Context, email string) (store.Account, error)
+	AccountsByEmail(ctx context.Context, email string) ([]store.Account, error)
 }
 
 // RecordStore is the subset of the store the dashboard and the
@@ -178,6 +178,9 @@ type Deps struct {
 	CA          Revoker
 	Issuers     Issuers
 	Mail        mail.Sender // sign-in links
+	// Confirmations mails and follows address confirmation links; nil:
+	// none are sent.
+	Confirmations *issuer.Confirmations
 	// Limits, if set, bound sign-ups and failed sign-ins per source
 	// address and per key (the orders and validations services carry
 	// their own).
@@ -253,6 +256,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /signin/link", h.linkPage)
 	m.HandleFunc("POST /signin/link", h.anon(h.redeemLink))
 	m.HandleFunc("POST /signup", h.anon(h.signUp))
+	m.HandleFunc("GET "+issuer.ConfirmPath, h.confirmEmail)
 	m.Handle("POST /signout", h.user(anyone, h.signOut))
 
 	m.Handle("GET /validations/new", h.user(anyone, h.newValidation))

@@ -36,7 +36,7 @@ type view struct {
 // pageNames are the templates under templates/, each defining "content"
 // (and "title" where the heading differs) inside base.html.
 var pageNames = []string{
-	"signin", "welcome", "link_sent", "link", "dashboard", "error",
+	"signin", "welcome", "link_sent", "link", "dashboard", "error", "email_confirmed",
 	"validation_new", "validation", "order_new", "order", "certificate",
 	"review_queue", "review_order",
 }

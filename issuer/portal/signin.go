@@ -123,15 +123,21 @@ func (h *Handler) requestLink(w http.ResponseWriter, r *http.Request) {
 			[]string{"Enter the email address of your account, such as alice@example.com."})
 		return
 	}
-	acct, err := h.d.Store.AccountByEmail(r.Context(), email)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		h.d.Log.Info("sign-in link asked for an unknown address")
-	case err != nil:
-		h.fail(w, r, nil, fmt.Errorf("portal: looking up account: %w", err))
+	accts, err := h.d.Store.AccountsByEmail(r.Context(), email)
+	if err != nil {
+		h.fail(w, r, nil, fmt.Errorf("portal: looking up accounts: %w", err))
 		return
-	default:
-		h.mailLink(r, acct, next)
+	}
+	mailed := 0
+	for _, acct := range accts {
+		// Only a confirmed address gets anything but its confirmation link.
+		if !acct.EmailVerifiedAt.IsZero() {
+			h.mailLink(r, acct, next)
+			mailed++
+		}
+	}
+	if mailed == 0 {
+		h.d.Log.Info("sign-in link asked for an address with no confirmed account")
 	}
 	h.render(w, r, http.StatusOK, "link_sent", view{Title: "Check your mail", Data: struct {
 		Email    string
@@ -243,9 +249,6 @@ func (h *Handler) signUp(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status, msg := h.formFailure(r, err)
 		shown, _ := fieldText("email", raw, maxShortField)
-		if status == http.StatusConflict {
-			msg = "An account with this email address exists. Sign in with its API key or with an email link."
-		}
 		h.signinPage(w, r, status, signinData{SignupEmail: shown}, []string{msg})
 		return
 	}
@@ -254,9 +257,32 @@ func (h *Handler) signUp(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, err)
 		return
 	}
+	confirmation := "We have mailed a confirmation link to " + acct.Email + ": open it, and Trustline will mail you sign-in links and notices about your certificates."
+	if h.d.Confirmations == nil {
+		confirmation = ""
+	} else if err := h.d.Confirmations.Send(r.Context(), acct); err != nil {
+		status, msg := h.formFailure(r, err)
+		h.d.Log.Warn("confirmation link not mailed", "account", acct.ID, "status", status)
+		confirmation = "We could not mail a confirmation link to " + acct.Email + " now (" + msg + ")"
+	}
 	h.page(w, r, v, http.StatusCreated, "welcome", view{
-		Title: "Your account is ready", Data: struct{ APIKey string }{key},
+		Title: "Your account is ready", Data: struct{ APIKey, Confirmation string }{key, confirmation},
 	})
+}
+
+// confirmEmail follows a confirmation link. It is a GET, as a link in a
+// mail is; following it twice, or by a mail scanner, only confirms again.
+func (h *Handler) confirmEmail(w http.ResponseWriter, r *http.Request) {
+	if h.d.Confirmations == nil {
+		h.errorPage(w, r, nil, http.StatusNotFound, "Page not found", "Address confirmation is not offered here.")
+		return
+	}
+	acct, err := h.d.Confirmations.Confirm(r.Context(), r.URL.Query().Get("token"))
+	if err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "email_confirmed", view{Title: "Address confirmed", Data: struct{ Email string }{acct.Email}})
 }
 
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, v *visit) {

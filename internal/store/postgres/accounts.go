@@ -23,8 +23,8 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account, k store.APIK
 		return fmt.Errorf("postgres: creating account %s: key belongs to account %q", a.ID, k.AccountID)
 	}
 	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO accounts (id, email, role, created_at, created_by, person) VALUES ($1, $2, $3, $4, $5, $6)`,
-			a.ID, a.Email, string(a.Role), ts(a.CreatedAt), a.CreatedBy, a.Person); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO accounts (id, email, role, created_at, created_by, person, email_verified_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			a.ID, a.Email, string(a.Role), ts(a.CreatedAt), a.CreatedBy, a.Person, nullTime(a.EmailVerifiedAt)); err != nil {
 			return err
 		}
 		return insertAPIKey(ctx, tx, k)
@@ -47,15 +47,16 @@ func (s *Store) AddAPIKey(ctx context.Context, k store.APIKey) error {
 	return wrap(err, "adding API key %s", k.ID)
 }
 
-const accountCols = `a.id, a.email, a.role, a.created_at, a.created_by, a.person`
+const accountCols = `a.id, a.email, a.role, a.created_at, a.created_by, a.person, a.email_verified_at`
 
 func scanAccount(sc scanner) (store.Account, error) {
 	var a store.Account
 	var role string
-	if err := sc.Scan(&a.ID, &a.Email, &role, &a.CreatedAt, &a.CreatedBy, &a.Person); err != nil {
+	var verified *time.Time
+	if err := sc.Scan(&a.ID, &a.Email, &role, &a.CreatedAt, &a.CreatedBy, &a.Person, &verified); err != nil {
 		return store.Account{}, err
 	}
-	a.Role, a.CreatedAt = store.Role(role), fromTS(a.CreatedAt)
+	a.Role, a.CreatedAt, a.EmailVerifiedAt = store.Role(role), fromTS(a.CreatedAt), revokedAt(verified)
 	return a, nil
 }
 
@@ -65,11 +66,22 @@ func (s *Store) Account(ctx context.Context, id string) (store.Account, error) {
 	return a, wrap(err, "reading account %s", id)
 }
 
-// AccountByEmail returns the account with that email (stored lowercase;
-// the comparison is exact).
-func (s *Store) AccountByEmail(ctx context.Context, email string) (store.Account, error) {
-	a, err := queryRow(ctx, s, scanAccount, `SELECT `+accountCols+` FROM accounts a WHERE a.email = $1`, email)
-	return a, wrap(err, "reading account by email %q", email)
+// AccountsByEmail lists the accounts with that email (stored lowercase;
+// the comparison is exact), oldest first.
+func (s *Store) AccountsByEmail(ctx context.Context, email string) ([]store.Account, error) {
+	out, err := query(ctx, s, scanAccount, `SELECT `+accountCols+` FROM accounts a WHERE a.email = $1 ORDER BY a.created_at, a.id`, email)
+	return out, wrap(err, "reading accounts by email")
+}
+
+// VerifyAccountEmail records the confirmation of an account's address.
+func (s *Store) VerifyAccountEmail(ctx context.Context, id, email string, at time.Time) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $3) WHERE id = $1 AND email = $2`, id, email, ts(at))
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	return wrap(err, "confirming the address of account %s", id)
 }
 
 // APIKey returns a key and the account it belongs to.
@@ -81,10 +93,10 @@ func (s *Store) APIKey(ctx context.Context, keyID string) (store.APIKey, store.A
 	r, err := queryRow(ctx, s, func(sc scanner) (keyAndAccount, error) {
 		var r keyAndAccount
 		var role string
-		var revoked *time.Time
-		err := sc.Scan(&r.k.ID, &r.k.AccountID, &r.k.Hash, &r.k.CreatedAt, &revoked, &r.a.ID, &r.a.Email, &role, &r.a.CreatedAt, &r.a.CreatedBy, &r.a.Person)
+		var revoked, verified *time.Time
+		err := sc.Scan(&r.k.ID, &r.k.AccountID, &r.k.Hash, &r.k.CreatedAt, &revoked, &r.a.ID, &r.a.Email, &role, &r.a.CreatedAt, &r.a.CreatedBy, &r.a.Person, &verified)
 		r.k.Hash, r.k.CreatedAt, r.k.RevokedAt = bytesOrNil(r.k.Hash), fromTS(r.k.CreatedAt), revokedAt(revoked)
-		r.a.Role, r.a.CreatedAt = store.Role(role), fromTS(r.a.CreatedAt)
+		r.a.Role, r.a.CreatedAt, r.a.EmailVerifiedAt = store.Role(role), fromTS(r.a.CreatedAt), revokedAt(verified)
 		return r, err
 	}, `SELECT k.id, k.account_id, k.hash, k.created_at, k.revoked_at, `+accountCols+`
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1`, keyID)
@@ -94,7 +106,8 @@ func (s *Store) APIKey(ctx context.Context, keyID string) (store.APIKey, store.A
 	return r.k, r.a, nil
 }
 
-// revokedAt reads api_keys.revoked_at: NULL while the key is active.
+// revokedAt reads a nullable time column (api_keys.revoked_at,
+// accounts.email_verified_at): NULL is the zero time.
 func revokedAt(t *time.Time) time.Time {
 	if t == nil {
 		return time.Time{}

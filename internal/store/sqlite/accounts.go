@@ -22,8 +22,8 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account, k store.APIK
 		return fmt.Errorf("sqlite: creating account %s: key belongs to account %q", a.ID, k.AccountID)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, email, role, created_at, created_by, person) VALUES (?, ?, ?, ?, ?, ?)`,
-			a.ID, a.Email, string(a.Role), micros(a.CreatedAt), a.CreatedBy, a.Person); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, email, role, created_at, created_by, person, email_verified_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, a.Email, string(a.Role), micros(a.CreatedAt), a.CreatedBy, a.Person, micros(a.EmailVerifiedAt)); err != nil {
 			return err
 		}
 		return insertAPIKey(ctx, tx, k)
@@ -44,15 +44,15 @@ func (s *Store) AddAPIKey(ctx context.Context, k store.APIKey) error {
 	return wrap(err, "adding API key %s", k.ID)
 }
 
-const accountCols = `a.id, a.email, a.role, a.created_at, a.created_by, a.person`
+const accountCols = `a.id, a.email, a.role, a.created_at, a.created_by, a.person, a.email_verified_at`
 
 func scanAccount(sc scanner, a *store.Account) error {
 	var role string
-	var created int64
-	if err := sc.Scan(&a.ID, &a.Email, &role, &created, &a.CreatedBy, &a.Person); err != nil {
+	var created, verified int64
+	if err := sc.Scan(&a.ID, &a.Email, &role, &created, &a.CreatedBy, &a.Person, &verified); err != nil {
 		return err
 	}
-	a.Role, a.CreatedAt = store.Role(role), fromMicros(created)
+	a.Role, a.CreatedAt, a.EmailVerifiedAt = store.Role(role), fromMicros(created), fromMicros(verified)
 	return nil
 }
 
@@ -63,12 +63,39 @@ func (s *Store) Account(ctx context.Context, id string) (store.Account, error) {
 	return a, wrap(err, "reading account %s", id)
 }
 
-// AccountByEmail returns the account with that email (stored lowercase;
-// the comparison is exact).
-func (s *Store) AccountByEmail(ctx context.Context, email string) (store.Account, error) {
-	var a store.Account
-	err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts a WHERE a.email = ?`, email), &a)
-	return a, wrap(err, "reading account by email %q", email)
+// AccountsByEmail lists the accounts with that email (stored lowercase;
+// the comparison is exact), oldest first.
+func (s *Store) AccountsByEmail(ctx context.Context, email string) ([]store.Account, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts a WHERE a.email = ? ORDER BY a.created_at, a.id`, email)
+	if err != nil {
+		return nil, wrap(err, "reading accounts by email")
+	}
+	defer rows.Close()
+	var out []store.Account
+	for rows.Next() {
+		var a store.Account
+		if err := scanAccount(rows, &a); err != nil {
+			return nil, wrap(err, "reading accounts by email")
+		}
+		out = append(out, a)
+	}
+	return out, wrap(rows.Err(), "reading accounts by email")
+}
+
+// VerifyAccountEmail records the confirmation of an account's address.
+func (s *Store) VerifyAccountEmail(ctx context.Context, id, email string, at time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var verified int64
+		if err := tx.QueryRowContext(ctx, `SELECT email_verified_at FROM accounts WHERE id = ? AND email = ?`, id, email).Scan(&verified); err != nil {
+			return err
+		}
+		if verified != zeroMicros {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE accounts SET email_verified_at = ? WHERE id = ?`, micros(at), id)
+		return err
+	})
+	return wrap(err, "confirming the address of account %s", id)
 }
 
 // APIKey returns a key and the account it belongs to.
@@ -76,15 +103,15 @@ func (s *Store) APIKey(ctx context.Context, keyID string) (store.APIKey, store.A
 	var k store.APIKey
 	var a store.Account
 	var role string
-	var kc, kr, ac int64
+	var kc, kr, ac, av int64
 	err := s.r.QueryRowContext(ctx, `SELECT k.id, k.account_id, k.hash, k.created_at, k.revoked_at, `+accountCols+`
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = ?`, keyID).
-		Scan(&k.ID, &k.AccountID, &k.Hash, &kc, &kr, &a.ID, &a.Email, &role, &ac, &a.CreatedBy, &a.Person)
+		Scan(&k.ID, &k.AccountID, &k.Hash, &kc, &kr, &a.ID, &a.Email, &role, &ac, &a.CreatedBy, &a.Person, &av)
 	if err != nil {
 		return store.APIKey{}, store.Account{}, wrap(err, "reading API key %s", keyID)
 	}
 	k.Hash, k.CreatedAt, k.RevokedAt = bytesOrNil(k.Hash), fromMicros(kc), revokedAt(kr)
-	a.Role, a.CreatedAt = store.Role(role), fromMicros(ac)
+	a.Role, a.CreatedAt, a.EmailVerifiedAt = store.Role(role), fromMicros(ac), fromMicros(av)
 	return k, a, nil
 }
 

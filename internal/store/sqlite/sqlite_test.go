@@ -3,7 +3,9 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -312,5 +314,71 @@ func TestFilesOwnerOnly(t *testing.T) {
 	defer s.Close()
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("an existing 0644 store was left %04o", fi.Mode().Perm())
+	}
+}
+
+// TestUpgradeToSharedEmails: migration 10 rebuilds accounts (its email
+// loses UNIQUE) in a store holding accounts referenced by keys and
+// validations; nothing is lost, the foreign keys still hold, and the
+// accounts made before are counted as confirmed.
+func TestUpgradeToSharedEmails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version >= 10 {
+			break
+		}
+		if _, err := db.Exec(m.SQL); err != nil {
+			t.Fatalf("migration %d: %v", m.Version, err)
+		}
+		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.Version, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, q := range []string{
+		`INSERT INTO accounts (id, email, role, created_at) VALUES ('acct-1', 'a@example.com', 'subscriber', ` + fmt.Sprint(created.UnixMicro()) + `)`,
+		`INSERT INTO api_keys (id, account_id, hash, created_at) VALUES ('k1', 'acct-1', x'00', 1)`,
+		`INSERT INTO validations (id, account_id, domain, method, contact, secret, status, attempts, created_at, expires_at, validated_at, valid_until, evidence, version)
+			VALUES ('v1', 'acct-1', 'example.com', 'email', 'admin@example.com', x'00', 'pending', 0, 1, 2, 0, 0, x'', 1)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s, err := Open(context.Background(), Config{Path: path}, testfix.QuietLogger())
+	if err != nil {
+		t.Fatalf("upgrading: %v", err)
+	}
+	defer s.Close()
+	a, err := s.Account(context.Background(), "acct-1")
+	if err != nil || a.Email != "a@example.com" || !a.EmailVerifiedAt.Equal(created) {
+		t.Fatalf("the old account after the upgrade: %+v, %v", a, err)
+	}
+	if _, acct, err := s.APIKey(context.Background(), "k1"); err != nil || acct.ID != "acct-1" {
+		t.Fatalf("its key after the upgrade: %v", err)
+	}
+	if _, err := s.Validation(context.Background(), "v1"); err != nil {
+		t.Fatalf("its validation after the upgrade: %v", err)
+	}
+	second := store.Account{ID: "acct-2", Email: "a@example.com", Role: store.RoleSubscriber, CreatedAt: created}
+	if err := s.CreateAccount(context.Background(), second, store.APIKey{ID: "k2", Hash: []byte{1}, CreatedAt: created}); err != nil {
+		t.Fatalf("a second account with the same address: %v", err)
+	}
+	var fkProblems int
+	if err := s.r.QueryRow(`SELECT count(*) FROM pragma_foreign_key_check`).Scan(&fkProblems); err != nil || fkProblems != 0 {
+		t.Errorf("foreign key check: %d problems, %v", fkProblems, err)
 	}
 }
