@@ -69,8 +69,12 @@ func longText(label, s string, max int) (string, error) {
 }
 
 // parseNames reads the names a subscriber types: separated by white space
-// or commas, lowercased, a trailing dot dropped, duplicates removed, order
-// kept. Whether each is an acceptable name is csrcheck's call, later.
+// or commas, lowercased, duplicates removed, order kept. One trailing dot,
+// the fully qualified form "example.com.", is dropped as the API's
+// validations drop it (validation.NormalizeDomain); a name ending in more
+// dots, or a lone dot, is refused here, since csrcheck would refuse what
+// is left. Whether each name is otherwise acceptable is csrcheck's call,
+// later.
 func parseNames(s string) ([]string, error) {
 	if len(s) > maxNames*(maxNameLen+2) {
 		return nil, fmt.Errorf("names: more text than %d names can take", maxNames)
@@ -79,8 +83,14 @@ func parseNames(s string) ([]string, error) {
 	var out []string
 	for _, f := range fields {
 		n := strings.ToLower(strings.TrimSuffix(f, "."))
-		if n == "" {
-			continue
+		switch {
+		case n == "":
+			return nil, errors.New(`names: "." on its own is not a name`)
+		case strings.HasSuffix(n, "."):
+			if len(f) > 40 {
+				f = "…" + f[len(f)-32:] // the end is what is wrong
+			}
+			return nil, fmt.Errorf("names: %q ends with more than one dot; write a name as example.com, with one dot at the end at most", f)
 		}
 		if len(n) > maxNameLen {
 			return nil, fmt.Errorf("names: %q… is longer than %d characters", n[:32], maxNameLen)
