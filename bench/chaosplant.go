@@ -58,7 +58,7 @@ func (sc *scale) startPlant(ctx context.Context, pg *pgserver.Server) error {
 	// --issue-rate asks: its per-account limits are lifted.
 	if err := editPlantConfig(cfg, map[string]string{"log: json": "log: text", "    workers: 0": "    workers: " + strconv.Itoa(sc.cfg.PresignWorkers),
 		"    revocation_delay: 5m0s": "    revocation_delay: 5s",
-		"        max: 300": "        max: -1", "        max: 120": "        max: -1", "        max: 30": "        max: -1",
+		"        max: 300":           "        max: -1", "        max: 120": "        max: -1", "        max: 30": "        max: -1",
 		"    pending_validations_per_account: 300": "    pending_validations_per_account: -1"}); err != nil {
 		return err
 	}
