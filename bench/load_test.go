@@ -160,11 +160,14 @@ func TestOpenLoopShowsQueueing(t *testing.T) {
 		t.Errorf("%.0f req/s from a target that can do 200", over.RequestsPerSec)
 	}
 
-	// Under capacity the two agree.
+	// Under capacity the two agree: latency stays within a small multiple
+	// of the service time. (On a busy machine both grow, the service time
+	// included; a backlog would add seconds, as above.)
 	under := run(50)
-	t.Logf("50/s scheduled: latency p99 %.1f ms, service p99 %.1f ms", under.LatencyP99Ms, pct(under.ServicePercentiles, 99))
-	if under.LatencyP99Ms > 100 {
-		t.Errorf("latency p99 %.1f ms at a quarter of capacity", under.LatencyP99Ms)
+	underSvc := pct(under.ServicePercentiles, 99)
+	t.Logf("50/s scheduled: latency p99 %.1f ms, service p99 %.1f ms", under.LatencyP99Ms, underSvc)
+	if under.LatencyP99Ms > 3*underSvc+50 {
+		t.Errorf("latency p99 %.1f ms at a quarter of capacity, service p99 %.1f ms: a backlog where there should be none", under.LatencyP99Ms, underSvc)
 	}
 }
 
