@@ -375,7 +375,7 @@ func FuzzSignInForms(f *testing.F) {
 	f.Add(uint8(0), formBody(b.csrf, "api_key", strings.Repeat("k", MaxForm)), formURLEncoded)
 	f.Add(uint8(2), []byte("csrf=%zz&token=%"), formURLEncoded)
 	f.Add(uint8(1), formBody(b.csrf, "email", "x@example.com"), "text/plain")
-	known := map[string]bool{"fuzz@example.com": true} // accounts that exist, and may be answered 409
+	known := map[string]bool{"fuzz@example.com": true} // addresses that have an account
 	f.Fuzz(func(t *testing.T, which uint8, body []byte, contentType string) {
 		rt := routes[int(which)%len(routes)]
 		rec, req := ff.post(rt.path, body, contentType)

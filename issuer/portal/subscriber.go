@@ -147,7 +147,13 @@ func (h *Handler) startValidation(w http.ResponseWriter, r *http.Request, v *vis
 		errs = append(errs, err.Error())
 	}
 	d.Domain = domain
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	// One normalisation, the validation service's, so that the portal
+	// refuses what the API refuses ("example.com.."); the email address
+	// below is built from the normalised name.
+	domain = strings.ToLower(domain)
+	if n, nerr := validation.NormalizeDomain(domain); nerr == nil {
+		domain = n
+	}
 	if domain == "" && err == nil {
 		errs = append(errs, "Enter the domain to validate, such as example.com.")
 	}
