@@ -70,12 +70,20 @@ func (h *Handler) createOwnKey(w http.ResponseWriter, r *http.Request, a store.A
 	if !h.keysOn(w, r) {
 		return
 	}
+	if out, ok := h.createKey(w, r, a); ok {
+		writeJSON(w, http.StatusCreated, out)
+	}
+}
+
+// createKey makes a key for a and returns the answer that shows it once;
+// ok is false when the failure has been answered.
+func (h *Handler) createKey(w http.ResponseWriter, r *http.Request, a store.Account) (map[string]any, bool) {
 	token, row, err := h.d.Keys.Create(r.Context(), a, a.ID)
 	if err != nil {
 		h.fail(w, r, err)
-		return
+		return nil, false
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": row.ID, "api_key": token, "created_at": row.CreatedAt.UTC()})
+	return map[string]any{"id": row.ID, "api_key": token, "created_at": row.CreatedAt.UTC()}, true
 }
 
 // rotateOwnKey makes a new key and revokes the one this request used.
@@ -83,9 +91,8 @@ func (h *Handler) rotateOwnKey(w http.ResponseWriter, r *http.Request, a store.A
 	if !h.keysOn(w, r) {
 		return
 	}
-	token, row, err := h.d.Keys.Create(r.Context(), a, a.ID)
-	if err != nil {
-		h.fail(w, r, err)
+	out, ok := h.createKey(w, r, a)
+	if !ok {
 		return
 	}
 	old := bearerKeyID(r)
@@ -93,7 +100,8 @@ func (h *Handler) rotateOwnKey(w http.ResponseWriter, r *http.Request, a store.A
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": row.ID, "api_key": token, "created_at": row.CreatedAt.UTC(), "revoked": old})
+	out["revoked"] = old
+	writeJSON(w, http.StatusCreated, out)
 }
 
 func (h *Handler) revokeOwnKey(w http.ResponseWriter, r *http.Request, a store.Account) {

@@ -56,7 +56,7 @@ func scanAccount(sc scanner) (store.Account, error) {
 	if err := sc.Scan(&a.ID, &a.Email, &role, &a.CreatedAt, &a.CreatedBy, &a.Person, &verified); err != nil {
 		return store.Account{}, err
 	}
-	a.Role, a.CreatedAt, a.EmailVerifiedAt = store.Role(role), fromTS(a.CreatedAt), revokedAt(verified)
+	a.Role, a.CreatedAt, a.EmailVerifiedAt = store.Role(role), fromTS(a.CreatedAt), fromNullTS(verified)
 	return a, nil
 }
 
@@ -95,8 +95,8 @@ func (s *Store) APIKey(ctx context.Context, keyID string) (store.APIKey, store.A
 		var role string
 		var revoked, verified *time.Time
 		err := sc.Scan(&r.k.ID, &r.k.AccountID, &r.k.Hash, &r.k.CreatedAt, &revoked, &r.a.ID, &r.a.Email, &role, &r.a.CreatedAt, &r.a.CreatedBy, &r.a.Person, &verified)
-		r.k.Hash, r.k.CreatedAt, r.k.RevokedAt = bytesOrNil(r.k.Hash), fromTS(r.k.CreatedAt), revokedAt(revoked)
-		r.a.Role, r.a.CreatedAt, r.a.EmailVerifiedAt = store.Role(role), fromTS(r.a.CreatedAt), revokedAt(verified)
+		r.k.Hash, r.k.CreatedAt, r.k.RevokedAt = bytesOrNil(r.k.Hash), fromTS(r.k.CreatedAt), fromNullTS(revoked)
+		r.a.Role, r.a.CreatedAt, r.a.EmailVerifiedAt = store.Role(role), fromTS(r.a.CreatedAt), fromNullTS(verified)
 		return r, err
 	}, `SELECT k.id, k.account_id, k.hash, k.created_at, k.revoked_at, `+accountCols+`
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1`, keyID)
@@ -106,9 +106,9 @@ func (s *Store) APIKey(ctx context.Context, keyID string) (store.APIKey, store.A
 	return r.k, r.a, nil
 }
 
-// revokedAt reads a nullable time column (api_keys.revoked_at,
+// fromNullTS reads a nullable time column (api_keys.revoked_at,
 // accounts.email_verified_at): NULL is the zero time.
-func revokedAt(t *time.Time) time.Time {
+func fromNullTS(t *time.Time) time.Time {
 	if t == nil {
 		return time.Time{}
 	}
@@ -121,7 +121,7 @@ func (s *Store) APIKeys(ctx context.Context, accountID string) ([]store.APIKey, 
 		var k store.APIKey
 		var revoked *time.Time
 		err := sc.Scan(&k.ID, &k.AccountID, &k.Hash, &k.CreatedAt, &revoked)
-		k.Hash, k.CreatedAt, k.RevokedAt = bytesOrNil(k.Hash), fromTS(k.CreatedAt), revokedAt(revoked)
+		k.Hash, k.CreatedAt, k.RevokedAt = bytesOrNil(k.Hash), fromTS(k.CreatedAt), fromNullTS(revoked)
 		return k, err
 	}, `SELECT id, account_id, hash, created_at, revoked_at FROM api_keys WHERE account_id = $1 ORDER BY created_at, id`, accountID)
 	return out, wrap(err, "listing API keys of %s", accountID)
