@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/fault"
@@ -140,6 +141,10 @@ func (a *Accounts) Authenticate(ctx context.Context, token string) (store.Accoun
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	// Cut on a character boundary, so a message never shows half of one.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -51,3 +51,27 @@ func FuzzNormalizeEmail(f *testing.F) {
 		}
 	})
 }
+
+// TestTruncateKeepsCharacters: a long input quoted in an error is cut on a
+// character boundary, never inside a multi-byte one.
+func TestTruncateKeepsCharacters(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"abc", 3, "abc"},
+		{"abcd", 3, "abc…"},
+		{"aé" + "xyz", 2, "a…"}, // é is two bytes: the cut falls inside it
+		{"a€" + "xyz", 3, "a…"}, // € is three bytes
+		{"€€", 4, "€…"},
+		{"\xff\xffabc", 1, "\xff…"}, // invalid bytes are each their own start
+	} {
+		if got := truncate(tc.in, tc.n); got != tc.want {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+		if utf8.ValidString(tc.in) && !utf8.ValidString(truncate(tc.in, tc.n)) {
+			t.Errorf("truncate(%q, %d) cuts a character", tc.in, tc.n)
+		}
+	}
+}

@@ -15,7 +15,8 @@
 // the CRL's next scheduled publication and a bounded stale-if-error, Expires
 // at the same instant, and never anything that lets a cache keep a CRL past
 // its nextUpdate. Conditional requests (304), HEAD and byte ranges (206)
-// come from http.ServeContent, which evaluates the RFC 9110 §13.2.2
+// come from http.ServeContent (an empty suffix range made 416 first, which
+// ServeContent gets wrong), which evaluates the RFC 9110 §13.2.2
 // precondition order, compares If-None-Match weakly and If-Range strongly.
 // Paths are parsed strictly: anything but the four forms above, including
 // percent-encoded bytes, is 404.

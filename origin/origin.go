@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,7 +247,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := s.cachingFor(o)
 	h["Cache-Control"] = c.cacheControl
 	h["Expires"] = c.expires
+	if rng := r.Header.Get("Range"); rng != "" {
+		if fixed, ok := withoutEmptySuffixes(rng, len(o.body)); ok {
+			r.Header.Set("Range", fixed)
+		}
+	}
 	http.ServeContent(w, r, "", o.lastModified, bytes.NewReader(o.body))
+}
+
+// withoutEmptySuffixes rewrites each zero-length suffix range ("-0") of a
+// bytes Range header as "size-", a range that starts past the end, and
+// reports whether it changed anything. A zero-length suffix selects no
+// byte, so it is unsatisfiable (RFC 9110 §14.1.2): alone it must be
+// answered 416, beside satisfiable ranges it is ignored. http.ServeContent
+// answers it 206 with the invalid Content-Range "bytes N-(N-1)/N"
+// (golang/go#81262); "size-" is a form it answers correctly, after the
+// preconditions and If-Range, as before. Specs are split and trimmed as
+// ServeContent splits them.
+func withoutEmptySuffixes(rng string, size int) (string, bool) {
+	const unit = "bytes="
+	if !strings.HasPrefix(rng, unit) || !strings.Contains(rng, "-") {
+		return rng, false
+	}
+	specs := strings.Split(rng[len(unit):], ",")
+	changed := false
+	for i, spec := range specs {
+		first, last, ok := strings.Cut(textproto.TrimString(spec), "-")
+		if !ok || textproto.TrimString(first) != "" {
+			continue
+		}
+		last = textproto.TrimString(last)
+		if n, err := strconv.ParseInt(last, 10, 64); err == nil && n == 0 && last != "" && last[0] != '-' {
+			specs[i] = strconv.Itoa(size) + "-"
+			changed = true
+		}
+	}
+	if !changed {
+		return rng, false
+	}
+	return unit + strings.Join(specs, ","), true
 }
 
 var nosniff = []string{"nosniff"}

@@ -31,6 +31,7 @@ import (
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/ratelimit"
 	"github.com/trustline/trustline/issuer/validation"
 )
 
@@ -50,7 +51,8 @@ type env struct {
 }
 
 type envOpts struct {
-	cfg Config // BaseURL is filled in
+	cfg    Config            // BaseURL is filled in
+	limits *ratelimit.Config // nil: no rate limits
 }
 
 func newEnv(t testing.TB) *env { return newEnvWith(t, envOpts{}) }
@@ -84,8 +86,14 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var limits *ratelimit.Limiter
+	if o.limits != nil {
+		if limits, err = ratelimit.New(st, *o.limits, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	e.h, err = New(cfg, Deps{Store: st, Accounts: accounts, Confirmations: confirm, Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca,
-		Issuers: p, Mail: mailer, Log: log, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+		Issuers: p, Mail: mailer, Log: log, Limits: limits, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)
 	}

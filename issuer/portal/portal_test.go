@@ -6,9 +6,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/internal/testfix"
+	"github.com/trustline/trustline/issuer/ratelimit"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -89,6 +92,26 @@ func TestSignInWithAPIKey(t *testing.T) {
 	p = b2.post(t, "/signin", url.Values{"api_key": {key}, "next": {"//evil.example/x"}})
 	if got := p.location(); got != "/" {
 		t.Errorf("next=//evil.example: landing %q, want /", got)
+	}
+}
+
+// TestSignInRateLimited: past the failed sign-ins a source may make, the
+// sign-in page answers 429 and says when to try again, in Retry-After as
+// the API does (RFC 6585 §4).
+func TestSignInRateLimited(t *testing.T) {
+	e := newEnvWith(t, envOpts{limits: &ratelimit.Config{FailedAuthPerSource: ratelimit.Rule{Max: 2, Per: time.Hour}}})
+	b := e.browser(t)
+	b.get(t, "/")
+	for i := range 2 {
+		p := b.post(t, "/signin", url.Values{"api_key": {"tl_0123456789abcdef_wrong"}})
+		wantStatus(t, fmt.Sprintf("bad key %d", i+1), p, http.StatusUnauthorized)
+	}
+	p := b.post(t, "/signin", url.Values{"api_key": {"tl_0123456789abcdef_wrong"}})
+	wantStatus(t, "bad key 3", p, http.StatusTooManyRequests)
+	wantContains(t, "bad key 3", p, "failed sign-in attempts from your address")
+	ra, err := strconv.Atoi(p.header.Get("Retry-After"))
+	if err != nil || ra < 1 || ra > 3600 {
+		t.Fatalf("Retry-After %q, want whole seconds up to the hour", p.header.Get("Retry-After"))
 	}
 }
 

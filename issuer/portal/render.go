@@ -16,6 +16,7 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/fault"
+	"github.com/trustline/trustline/issuer/ratelimit"
 )
 
 //go:embed templates/*.html static/portal.css
@@ -194,17 +195,29 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, v *visit, err err
 	if !ok {
 		h.d.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	setRetryAfter(w, err)
 	h.errorPage(w, r, v, status, http.StatusText(status), msg)
 }
 
 // formFailure is fail for a form that is shown again with the message:
-// it returns the status and message, logging unexpected errors.
-func (h *Handler) formFailure(r *http.Request, err error) (int, string) {
+// it returns the status and message, logging unexpected errors, and sets
+// Retry-After on a rate-limited answer.
+func (h *Handler) formFailure(w http.ResponseWriter, r *http.Request, err error) (int, string) {
 	status, msg, ok := classify(err)
 	if !ok {
 		h.d.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	setRetryAfter(w, err)
 	return status, msg
+}
+
+// setRetryAfter tells a browser or script when a rate-limited request may
+// be made again (RFC 6585 §4), as the API does.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var rl *fault.RateLimitedError
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", ratelimit.RetryAfterSeconds(rl.RetryAfter))
+	}
 }
 
 // redirectNotice leaves a notice for the next page and sends the browser

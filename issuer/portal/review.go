@@ -94,7 +94,7 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, v *visit) {
 	}
 	out, err := h.d.Reviews.Approve(r.Context(), v.acct, r.PathValue("id"), review.Decision{Notes: notes, Evidence: evidence})
 	if err != nil {
-		status, msg := h.formFailure(r, err)
+		status, msg := h.formFailure(w, r, err)
 		h.reviewPage(w, r, v, status, form, []string{msg})
 		return
 	}
@@ -122,7 +122,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, v *visit) {
 	}
 	ord, err := h.d.Reviews.Reject(r.Context(), v.acct, r.PathValue("id"), why)
 	if err != nil {
-		status, msg := h.formFailure(r, err)
+		status, msg := h.formFailure(w, r, err)
 		h.reviewPage(w, r, v, status, form, []string{msg})
 		return
 	}

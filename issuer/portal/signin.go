@@ -91,7 +91,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	acct, err := h.d.Accounts.Authenticate(r.Context(), key)
 	if errors.Is(err, issuer.ErrUnauthenticated) {
 		if lerr := h.d.Limits.FailedAuth(r.Context(), r.RemoteAddr, issuer.KeyID(key)); lerr != nil {
-			status, msg := h.formFailure(r, lerr)
+			status, msg := h.formFailure(w, r, lerr)
 			h.signinPage(w, r, status, signinData{Next: next}, []string{msg})
 			return
 		}
@@ -240,14 +240,14 @@ func (h *Handler) redeemLink(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) signUp(w http.ResponseWriter, r *http.Request) {
 	raw := r.PostFormValue("email")
 	if err := h.d.Limits.SignUp(r.Context(), r.RemoteAddr); err != nil {
-		status, msg := h.formFailure(r, err)
+		status, msg := h.formFailure(w, r, err)
 		shown, _ := fieldText("email", raw, maxShortField)
 		h.signinPage(w, r, status, signinData{SignupEmail: shown}, []string{msg})
 		return
 	}
 	acct, key, err := h.d.Accounts.Create(r.Context(), raw, store.RoleSubscriber)
 	if err != nil {
-		status, msg := h.formFailure(r, err)
+		status, msg := h.formFailure(w, r, err)
 		shown, _ := fieldText("email", raw, maxShortField)
 		h.signinPage(w, r, status, signinData{SignupEmail: shown}, []string{msg})
 		return
@@ -261,7 +261,7 @@ func (h *Handler) signUp(w http.ResponseWriter, r *http.Request) {
 	if h.d.Confirmations == nil {
 		confirmation = ""
 	} else if err := h.d.Confirmations.Send(r.Context(), acct); err != nil {
-		status, msg := h.formFailure(r, err)
+		status, msg := h.formFailure(w, r, err)
 		h.d.Log.Warn("confirmation link not mailed", "account", acct.ID, "status", status)
 		confirmation = "We could not mail a confirmation link to " + acct.Email + " now (" + msg + ")"
 	}

@@ -175,7 +175,7 @@ func (h *Handler) startValidation(w http.ResponseWriter, r *http.Request, v *vis
 	}
 	val, err := h.d.Validations.Start(r.Context(), v.acct, req)
 	if err != nil {
-		code, msg := h.formFailure(r, err)
+		code, msg := h.formFailure(w, r, err)
 		h.validationForm(w, r, v, code, d, []string{msg})
 		return
 	}
@@ -217,7 +217,7 @@ func (h *Handler) confirmValidation(w http.ResponseWriter, r *http.Request, v *v
 	}
 	val, err := h.d.Validations.Confirm(r.Context(), v.acct, id, code)
 	if err != nil {
-		code, msg := h.formFailure(r, err)
+		code, msg := h.formFailure(w, r, err)
 		h.refreshValidation(w, r, v, id, code, msg)
 		return
 	}
@@ -371,7 +371,7 @@ func (h *Handler) createOrder(w http.ResponseWriter, r *http.Request, v *visit) 
 	}
 	ord, err := h.d.Orders.Create(r.Context(), v.acct, issuer.OrderRequest{CSR: csr, Profile: string(prof), Organization: org})
 	if err != nil {
-		code, msg := h.formFailure(r, err)
+		code, msg := h.formFailure(w, r, err)
 		errs = []string{msg}
 		if len(file) > 0 {
 			errs = append(errs, "Browsers do not keep a chosen file when a form is shown again: choose the CSR file again.")
@@ -577,7 +577,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, v *visit) {
 		return
 	}
 	if err != nil && got.Serial == "" {
-		code, msg := h.formFailure(r, err)
+		code, msg := h.formFailure(w, r, err)
 		again(code, msg)
 		return
 	}
