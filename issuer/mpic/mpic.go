@@ -25,16 +25,22 @@ const (
 	KindDNSTXT    = "dns-txt"    // BR §3.2.2.4.7: the random value in a TXT record
 	KindHTTPToken = "http-token" // BR §3.2.2.4.18: the random value at /.well-known/pki-validation/
 	KindCAA       = "caa"        // BR §3.2.2.8: CAA permits this CA to issue
+	// The ACME challenges (RFC 8555 §8, RFC 8737): Value is the key
+	// authorization, Token its token.
+	KindACMEHTTP01    = "acme-http-01"     // BR §3.2.2.4.19
+	KindACMEDNS01     = "acme-dns-01"      // BR §3.2.2.4.7
+	KindACMETLSALPN01 = "acme-tls-alpn-01" // BR §3.2.2.4.20
 )
 
 // Check is one determination the primary made, for perspectives to repeat.
 type Check struct {
 	Kind   string `json:"kind"`
 	Domain string `json:"domain"` // the domain validated, or the name CAA is checked for ("*.example.com")
-	// Value is the random value of a dns-txt or http-token validation.
+	// Value is the random value of a dns-txt or http-token validation, or
+	// an ACME challenge's key authorization.
 	Value string `json:"value,omitempty"`
 	// Token names an http-token validation's file under
-	// /.well-known/pki-validation/ (hex).
+	// /.well-known/pki-validation/ (hex), or is an ACME challenge's token.
 	Token string `json:"token,omitempty"`
 	// AccountURI and Method are a CAA check's RFC 8657 parameters.
 	AccountURI string `json:"account_uri,omitempty"`
@@ -50,6 +56,12 @@ func (c Check) Validate() error {
 		}
 		if c.Kind == KindHTTPToken && (c.Token == "" || len(c.Token) > 128 || strings.Trim(c.Token, "0123456789abcdef") != "") {
 			return fmt.Errorf("mpic: an http-token check needs the file's token in hex, not %q", c.Token)
+		}
+	case KindACMEHTTP01, KindACMEDNS01, KindACMETLSALPN01:
+		token, thumbprint, ok := strings.Cut(c.Value, ".")
+		if !ok || token == "" || thumbprint == "" || token != c.Token || len(c.Value) > 256 ||
+			strings.Trim(c.Value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
+			return fmt.Errorf("mpic: a %s check needs a key authorization and its token", c.Kind)
 		}
 	case KindCAA:
 	default:

@@ -91,9 +91,18 @@ func TestCheckValidate(t *testing.T) {
 		{Kind: KindCAA, Domain: "example.com/x"},
 		{Kind: KindHTTPToken, Domain: "a@b", Value: "v", Token: "ab"},
 		{Kind: KindHTTPToken, Domain: "example.com", Value: "v", Token: "../etc"},
+		{Kind: KindACMEHTTP01, Domain: "example.com", Value: "tok.thumb", Token: "other"},  // the token is the key authorization's
+		{Kind: KindACMEDNS01, Domain: "example.com", Value: "tokthumb", Token: "tokthumb"}, // no thumbprint
+		{Kind: KindACMETLSALPN01, Domain: "example.com", Value: "../x.y", Token: "../x"},   // not base64url
+		{Kind: KindACMEHTTP01, Domain: "example.com", Value: "tok.", Token: "tok"},         // empty thumbprint
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", c)
+		}
+	}
+	for _, k := range []string{KindACMEHTTP01, KindACMEDNS01, KindACMETLSALPN01} {
+		if err := (Check{Kind: k, Domain: "example.com", Value: "tok-_0.thumb", Token: "tok-_0"}).Validate(); err != nil {
+			t.Errorf("an %s check: %v", k, err)
 		}
 	}
 	if err := (Check{Kind: KindCAA, Domain: "*.example.com"}).Validate(); err != nil {

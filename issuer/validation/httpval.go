@@ -114,6 +114,34 @@ func (f *tokenFetcher) fetchURL(contact string) (*url.URL, error) {
 // libraries stay out of it) and whose Internal keeps the raw error for
 // reviewers; neither holds want.
 func (f *tokenFetcher) check(ctx context.Context, contact, want string) (map[string]any, error) {
+	return f.fetch(ctx, contact, want, fetchRule{
+		section: "3.2.2.4.18",
+		found:   func(body []byte) bool { return bytes.Contains(body, []byte(want)) },
+		missing: "does not contain the random value",
+	})
+}
+
+// checkKeyAuthorization is ACME http-01 (RFC 8555 §8.3, BR §3.2.2.4.19):
+// the file at contact must be the key authorization, give or take white
+// space at its end.
+func (f *tokenFetcher) checkKeyAuthorization(ctx context.Context, contact, keyAuth string) (map[string]any, error) {
+	return f.fetch(ctx, contact, keyAuth, fetchRule{
+		section: "3.2.2.4.19",
+		found:   func(body []byte) bool { return string(bytes.TrimRight(body, " \t\r\n")) == keyAuth },
+		missing: "is not the key authorization",
+	})
+}
+
+// fetchRule is what a fetched file must satisfy.
+type fetchRule struct {
+	section string            // the BR method, for messages and evidence
+	found   func([]byte) bool // whether the body holds what is looked for
+	missing string            // what the subscriber hears when it does not
+}
+
+// fetch gets the file at contact and applies rule to it; want is what
+// is looked for, kept out of every message.
+func (f *tokenFetcher) fetch(ctx context.Context, contact, want string, rule fetchRule) (map[string]any, error) {
 	if want == "" {
 		return nil, errors.New("validation: no random value to look for") // any file would contain it
 	}
@@ -126,7 +154,7 @@ func (f *tokenFetcher) check(ctx context.Context, contact, want string) (map[str
 	if err != nil {
 		return nil, fmt.Errorf("validation: building request: %w", err)
 	}
-	req.Header.Set("User-Agent", "Trustline domain validation (BR 3.2.2.4.18)")
+	req.Header.Set("User-Agent", "Trustline domain validation (BR "+rule.section+")")
 	req.Header.Set("Accept", "text/plain, */*")
 	fail := func(detail string, err error) error {
 		cf := &checkFailure{Detail: redact(detail, want)}
@@ -149,7 +177,7 @@ func (f *tokenFetcher) check(ctx context.Context, contact, want string) (map[str
 	defer resp.Body.Close()
 	final := displayURL(resp.Request.URL)
 	if resp.StatusCode/100 != 2 {
-		return nil, fail(fmt.Sprintf("GET %s answered %d; a 2xx answer is needed (BR 3.2.2.4.18)", final, resp.StatusCode), nil)
+		return nil, fail(fmt.Sprintf("GET %s answered %d; a 2xx answer is needed (BR %s)", final, resp.StatusCode, rule.section), nil)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody+1))
 	switch {
@@ -160,13 +188,13 @@ func (f *tokenFetcher) check(ctx context.Context, contact, want string) (map[str
 		return nil, fail("reading "+final+" failed: "+f.failureReason(err, tr), err)
 	case len(body) > maxTokenBody:
 		return nil, fail(fmt.Sprintf("the file at %s is larger than %d bytes", final, maxTokenBody), nil)
-	case !bytes.Contains(body, []byte(want)):
-		return nil, fail("the file at "+final+" does not contain the random value", nil)
+	case !rule.found(body):
+		return nil, fail("the file at "+final+" "+rule.missing, nil)
 	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	return map[string]any{
-		"br_section": "3.2.2.4.18", "url": u.String(), "final_url": resp.Request.URL.String(), "redirects": redirectChain(resp),
+		"br_section": rule.section, "url": u.String(), "final_url": resp.Request.URL.String(), "redirects": redirectChain(resp),
 		"status": resp.StatusCode, "remote_addrs": tr.remotes, "bytes": len(body),
 	}, nil
 }

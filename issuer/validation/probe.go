@@ -11,12 +11,14 @@ import (
 	"github.com/trustline/trustline/issuer/mpic"
 )
 
-// Probe performs the network checks of dns-txt and http-token from this
-// process's network position and resolver, without a store: the check a
-// remote perspective repeats (BR §3.2.2.9, issuer/perspective).
+// Probe performs the network checks of dns-txt, http-token and the ACME
+// challenges from this process's network position and resolver, without a
+// store: the check a remote perspective repeats (BR §3.2.2.9,
+// issuer/perspective).
 type Probe struct {
-	dns *txtLookup
-	web *tokenFetcher
+	dns  *txtLookup
+	web  *tokenFetcher
+	alpn *alpnProber
 }
 
 // NewProbe checks cfg, which must name a Resolver, and builds a Probe.
@@ -33,12 +35,14 @@ func NewProbe(cfg Config, dial DialFunc) (*Probe, error) {
 		dial = guardedDialer(cfg.Resolver, cfg.AllowPrivateAddresses)
 	}
 	return &Probe{
-		dns: &txtLookup{server: cfg.Resolver, transport: cfg.DNSTransport, timeout: cfg.DNSTimeout},
-		web: newTokenFetcher(cfg, dial),
+		dns:  &txtLookup{server: cfg.Resolver, transport: cfg.DNSTransport, timeout: cfg.DNSTimeout},
+		web:  newTokenFetcher(cfg, dial),
+		alpn: &alpnProber{dial: dial, port: cfg.HTTPSPort, timeout: cfg.HTTPTimeout},
 	}, nil
 }
 
-// Check looks for the random value of a dns-txt or http-token check.
+// Check looks for the random value of a dns-txt or http-token check, or
+// the key authorization of an ACME challenge.
 // found=false with a detail is the subscriber's failure; an error is this
 // side's (the resolver did not answer) or a check it does not perform.
 func (p *Probe) Check(ctx context.Context, c mpic.Check) (found bool, detail string, evidence map[string]any, err error) {
@@ -50,6 +54,12 @@ func (p *Probe) Check(ctx context.Context, c mpic.Check) (found bool, detail str
 		evidence, err = p.dns.check(ctx, DNSRecordLabel+"."+c.Domain, c.Value)
 	case MethodHTTPToken:
 		evidence, err = p.web.check(ctx, "http://"+c.Domain+WellKnownPath+c.Token, c.Value)
+	case MethodACMEDNS01:
+		evidence, err = p.dns.check(ctx, ACMEChallengeLabel+"."+c.Domain, dns01Value(c.Value))
+	case MethodACMEHTTP01:
+		evidence, err = p.web.checkKeyAuthorization(ctx, "http://"+c.Domain+ACMEChallengePath+c.Token, c.Value)
+	case MethodACMETLSALPN01:
+		evidence, err = p.alpn.check(ctx, c.Domain, c.Value)
 	default:
 		return false, "", nil, fmt.Errorf("validation: a probe does not perform %q checks", c.Kind)
 	}
@@ -69,8 +79,11 @@ func (p *Probe) Check(ctx context.Context, c mpic.Check) (found bool, detail str
 // spent), a *fault.UnavailableError when too many did not answer.
 func (v *Service) corroborate(ctx context.Context, val store.Validation) (mpic.Outcome, error) {
 	c := mpic.Check{Kind: val.Method, Domain: val.Domain, Value: string(val.Secret)}
-	if val.Method == MethodHTTPToken {
+	switch val.Method {
+	case MethodHTTPToken:
 		c.Token = strings.TrimPrefix(val.Contact, "http://"+val.Domain+WellKnownPath)
+	case MethodACMEHTTP01, MethodACMEDNS01, MethodACMETLSALPN01:
+		c.Token, _, _ = strings.Cut(c.Value, ".")
 	}
 	domain, method := val.Domain, val.Method
 	o := v.mpic.Corroborate(ctx, c)

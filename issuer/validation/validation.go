@@ -251,6 +251,7 @@ type Service struct {
 	log   *slog.Logger
 	dns   *txtLookup         // nil: dns-txt off
 	web   *tokenFetcher      // nil: http-token off
+	alpn  *alpnProber        // nil: ACME tls-alpn-01 off
 	whois *whoisResolver     // nil: whois-email off
 	mpic  mpic.Corroborator  // nil: no remote perspectives
 	limit *ratelimit.Limiter // nil: no limits
@@ -298,6 +299,7 @@ func newService(cfg Config, d Deps) *Service {
 	if cfg.Resolver != "" {
 		v.dns = &txtLookup{server: cfg.Resolver, transport: cfg.DNSTransport, timeout: cfg.DNSTimeout}
 		v.web = newTokenFetcher(cfg, public)
+		v.alpn = &alpnProber{dial: public, port: cfg.HTTPSPort, timeout: cfg.HTTPTimeout}
 	}
 	if cfg.WhoisEmail {
 		// The configured server is the operator's choice and is reached
@@ -515,8 +517,10 @@ func PublicationOf(v store.Validation) (Publication, bool) {
 	switch v.Method {
 	case MethodDNSTXT:
 		return Publication{RecordName: v.Contact, Value: string(v.Secret)}, true
-	case MethodHTTPToken:
+	case MethodHTTPToken, MethodACMEHTTP01:
 		return Publication{URL: v.Contact, Value: string(v.Secret)}, true
+	case MethodACMEDNS01:
+		return Publication{RecordName: v.Contact, Value: dns01Value(string(v.Secret))}, true
 	}
 	return Publication{}, false
 }
@@ -525,7 +529,7 @@ func PublicationOf(v store.Validation) (Publication, bool) {
 // evidence shows instead of the value.
 func RandomValueSHA256(v store.Validation) string {
 	switch v.Method {
-	case MethodDNSTXT, MethodHTTPToken:
+	case MethodDNSTXT, MethodHTTPToken, MethodACMEHTTP01, MethodACMEDNS01, MethodACMETLSALPN01:
 		sum := sha256.Sum256(v.Secret)
 		return hex.EncodeToString(sum[:])
 	}
@@ -705,6 +709,8 @@ func (v *Service) confirmPublished(ctx context.Context, acct store.Account, id s
 		}
 		var evidence map[string]any
 		switch val.Method {
+		case MethodACMEHTTP01, MethodACMEDNS01, MethodACMETLSALPN01:
+			evidence, err = v.checkACME(ctx, val)
 		case MethodDNSTXT:
 			if v.dns == nil {
 				return store.Validation{}, &fault.UnavailableError{Detail: "dns-txt validation is not configured on this server"}
@@ -840,16 +846,19 @@ func ReusableUntil(val store.Validation, now time.Time) time.Time {
 }
 
 // covers applies BR §3.2.2.4's table of what a method's validation of an
-// Authorization Domain Name reaches: email, WHOIS email and dns-txt cover
-// the domain and every name under it; only dns-txt covers wildcards (BR
-// §3.2.2.6); http-token covers exactly the FQDN it was fetched from.
+// Authorization Domain Name reaches: email, WHOIS email, dns-txt and ACME
+// dns-01 cover the domain and every name under it; only the two DNS
+// methods cover wildcards (BR §3.2.2.6); http-token, ACME http-01 and
+// tls-alpn-01 cover exactly the FQDN they reached (BR §3.2.2.4.18,
+// §3.2.2.4.19, §3.2.2.4.20).
 func covers(v store.Validation, name string) bool {
 	wild := strings.HasPrefix(name, "*.")
 	base := strings.TrimPrefix(name, "*.")
+	dnsMethod := v.Method == MethodDNSTXT || v.Method == MethodACMEDNS01
 	switch {
-	case wild && v.Method != MethodDNSTXT:
+	case wild && !dnsMethod:
 		return false
-	case v.Method == MethodHTTPToken:
+	case v.Method == MethodHTTPToken || v.Method == MethodACMEHTTP01 || v.Method == MethodACMETLSALPN01:
 		return base == v.Domain
 	}
 	return base == v.Domain || strings.HasSuffix(base, "."+v.Domain)
