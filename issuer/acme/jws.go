@@ -85,7 +85,13 @@ type flattened struct {
 // returns its protected header fields. Every failure is a *Problem:
 // malformed, badSignatureAlgorithm (with the algorithms accepted), or
 // badNonce for a missing or ill-formed nonce.
-func ParseSigned(body []byte) (*Signed, error) {
+func ParseSigned(body []byte) (*Signed, error) { return parseSigned(body, true) }
+
+// parseInner is ParseSigned for the inner JWS of a key change, which may
+// omit the nonce (§7.3.5).
+func parseInner(body []byte) (*Signed, error) { return parseSigned(body, false) }
+
+func parseSigned(body []byte, needNonce bool) (*Signed, error) {
 	var f flattened
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&f); err != nil {
@@ -130,10 +136,10 @@ func ParseSigned(body []byte) (*Signed, error) {
 		return nil, Problemf(Malformed, "the JWS protected header must have a url, a string")
 	}
 	s.URL = u
-	if s.Nonce == "" {
+	if s.Nonce == "" && needNonce {
 		return nil, Problemf(BadNonce, "the JWS protected header has no nonce; get one from newNonce")
 	}
-	if _, err := base64.RawURLEncoding.Strict().DecodeString(s.Nonce); err != nil {
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(s.Nonce); err != nil && s.Nonce != "" {
 		return nil, Problemf(BadNonce, "the nonce is not base64url without padding")
 	}
 	if s.JWK != nil {
