@@ -454,6 +454,8 @@ type BulkLoader interface {
 //
 // Times go in and come out in UTC at microsecond precision.
 type Store interface {
+	ACMEStore
+
 	// Accounts and keys.
 	CreateAccount(ctx context.Context, a Account, k APIKey) error // both or neither; ErrDuplicate (an id)
 	AddAPIKey(ctx context.Context, k APIKey) error

@@ -88,6 +88,13 @@ func Run(t *testing.T, a Adapter) {
 		{"SignInLinksPerAccount", testSignInLinksPerAccount},
 		{"SignInLinksTotal", testSignInLinksTotal},
 		{"DeleteExpiredSignInLinks", testDeleteExpiredSignInLinks},
+		{"ACMEAccounts", testACMEAccounts},
+		{"ACMEEABKeys", testACMEEABKeys},
+		{"UpdateACMEAccount", testUpdateACMEAccount},
+		{"ACMEOrders", testACMEOrders},
+		{"UpdateACMEOrder", testUpdateACMEOrder},
+		{"UpdateACMEAuthorization", testUpdateACMEAuthorization},
+		{"ListACMEOrders", testListACMEOrders},
 		{"ConcurrentPublishCRL", testConcurrentPublishCRL},
 		{"ConcurrentAcquireLease", testConcurrentAcquireLease},
 		{"ConcurrentAppendAudit", testConcurrentAppendAudit},
@@ -97,6 +104,7 @@ func Run(t *testing.T, a Adapter) {
 		{"ConcurrentPortalSignIns", testConcurrentPortalSignIns},
 		{"ConcurrentConsumeSignInLink", testConcurrentConsumeSignInLink},
 		{"ConcurrentSignInLinks", testConcurrentSignInLinks},
+		{"ConcurrentACMEBinding", testConcurrentACMEBinding},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
