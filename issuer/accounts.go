@@ -114,6 +114,31 @@ func (a *Accounts) create(ctx context.Context, email string, role store.Role, cr
 	return acct, token, nil
 }
 
+// CreateForACME makes the subscriber account an ACME account acts for when
+// it was not bound to an existing one (issuer/acme): email is the ACME
+// account's first mailto contact, "" if it gave none. Like any address it
+// is unconfirmed until its owner follows a confirmation link. The
+// account's API key is made and thrown away: its holder signs with the
+// ACME account key, and can sign in to the portal by email once the
+// address is confirmed.
+func (a *Accounts) CreateForACME(ctx context.Context, email string) (store.Account, error) {
+	if email != "" {
+		var err error
+		if email, err = NormalizeEmail(email); err != nil {
+			return store.Account{}, &fault.InputError{Detail: err.Error()}
+		}
+	}
+	acct := store.Account{ID: NewID("acct_"), Email: email, Role: store.RoleSubscriber, CreatedAt: a.now()}
+	_, key, err := NewAPIKey(acct.ID, acct.CreatedAt)
+	if err != nil {
+		return store.Account{}, err
+	}
+	if err := a.store.CreateAccount(ctx, acct, key); err != nil {
+		return store.Account{}, fmt.Errorf("issuer: creating account: %w", err)
+	}
+	return acct, nil
+}
+
 // Authenticate resolves a bearer token to its account.
 func (a *Accounts) Authenticate(ctx context.Context, token string) (store.Account, error) {
 	rest, ok := strings.CutPrefix(token, apiKeyPrefix)

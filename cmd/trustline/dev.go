@@ -221,7 +221,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	svc, err := buildIssuance(ctx, st, p, issuanceOpts{rateLimits: cfg.RateLimits, dualControl: cfg.DualControl, ocspURL: urls.ocsp + "/", crlBase: urls.crl, apiURL: urls.api,
-		shards: cfg.CRLShards, validation: cfg.Validation, certificates: cfg.Certificates, mailer: mailer,
+		shards: cfg.CRLShards, validation: cfg.Validation, acme: cfg.ACME, certificates: cfg.Certificates, mailer: mailer,
 		sink: statusSinks{presign: pipe, purger: purger, log: log}, reg: reg}, log)
 	if err != nil {
 		return err
@@ -267,6 +267,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	apiMux.Handle("GET /healthz", healthHandler(storeReady(st)))
 	apiMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	apiMux.Handle("/api/", svc.api)
+	apiMux.Handle("/acme/", svc.acme)
 	apiMux.Handle("/", svc.portal)
 	apiHandler, err := withAPIMetrics(apiMux, reg)
 	if err != nil {

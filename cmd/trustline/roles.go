@@ -62,7 +62,7 @@ func runAPI(ctx context.Context, r *plantRole) error {
 		apiURL = "http://" + r.ln.Addr().String()
 	}
 	svc, err := buildIssuance(ctx, st, p, issuanceOpts{rateLimits: r.cfg.RateLimits, dualControl: r.cfg.DualControl, ocspURL: pub.OCSP, crlBase: pub.CRL, caIssuersBase: pub.CAIssuersBase(),
-		apiURL: apiURL, shards: r.cfg.CRL.Shards, validation: r.cfg.Validation, certificates: r.cfg.Certificates, mailer: mailer,
+		apiURL: apiURL, shards: r.cfg.CRL.Shards, validation: r.cfg.Validation, acme: r.cfg.ACME, certificates: r.cfg.Certificates, mailer: mailer,
 		sink: statusSinks{presign: pipe, purger: purger, log: r.log}, reg: r.reg}, r.log)
 	if err != nil {
 		return err
@@ -75,6 +75,7 @@ func runAPI(ctx context.Context, r *plantRole) error {
 
 	m := r.mux(pingAll(storeReady(st), redisReady(client)))
 	m.Handle("/api/", svc.api)
+	m.Handle("/acme/", svc.acme)
 	m.Handle("/", svc.portal)
 	h, err := withAPIMetrics(m, r.reg)
 	if err != nil {

@@ -37,6 +37,7 @@ import (
 	"github.com/trustline/trustline/internal/pkcs11key"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/acme"
 	"github.com/trustline/trustline/issuer/api"
 	"github.com/trustline/trustline/issuer/caa"
 	"github.com/trustline/trustline/issuer/csrcheck"
@@ -130,6 +131,7 @@ type services struct {
 	orders   *issuer.Orders
 	api      *api.Handler
 	portal   *portal.Handler
+	acme     *acme.Server
 	lint     *linter.Linter
 }
 
@@ -202,6 +204,7 @@ type issuanceOpts struct {
 	dualControl                             bool
 	rateLimits                              ratelimit.Config
 	validation                              config.Validation
+	acme                                    config.ACME
 	certificates                            config.Certificates
 	mailer                                  mail.Sender
 	sink                                    issuer.StatusSink
@@ -305,7 +308,34 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	return &services{pki: p, ca: ca, accounts: accounts, orders: orders, api: h, portal: ph, lint: lt}, nil
+	acmeSrv, err := newACME(ctx, st, o, acme.Deps{Store: st, Validations: vals, Orders: orders, PKI: p, Limits: limits,
+		NewAccount: accounts.CreateForACME, Log: log.With("part", "acme")})
+	if err != nil {
+		return nil, err
+	}
+	return &services{pki: p, ca: ca, accounts: accounts, orders: orders, api: h, portal: ph, acme: acmeSrv, lint: lt}, nil
+}
+
+// newACME builds the ACME server at the api's public URL, with the nonce
+// and external account binding secrets every api instance shares.
+func newACME(ctx context.Context, st store.Store, o issuanceOpts, d acme.Deps) (*acme.Server, error) {
+	nonceKey, err := sharedSecret(ctx, st, "acme.nonce_key")
+	if err != nil {
+		return nil, err
+	}
+	eabSecret, err := sharedSecret(ctx, st, "acme.eab_key")
+	if err != nil {
+		return nil, err
+	}
+	if d.Nonces, err = acme.NewNonces(acme.NonceConfig{Key: nonceKey}, st, nil, nil); err != nil {
+		return nil, err
+	}
+	d.EABKey = func(id string) []byte { return acme.EABKey(eabSecret, id) }
+	if o.validation.Resolver == "" {
+		d.Log.Warn("ACME challenges cannot be answered: set validation.resolver (docs/acme.md)")
+	}
+	return acme.New(acme.Config{BaseURL: o.apiURL, ExternalAccountRequired: o.acme.ExternalAccountRequired,
+		TermsOfService: o.acme.TermsOfService, Website: o.acme.Website, CAAIdentities: o.validation.CAAIdentities}, d)
 }
 
 // newMailer delivers through the SMTP relay when one is configured, else

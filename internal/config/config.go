@@ -76,6 +76,8 @@ type Dev struct {
 	CRLShards int `yaml:"crl_shards"`
 	// Validation configures the domain validation methods.
 	Validation Validation `yaml:"validation"`
+	// ACME configures the ACME server on the api listener.
+	ACME ACME `yaml:"acme"`
 	// Certificates holds the CA's choices for every certificate it issues.
 	Certificates Certificates `yaml:"certificates"`
 	// SMTP, when Addr is set, sends mail through a relay instead of
@@ -120,6 +122,20 @@ type Validation struct {
 	// none configured: this process is the only perspective, and the api
 	// role says so at start.
 	Perspectives Perspectives `yaml:"perspectives"`
+}
+
+// ACME configures the ACME server (RFC 8555) the api listener serves under
+// /acme/ (docs/acme.md). Its challenges need validation.resolver.
+type ACME struct {
+	// ExternalAccountRequired makes every new ACME account present an
+	// external account binding key made for a Trustline account
+	// (RFC 8555 §7.3.4). Off, an ACME account without one gets a
+	// subscriber account of its own.
+	ExternalAccountRequired bool `yaml:"external_account_required"`
+	// TermsOfService, if set, is the URL of the terms new ACME accounts
+	// must agree to; Website is shown in the directory.
+	TermsOfService string `yaml:"terms_of_service"`
+	Website        string `yaml:"website"`
 }
 
 // Certificates are a CA's choices within what the BR allow; the zero

@@ -49,6 +49,8 @@ type Plant struct {
 	Presign Presign `yaml:"presign"`
 	// Validation configures the domain validation methods (api role).
 	Validation Validation `yaml:"validation"`
+	// ACME configures the ACME server (api role).
+	ACME ACME `yaml:"acme"`
 	// Certificates holds the CA's choices for every certificate (api).
 	Certificates Certificates `yaml:"certificates"`
 	// DualControl makes a second admin approve every reviewer and admin

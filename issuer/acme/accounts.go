@@ -3,7 +3,9 @@ package acme
 import (
 	"context"
 	"crypto"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +19,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/fault"
 )
 
 // maxContacts bounds an account's contact URLs.
@@ -106,6 +109,10 @@ func (s *Server) newAccount(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		owner, err := s.d.NewAccount(ctx, email)
+		var in *fault.InputError
+		if errors.As(err, &in) {
+			err = Problemf(InvalidContact, "%s", in.Detail)
+		}
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -407,4 +414,14 @@ func newID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// EABKey derives the HMAC key of an external account binding key id from
+// the server's secret: HMAC-SHA256(secret, "trustline acme eab\x00" ‖ id).
+// Only the id is stored; the key is shown once, to whoever made it.
+func EABKey(secret []byte, keyID string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("trustline acme eab\x00"))
+	m.Write([]byte(keyID))
+	return m.Sum(nil)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/fault"
+	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/ratelimit"
 )
 
@@ -26,6 +27,8 @@ type Store interface {
 	UpdateACMEAccount(ctx context.Context, a store.ACMEAccount) (store.ACMEAccount, error)
 	ACMEEABKey(ctx context.Context, id string) (store.ACMEEABKey, error)
 	ACMEOrders(ctx context.Context, acmeAccountID string, limit int) ([]store.ACMEOrder, error)
+	OrderStore
+	CertStore
 }
 
 // Profile is a certificate profile offered to ACME clients
@@ -91,6 +94,13 @@ type Deps struct {
 	// EABKey returns the HMAC key of an external account binding key id
 	// (derived, never stored).
 	EABKey func(keyID string) []byte
+	// Orders turns a finalized order into a Trustline order.
+	Orders Ordering
+	// PKI is the hierarchy, for certificate chains.
+	PKI *pki.PKI
+	// Validations performs the challenges and finds validations the
+	// account may reuse.
+	Validations Validations
 	// Limits bound new accounts per source address; nil: no limits.
 	Limits *ratelimit.Limiter
 	Log    *slog.Logger
@@ -115,6 +125,9 @@ const (
 	pathRenewalInfo = "/acme/renewal-info"
 	pathAccount     = "/acme/acct/"
 	pathOrder       = "/acme/order/"
+	pathAuthz       = "/acme/authz/"
+	pathChallenge   = "/acme/chall/"
+	pathCert        = "/acme/cert/"
 )
 
 // New builds the server.
@@ -122,8 +135,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Store == nil || d.Nonces == nil || d.NewAccount == nil || d.EABKey == nil {
-		return nil, errors.New("acme: the server needs a Store, Nonces, NewAccount and EABKey")
+	if d.Store == nil || d.Nonces == nil || d.NewAccount == nil || d.EABKey == nil || d.Validations == nil || d.Orders == nil || d.PKI == nil {
+		return nil, errors.New("acme: the server needs a Store, Nonces, Validations, Orders, a PKI, NewAccount and EABKey")
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -139,6 +152,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.mux.HandleFunc("POST "+pathAccount+"{id}", s.account)
 	s.mux.HandleFunc("POST "+pathAccount+"{id}/orders", s.accountOrders)
 	s.mux.HandleFunc("POST "+pathKeyChange, s.keyChange)
+	s.mux.HandleFunc("POST "+pathNewOrder, s.newOrder)
+	s.mux.HandleFunc("POST "+pathOrder+"{id}", s.order)
+	s.mux.HandleFunc("POST "+pathOrder+"{id}/finalize", s.finalize)
+	s.mux.HandleFunc("POST "+pathCert+"{serial}", s.certificate)
+	s.mux.HandleFunc("POST "+pathCert+"{serial}/{alt}", s.certificate)
+	s.mux.HandleFunc("POST "+pathAuthz+"{id}", s.authz)
+	s.mux.HandleFunc("POST "+pathChallenge+"{authz}/{type}", s.challenge)
 	s.mux.HandleFunc("/acme/", func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, &Problem{Type: Malformed, Status: http.StatusNotFound, Detail: "no such ACME resource: " + r.Method + " " + truncate(r.URL.Path, 100)})
 	})

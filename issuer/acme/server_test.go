@@ -10,8 +10,11 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -20,125 +23,69 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/trustline/trustline/internal/mail"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/internal/testfix"
+	"github.com/trustline/trustline/internal/testfix/dnstest"
+	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/issuertest"
+	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/validation"
 )
 
-// memStore is the store's ACME part, in memory.
-type memStore struct {
-	mu     sync.Mutex
-	accts  map[string]store.ACMEAccount
-	eab    map[string]store.ACMEEABKey
-	orders map[string]store.ACMEOrder
-}
-
-func newMemStore() *memStore {
-	return &memStore{accts: map[string]store.ACMEAccount{}, eab: map[string]store.ACMEEABKey{}, orders: map[string]store.ACMEOrder{}}
-}
-
-func (m *memStore) CreateACMEAccount(_ context.Context, a store.ACMEAccount) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, x := range m.accts {
-		if x.ID == a.ID || x.Thumbprint == a.Thumbprint {
-			return store.ErrDuplicate
-		}
-	}
-	if a.EABKeyID != "" {
-		k, ok := m.eab[a.EABKeyID]
-		if !ok {
-			return store.ErrNotFound
-		}
-		if !k.UsedAt.IsZero() {
-			return store.ErrConflict
-		}
-		k.UsedAt = a.CreatedAt
-		m.eab[k.ID] = k
-	}
-	m.accts[a.ID] = a
-	return nil
-}
-
-func (m *memStore) ACMEAccount(_ context.Context, id string) (store.ACMEAccount, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	a, ok := m.accts[id]
-	if !ok {
-		return a, store.ErrNotFound
-	}
-	return a, nil
-}
-
-func (m *memStore) ACMEAccountByThumbprint(_ context.Context, t string) (store.ACMEAccount, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, a := range m.accts {
-		if a.Thumbprint == t {
-			return a, nil
-		}
-	}
-	return store.ACMEAccount{}, store.ErrNotFound
-}
-
-func (m *memStore) UpdateACMEAccount(_ context.Context, a store.ACMEAccount) (store.ACMEAccount, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, ok := m.accts[a.ID]
-	if !ok {
-		return a, store.ErrNotFound
-	}
-	if cur.Version != a.Version {
-		return a, store.ErrConflict
-	}
-	for _, x := range m.accts {
-		if x.ID != a.ID && x.Thumbprint == a.Thumbprint {
-			return a, store.ErrDuplicate
-		}
-	}
-	a.Version++
-	m.accts[a.ID] = a
-	return a, nil
-}
-
-func (m *memStore) ACMEEABKey(_ context.Context, id string) (store.ACMEEABKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k, ok := m.eab[id]
-	if !ok {
-		return k, store.ErrNotFound
-	}
-	return k, nil
-}
-
-func (m *memStore) ACMEOrders(_ context.Context, acct string, limit int) ([]store.ACMEOrder, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []store.ACMEOrder
-	for _, o := range m.orders {
-		if o.ACMEAccountID == acct {
-			out = append(out, o)
-		}
-	}
-	return out, nil
-}
-
-// env is the ACME server on a loopback HTTP server over memStore.
+// env is the ACME server on a loopback HTTP server over the real
+// services: a SQLite store, the dev hierarchy and CA, the validation
+// service (its DNS a test zone, its http-01 and tls-alpn-01 dials sent to
+// the test's web and TLS servers) and the order service.
 type env struct {
 	srv      *httptest.Server
 	s        *Server
-	st       *memStore
+	st       *sqlite.Store
+	pki      *pki.PKI
 	clk      *testfix.Clock
+	zone     *dnstest.Zone
+	accounts *issuer.Accounts
+	vals     *validation.Service
 	made     []string // emails NewAccount was called with
 	eabKeyOf func(string) []byte
+	// web is what the domain's web server answers at
+	// /.well-known/acme-challenge/<token>: token → key authorization.
+	web sync.Map
 }
 
 func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
-	e := &env{st: newMemStore(), clk: testfix.NewClock(time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC))}
+	e := &env{clk: testfix.NewClock(time.Now().UTC().Truncate(time.Second)), zone: dnstest.Start(t)}
+	e.st = issuertest.SQLite(t)
+	iss := issuertest.New(t, e.st, 0x41)
+	e.pki = iss.PKI
 	var h http.Handler
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(e.srv.Close)
-	nonces, err := NewNonces(NonceConfig{Key: make([]byte, 32)}, &counter{}, e.clk.Now, nil)
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ka, ok := e.web.Load(strings.TrimPrefix(r.URL.Path, validation.ACMEChallengePath))
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, ka.(string))
+	}))
+	t.Cleanup(site.Close)
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, site.Listener.Addr().String())
+	}
+	log := slog.New(slog.DiscardHandler)
+	var err error
+	mailer := mail.Dir{Path: filepath.Join(t.TempDir(), "mail")}
+	if e.vals, err = validation.New(validation.Config{Resolver: e.zone.Addr, HTTPTimeout: 3 * time.Second},
+		validation.Deps{Store: e.st, Mail: mailer, Dial: dial, Log: log}); err != nil {
+		t.Fatal(err)
+	}
+	wf := issuertest.NewWorkflow(t, e.st, iss.CA, e.vals, mailer, log)
+	e.accounts = issuer.NewAccounts(e.st, nil)
+	nonces, err := NewNonces(NonceConfig{Key: make([]byte, 32)}, e.st, e.clk.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,10 +96,10 @@ func newEnv(t *testing.T, cfg Config) *env {
 		return m.Sum(nil)
 	}
 	cfg.BaseURL = e.srv.URL
-	e.s, err = New(cfg, Deps{Store: e.st, Nonces: nonces, EABKey: e.eabKeyOf, Now: e.clk.Now,
-		NewAccount: func(_ context.Context, email string) (store.Account, error) {
+	e.s, err = New(cfg, Deps{Store: e.st, Nonces: nonces, EABKey: e.eabKeyOf, Validations: e.vals, Orders: wf.Orders, PKI: iss.PKI, Log: log,
+		NewAccount: func(ctx context.Context, email string) (store.Account, error) {
 			e.made = append(e.made, email)
-			return store.Account{ID: "acct_" + newID(), Email: email, Role: store.RoleSubscriber}, nil
+			return e.accounts.CreateForACME(ctx, email)
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -219,6 +166,9 @@ type answer struct {
 }
 
 func (a answer) problem() string {
+	if a.header.Get("Content-Type") != "application/problem+json" {
+		return ""
+	}
 	typ, _ := a.body["type"].(string)
 	return strings.TrimPrefix(typ, "urn:ietf:params:acme:error:")
 }
@@ -409,8 +359,19 @@ func (c *client) eab(t *testing.T, keyID string, hmacKey []byte, url string) jso
 
 func TestExternalAccountBinding(t *testing.T) {
 	e := newEnv(t, Config{ExternalAccountRequired: true})
-	e.st.eab["kid-1"] = store.ACMEEABKey{ID: "kid-1", AccountID: "acct_owner"}
-	e.st.eab["kid-old"] = store.ACMEEABKey{ID: "kid-old", AccountID: "acct_owner", ExpiresAt: e.clk.Now()}
+	ctx := context.Background()
+	owner, _, err := e.accounts.Create(ctx, "owner@example.com", store.RoleSubscriber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []store.ACMEEABKey{
+		{ID: "kid-1", AccountID: owner.ID, CreatedBy: owner.ID, CreatedAt: e.clk.Now()},
+		{ID: "kid-old", AccountID: owner.ID, CreatedBy: owner.ID, CreatedAt: e.clk.Now(), ExpiresAt: e.clk.Now()},
+	} {
+		if err := e.st.CreateACMEEABKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
 	newAcct := e.srv.URL + "/acme/new-account"
 	c := e.client(t)
 	wantAnswer(t, "no EAB", c.post(t, "/acme/new-account", map[string]any{}), 400, "externalAccountRequired")
@@ -422,8 +383,8 @@ func TestExternalAccountBinding(t *testing.T) {
 	wantAnswer(t, "another key bound", c.post(t, "/acme/new-account", map[string]any{"externalAccountBinding": other.eab(t, "kid-1", e.eabKeyOf("kid-1"), newAcct)}), 400, "malformed")
 	a := c.register(t, map[string]any{"externalAccountBinding": c.eab(t, "kid-1", e.eabKeyOf("kid-1"), newAcct)})
 	wantAnswer(t, "bound", a, 201, "")
-	got, err := e.st.ACMEAccountByThumbprint(context.Background(), mustThumb(t, c.key.Public()))
-	if err != nil || got.AccountID != "acct_owner" || got.EABKeyID != "kid-1" || len(e.made) != 0 {
+	got, err := e.st.ACMEAccountByThumbprint(ctx, mustThumb(t, c.key.Public()))
+	if err != nil || got.AccountID != owner.ID || got.EABKeyID != "kid-1" || len(e.made) != 0 {
 		t.Fatalf("bound account %+v, %v; accounts made %v", got, err, e.made)
 	}
 	// A binding key binds one account.

@@ -1,0 +1,323 @@
+package acme
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/validation"
+)
+
+// path turns one of the server's URLs into the path to post to.
+func (e *env) path(u any) string {
+	s, _ := u.(string)
+	return strings.TrimPrefix(s, e.srv.URL)
+}
+
+func (c *client) newOrder(t *testing.T, names ...string) answer {
+	t.Helper()
+	var ids []map[string]string
+	for _, n := range names {
+		ids = append(ids, map[string]string{"type": "dns", "value": n})
+	}
+	return c.post(t, "/acme/new-order", map[string]any{"identifiers": ids})
+}
+
+// keyAuthorization is the client's key authorization for a token.
+func (c *client) keyAuthorization(t *testing.T, token string) string {
+	return token + "." + mustThumb(t, c.key.Public())
+}
+
+// authzs reads an order's authorizations.
+func (c *client) authzs(t *testing.T, order answer) []answer {
+	t.Helper()
+	var out []answer
+	for _, u := range order.body["authorizations"].([]any) {
+		a := c.post(t, c.e.path(u), nil)
+		wantAnswer(t, "authz", a, 200, "")
+		out = append(out, a)
+	}
+	return out
+}
+
+// challenge returns an authorization's challenge of type typ.
+func challenge(t *testing.T, authz answer, typ string) map[string]any {
+	t.Helper()
+	for _, c := range authz.body["challenges"].([]any) {
+		if m := c.(map[string]any); m["type"] == typ {
+			return m
+		}
+	}
+	t.Fatalf("no %s challenge in %v", typ, authz.body)
+	return nil
+}
+
+// publish makes the domain answer a challenge: the TXT record of dns-01,
+// the file of http-01.
+func (c *client) publish(t *testing.T, domain string, ch map[string]any) {
+	t.Helper()
+	ka := c.keyAuthorization(t, ch["token"].(string))
+	switch ch["type"] {
+	case "dns-01":
+		d := validation.KeyAuthorizationDigest(ka)
+		c.e.zone.SetTXT("_acme-challenge."+domain, base64.RawURLEncoding.EncodeToString(d[:]))
+	case "http-01":
+		c.e.web.Store(ch["token"].(string), ka)
+	}
+}
+
+func csrFor(t *testing.T, names ...string) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: names[0]}, DNSNames: names}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(der)
+}
+
+// download fetches a certificate URL and returns its PEM blocks.
+func (c *client) download(t *testing.T, path string) ([]*x509.Certificate, http.Header) {
+	t.Helper()
+	body := c.body(t, path, nil, c.nonce(t))
+	resp, err := http.Post(c.e.srv.URL+path, "application/jose+json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pem-certificate-chain" {
+		t.Fatalf("download %s: %d %s %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	var certs []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, cert)
+	}
+	return certs, resp.Header
+}
+
+// TestOrderFlow is §7.4 end to end: an order, its authorizations answered
+// by dns-01 and http-01 through the validation service, finalization
+// through the order service, and the certificate with its chains.
+func TestOrderFlow(t *testing.T) {
+	e := newEnv(t, Config{Profiles: []Profile{{"classic", "DV"}}})
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+
+	o := c.newOrder(t, "Example.COM", "www.example.com", "example.com")
+	wantAnswer(t, "new order", o, 201, "")
+	if o.body["status"] != "pending" || len(o.body["authorizations"].([]any)) != 2 || o.body["profile"] != "classic" {
+		t.Fatalf("new order: %v", o.body)
+	}
+	orderPath := e.path(o.header.Get("Location"))
+	finalizePath := e.path(o.body["finalize"])
+	wantAnswer(t, "finalize too early", c.post(t, finalizePath, map[string]any{"csr": csrFor(t, "example.com", "www.example.com")}), 403, "orderNotReady")
+
+	authzs := c.authzs(t, o)
+	for i, a := range authzs {
+		domain := a.body["identifier"].(map[string]any)["value"].(string)
+		if a.body["status"] != "pending" || len(a.body["challenges"].([]any)) != 3 {
+			t.Fatalf("authz %s: %v", domain, a.body)
+		}
+		typ := []string{"dns-01", "http-01"}[i]
+		ch := challenge(t, a, typ)
+		c.publish(t, domain, ch)
+		got := c.post(t, e.path(ch["url"]), map[string]any{})
+		wantAnswer(t, "answer "+typ, got, 200, "")
+		if got.body["status"] != "valid" || got.body["validated"] == nil || !strings.Contains(strings.Join(got.header.Values("Link"), " "), `rel="up"`) {
+			t.Fatalf("answered %s for %s: %v %v", typ, domain, got.body, got.header)
+		}
+		after := c.post(t, e.path(o.body["authorizations"].([]any)[i]), nil)
+		if after.body["status"] != "valid" {
+			t.Fatalf("authz %s after its challenge: %v", domain, after.body)
+		}
+	}
+	ready := c.post(t, orderPath, nil)
+	if ready.body["status"] != "ready" {
+		t.Fatalf("order after its authorizations: %v", ready.body)
+	}
+	wantAnswer(t, "CSR for other names", c.post(t, finalizePath, map[string]any{"csr": csrFor(t, "example.com", "mail.example.com")}), 400, "badCSR")
+	wantAnswer(t, "CSR not base64url", c.post(t, finalizePath, map[string]any{"csr": "!!"}), 400, "badCSR")
+	fin := c.post(t, finalizePath, map[string]any{"csr": csrFor(t, "www.example.com", "example.com")})
+	wantAnswer(t, "finalize", fin, 200, "")
+	if fin.body["status"] != "valid" || fin.body["certificate"] == nil {
+		t.Fatalf("finalized: %v", fin.body)
+	}
+	wantAnswer(t, "finalize twice", c.post(t, finalizePath, map[string]any{"csr": csrFor(t, "example.com", "www.example.com")}), 403, "orderNotReady")
+	certPath := e.path(fin.body["certificate"])
+	chain, hdr := c.download(t, certPath)
+	if len(chain) != 2 || !strings.Contains(strings.Join(hdr.Values("Link"), " "), certPath+`/1>;rel="alternate"`) {
+		t.Fatalf("default chain: %d certificates, Link %q", len(chain), hdr.Values("Link"))
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(e.pki.Root.Cert)
+	inter := x509.NewCertPool()
+	inter.AddCert(chain[1])
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: "www.example.com"}); err != nil {
+		t.Fatalf("the chain does not verify: %v", err)
+	}
+	alt, _ := c.download(t, certPath+"/1")
+	if len(alt) != 3 || !alt[2].Equal(e.pki.Root.Cert) {
+		t.Fatalf("alternate chain: %d certificates", len(alt))
+	}
+	// Another account sees neither the order nor the certificate.
+	other := e.client(t)
+	wantAnswer(t, "other registers", other.register(t, map[string]any{}), 201, "")
+	wantAnswer(t, "other reads the order", other.post(t, orderPath, nil), 404, "malformed")
+	wantAnswer(t, "other downloads", other.post(t, certPath, nil), 404, "malformed")
+
+	// The validations are reused under the same rules as any other: the
+	// dns-01 of example.com covers the wildcard, the http-01 of www only
+	// www.
+	again := c.newOrder(t, "*.example.com", "www.example.com")
+	wantAnswer(t, "order again", again, 201, "")
+	if again.body["status"] != "ready" {
+		t.Fatalf("order for validated names: %v", again.body)
+	}
+	fresh := c.newOrder(t, "api.example.com")
+	if fresh.body["status"] != "ready" {
+		t.Fatalf("order for a name under a dns-01 validated domain: %v", fresh.body)
+	}
+	sub := c.newOrder(t, "x.www.example.com", "other.example.net")
+	if sub.body["status"] != "pending" {
+		t.Fatalf("order for other names: %v", sub.body)
+	}
+	var list answer = c.post(t, e.path(c.kid)+"/orders", nil)
+	if n := len(list.body["orders"].([]any)); n != 4 {
+		t.Fatalf("the account lists %d orders, want 4", n)
+	}
+}
+
+func TestWildcardAndFailedChallenge(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	w := c.newOrder(t, "*.wild.example.org")
+	a := c.authzs(t, w)[0]
+	chs := a.body["challenges"].([]any)
+	if a.body["wildcard"] != true || len(chs) != 1 || chs[0].(map[string]any)["type"] != "dns-01" || a.body["identifier"].(map[string]any)["value"] != "wild.example.org" {
+		t.Fatalf("wildcard authorization: %v", a.body)
+	}
+	wantAnswer(t, "http-01 of a wildcard", c.post(t, "/acme/chall/"+e.path(w.body["authorizations"].([]any)[0])[len("/acme/authz/"):]+"/http-01", map[string]any{}), 404, "malformed")
+
+	// Nothing published: the challenge, the authorization and the order
+	// are invalid, and the failure says why.
+	o := c.newOrder(t, "fail.example.org")
+	orderPath := e.path(o.header.Get("Location"))
+	ch := challenge(t, c.authzs(t, o)[0], "http-01")
+	got := c.post(t, e.path(ch["url"]), map[string]any{})
+	wantAnswer(t, "failed challenge", got, 200, "")
+	errDoc, _ := got.body["error"].(map[string]any)
+	if got.body["status"] != "invalid" || errDoc["type"] != IncorrectResponse.URN() || !strings.Contains(errDoc["detail"].(string), "answered 404") {
+		t.Fatalf("failed challenge: %v", got.body)
+	}
+	// Answering again changes nothing (§7.5.1: no retry).
+	c.publish(t, "fail.example.org", ch)
+	if again := c.post(t, e.path(ch["url"]), map[string]any{}); again.body["status"] != "invalid" {
+		t.Fatalf("answered again: %v", again.body)
+	}
+	if ord := c.post(t, orderPath, nil); ord.body["status"] != "invalid" || ord.body["error"] == nil {
+		t.Fatalf("order after a failed challenge: %v", ord.body)
+	}
+	// Deactivating an authorization invalidates its order.
+	d := c.newOrder(t, "gone.example.org")
+	authzPath := e.path(d.body["authorizations"].([]any)[0])
+	wantAnswer(t, "bad status", c.post(t, authzPath, map[string]any{"status": "valid"}), 400, "malformed")
+	if da := c.post(t, authzPath, map[string]any{"status": "deactivated"}); da.body["status"] != "deactivated" {
+		t.Fatalf("deactivated: %v", da.body)
+	}
+	if ord := c.post(t, e.path(d.header.Get("Location")), nil); ord.body["status"] != "invalid" {
+		t.Fatalf("order of a deactivated authorization: %v", ord.body)
+	}
+}
+
+func TestNewOrderRefuses(t *testing.T) {
+	e := newEnv(t, Config{Profiles: []Profile{{"classic", "DV"}}})
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	for _, tc := range []struct {
+		name    string
+		payload map[string]any
+		status  int
+		problem string
+	}{
+		{"no identifiers", map[string]any{"identifiers": []any{}}, 400, "malformed"},
+		{"ip", map[string]any{"identifiers": []any{map[string]string{"type": "ip", "value": "192.0.2.1"}}}, 400, "unsupportedIdentifier"},
+		{"bad name", map[string]any{"identifiers": []any{map[string]string{"type": "dns", "value": "-bad-.example.org"}}}, 400, "rejectedIdentifier"},
+		{"two bad", map[string]any{"identifiers": []any{map[string]string{"type": "dns", "value": "a..example.org"}, map[string]string{"type": "ip", "value": "::1"}}}, 400, "rejectedIdentifier"},
+		{"notAfter", map[string]any{"identifiers": []any{map[string]string{"type": "dns", "value": "a.example.org"}}, "notAfter": "2030-01-01T00:00:00Z"}, 400, "malformed"},
+		{"unknown profile", map[string]any{"identifiers": []any{map[string]string{"type": "dns", "value": "a.example.org"}}, "profile": "forever"}, 400, "invalidProfile"},
+		{"not an object", nil, 400, "malformed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p any = tc.payload
+			if tc.payload == nil {
+				p = []string{"x"}
+			}
+			a := c.post(t, "/acme/new-order", p)
+			wantAnswer(t, tc.name, a, tc.status, tc.problem)
+			if tc.name == "two bad" && len(a.body["subproblems"].([]any)) != 2 {
+				t.Fatalf("subproblems: %v", a.body)
+			}
+		})
+	}
+}
+
+// TestEABSharesValidations: an ACME account bound to a Trustline account
+// relies on the validations that account completed through the API.
+func TestEABSharesValidations(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	owner, _, err := e.accounts.Create(ctx, "owner@example.com", store.RoleSubscriber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.vals.Start(ctx, owner, validation.StartRequest{Domain: "bound.example.org", Method: validation.MethodDNSTXT})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.zone.SetTXT(v.Contact, string(v.Secret))
+	if _, err := e.vals.Confirm(ctx, owner, v.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.CreateACMEEABKey(ctx, store.ACMEEABKey{ID: "kid-b", AccountID: owner.ID, CreatedBy: owner.ID, CreatedAt: e.clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client(t)
+	wantAnswer(t, "bound", c.register(t, map[string]any{"externalAccountBinding": c.eab(t, "kid-b", e.eabKeyOf("kid-b"), e.srv.URL+"/acme/new-account")}), 201, "")
+	o := c.newOrder(t, "www.bound.example.org")
+	if o.body["status"] != "ready" {
+		t.Fatalf("order for a name the account validated through the API: %v", o.body)
+	}
+	fin := c.post(t, e.path(o.body["finalize"]), map[string]any{"csr": csrFor(t, "www.bound.example.org")})
+	if fin.body["status"] != "valid" {
+		t.Fatalf("finalized: %v", fin.body)
+	}
+	// The certificate is the Trustline account's, listed with its orders.
+	ords, err := e.st.ListOrders(ctx, store.OrderFilter{AccountID: owner.ID})
+	if err != nil || len(ords) != 1 || ords[0].Status != store.OrderIssued {
+		t.Fatalf("the owner's orders: %v, %v", ords, err)
+	}
+}
