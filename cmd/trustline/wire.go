@@ -308,7 +308,7 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	acmeSrv, err := newACME(ctx, st, o, acme.Deps{Store: st, Validations: vals, Orders: orders, PKI: p, Limits: limits,
+	acmeSrv, err := newACME(ctx, st, o, acme.Deps{Store: st, Validations: vals, Orders: orders, CA: ca, PKI: p, Limits: limits,
 		NewAccount: accounts.CreateForACME, Log: log.With("part", "acme")})
 	if err != nil {
 		return nil, err

@@ -24,6 +24,8 @@ import (
 // queue and signing as an order through the API.
 type Ordering interface {
 	Create(ctx context.Context, acct store.Account, r issuer.OrderRequest) (store.Order, error)
+	// NotifyRevoked mails the certificate's account of its revocation.
+	NotifyRevoked(ctx context.Context, c store.Certificate, actor string)
 }
 
 // CertStore is the subset of the store finalization and certificate

@@ -9,11 +9,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/validation"
 )
@@ -82,6 +85,11 @@ func csrFor(t *testing.T, names ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return csrWith(t, k, names...)
+}
+
+func csrWith(t *testing.T, k *ecdsa.PrivateKey, names ...string) string {
+	t.Helper()
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: names[0]}, DNSNames: names}, k)
 	if err != nil {
 		t.Fatal(err)
@@ -320,4 +328,72 @@ func TestEABSharesValidations(t *testing.T) {
 	if err != nil || len(ords) != 1 || ords[0].Status != store.OrderIssued {
 		t.Fatalf("the owner's orders: %v, %v", ords, err)
 	}
+}
+
+// issue orders and finalizes a certificate for names (validated by
+// dns-01) with key k, and returns it.
+func (c *client) issue(t *testing.T, k *ecdsa.PrivateKey, names ...string) *x509.Certificate {
+	t.Helper()
+	o := c.newOrder(t, names...)
+	for _, a := range c.authzs(t, o) {
+		if a.body["status"] == "valid" {
+			continue
+		}
+		ch := challenge(t, a, "dns-01")
+		c.publish(t, a.body["identifier"].(map[string]any)["value"].(string), ch)
+		wantAnswer(t, "dns-01", c.post(t, c.e.path(ch["url"]), map[string]any{}), 200, "")
+	}
+	fin := c.post(t, c.e.path(o.body["finalize"]), map[string]any{"csr": csrWith(t, k, names...)})
+	if fin.body["status"] != "valid" {
+		t.Fatalf("finalize: %d %v", fin.status, fin.body)
+	}
+	chain, _ := c.download(t, c.e.path(fin.body["certificate"]))
+	return chain[0]
+}
+
+func TestRevokeCert(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert := c.issue(t, k, "revoke.example.org")
+	b64 := base64.RawURLEncoding.EncodeToString(cert.Raw)
+
+	other := e.client(t)
+	wantAnswer(t, "other registers", other.register(t, map[string]any{}), 201, "")
+	wantAnswer(t, "another account", other.post(t, "/acme/revoke-cert", map[string]any{"certificate": b64}), 403, "unauthorized")
+	wantAnswer(t, "certificateHold", c.post(t, "/acme/revoke-cert", map[string]any{"certificate": b64, "reason": 6}), 400, "badRevocationReason")
+	wantAnswer(t, "privilegeWithdrawn", c.post(t, "/acme/revoke-cert", map[string]any{"certificate": b64, "reason": 9}), 400, "badRevocationReason")
+	wantAnswer(t, "not ours", c.post(t, "/acme/revoke-cert", map[string]any{"certificate": base64.RawURLEncoding.EncodeToString(e.pki.Root.Cert.Raw)}), 403, "unauthorized")
+	wantAnswer(t, "superseded", c.post(t, "/acme/revoke-cert", map[string]any{"certificate": b64, "reason": 4}), 200, "")
+	sn := cert.SerialNumber
+	got, err := e.st.Certificate(context.Background(), mustSerial(t, sn))
+	if err != nil || got.Status.String() != "revoked" || got.Reason.String() != "superseded" {
+		t.Fatalf("stored certificate after revocation: %v %v %v", got.Status, got.Reason, err)
+	}
+	wantAnswer(t, "again", c.post(t, "/acme/revoke-cert", map[string]any{"certificate": b64}), 400, "alreadyRevoked")
+
+	// Whoever holds the key may revoke with it; keyCompromise proven so
+	// blocks the key for every later order.
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert2 := c.issue(t, k2, "key.example.org")
+	holder := &client{e: e, alg: "ES256", key: k2}
+	wrongKey := &client{e: e, alg: "ES256", key: ecKey(t, elliptic.P256())}
+	b64 = base64.RawURLEncoding.EncodeToString(cert2.Raw)
+	wantAnswer(t, "some other key", wrongKey.post(t, "/acme/revoke-cert", map[string]any{"certificate": b64, "reason": 1}), 403, "unauthorized")
+	wantAnswer(t, "by its key", holder.post(t, "/acme/revoke-cert", map[string]any{"certificate": b64, "reason": 1}), 200, "")
+	o := c.newOrder(t, "key.example.org")
+	fin := c.post(t, e.path(o.body["finalize"]), map[string]any{"csr": csrWith(t, k2, "key.example.org")})
+	if fin.status == 200 || !strings.Contains(fmt.Sprint(fin.body["detail"]), "blocked") {
+		t.Fatalf("an order for the blocked key: %d %v", fin.status, fin.body)
+	}
+}
+
+func mustSerial(t *testing.T, n *big.Int) serial.Serial {
+	t.Helper()
+	s, err := serial.FromBigInt(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -96,6 +96,8 @@ type Deps struct {
 	EABKey func(keyID string) []byte
 	// Orders turns a finalized order into a Trustline order.
 	Orders Ordering
+	// CA revokes certificates.
+	CA Revoker
 	// PKI is the hierarchy, for certificate chains.
 	PKI *pki.PKI
 	// Validations performs the challenges and finds validations the
@@ -122,7 +124,6 @@ const (
 	pathNewOrder    = "/acme/new-order"
 	pathRevokeCert  = "/acme/revoke-cert"
 	pathKeyChange   = "/acme/key-change"
-	pathRenewalInfo = "/acme/renewal-info"
 	pathAccount     = "/acme/acct/"
 	pathOrder       = "/acme/order/"
 	pathAuthz       = "/acme/authz/"
@@ -135,8 +136,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Store == nil || d.Nonces == nil || d.NewAccount == nil || d.EABKey == nil || d.Validations == nil || d.Orders == nil || d.PKI == nil {
-		return nil, errors.New("acme: the server needs a Store, Nonces, Validations, Orders, a PKI, NewAccount and EABKey")
+	if d.Store == nil || d.Nonces == nil || d.NewAccount == nil || d.EABKey == nil || d.Validations == nil || d.Orders == nil || d.PKI == nil || d.CA == nil {
+		return nil, errors.New("acme: the server needs a Store, Nonces, Validations, Orders, a CA, a PKI, NewAccount and EABKey")
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -153,6 +154,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.mux.HandleFunc("POST "+pathAccount+"{id}/orders", s.accountOrders)
 	s.mux.HandleFunc("POST "+pathKeyChange, s.keyChange)
 	s.mux.HandleFunc("POST "+pathNewOrder, s.newOrder)
+	s.mux.HandleFunc("POST "+pathRevokeCert, s.revokeCert)
 	s.mux.HandleFunc("POST "+pathOrder+"{id}", s.order)
 	s.mux.HandleFunc("POST "+pathOrder+"{id}/finalize", s.finalize)
 	s.mux.HandleFunc("POST "+pathCert+"{serial}", s.certificate)
@@ -180,8 +182,9 @@ func (s *Server) url(path string) string { return s.cfg.BaseURL + path }
 
 func link(u, rel string) string { return "<" + u + `>;rel="` + rel + `"` }
 
-// directory answers RFC 8555 §7.1.1's directory, with RFC 9773's
-// renewalInfo and the profiles in meta.
+// directory answers RFC 8555 §7.1.1's directory, with the profiles in
+// meta. (RFC 9773's renewalInfo joins it when renewal information is
+// served.)
 func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
 	meta := map[string]any{"externalAccountRequired": s.cfg.ExternalAccountRequired}
 	if s.cfg.TermsOfService != "" {
@@ -202,7 +205,7 @@ func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
 	}
 	s.json(w, http.StatusOK, map[string]any{
 		"newNonce": s.url(pathNewNonce), "newAccount": s.url(pathNewAccount), "newOrder": s.url(pathNewOrder),
-		"revokeCert": s.url(pathRevokeCert), "keyChange": s.url(pathKeyChange), "renewalInfo": s.url(pathRenewalInfo),
+		"revokeCert": s.url(pathRevokeCert), "keyChange": s.url(pathKeyChange),
 		"meta": meta,
 	})
 }

@@ -96,7 +96,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 		return m.Sum(nil)
 	}
 	cfg.BaseURL = e.srv.URL
-	e.s, err = New(cfg, Deps{Store: e.st, Nonces: nonces, EABKey: e.eabKeyOf, Validations: e.vals, Orders: wf.Orders, PKI: iss.PKI, Log: log,
+	e.s, err = New(cfg, Deps{Store: e.st, Nonces: nonces, EABKey: e.eabKeyOf, Validations: e.vals, Orders: wf.Orders, CA: iss.CA, PKI: iss.PKI, Log: log,
 		NewAccount: func(ctx context.Context, email string) (store.Account, error) {
 			e.made = append(e.made, email)
 			return e.accounts.CreateForACME(ctx, email)
@@ -225,7 +225,7 @@ func TestDirectoryAndNonces(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&dir)
 	resp.Body.Close()
 	for k, p := range map[string]string{"newNonce": "/acme/new-nonce", "newAccount": "/acme/new-account", "newOrder": "/acme/new-order",
-		"revokeCert": "/acme/revoke-cert", "keyChange": "/acme/key-change", "renewalInfo": "/acme/renewal-info"} {
+		"revokeCert": "/acme/revoke-cert", "keyChange": "/acme/key-change"} {
 		if dir[k] != e.srv.URL+p {
 			t.Errorf("directory %s = %v", k, dir[k])
 		}

@@ -92,13 +92,14 @@ func sortedIDs(ids map[string]bool) []string {
 }
 
 // MethodLabel names a Trustline validation method in RFC 8657's
-// validationmethods vocabulary: ACME challenge types as they are, and the
-// methods of Trustline's own API as CA-specific labels ("ca-" prefix):
-// ca-email, ca-dns-txt, ca-http-token, ca-whois-email.
+// validationmethods vocabulary: the ACME challenge methods as their
+// challenge types (acme-dns-01 is dns-01), and the methods of Trustline's
+// own API as CA-specific labels ("ca-" prefix): ca-email, ca-dns-txt,
+// ca-http-token, ca-whois-email.
 func MethodLabel(method string) string {
-	switch method {
+	switch t := strings.TrimPrefix(method, "acme-"); t {
 	case "dns-01", "http-01", "tls-alpn-01":
-		return method
+		return t
 	}
 	return "ca-" + method
 }
