@@ -152,7 +152,13 @@ func FuzzDecodeGET(f *testing.F) {
 		if len(got) == 0 {
 			t.Fatalf("DecodeGET(%q) accepted with empty output", uri)
 		}
-		again, err := DecodeGET([]byte("/"+base64.StdEncoding.EncodeToString(got)), nil)
+		// Padding can take the standard form past MaxGETLen when the
+		// input left it out: the unpadded form is then the round trip.
+		enc := "/" + base64.StdEncoding.EncodeToString(got)
+		if len(enc) > MaxGETLen {
+			enc = "/" + base64.RawStdEncoding.EncodeToString(got)
+		}
+		again, err := DecodeGET([]byte(enc), nil)
 		if err != nil || !bytes.Equal(again, got) {
 			t.Fatalf("round trip of %q: %x then %x, %v", uri, got, again, err)
 		}
