@@ -182,7 +182,14 @@ func (u *user) ocspStatus(keyName, want string) {
 // CRL with openssl.
 func (u *user) checkCRL() {
 	u.t.Helper()
-	text := u.openssl("x509", "-in", "ec.pem", "-noout", "-text")
+	u.checkCRLOf("ec.pem")
+}
+
+// checkCRLOf is checkCRL for the certificate in file (under u.work),
+// revoked for keyCompromise, whose serial is u.revoked.
+func (u *user) checkCRLOf(file string) {
+	u.t.Helper()
+	text := u.openssl("x509", "-in", file, "-noout", "-text")
 	m := regexp.MustCompile(`URI:(http://\S+\.crl)`).FindStringSubmatch(text)
 	if m == nil {
 		u.t.Fatalf("no CRL distribution point in:\n%s", text)

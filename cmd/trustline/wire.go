@@ -250,7 +250,7 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	}
 	vals, err := validation.New(validation.Config{
 		Resolver: o.validation.Resolver, WhoisEmail: o.validation.WhoisEmail, WhoisServer: o.validation.WhoisServer,
-		AllowPrivateAddresses: o.validation.AllowPrivateAddresses,
+		AllowPrivateAddresses: o.validation.AllowPrivateAddresses, HTTPPort: o.validation.TestHTTPPort, HTTPSPort: o.validation.TestHTTPSPort,
 	}, validation.Deps{Store: st, Mail: o.mailer, Metrics: m, Log: log.With("part", "validation"), Corroborator: corroborator, Limits: limits})
 	if err != nil {
 		return nil, err

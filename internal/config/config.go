@@ -111,6 +111,14 @@ type Validation struct {
 	// AllowPrivateAddresses lets http-token reach loopback and private
 	// addresses: for local testing only.
 	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
+	// TestHTTPPort and TestHTTPSPort replace ports 80 and 443 where
+	// http-token and the ACME http-01 and tls-alpn-01 challenges connect,
+	// so that a client on loopback can answer without binding a
+	// privileged port. For tests only: they need allow_private_addresses,
+	// and a CA whose certificates are trusted connects to the BR's
+	// Authorized Ports alone (BR 1.6.1).
+	TestHTTPPort  int `yaml:"test_http_port"`
+	TestHTTPSPort int `yaml:"test_https_port"`
 	// CAAIdentities are the issuer domain names that mean this CA in CAA
 	// records (RFC 8659), e.g. [trustline.example]. Set, every name of
 	// every order is checked against its CAA records through Resolver
@@ -171,6 +179,14 @@ func (v Validation) check(bad func(key, format string, args ...any)) {
 	}
 	if v.WhoisEmail && v.WhoisServer == "" {
 		bad("validation.whois_server", "required with validation.whois_email")
+	}
+	for key, port := range map[string]int{"validation.test_http_port": v.TestHTTPPort, "validation.test_https_port": v.TestHTTPSPort} {
+		switch {
+		case port < 0 || port > 65535:
+			bad(key, "%d is not a port", port)
+		case port != 0 && !v.AllowPrivateAddresses:
+			bad(key, "test ports are for loopback tests only: set validation.allow_private_addresses too")
+		}
 	}
 	if len(v.CAAIdentities) > 0 && v.Resolver == "" {
 		bad("validation.caa_identities", "CAA records are read through validation.resolver: set it too")

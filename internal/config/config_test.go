@@ -109,6 +109,10 @@ func TestValidate(t *testing.T) {
 			c.Validation.Resolver, c.Validation.CAAIdentities = "127.0.0.1:53", []string{"trustline.test; x=y"}
 		}, "validation.caa_identities[0]"},
 		{"resolver malformed", func(c *Dev) { c.Validation.Resolver = "127.0.0.1" }, "validation.resolver"},
+		{"test port without private addresses", func(c *Dev) { c.Validation.TestHTTPPort = 5002 }, "validation.test_http_port"},
+		{"test port out of range", func(c *Dev) {
+			c.Validation.AllowPrivateAddresses, c.Validation.TestHTTPSPort = true, 70000
+		}, "validation.test_https_port"},
 		{"perspectives without resolver", func(c *Dev) { c.Validation.Perspectives = onePerspective() }, "need validation.resolver"},
 		{"perspectives without key", func(c *Dev) {
 			c.Validation.Resolver, c.Validation.Perspectives = "127.0.0.1:53", onePerspective()
