@@ -118,17 +118,17 @@ type Server struct {
 
 // The paths the server answers, under BaseURL.
 const (
-	pathDirectory   = "/acme/directory"
-	pathNewNonce    = "/acme/new-nonce"
-	pathNewAccount  = "/acme/new-account"
-	pathNewOrder    = "/acme/new-order"
-	pathRevokeCert  = "/acme/revoke-cert"
-	pathKeyChange   = "/acme/key-change"
-	pathAccount     = "/acme/acct/"
-	pathOrder       = "/acme/order/"
-	pathAuthz       = "/acme/authz/"
-	pathChallenge   = "/acme/chall/"
-	pathCert        = "/acme/cert/"
+	pathDirectory  = "/acme/directory"
+	pathNewNonce   = "/acme/new-nonce"
+	pathNewAccount = "/acme/new-account"
+	pathNewOrder   = "/acme/new-order"
+	pathRevokeCert = "/acme/revoke-cert"
+	pathKeyChange  = "/acme/key-change"
+	pathAccount    = "/acme/acct/"
+	pathOrder      = "/acme/order/"
+	pathAuthz      = "/acme/authz/"
+	pathChallenge  = "/acme/chall/"
+	pathCert       = "/acme/cert/"
 )
 
 // New builds the server.
