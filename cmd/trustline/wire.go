@@ -297,7 +297,15 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Staff: staff, Limits: limits, Confirmations: confirm, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
+	eabSecret, err := sharedSecret(ctx, st, "acme.eab_key")
+	if err != nil {
+		return nil, err
+	}
+	eabKeys, err := acme.NewEABKeys(st, eabSecret, nil)
+	if err != nil {
+		return nil, err
+	}
+	h := api.New(api.Deps{Store: st, Accounts: accounts, EABKeys: eabKeys, Keys: issuer.NewKeys(st, nil), Staff: staff, Limits: limits, Confirmations: confirm, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
 	formKey, err := sharedSecret(ctx, st, "portal.form_key")
 	if err != nil {
 		return nil, err
@@ -308,7 +316,7 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	acmeSrv, err := newACME(ctx, st, o, acme.Deps{Store: st, Validations: vals, Orders: orders, CA: ca, PKI: p, Limits: limits,
+	acmeSrv, err := newACME(ctx, st, o, eabSecret, acme.Deps{Store: st, Validations: vals, Orders: orders, CA: ca, PKI: p, Limits: limits,
 		NewAccount: accounts.CreateForACME, Log: log.With("part", "acme")})
 	if err != nil {
 		return nil, err
@@ -318,12 +326,8 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 
 // newACME builds the ACME server at the api's public URL, with the nonce
 // and external account binding secrets every api instance shares.
-func newACME(ctx context.Context, st store.Store, o issuanceOpts, d acme.Deps) (*acme.Server, error) {
+func newACME(ctx context.Context, st store.Store, o issuanceOpts, eabSecret []byte, d acme.Deps) (*acme.Server, error) {
 	nonceKey, err := sharedSecret(ctx, st, "acme.nonce_key")
-	if err != nil {
-		return nil, err
-	}
-	eabSecret, err := sharedSecret(ctx, st, "acme.eab_key")
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
 )
 
@@ -396,4 +397,70 @@ func mustSerial(t *testing.T, n *big.Int) serial.Serial {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestReviewedOrder: an order a Manual Review List pattern matches stays
+// processing after finalize until a reviewer decides; then it is valid
+// with its certificate, or invalid with the reason.
+func TestReviewedOrder(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	if err := e.st.AddReviewPattern(ctx, store.ReviewPattern{ID: "rp_1", Pattern: "*bank*", CreatedBy: "test", CreatedAt: e.clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	reviewer, _, err := e.accounts.Create(ctx, "reviewer@example.net", store.RoleReviewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	finalize := func(name string) (string, answer) {
+		o := c.newOrder(t, name)
+		a := c.authzs(t, o)[0]
+		ch := challenge(t, a, "dns-01")
+		c.publish(t, name, ch)
+		wantAnswer(t, "dns-01", c.post(t, e.path(ch["url"]), map[string]any{}), 200, "")
+		fin := c.post(t, e.path(o.body["finalize"]), map[string]any{"csr": csrFor(t, name)})
+		wantAnswer(t, "finalize "+name, fin, 200, "")
+		if fin.body["status"] != "processing" || fin.header.Get("Retry-After") != "30" || fin.body["certificate"] != nil {
+			t.Fatalf("finalized %s: %v %v", name, fin.body, fin.header)
+		}
+		return e.path(o.header.Get("Location")), fin
+	}
+	trustlineOrder := func(name string) string {
+		acct, err := e.st.ACMEAccount(ctx, e.path(c.kid)[len("/acme/acct/"):])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ords, err := e.st.ListOrders(ctx, store.OrderFilter{AccountID: acct.AccountID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range ords {
+			if o.Names[0] == name {
+				return o.ID
+			}
+		}
+		t.Fatalf("no Trustline order for %s", name)
+		return ""
+	}
+	approved, _ := finalize("mybank.example.org")
+	if still := c.post(t, approved, nil); still.body["status"] != "processing" {
+		t.Fatalf("before review: %v", still.body)
+	}
+	if _, err := e.reviews.Approve(ctx, reviewer, trustlineOrder("mybank.example.org"), review.Decision{Notes: "checked"}); err != nil {
+		t.Fatal(err)
+	}
+	done := c.post(t, approved, nil)
+	if done.body["status"] != "valid" || done.body["certificate"] == nil {
+		t.Fatalf("after approval: %v", done.body)
+	}
+	rejected, _ := finalize("yourbank.example.org")
+	if _, err := e.reviews.Reject(ctx, reviewer, trustlineOrder("yourbank.example.org"), "looks like phishing"); err != nil {
+		t.Fatal(err)
+	}
+	no := c.post(t, rejected, nil)
+	if no.body["status"] != "invalid" || !strings.Contains(fmt.Sprint(no.body["error"]), "looks like phishing") {
+		t.Fatalf("after rejection: %v", no.body)
+	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
 )
 
@@ -47,6 +48,7 @@ type env struct {
 	zone     *dnstest.Zone
 	accounts *issuer.Accounts
 	vals     *validation.Service
+	reviews  *review.Service
 	made     []string // emails NewAccount was called with
 	eabKeyOf func(string) []byte
 	// web is what the domain's web server answers at
@@ -84,6 +86,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 		t.Fatal(err)
 	}
 	wf := issuertest.NewWorkflow(t, e.st, iss.CA, e.vals, mailer, log)
+	e.reviews = wf.Reviews
 	e.accounts = issuer.NewAccounts(e.st, nil)
 	nonces, err := NewNonces(NonceConfig{Key: make([]byte, 32)}, e.st, e.clk.Now, nil)
 	if err != nil {

@@ -73,6 +73,9 @@ type Deps struct {
 	// source address (the orders and validations services carry their
 	// own).
 	Limits *ratelimit.Limiter
+	// EABKeys makes ACME external account binding keys; nil: the
+	// endpoints answer 503.
+	EABKeys EABKeyMaker
 	// Staff grants the reviewer and admin roles (dual control); nil: an
 	// admin creating a staff account gives the role at once.
 	Staff       *issuer.Staff
@@ -120,6 +123,7 @@ func New(d Deps) *Handler {
 	h.handle("POST /api/v1/account/keys", h.auth(anyone, h.createOwnKey))
 	h.handle("POST /api/v1/account/keys/rotate", h.auth(anyone, h.rotateOwnKey))
 	h.handle("DELETE /api/v1/account/keys/{id}", h.auth(anyone, h.revokeOwnKey))
+	h.handle("POST /api/v1/account/acme-eab-keys", h.auth(anyone, h.createOwnEABKey))
 	h.handle("POST /api/v1/validations", h.auth(anyone, h.startValidation))
 	h.handle("GET /api/v1/validations/{id}", h.auth(anyone, h.getValidation))
 	h.handle("POST /api/v1/validations/{id}/confirm", h.auth(anyone, h.confirmValidation))
@@ -142,6 +146,7 @@ func New(d Deps) *Handler {
 	h.handle("POST /api/v1/admin/role-grants/{id}/reject", h.auth(admin, h.rejectGrant))
 	h.handle("GET /api/v1/admin/accounts/{id}/keys", h.auth(admin, h.adminListKeys))
 	h.handle("DELETE /api/v1/admin/accounts/{id}/keys/{key}", h.auth(admin, h.adminRevokeKey))
+	h.handle("POST /api/v1/admin/accounts/{id}/acme-eab-keys", h.auth(admin, h.adminCreateEABKey))
 	h.handle("POST /api/v1/admin/review-list", h.auth(admin, h.addReviewPattern))
 	h.handle("GET /api/v1/admin/review-list", h.auth(admin, h.listReviewPatterns))
 	h.handle("POST /api/v1/admin/certificates/{serial}/revoke-key", h.auth(admin, h.revokeKey))

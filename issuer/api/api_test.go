@@ -31,6 +31,7 @@ import (
 	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/internal/testfix/dnstest"
 	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/acme"
 	"github.com/trustline/trustline/issuer/api"
 	"github.com/trustline/trustline/issuer/caa"
 	"github.com/trustline/trustline/issuer/issuertest"
@@ -110,7 +111,11 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	wf := issuertest.NewWorkflowCAA(t, st, ca, vals, mailer, log, checker)
-	h := api.New(api.Deps{Store: st, Accounts: accounts, Keys: issuer.NewKeys(st, nil), Staff: issuer.NewStaff(st, nil, true), Confirmations: confirmations(t, st, mailer), Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
+	eab, err := acme.NewEABKeys(st, make([]byte, 32), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := api.New(api.Deps{Store: st, Accounts: accounts, EABKeys: eab, Keys: issuer.NewKeys(st, nil), Staff: issuer.NewStaff(st, nil, true), Confirmations: confirmations(t, st, mailer), Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	_, adminKey, err := accounts.Create(ctx, "root@example.net", store.RoleAdmin)
