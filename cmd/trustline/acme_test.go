@@ -5,38 +5,68 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/trustline/trustline/internal/testenv"
 	"github.com/trustline/trustline/internal/testfix/dnstest"
 )
 
-// certbotEnv is `trustline dev` with its validation resolver a test DNS
-// zone, http-01 fetched from a loopback port certbot's standalone server
-// binds, and a control URL certbot's manual hooks call to publish dns-01
-// records in the zone.
-type certbotEnv struct {
+// acmeEnv is `trustline dev` with its validation resolver a test DNS
+// zone, http-01 and tls-alpn-01 connecting to loopback ports a client's
+// own servers bind, and a control URL certbot's manual hooks call to
+// publish dns-01 records in the zone.
+type acmeEnv struct {
 	t       *testing.T
 	dev     *devProc
 	u       *user
 	certbot string
 	dir     string
-	webPort string
-	hook    string // the dns-01 auth hook script
-	zone    *dnstest.Zone
+	webPort string // where http-01 and http-token connect
+	tlsPort string // where tls-alpn-01 connects
+	acme    string // the URL ACME is reached at
+	// proxyClient trusts the HTTPS proxy's certificate (newACMEEnv's
+	// tlsProxy).
+	proxyClient *http.Client
+	hook        string // the dns-01 auth hook script
+	zone        *dnstest.Zone
 }
 
-func newCertbotEnv(t *testing.T) *certbotEnv {
+func newCertbotEnv(t *testing.T) *acmeEnv {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs certbot against trustline dev")
 	}
-	e := &certbotEnv{t: t, certbot: testenv.NeedCommand(t, "certbot"), dir: t.TempDir(), zone: dnstest.Start(t)}
+	e := newACMEEnv(t, false)
+	e.certbot = testenv.NeedCommand(t, "certbot")
+	return e
+}
+
+// newACMEEnv is the environment without certbot. With tlsProxy, ACME is
+// reached through an HTTPS reverse proxy in front of the api (as in a
+// deployment that terminates TLS before the api): e.acme is its URL, and
+// e.proxyClient trusts its certificate.
+func newACMEEnv(t *testing.T, tlsProxy bool) *acmeEnv {
+	t.Helper()
+	e := &acmeEnv{t: t, dir: t.TempDir(), zone: dnstest.Start(t)}
+	var target atomic.Value
+	acmeConf := ""
+	if tlsProxy {
+		proxy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			u, _ := url.Parse(target.Load().(string))
+			httputil.NewSingleHostReverseProxy(u).ServeHTTP(w, r)
+		}))
+		t.Cleanup(proxy.Close)
+		e.acme, e.proxyClient = proxy.URL, proxy.Client()
+		acmeConf = fmt.Sprintf("acme:\n  base_url: %q\n", proxy.URL)
+	}
 	testenv.NeedCommand(t, "openssl")
 	testenv.NeedCommand(t, "curl")
 	// The dns-01 hook adds a TXT value (a wildcard and its base name share
@@ -57,22 +87,28 @@ func newCertbotEnv(t *testing.T) *certbotEnv {
 		t.Fatal(err)
 	}
 	_, e.webPort, _ = net.SplitHostPort(testenv.FreeAddr(t))
+	_, e.tlsPort, _ = net.SplitHostPort(testenv.FreeAddr(t))
 	cfg := filepath.Join(e.dir, "dev.yaml")
-	body := fmt.Sprintf("validation:\n  resolver: %q\n  allow_private_addresses: true\n  test_http_port: %s\n", e.zone.Addr, e.webPort)
+	body := fmt.Sprintf("validation:\n  resolver: %q\n  allow_private_addresses: true\n  test_http_port: %s\n  test_https_port: %s\n%s",
+		e.zone.Addr, e.webPort, e.tlsPort, acmeConf)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(e.dir, "data")
 	e.dev = startDev(t, "--data", data, "--config", cfg)
+	target.Store(e.dev.api)
+	if !tlsProxy {
+		e.acme = e.dev.api
+	}
 	e.u = &user{t: t, p: e.dev, data: data, work: t.TempDir()}
 	return e
 }
 
 // run runs certbot with the environment's directories and server.
-func (e *certbotEnv) run(args ...string) string {
+func (e *acmeEnv) run(args ...string) string {
 	e.t.Helper()
 	base := []string{"--non-interactive", "--config-dir", filepath.Join(e.dir, "certbot"), "--work-dir", filepath.Join(e.dir, "certbot-work"),
-		"--logs-dir", filepath.Join(e.dir, "certbot-logs"), "--server", e.dev.api + "/acme/directory"}
+		"--logs-dir", filepath.Join(e.dir, "certbot-logs"), "--server", e.acme + "/acme/directory"}
 	cmd := exec.Command(e.certbot, append(args[:1:1], append(base, args[1:]...)...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -93,7 +129,7 @@ func tail(s string, n int) string {
 // directory as name.pem (the leaf) and name-chain.pem (leaf and issuer),
 // checks the chain against the dev root with openssl, and returns the
 // serial in hex.
-func (e *certbotEnv) saved(lineage, name string) string {
+func (e *acmeEnv) saved(lineage, name string) string {
 	e.t.Helper()
 	live := filepath.Join(e.dir, "certbot", "live", lineage)
 	for src, dst := range map[string]string{"cert.pem": name + ".pem", "fullchain.pem": name + "-chain.pem", "chain.pem": name + "-issuer.pem"} {

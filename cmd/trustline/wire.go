@@ -338,7 +338,14 @@ func newACME(ctx context.Context, st store.Store, o issuanceOpts, eabSecret []by
 	if o.validation.Resolver == "" {
 		d.Log.Warn("ACME challenges cannot be answered: set validation.resolver (docs/acme.md)")
 	}
-	return acme.New(acme.Config{BaseURL: o.apiURL, ExternalAccountRequired: o.acme.ExternalAccountRequired,
+	base := o.apiURL
+	if o.acme.BaseURL != "" {
+		base = o.acme.BaseURL
+	}
+	if strings.HasPrefix(base, "http://") {
+		d.Log.Warn("ACME is served over http: most clients require HTTPS (RFC 8555 §6.1); serve the api over TLS or set acme.base_url to a TLS-terminating proxy's URL (docs/acme.md)", "acme_directory", base+"/acme/directory")
+	}
+	return acme.New(acme.Config{BaseURL: base, ExternalAccountRequired: o.acme.ExternalAccountRequired,
 		TermsOfService: o.acme.TermsOfService, Website: o.acme.Website, CAAIdentities: o.validation.CAAIdentities}, d)
 }
 

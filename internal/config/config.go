@@ -144,6 +144,23 @@ type ACME struct {
 	// must agree to; Website is shown in the directory.
 	TermsOfService string `yaml:"terms_of_service"`
 	Website        string `yaml:"website"`
+	// BaseURL is the URL ACME clients reach the api at, when it is not the
+	// api's own public URL: the https URL of a TLS-terminating proxy in
+	// front of it (RFC 8555 §6.1 requires HTTPS, and many clients refuse
+	// http). Default: the api's public URL.
+	BaseURL string `yaml:"base_url"`
+}
+
+// check reports what is wrong with a under the key acme.
+func (a ACME) check(bad func(key, format string, args ...any)) {
+	for key, v := range map[string]string{"acme.base_url": a.BaseURL, "acme.terms_of_service": a.TermsOfService, "acme.website": a.Website} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (key == "acme.base_url" && strings.HasSuffix(v, "/")) {
+			bad(key, "%q is not an http(s) URL (without a trailing slash)", v)
+		}
+	}
 }
 
 // Certificates are a CA's choices within what the BR allow; the zero
@@ -399,6 +416,7 @@ func (c Dev) Validate() error {
 		bad("crl_shards", "%d out of range [1, 4096]", c.CRLShards)
 	}
 	c.Validation.check(bad)
+	c.ACME.check(bad)
 	for i, u := range c.Purge.Caches {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			bad(fmt.Sprintf("purge.caches[%d]", i), "%q is not an http(s) URL", u)

@@ -235,6 +235,7 @@ func (c Plant) Validate() error {
 		bad("crl.validity", "%s must exceed crl.period and be at most 10 days (BR 4.9.7)", c.CRL.Validity)
 	}
 	c.Validation.check(bad)
+	c.ACME.check(bad)
 	if err := c.RateLimits.Validate(); err != nil {
 		bad("rate_limits", "%v", err)
 	}

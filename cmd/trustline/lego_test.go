@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-acme/lego/v5/acme"
+	"github.com/go-acme/lego/v5/certcrypto"
+	"github.com/go-acme/lego/v5/certificate"
+	"github.com/go-acme/lego/v5/challenge/dns01"
+	"github.com/go-acme/lego/v5/challenge/http01"
+	"github.com/go-acme/lego/v5/challenge/tlsalpn01"
+	"github.com/go-acme/lego/v5/lego"
+	"github.com/go-acme/lego/v5/registration"
+
+	"github.com/trustline/trustline/internal/testfix/dnstest"
+)
+
+// legoUser is lego's view of an ACME account.
+type legoUser struct {
+	email string
+	reg   *acme.ExtendedAccount
+	key   crypto.Signer
+}
+
+func (u *legoUser) GetEmail() string                       { return u.email }
+func (u *legoUser) GetRegistration() *acme.ExtendedAccount { return u.reg }
+func (u *legoUser) GetPrivateKey() crypto.Signer           { return u.key }
+
+// zoneTXT is a dns-01 provider that publishes in the test zone, as a DNS
+// provider publishes at a DNS host.
+type zoneTXT struct{ zone *dnstest.Zone }
+
+func (p zoneTXT) Present(_ context.Context, domain, _, keyAuth string) error {
+	sum := sha256.Sum256([]byte(keyAuth))
+	p.zone.SetTXT("_acme-challenge."+domain, base64.RawURLEncoding.EncodeToString(sum[:]))
+	return nil
+}
+
+func (p zoneTXT) CleanUp(context.Context, string, string, string) error { return nil }
+
+// TestLego drives trustline dev with lego, the ACME client library behind
+// the lego command (whose binary cannot be built here: the module proxy
+// refuses some of its DNS-provider dependencies; the client packages
+// build). An account bound to a Trustline account with external account
+// binding obtains certificates with http-01, tls-alpn-01 and dns-01, the
+// orders are the Trustline account's, and one certificate is revoked with
+// the account key; each chain verifies with openssl and the responder
+// answers good, then revoked.
+func TestLego(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs lego against trustline dev")
+	}
+	t.Setenv("LEGO_DISABLE_CNAME_SUPPORT", "true") // no CNAME lookups through the machine's resolver
+	e := newACMEEnv(t, true)                       // lego speaks ACME over HTTPS only (RFC 8555 §6.1)
+	for _, n := range []string{"http.lego.example.org", "alpn.lego.example.org"} {
+		e.zone.SetA(n, "127.0.0.1")
+	}
+	e.u.key = e.u.call("POST", "/api/v1/accounts", map[string]string{"email": "lego@example.org"}, 201)["api_key"].(string)
+	eab := e.u.call("POST", "/api/v1/account/acme-eab-keys", nil, 201)
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := &legoUser{email: "lego@example.org", key: key}
+	cfg := lego.NewConfig(user)
+	cfg.CADirURL = e.acme + "/acme/directory"
+	cfg.HTTPClient = e.proxyClient
+	client, err := lego.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := client.Registration.Register(ctx, registration.RegisterOptions{TermsOfServiceAgreed: true}); err == nil {
+		// Not required in dev: an unbound account is allowed, and is a
+		// new Trustline account. Bind this one instead.
+		user.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if client, err = lego.NewClient(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if user.reg, err = client.Registration.RegisterWithExternalAccountBinding(ctx, registration.RegisterEABOptions{
+		TermsOfServiceAgreed: true, Kid: eab["key_id"].(string), HmacEncoded: eab["hmac_key"].(string)}); err != nil {
+		t.Fatalf("register with EAB: %v", err)
+	}
+
+	obtain := func(name string) *certificate.Resource {
+		t.Helper()
+		res, err := client.Certificate.Obtain(ctx, certificate.ObtainRequest{Domains: []string{name}, Bundle: true, KeyType: certcrypto.EC256})
+		if err != nil {
+			t.Fatalf("obtain %s: %v\n--- trustline dev ---\n%s", name, err, tail(e.dev.logs.String(), 3000))
+		}
+		file := strings.SplitN(name, ".", 2)[0]
+		if err := os.WriteFile(filepath.Join(e.u.work, file+".pem"), res.Certificate, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.u.work, file+"-chain.pem"), res.Certificate, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.u.work, file+"-issuer.pem"), res.IssuerCertificate, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := e.u.openssl("verify", "-CAfile", filepath.Join(e.u.data, "ca", "root.pem"), "-untrusted", file+"-issuer.pem", file+".pem")
+		if !strings.Contains(out, file+".pem: OK") {
+			t.Fatalf("openssl verify of lego's %s: %s", name, out)
+		}
+		e.u.ocspStatus(file, "good")
+		return res
+	}
+
+	if err := client.Challenge.SetHTTP01Provider(http01.NewProviderServer("127.0.0.1", e.webPort)); err != nil {
+		t.Fatal(err)
+	}
+	httpCert := obtain("http.lego.example.org")
+
+	client.Challenge.Remove("http-01")
+	if err := client.Challenge.SetTLSALPN01Provider(tlsalpn01.NewProviderServer("127.0.0.1", e.tlsPort)); err != nil {
+		t.Fatal(err)
+	}
+	obtain("alpn.lego.example.org")
+
+	client.Challenge.Remove("tls-alpn-01")
+	skip := dns01.WrapPreCheck(func(context.Context, string, string, string, dns01.PreCheckFunc) (bool, error) { return true, nil })
+	if err := client.Challenge.SetDNS01Provider(zoneTXT{e.zone}, skip); err != nil {
+		t.Fatal(err)
+	}
+	obtain("dns.lego.example.org")
+
+	// A profile this CA does not offer is refused as the draft says.
+	_, err = client.Certificate.Obtain(ctx, certificate.ObtainRequest{Domains: []string{"dns.lego.example.org"}, Profile: "forever"})
+	var pd *acme.ProblemDetails
+	if !errors.As(err, &pd) || pd.Type != "urn:ietf:params:acme:error:invalidProfile" {
+		t.Fatalf("an unknown profile: %v", err)
+	}
+
+	// The three orders are the bound Trustline account's.
+	req, _ := http.NewRequest("GET", e.dev.api+"/api/v1/orders", nil)
+	req.Header.Set("Authorization", "Bearer "+e.u.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orders []map[string]any
+	json.NewDecoder(resp.Body).Decode(&orders)
+	resp.Body.Close()
+	if len(orders) != 3 || orders[0]["status"] != "issued" {
+		t.Fatalf("the Trustline account has %d orders, want 3 issued: %v", len(orders), orders)
+	}
+
+	reason := uint(4) // superseded
+	if err := client.Certificate.RevokeWithReason(ctx, httpCert.Certificate, &reason); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	e.u.ocspStatusReason("http", "revoked", "superseded")
+}
