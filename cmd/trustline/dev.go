@@ -24,6 +24,7 @@ import (
 	"github.com/trustline/trustline/crlgen"
 	"github.com/trustline/trustline/crlgen/crlpub"
 	"github.com/trustline/trustline/internal/cli"
+	"github.com/trustline/trustline/internal/clientip"
 	"github.com/trustline/trustline/internal/config"
 	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/store"
@@ -273,6 +274,11 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := clientip.Parse(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	apiHandler = proxies.Handler(apiHandler)
 	apiSrv := newHTTPServer(apiHandler, log.With("listener", "api"))
 
 	crlMux := http.NewServeMux()

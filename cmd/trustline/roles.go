@@ -18,6 +18,7 @@ import (
 
 	"github.com/trustline/trustline/crlgen"
 	"github.com/trustline/trustline/crlgen/crlpub"
+	"github.com/trustline/trustline/internal/clientip"
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/ocspcache"
 	"github.com/trustline/trustline/internal/shard"
@@ -81,7 +82,11 @@ func runAPI(ctx context.Context, r *plantRole) error {
 	if err != nil {
 		return err
 	}
-	srv := newHTTPServer(h, r.log)
+	proxies, err := clientip.Parse(r.cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	srv := newHTTPServer(proxies.Handler(h), r.log)
 	if r.cfg.TLS.CertFile == "" {
 		return r.serve(ctx, func() error { return serveHTTP(srv, r.ln) }, srv.Shutdown)
 	}

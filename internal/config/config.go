@@ -23,6 +23,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/trustline/trustline/internal/clientip"
 	"github.com/trustline/trustline/internal/ocspcodec"
 	"github.com/trustline/trustline/issuer/ratelimit"
 )
@@ -42,6 +43,11 @@ type Dev struct {
 	// mails and orders per source, account, domain or address; a zero
 	// field is its default, max -1 turns a rule off (docs/security.md).
 	RateLimits ratelimit.Config `yaml:"rate_limits"`
+	// TrustedProxies are the networks (CIDRs) of reverse proxies and load
+	// balancers in front of the api listener whose X-Forwarded-For is
+	// believed, so that rate limits count clients, not the proxy
+	// (docs/security.md). Empty: the TCP peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Listen addresses (host:port). Each listener answers GET /healthz.
 	API  string `yaml:"api"`
 	OCSP string `yaml:"ocsp"`
@@ -149,6 +155,13 @@ type ACME struct {
 	// front of it (RFC 8555 §6.1 requires HTTPS, and many clients refuse
 	// http). Default: the api's public URL.
 	BaseURL string `yaml:"base_url"`
+}
+
+// checkProxies reports trusted_proxies entries that are not networks.
+func checkProxies(cidrs []string, bad func(key, format string, args ...any)) {
+	if _, err := clientip.Parse(cidrs); err != nil {
+		bad("trusted_proxies", "%v", err)
+	}
 }
 
 // check reports what is wrong with a under the key acme.
@@ -417,6 +430,7 @@ func (c Dev) Validate() error {
 	}
 	c.Validation.check(bad)
 	c.ACME.check(bad)
+	checkProxies(c.TrustedProxies, bad)
 	for i, u := range c.Purge.Caches {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			bad(fmt.Sprintf("purge.caches[%d]", i), "%q is not an http(s) URL", u)

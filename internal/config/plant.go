@@ -51,6 +51,10 @@ type Plant struct {
 	Validation Validation `yaml:"validation"`
 	// ACME configures the ACME server (api role).
 	ACME ACME `yaml:"acme"`
+	// TrustedProxies are the networks of the proxies and load balancers in
+	// front of the api instances whose X-Forwarded-For is believed (api;
+	// docs/security.md). Empty: the TCP peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Certificates holds the CA's choices for every certificate (api).
 	Certificates Certificates `yaml:"certificates"`
 	// DualControl makes a second admin approve every reviewer and admin
@@ -236,6 +240,7 @@ func (c Plant) Validate() error {
 	}
 	c.Validation.check(bad)
 	c.ACME.check(bad)
+	checkProxies(c.TrustedProxies, bad)
 	if err := c.RateLimits.Validate(); err != nil {
 		bad("rate_limits", "%v", err)
 	}
