@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-acme/lego/v5/acme"
 	"github.com/go-acme/lego/v5/certcrypto"
@@ -58,7 +60,8 @@ func (p zoneTXT) CleanUp(context.Context, string, string, string) error { return
 // binding obtains certificates with http-01, tls-alpn-01 and dns-01, the
 // orders are the Trustline account's, and one certificate is revoked with
 // the account key; each chain verifies with openssl and the responder
-// answers good, then revoked.
+// answers good, then revoked. A renewal follows the renewal information
+// (RFC 9773) and names the certificate it replaces.
 func TestLego(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs lego against trustline dev")
@@ -137,7 +140,29 @@ func TestLego(t *testing.T) {
 	if err := client.Challenge.SetDNS01Provider(zoneTXT{e.zone}, skip); err != nil {
 		t.Fatal(err)
 	}
-	obtain("dns.lego.example.org")
+	dnsCert := obtain("dns.lego.example.org")
+
+	// Renewal information (RFC 9773): the window is in the last third of
+	// the certificate's life, and the renewal names what it replaces.
+	leaf, err := certcrypto.ParsePEMCertificate(dnsCert.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ri, err := client.Certificate.GetRenewalInfo(ctx, leaf)
+	if err != nil {
+		t.Fatalf("renewal info: %v", err)
+	}
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	if start := ri.SuggestedWindow.Start; !start.Equal(leaf.NotBefore.Add(life*2/3).Truncate(time.Second)) || ri.RetryAfter != 6*time.Hour {
+		t.Fatalf("renewal window %v–%v, retry after %v; the certificate runs %v–%v", ri.SuggestedWindow.Start, ri.SuggestedWindow.End, ri.RetryAfter, leaf.NotBefore, leaf.NotAfter)
+	}
+	renewed, err := client.Certificate.Renew(ctx, *dnsCert, &certificate.RenewOptions{Bundle: true, KeyType: certcrypto.EC256, UseARICertID: true})
+	if err != nil {
+		t.Fatalf("renew with ARI: %v", err)
+	}
+	if bytes.Equal(renewed.Certificate, dnsCert.Certificate) {
+		t.Fatal("renewal returned the same certificate")
+	}
 
 	// A profile this CA does not offer is refused as the draft says.
 	_, err = client.Certificate.Obtain(ctx, certificate.ObtainRequest{Domains: []string{"dns.lego.example.org"}, Profile: "forever"})
@@ -146,7 +171,7 @@ func TestLego(t *testing.T) {
 		t.Fatalf("an unknown profile: %v", err)
 	}
 
-	// The three orders are the bound Trustline account's.
+	// The four orders are the bound Trustline account's.
 	req, _ := http.NewRequest("GET", e.dev.api+"/api/v1/orders", nil)
 	req.Header.Set("Authorization", "Bearer "+e.u.key)
 	resp, err := http.DefaultClient.Do(req)
@@ -156,8 +181,8 @@ func TestLego(t *testing.T) {
 	var orders []map[string]any
 	json.NewDecoder(resp.Body).Decode(&orders)
 	resp.Body.Close()
-	if len(orders) != 3 || orders[0]["status"] != "issued" {
-		t.Fatalf("the Trustline account has %d orders, want 3 issued: %v", len(orders), orders)
+	if len(orders) != 4 || orders[0]["status"] != "issued" {
+		t.Fatalf("the Trustline account has %d orders, want 4 issued: %v", len(orders), orders)
 	}
 
 	reason := uint(4) // superseded

@@ -162,6 +162,12 @@ func (s *Server) newOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if req.Replaces != "" {
+		if err := s.checkReplaces(ctx, q.account, req.Replaces); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	covering, err := s.d.Validations.Covering(ctx, q.account.AccountID, names)
 	if err != nil {
 		s.fail(w, r, err)

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
@@ -462,5 +464,58 @@ func TestReviewedOrder(t *testing.T) {
 	no := c.post(t, rejected, nil)
 	if no.body["status"] != "invalid" || !strings.Contains(fmt.Sprint(no.body["error"]), "looks like phishing") {
 		t.Fatalf("after rejection: %v", no.body)
+	}
+}
+
+// renewalInfo GETs a certificate's renewal information.
+func (e *env) renewalInfo(t *testing.T, id string) (int, map[string]any, http.Header) {
+	t.Helper()
+	resp, err := http.Get(e.srv.URL + "/acme/renewal-info/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body, resp.Header
+}
+
+// TestRenewalInfo is RFC 9773: a window in the last third of the
+// certificate's life, moved to the past once it is revoked; an order that
+// replaces a certificate names one of the account's, once.
+func TestRenewalInfo(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert := c.issue(t, k, "ari.example.org")
+	id := CertID(cert)
+	code, body, hdr := e.renewalInfo(t, id)
+	win, _ := body["suggestedWindow"].(map[string]any)
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	if code != 200 || hdr.Get("Retry-After") != "21600" || win["start"] != cert.NotBefore.Add(life*2/3).UTC().Format(time.RFC3339) ||
+		win["end"] != cert.NotBefore.Add(life*5/6).UTC().Format(time.RFC3339) {
+		t.Fatalf("renewal info: %d %v %v", code, body, hdr)
+	}
+	for _, bad := range []string{"x", id + "x", strings.Replace(id, ".", ".AA", 1), "AAAA.AQ"} {
+		if code, _, _ := e.renewalInfo(t, bad); code != 400 && code != 404 {
+			t.Errorf("renewal info of %q: %d", bad, code)
+		}
+	}
+	// An order replacing it, once.
+	ids := []map[string]string{{"type": "dns", "value": "ari.example.org"}}
+	wantAnswer(t, "replaces", c.post(t, "/acme/new-order", map[string]any{"identifiers": ids, "replaces": id}), 201, "")
+	wantAnswer(t, "replaces again", c.post(t, "/acme/new-order", map[string]any{"identifiers": ids, "replaces": id}), 409, "alreadyReplaced")
+	other := e.client(t)
+	wantAnswer(t, "other registers", other.register(t, map[string]any{}), 201, "")
+	wantAnswer(t, "replaces another's", other.post(t, "/acme/new-order", map[string]any{"identifiers": ids, "replaces": id}), 403, "unauthorized")
+	wantAnswer(t, "replaces garbage", c.post(t, "/acme/new-order", map[string]any{"identifiers": ids, "replaces": "nope"}), 400, "malformed")
+	// Revoked: renew now.
+	wantAnswer(t, "revoke", c.post(t, "/acme/revoke-cert", map[string]any{"certificate": base64.RawURLEncoding.EncodeToString(cert.Raw), "reason": 4}), 200, "")
+	_, body, _ = e.renewalInfo(t, id)
+	win, _ = body["suggestedWindow"].(map[string]any)
+	end, err := time.Parse(time.RFC3339, fmt.Sprint(win["end"]))
+	if err != nil || end.After(time.Now()) {
+		t.Fatalf("a revoked certificate's window ends at %v, not in the past", win["end"])
 	}
 }

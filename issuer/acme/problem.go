@@ -13,8 +13,11 @@ type ProblemType string
 
 // The error types this server sends.
 const (
-	AccountDoesNotExist     ProblemType = "accountDoesNotExist"
-	AlreadyRevoked          ProblemType = "alreadyRevoked"
+	AccountDoesNotExist ProblemType = "accountDoesNotExist"
+	AlreadyRevoked      ProblemType = "alreadyRevoked"
+	// AlreadyReplaced: the certificate an order replaces is replaced by
+	// another order already (RFC 9773 §7.4).
+	AlreadyReplaced         ProblemType = "alreadyReplaced"
 	BadCSR                  ProblemType = "badCSR"
 	BadNonce                ProblemType = "badNonce"
 	BadPublicKey            ProblemType = "badPublicKey"

@@ -118,17 +118,18 @@ type Server struct {
 
 // The paths the server answers, under BaseURL.
 const (
-	pathDirectory  = "/acme/directory"
-	pathNewNonce   = "/acme/new-nonce"
-	pathNewAccount = "/acme/new-account"
-	pathNewOrder   = "/acme/new-order"
-	pathRevokeCert = "/acme/revoke-cert"
-	pathKeyChange  = "/acme/key-change"
-	pathAccount    = "/acme/acct/"
-	pathOrder      = "/acme/order/"
-	pathAuthz      = "/acme/authz/"
-	pathChallenge  = "/acme/chall/"
-	pathCert       = "/acme/cert/"
+	pathDirectory   = "/acme/directory"
+	pathNewNonce    = "/acme/new-nonce"
+	pathNewAccount  = "/acme/new-account"
+	pathNewOrder    = "/acme/new-order"
+	pathRevokeCert  = "/acme/revoke-cert"
+	pathKeyChange   = "/acme/key-change"
+	pathAccount     = "/acme/acct/"
+	pathOrder       = "/acme/order/"
+	pathAuthz       = "/acme/authz/"
+	pathChallenge   = "/acme/chall/"
+	pathCert        = "/acme/cert/"
+	pathRenewalInfo = "/acme/renewal-info"
 )
 
 // New builds the server.
@@ -155,6 +156,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.mux.HandleFunc("POST "+pathKeyChange, s.keyChange)
 	s.mux.HandleFunc("POST "+pathNewOrder, s.newOrder)
 	s.mux.HandleFunc("POST "+pathRevokeCert, s.revokeCert)
+	s.mux.HandleFunc("GET "+pathRenewalInfo+"/{id}", s.renewalInfo)
 	s.mux.HandleFunc("POST "+pathOrder+"{id}", s.order)
 	s.mux.HandleFunc("POST "+pathOrder+"{id}/finalize", s.finalize)
 	s.mux.HandleFunc("POST "+pathCert+"{serial}", s.certificate)
@@ -182,9 +184,8 @@ func (s *Server) url(path string) string { return s.cfg.BaseURL + path }
 
 func link(u, rel string) string { return "<" + u + `>;rel="` + rel + `"` }
 
-// directory answers RFC 8555 §7.1.1's directory, with the profiles in
-// meta. (RFC 9773's renewalInfo joins it when renewal information is
-// served.)
+// directory answers RFC 8555 §7.1.1's directory, with RFC 9773's
+// renewalInfo and the profiles in meta.
 func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
 	meta := map[string]any{"externalAccountRequired": s.cfg.ExternalAccountRequired}
 	if s.cfg.TermsOfService != "" {
@@ -205,7 +206,7 @@ func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
 	}
 	s.json(w, http.StatusOK, map[string]any{
 		"newNonce": s.url(pathNewNonce), "newAccount": s.url(pathNewAccount), "newOrder": s.url(pathNewOrder),
-		"revokeCert": s.url(pathRevokeCert), "keyChange": s.url(pathKeyChange),
+		"revokeCert": s.url(pathRevokeCert), "keyChange": s.url(pathKeyChange), "renewalInfo": s.url(pathRenewalInfo),
 		"meta": meta,
 	})
 }

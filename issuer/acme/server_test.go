@@ -228,7 +228,7 @@ func TestDirectoryAndNonces(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&dir)
 	resp.Body.Close()
 	for k, p := range map[string]string{"newNonce": "/acme/new-nonce", "newAccount": "/acme/new-account", "newOrder": "/acme/new-order",
-		"revokeCert": "/acme/revoke-cert", "keyChange": "/acme/key-change"} {
+		"revokeCert": "/acme/revoke-cert", "keyChange": "/acme/key-change", "renewalInfo": "/acme/renewal-info"} {
 		if dir[k] != e.srv.URL+p {
 			t.Errorf("directory %s = %v", k, dir[k])
 		}
