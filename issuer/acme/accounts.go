@@ -242,16 +242,25 @@ func (s *Server) checkEAB(ctx context.Context, raw json.RawMessage, accountKey *
 	return key, nil
 }
 
+// authenticateAs authenticates a request that must be signed by the
+// account whose id its URL names.
+func (s *Server) authenticateAs(r *http.Request, id string) (*request, error) {
+	q, err := s.authenticate(r, byAccount)
+	if err != nil {
+		return nil, err
+	}
+	if q.account.ID != id {
+		return nil, Problemf(Unauthorized, "the request is signed by another account than the one it names")
+	}
+	return q, nil
+}
+
 // account is §7.3.2–§7.3.6 on the account URL: POST-as-GET reads it, a
 // payload updates its contacts or deactivates it.
 func (s *Server) account(w http.ResponseWriter, r *http.Request) {
-	q, err := s.authenticate(r, byAccount)
+	q, err := s.authenticateAs(r, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
-		return
-	}
-	if q.account.ID != r.PathValue("id") {
-		s.fail(w, r, Problemf(Unauthorized, "the request is signed by another account than the one it names"))
 		return
 	}
 	acct := *q.account
@@ -291,13 +300,9 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 
 // accountOrders is §7.1.2.1: the account's orders, as URLs.
 func (s *Server) accountOrders(w http.ResponseWriter, r *http.Request) {
-	q, err := s.authenticate(r, byAccount)
+	q, err := s.authenticateAs(r, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
-		return
-	}
-	if q.account.ID != r.PathValue("id") {
-		s.fail(w, r, Problemf(Unauthorized, "the request is signed by another account than the one it names"))
 		return
 	}
 	orders, err := s.d.Store.ACMEOrders(r.Context(), q.account.ID, 0)
