@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,7 +19,12 @@ import (
 // key, and a count above one is a replay.
 type Counter interface {
 	CountHit(ctx context.Context, key string, windowStart, expiresAt time.Time) (int64, error)
+	DeleteExpiredRateCounters(ctx context.Context, now time.Time) (int64, error)
 }
+
+// sweepEvery is how often redeeming also deletes the expired counters, so
+// that used nonces do not pile up where no rate limit sweeps.
+const sweepEvery = 10 * time.Minute
 
 // NonceConfig tunes the nonces.
 type NonceConfig struct {
@@ -47,6 +53,7 @@ type Nonces struct {
 	c      Counter
 	now    func() time.Time
 	rand   io.Reader
+	swept  atomic.Int64 // UnixNano of the last sweep
 }
 
 const (
@@ -116,6 +123,9 @@ func (n *Nonces) Redeem(ctx context.Context, nonce string) error {
 	// ahead (another instance's clock runs fast) is still one it issued.
 	if !now.Before(expires) {
 		return Problemf(BadNonce, "the nonce has expired; use the one in this response's Replay-Nonce")
+	}
+	if last := n.swept.Load(); now.UnixNano()-last >= int64(sweepEvery) && n.swept.CompareAndSwap(last, now.UnixNano()) {
+		_, _ = n.c.DeleteExpiredRateCounters(ctx, now)
 	}
 	count, err := n.c.CountHit(ctx, "acme-nonce:"+nonce, issued, expires)
 	if err != nil {

@@ -13,12 +13,29 @@ import (
 
 // counter is the store's expiring counters, in memory.
 type counter struct {
-	mu   sync.Mutex
-	hits map[string]int64
-	err  error
+	mu     sync.Mutex
+	hits   map[string]int64
+	expiry map[string]time.Time
+	sweeps int
+	err    error
 }
 
-func (c *counter) CountHit(_ context.Context, key string, windowStart, _ time.Time) (int64, error) {
+func (c *counter) DeleteExpiredRateCounters(_ context.Context, now time.Time) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweeps++
+	var n int64
+	for k, at := range c.expiry {
+		if !now.Before(at) {
+			delete(c.hits, k)
+			delete(c.expiry, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (c *counter) CountHit(_ context.Context, key string, windowStart, expiresAt time.Time) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
@@ -27,8 +44,12 @@ func (c *counter) CountHit(_ context.Context, key string, windowStart, _ time.Ti
 	if c.hits == nil {
 		c.hits = map[string]int64{}
 	}
+	if c.expiry == nil {
+		c.expiry = map[string]time.Time{}
+	}
 	k := key + "@" + windowStart.String()
 	c.hits[k]++
+	c.expiry[k] = expiresAt
 	return c.hits[k], nil
 }
 
@@ -86,6 +107,22 @@ func TestNonces(t *testing.T) {
 	wantProblem(t, a.Redeem(ctx, n5), BadNonce)
 	if err := a.Redeem(ctx, n6); err != nil {
 		t.Fatalf("a nonce one second old: %v", err)
+	}
+	// Used nonces are swept once they would have expired anyway.
+	for range 2 {
+		x, _ := a.New()
+		if err := a.Redeem(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := len(c.hits)
+	clk.Advance(2 * DefaultNonceMaxAge)
+	n7, _ := a.New()
+	if err := a.Redeem(ctx, n7); err != nil {
+		t.Fatal(err)
+	}
+	if c.sweeps == 0 || len(c.hits) != 1 || before < 3 {
+		t.Fatalf("after a sweep %d counters are left of %d (sweeps %d), want only the newest", len(c.hits), before, c.sweeps)
 	}
 }
 
