@@ -250,9 +250,16 @@ func (s *Server) answer(ctx context.Context, q *request, a store.ACMEAuthorizati
 		return a, err
 	}
 	a.Challenge, a.ValidationID = typ, val.ID
-	if a, err = s.d.Store.UpdateACMEAuthorization(ctx, a); err != nil {
+	claimed, err := s.d.Store.UpdateACMEAuthorization(ctx, a)
+	if errors.Is(err, store.ErrConflict) {
+		// Another answer to this authorization got there first: report
+		// what it made of it.
+		return s.d.Store.ACMEAuthorization(ctx, a.ID)
+	}
+	if err != nil {
 		return a, err
 	}
+	a = claimed
 	done, err := s.d.Validations.ConfirmACME(ctx, owner, val.ID)
 	var in *fault.InputError
 	switch {
@@ -265,6 +272,9 @@ func (s *Server) answer(ctx context.Context, q *request, a store.ACMEAuthorizati
 		return a, err
 	}
 	updated, uerr := s.d.Store.UpdateACMEAuthorization(ctx, a)
+	if errors.Is(uerr, store.ErrConflict) {
+		return s.d.Store.ACMEAuthorization(ctx, a.ID) // deactivated meanwhile
+	}
 	if uerr != nil {
 		return a, uerr
 	}
