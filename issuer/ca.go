@@ -24,6 +24,7 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -253,6 +254,9 @@ type IssueRequest struct {
 	PublicKey crypto.PublicKey
 	Org       profile.Organization // OV/EV
 	Actor     string               // who approved: the account, or a reviewer
+	// Validity replaces the CA's configured validity when set (an ACME
+	// profile's lifetime); BR §6.3.2's maximum still caps it.
+	Validity time.Duration
 }
 
 // ErrNoIssuer: no intermediate is configured for the key type.
@@ -328,7 +332,7 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 		Names:        r.Names,
 		PublicKey:    r.PublicKey,
 		NotBefore:    now,
-		Validity:     ca.cfg.Validity,
+		Validity:     cmp.Or(r.Validity, ca.cfg.Validity),
 		Org:          r.Org,
 		OCSPURL:      ca.cfg.OCSPURL,
 		CAIssuersURL: pki.CAIssuersURL(ca.cfg.caIssuersBase(), is.ID),

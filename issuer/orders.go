@@ -112,6 +112,10 @@ type OrderRequest struct {
 	CSR          []byte // PEM or DER
 	Profile      string
 	Organization *profile.Organization
+	// Validity, if set, is the certificate's validity (an ACME profile's
+	// lifetime), whole seconds, at least a day; 0 is the CA's default.
+	// BR §6.3.2's maximum caps it when signing.
+	Validity time.Duration
 }
 
 // Create validates and records an order, issuing a DV certificate at once
@@ -123,6 +127,9 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	prof, err := profile.Parse(r.Profile)
 	if err != nil {
 		return store.Order{}, &fault.InputError{Detail: err.Error()}
+	}
+	if r.Validity != 0 && (r.Validity < 24*time.Hour || r.Validity%time.Second != 0) {
+		return store.Order{}, &fault.InputError{Detail: fmt.Sprintf("validity %v: at least a day, in whole seconds", r.Validity)}
 	}
 	der, err := csrcheck.Decode(r.CSR)
 	if err != nil {
@@ -172,7 +179,7 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	now := o.now()
 	ord := store.Order{
 		ID: NewID("ord_"), AccountID: acct.ID, Profile: string(prof), CSR: req.CSR.Raw, Names: req.Names,
-		Organization: orgJSON, Status: store.OrderProcessing, CreatedAt: now, UpdatedAt: now,
+		Organization: orgJSON, Status: store.OrderProcessing, Validity: r.Validity, CreatedAt: now, UpdatedAt: now,
 	}
 	if prof.NeedsReview() || listed != "" {
 		ord.Status = store.OrderPendingReview
@@ -251,7 +258,7 @@ func (o *Orders) process(ctx context.Context, ord store.Order, actor string) (st
 	}
 	cert, err := o.ca.Issue(ctx, IssueRequest{
 		AccountID: ord.AccountID, OrderID: ord.ID, Profile: profile.Name(ord.Profile), Names: ord.Names,
-		PublicKey: req.CSR.PublicKey, Org: org, Actor: actor,
+		PublicKey: req.CSR.PublicKey, Org: org, Actor: actor, Validity: ord.Validity,
 	})
 	if cert.Serial == "" && err != nil {
 		var fb *fault.ForbiddenError

@@ -164,6 +164,22 @@ func TestLego(t *testing.T) {
 		t.Fatal("renewal returned the same certificate")
 	}
 
+	// The profiles in the directory's meta: a short-lived certificate.
+	if profiles := client.GetServerMetadata().Profiles; profiles["shortlived"] == "" || profiles["classic"] == "" {
+		t.Fatalf("directory profiles: %v", profiles)
+	}
+	short, err := client.Certificate.Obtain(ctx, certificate.ObtainRequest{Domains: []string{"dns.lego.example.org"}, Profile: "shortlived", KeyType: certcrypto.EC256})
+	if err != nil {
+		t.Fatalf("obtain a short-lived certificate: %v", err)
+	}
+	shortLeaf, err := certcrypto.ParsePEMCertificate(short.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := shortLeaf.NotAfter.Sub(shortLeaf.NotBefore) + time.Second; got != 6*24*time.Hour {
+		t.Fatalf("the shortlived profile's certificate runs %v", got)
+	}
+
 	// A profile this CA does not offer is refused as the draft says.
 	_, err = client.Certificate.Obtain(ctx, certificate.ObtainRequest{Domains: []string{"dns.lego.example.org"}, Profile: "forever"})
 	var pd *acme.ProblemDetails
@@ -171,7 +187,7 @@ func TestLego(t *testing.T) {
 		t.Fatalf("an unknown profile: %v", err)
 	}
 
-	// The four orders are the bound Trustline account's.
+	// The five orders are the bound Trustline account's.
 	req, _ := http.NewRequest("GET", e.dev.api+"/api/v1/orders", nil)
 	req.Header.Set("Authorization", "Bearer "+e.u.key)
 	resp, err := http.DefaultClient.Do(req)
@@ -181,8 +197,8 @@ func TestLego(t *testing.T) {
 	var orders []map[string]any
 	json.NewDecoder(resp.Body).Decode(&orders)
 	resp.Body.Close()
-	if len(orders) != 4 || orders[0]["status"] != "issued" {
-		t.Fatalf("the Trustline account has %d orders, want 4 issued: %v", len(orders), orders)
+	if len(orders) != 5 || orders[0]["status"] != "issued" {
+		t.Fatalf("the Trustline account has %d orders, want 5 issued: %v", len(orders), orders)
 	}
 
 	reason := uint(4) // superseded

@@ -345,7 +345,15 @@ func newACME(ctx context.Context, st store.Store, o issuanceOpts, eabSecret []by
 	if strings.HasPrefix(base, "http://") {
 		d.Log.Warn("ACME is served over http: most clients require HTTPS (RFC 8555 §6.1); serve the api over TLS or set acme.base_url to a TLS-terminating proxy's URL (docs/acme.md)", "acme_directory", base+"/acme/directory")
 	}
-	return acme.New(acme.Config{BaseURL: base, ExternalAccountRequired: o.acme.ExternalAccountRequired,
+	profiles := o.acme.Profiles
+	if profiles == nil {
+		profiles = config.DefaultACMEProfiles()
+	}
+	var ps []acme.Profile
+	for _, p := range profiles {
+		ps = append(ps, acme.Profile{Name: p.Name, Description: p.Description, Validity: p.Validity})
+	}
+	return acme.New(acme.Config{BaseURL: base, Profiles: ps, ExternalAccountRequired: o.acme.ExternalAccountRequired,
 		TermsOfService: o.acme.TermsOfService, Website: o.acme.Website, CAAIdentities: o.validation.CAAIdentities}, d)
 }
 

@@ -155,6 +155,28 @@ type ACME struct {
 	// front of it (RFC 8555 §6.1 requires HTTPS, and many clients refuse
 	// http). Default: the api's public URL.
 	BaseURL string `yaml:"base_url"`
+	// Profiles are the certificate profiles ACME orders may name
+	// (draft-ietf-acme-profiles), the first the default. Unset: "classic"
+	// (the CA's default validity) and "shortlived" (6 days, a short-lived
+	// certificate in BR 7.1.2.11.2's sense); [] offers none.
+	Profiles []ACMEProfile `yaml:"profiles"`
+}
+
+// ACMEProfile is one ACME certificate profile.
+type ACMEProfile struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	// Validity of its certificates; 0 is the CA's default. At least a day;
+	// BR §6.3.2's maximum caps it.
+	Validity time.Duration `yaml:"validity"`
+}
+
+// DefaultACMEProfiles are offered when acme.profiles is unset.
+func DefaultACMEProfiles() []ACMEProfile {
+	return []ACMEProfile{
+		{Name: "classic", Description: "DV, the CA's usual validity"},
+		{Name: "shortlived", Description: "DV, valid 6 days (a short-lived certificate, BR 7.1.2.11.2)", Validity: 6 * 24 * time.Hour},
+	}
 }
 
 // checkProxies reports trusted_proxies entries that are not networks.
@@ -172,6 +194,17 @@ func (a ACME) check(bad func(key, format string, args ...any)) {
 		}
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (key == "acme.base_url" && strings.HasSuffix(v, "/")) {
 			bad(key, "%q is not an http(s) URL (without a trailing slash)", v)
+		}
+	}
+	seen := map[string]bool{}
+	for i, p := range a.Profiles {
+		key := fmt.Sprintf("acme.profiles[%d]", i)
+		if p.Name == "" || seen[p.Name] || strings.ContainsAny(p.Name, " /\"\t") {
+			bad(key+".name", "%q is empty, repeated or not a token", p.Name)
+		}
+		seen[p.Name] = true
+		if p.Validity != 0 && (p.Validity < 24*time.Hour || p.Validity%time.Second != 0) {
+			bad(key+".validity", "%v: at least a day, in whole seconds", p.Validity)
 		}
 	}
 }

@@ -110,6 +110,8 @@ func TestValidate(t *testing.T) {
 		}, "validation.caa_identities[0]"},
 		{"resolver malformed", func(c *Dev) { c.Validation.Resolver = "127.0.0.1" }, "validation.resolver"},
 		{"trusted proxy not a network", func(c *Dev) { c.TrustedProxies = []string{"lb.example"} }, "trusted_proxies"},
+		{"acme profile named twice", func(c *Dev) { c.ACME.Profiles = []ACMEProfile{{Name: "a"}, {Name: "a"}} }, "acme.profiles[1].name"},
+		{"acme profile of an hour", func(c *Dev) { c.ACME.Profiles = []ACMEProfile{{Name: "a", Validity: time.Hour}} }, "acme.profiles[0].validity"},
 		{"acme base url", func(c *Dev) { c.ACME.BaseURL = "https://acme.example/" }, "acme.base_url"},
 		{"acme terms", func(c *Dev) { c.ACME.TermsOfService = "tos.txt" }, "acme.terms_of_service"},
 		{"test port without private addresses", func(c *Dev) { c.Validation.TestHTTPPort = 5002 }, "validation.test_http_port"},

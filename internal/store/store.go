@@ -177,9 +177,13 @@ type Order struct {
 	Status       OrderStatus
 	Serial       serial.Serial // set once issued
 	RejectReason string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	Version      int // see Validation.Version
+	// Validity is the certificate validity the order asks for, whole
+	// seconds; 0 is the CA's default. It never exceeds what BR §6.3.2
+	// allows: the profile caps it when signing.
+	Validity  time.Duration
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Version   int // see Validation.Version
 }
 
 // OrderFilter selects orders for ListOrders; zero fields match anything.

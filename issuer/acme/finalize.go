@@ -92,7 +92,7 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ord, err := s.d.Orders.Create(ctx, owner, issuer.OrderRequest{CSR: der, Profile: "dv"})
+	ord, err := s.d.Orders.Create(ctx, owner, issuer.OrderRequest{CSR: der, Profile: "dv", Validity: s.profileValidity(o.Profile)})
 	if err != nil {
 		o, err = s.finalizeFailed(context.WithoutCancel(ctx), o, err)
 		if err != nil {

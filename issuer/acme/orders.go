@@ -205,6 +205,17 @@ func (s *Server) newOrder(w http.ResponseWriter, r *http.Request) {
 	s.json(w, http.StatusCreated, s.orderJSON(o, ""))
 }
 
+// profileValidity is the validity a profile gives its certificates, 0 for
+// the CA's default.
+func (s *Server) profileValidity(name string) time.Duration {
+	for _, p := range s.cfg.Profiles {
+		if p.Name == name {
+			return p.Validity
+		}
+	}
+	return 0
+}
+
 // profile resolves an order's profile name: "" is the default.
 func (s *Server) profile(name string) (string, error) {
 	if len(s.cfg.Profiles) == 0 {

@@ -133,7 +133,7 @@ func (c *client) download(t *testing.T, path string) ([]*x509.Certificate, http.
 // by dns-01 and http-01 through the validation service, finalization
 // through the order service, and the certificate with its chains.
 func TestOrderFlow(t *testing.T) {
-	e := newEnv(t, Config{Profiles: []Profile{{"classic", "DV"}}})
+	e := newEnv(t, Config{Profiles: []Profile{{Name: "classic", Description: "DV"}}})
 	c := e.client(t)
 	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
 
@@ -265,7 +265,7 @@ func TestWildcardAndFailedChallenge(t *testing.T) {
 }
 
 func TestNewOrderRefuses(t *testing.T) {
-	e := newEnv(t, Config{Profiles: []Profile{{"classic", "DV"}}})
+	e := newEnv(t, Config{Profiles: []Profile{{Name: "classic", Description: "DV"}}})
 	c := e.client(t)
 	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
 	for _, tc := range []struct {
@@ -517,5 +517,30 @@ func TestRenewalInfo(t *testing.T) {
 	end, err := time.Parse(time.RFC3339, fmt.Sprint(win["end"]))
 	if err != nil || end.After(time.Now()) {
 		t.Fatalf("a revoked certificate's window ends at %v, not in the past", win["end"])
+	}
+}
+
+// TestProfiles: an order names a profile from the directory's meta, and
+// its certificate has that profile's lifetime.
+func TestProfiles(t *testing.T) {
+	e := newEnv(t, Config{Profiles: []Profile{{Name: "classic", Description: "90 days"}, {Name: "shortlived", Description: "6 days", Validity: 6 * 24 * time.Hour}}})
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	classic := c.issue(t, k, "classic.example.org")
+	if got := classic.NotAfter.Sub(classic.NotBefore) + time.Second; got != 90*24*time.Hour {
+		t.Fatalf("the default profile's certificate runs %v", got)
+	}
+	o := c.post(t, "/acme/new-order", map[string]any{"identifiers": []map[string]string{{"type": "dns", "value": "classic.example.org"}}, "profile": "shortlived"})
+	if o.body["profile"] != "shortlived" || o.body["status"] != "ready" {
+		t.Fatalf("short-lived order: %v", o.body)
+	}
+	fin := c.post(t, e.path(o.body["finalize"]), map[string]any{"csr": csrWith(t, k, "classic.example.org")})
+	chain, _ := c.download(t, e.path(fin.body["certificate"]))
+	if got := chain[0].NotAfter.Sub(chain[0].NotBefore) + time.Second; got != 6*24*time.Hour {
+		t.Fatalf("the short-lived profile's certificate runs %v", got)
+	}
+	if _, err := New(Config{BaseURL: "http://x.example", Profiles: []Profile{{Name: "tiny", Validity: time.Hour}}}, Deps{}); err == nil {
+		t.Fatal("a profile of an hour is accepted")
 	}
 }

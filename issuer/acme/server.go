@@ -36,6 +36,9 @@ type Store interface {
 type Profile struct {
 	Name        string
 	Description string
+	// Validity is the certificates' validity; 0 is the CA's default. BR
+	// §6.3.2's maximum caps it.
+	Validity time.Duration
 }
 
 // Config configures the ACME server.
@@ -77,6 +80,9 @@ func (c Config) Validate() error {
 	for _, p := range c.Profiles {
 		if p.Name == "" || seen[p.Name] || strings.ContainsAny(p.Name, " /\"") {
 			return fmt.Errorf("acme: profile name %q is empty, repeated or not a token", p.Name)
+		}
+		if p.Validity != 0 && (p.Validity < 24*time.Hour || p.Validity%time.Second != 0) {
+			return fmt.Errorf("acme: profile %s: validity %v: at least a day, in whole seconds", p.Name, p.Validity)
 		}
 		seen[p.Name] = true
 	}

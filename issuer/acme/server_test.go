@@ -219,7 +219,7 @@ func wantAnswer(t *testing.T, what string, a answer, status int, problem string)
 
 func TestDirectoryAndNonces(t *testing.T) {
 	e := newEnv(t, Config{TermsOfService: "https://ca.example/tos", CAAIdentities: []string{"ca.example"},
-		Profiles: []Profile{{"classic", "90 days"}, {"shortlived", "6 days, no revocation information"}}})
+		Profiles: []Profile{{Name: "classic", Description: "90 days"}, {Name: "shortlived", Description: "6 days, no revocation information"}}})
 	resp, err := http.Get(e.srv.URL + "/acme/directory")
 	if err != nil {
 		t.Fatal(err)
