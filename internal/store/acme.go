@@ -51,6 +51,11 @@ type ACMEEABKey struct {
 	// UsedAt is when an ACME account was bound with it; a key binds one
 	// account only. Zero while unused.
 	UsedAt time.Time
+	// CertProfile is the certificate profile ("dv", "ov", "ev") of every
+	// order of the account bound with it, "" for dv; Organization the OV or
+	// EV subject (JSON), which reviewers check before anything is signed.
+	CertProfile  string
+	Organization []byte
 }
 
 // ACMEOrderStatus is an ACME order's status (RFC 8555 §7.1.6).

@@ -17,6 +17,7 @@ import (
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/fault"
+	"github.com/trustline/trustline/issuer/profile"
 )
 
 // Ordering is what finalization needs of the order service
@@ -92,7 +93,12 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ord, err := s.d.Orders.Create(ctx, owner, issuer.OrderRequest{CSR: der, Profile: "dv", Validity: s.profileValidity(o.Profile)})
+	req2 := issuer.OrderRequest{CSR: der, Profile: "dv", Validity: s.profileValidity(o.Profile)}
+	if err := s.boundProfile(ctx, q.account, &req2); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ord, err := s.d.Orders.Create(ctx, owner, req2)
 	if err != nil {
 		o, err = s.finalizeFailed(context.WithoutCancel(ctx), o, err)
 		if err != nil {
@@ -112,6 +118,27 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request) {
 	}
 	s.d.Log.Info("acme order finalized", "acme_order", o.ID, "order", o.OrderID, "status", o.Status)
 	s.writeOrder(w, o, ord)
+}
+
+// boundProfile makes the order OV or EV, for the organization, when the
+// account was bound with a key that says so.
+func (s *Server) boundProfile(ctx context.Context, acct *store.ACMEAccount, req *issuer.OrderRequest) error {
+	if acct.EABKeyID == "" {
+		return nil
+	}
+	k, err := s.d.Store.ACMEEABKey(ctx, acct.EABKeyID)
+	if err != nil {
+		return fmt.Errorf("acme: reading the binding key of %s: %w", acct.ID, err)
+	}
+	if k.CertProfile == "" || k.CertProfile == "dv" {
+		return nil
+	}
+	var org profile.Organization
+	if err := json.Unmarshal(k.Organization, &org); err != nil {
+		return fmt.Errorf("acme: binding key %s: organization: %w", k.ID, err)
+	}
+	req.Profile, req.Organization = k.CertProfile, &org
+	return nil
 }
 
 // finalizeFailed records why the order service refused a finalization.

@@ -544,3 +544,48 @@ func TestProfiles(t *testing.T) {
 		t.Fatal("a profile of an hour is accepted")
 	}
 }
+
+// TestBoundOVOrder: an account bound with an OV binding key orders OV
+// certificates for the key's organization; each waits for a reviewer,
+// then carries the organization in its subject.
+func TestBoundOVOrder(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	owner, _, err := e.accounts.Create(ctx, "org-owner@example.com", store.RoleSubscriber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewer, _, err := e.accounts.Create(ctx, "reviewer@example.net", store.RoleReviewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.CreateACMEEABKey(ctx, store.ACMEEABKey{ID: "kid-ov", AccountID: owner.ID, CreatedBy: owner.ID, CreatedAt: e.clk.Now(),
+		CertProfile: "ov", Organization: []byte(`{"name":"Example Ltd","locality":"London","country":"GB"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client(t)
+	wantAnswer(t, "bound", c.register(t, map[string]any{"externalAccountBinding": c.eab(t, "kid-ov", e.eabKeyOf("kid-ov"), e.srv.URL+"/acme/new-account")}), 201, "")
+	o := c.newOrder(t, "shop.example.org")
+	ch := challenge(t, c.authzs(t, o)[0], "dns-01")
+	c.publish(t, "shop.example.org", ch)
+	wantAnswer(t, "dns-01", c.post(t, e.path(ch["url"]), map[string]any{}), 200, "")
+	fin := c.post(t, e.path(o.body["finalize"]), map[string]any{"csr": csrFor(t, "shop.example.org")})
+	if fin.body["status"] != "processing" {
+		t.Fatalf("an OV order after finalize: %v", fin.body)
+	}
+	ords, err := e.st.ListOrders(ctx, store.OrderFilter{AccountID: owner.ID})
+	if err != nil || len(ords) != 1 || ords[0].Profile != "ov" || ords[0].Status != store.OrderPendingReview {
+		t.Fatalf("the owner's orders: %+v, %v", ords, err)
+	}
+	if _, err := e.reviews.Approve(ctx, reviewer, ords[0].ID, review.Decision{Notes: "registry checked"}); err != nil {
+		t.Fatal(err)
+	}
+	done := c.post(t, e.path(o.header.Get("Location")), nil)
+	if done.body["status"] != "valid" {
+		t.Fatalf("after approval: %v", done.body)
+	}
+	chain, _ := c.download(t, e.path(done.body["certificate"]))
+	if got := chain[0].Subject.Organization; len(got) != 1 || got[0] != "Example Ltd" {
+		t.Fatalf("the OV certificate's organization: %v", got)
+	}
+}

@@ -43,3 +43,30 @@ func TestEABKeys(t *testing.T) {
 		t.Fatalf("no API key: %d, want 401", code)
 	}
 }
+
+// TestEABKeyProfiles: a binding key may make its account's orders OV or
+// EV for an organization the issuer's own check accepts.
+func TestEABKeyProfiles(t *testing.T) {
+	e := newEnv(t)
+	alice := e.newAccount(t, "alice@example.com")
+	org := map[string]string{"name": "Example Ltd", "locality": "London", "country": "GB"}
+	code, out, _ := e.call(t, "POST", "/api/v1/account/acme-eab-keys", alice, map[string]any{"profile": "ov", "organization": org})
+	if code != 201 || out["profile"] != "ov" {
+		t.Fatalf("OV key: %d %v", code, out)
+	}
+	k, err := e.st.ACMEEABKey(context.Background(), out["key_id"].(string))
+	if err != nil || k.CertProfile != "ov" || len(k.Organization) == 0 {
+		t.Fatalf("stored OV key %+v, %v", k, err)
+	}
+	for name, body := range map[string]any{
+		"ov without an organization": map[string]any{"profile": "ov"},
+		"organization without ov":    map[string]any{"organization": org},
+		"unknown profile":            map[string]any{"profile": "qv"},
+		"bad country":                map[string]any{"profile": "ov", "organization": map[string]string{"name": "X", "country": "Great Britain"}},
+		"unknown field":              map[string]any{"profile": "dv", "lifetime": 1},
+	} {
+		if code, out, _ := e.call(t, "POST", "/api/v1/account/acme-eab-keys", alice, body); code != 400 {
+			t.Errorf("%s: %d %v, want 400", name, code, out)
+		}
+	}
+}

@@ -131,12 +131,12 @@ func (s *Store) UpdateACMEAccount(ctx context.Context, a store.ACMEAccount) (sto
 	return out, wrap(err, "updating ACME account %s", a.ID)
 }
 
-const acmeEABKeyCols = `id, account_id, created_by, created_at, expires_at, used_at`
+const acmeEABKeyCols = `id, account_id, created_by, created_at, expires_at, used_at, cert_profile, organization`
 
 // CreateACMEEABKey stores a binding key as given.
 func (s *Store) CreateACMEEABKey(ctx context.Context, k store.ACMEEABKey) error {
-	_, err := s.exec(ctx, `INSERT INTO acme_eab_keys (`+acmeEABKeyCols+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		k.ID, k.AccountID, k.CreatedBy, ts(k.CreatedAt), ts(k.ExpiresAt), nullTime(k.UsedAt))
+	_, err := s.exec(ctx, `INSERT INTO acme_eab_keys (`+acmeEABKeyCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		k.ID, k.AccountID, k.CreatedBy, ts(k.CreatedAt), ts(k.ExpiresAt), nullTime(k.UsedAt), k.CertProfile, k.Organization)
 	return wrap(err, "creating binding key %s", k.ID)
 }
 
@@ -145,8 +145,9 @@ func (s *Store) ACMEEABKey(ctx context.Context, id string) (store.ACMEEABKey, er
 	k, err := queryRow(ctx, s, func(sc scanner) (store.ACMEEABKey, error) {
 		var k store.ACMEEABKey
 		var used *time.Time
-		err := sc.Scan(&k.ID, &k.AccountID, &k.CreatedBy, &k.CreatedAt, &k.ExpiresAt, &used)
+		err := sc.Scan(&k.ID, &k.AccountID, &k.CreatedBy, &k.CreatedAt, &k.ExpiresAt, &used, &k.CertProfile, &k.Organization)
 		k.CreatedAt, k.ExpiresAt, k.UsedAt = fromTS(k.CreatedAt), fromTS(k.ExpiresAt), fromNullTS(used)
+		k.Organization = bytesOrNil(k.Organization)
 		return k, err
 	}, `SELECT `+acmeEABKeyCols+` FROM acme_eab_keys WHERE id = $1`, id)
 	return k, wrap(err, "reading binding key %s", id)

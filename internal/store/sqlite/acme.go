@@ -136,12 +136,12 @@ func (s *Store) UpdateACMEAccount(ctx context.Context, a store.ACMEAccount) (sto
 	return out, wrap(err, "updating ACME account %s", a.ID)
 }
 
-const acmeEABKeyCols = `id, account_id, created_by, created_at, expires_at, used_at`
+const acmeEABKeyCols = `id, account_id, created_by, created_at, expires_at, used_at, cert_profile, organization`
 
 // CreateACMEEABKey stores a binding key as given.
 func (s *Store) CreateACMEEABKey(ctx context.Context, k store.ACMEEABKey) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO acme_eab_keys (`+acmeEABKeyCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		k.ID, k.AccountID, k.CreatedBy, micros(k.CreatedAt), micros(k.ExpiresAt), micros(k.UsedAt))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO acme_eab_keys (`+acmeEABKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.AccountID, k.CreatedBy, micros(k.CreatedAt), micros(k.ExpiresAt), micros(k.UsedAt), k.CertProfile, k.Organization)
 	return wrap(err, "creating binding key %s", k.ID)
 }
 
@@ -150,11 +150,12 @@ func (s *Store) ACMEEABKey(ctx context.Context, id string) (store.ACMEEABKey, er
 	var k store.ACMEEABKey
 	var created, expires, used int64
 	err := s.r.QueryRowContext(ctx, `SELECT `+acmeEABKeyCols+` FROM acme_eab_keys WHERE id = ?`, id).
-		Scan(&k.ID, &k.AccountID, &k.CreatedBy, &created, &expires, &used)
+		Scan(&k.ID, &k.AccountID, &k.CreatedBy, &created, &expires, &used, &k.CertProfile, &k.Organization)
 	if err != nil {
 		return store.ACMEEABKey{}, wrap(err, "reading binding key %s", id)
 	}
 	k.CreatedAt, k.ExpiresAt, k.UsedAt = fromMicros(created), fromMicros(expires), fromMicros(used)
+	k.Organization = bytesOrNil(k.Organization)
 	return k, nil
 }
 

@@ -158,6 +158,12 @@ func testACMEEABKeys(t *testing.T, s store.Store) {
 		t.Errorf("ACMEEABKey (-want +got):\n%s", d)
 	}
 	wantErr(t, s.CreateACMEEABKey(ctx(t), k), store.ErrDuplicate, "creating it twice")
+	ov := eabKey(6, owner.ID)
+	ov.CertProfile, ov.Organization = "ov", []byte(`{"name":"Example Ltd","country":"GB"}`)
+	must(t, s.CreateACMEEABKey(ctx(t), ov), "creating an OV binding key")
+	if got, err := s.ACMEEABKey(ctx(t), ov.ID); err != nil || diff(ov, got) != "" {
+		t.Errorf("the OV binding key reads back (-want +got):\n%s (%v)", diff(ov, got), err)
+	}
 	_, err = s.ACMEEABKey(ctx(t), "eab-9")
 	wantErr(t, err, store.ErrNotFound, "reading a missing binding key")
 	if err := s.CreateACMEEABKey(ctx(t), eabKey(8, "nobody")); err == nil {
