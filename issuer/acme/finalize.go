@@ -206,6 +206,18 @@ func (s *Server) writeOrder(w http.ResponseWriter, o store.ACMEOrder, ord store.
 // order: issued, rejected by reviewers, or still waiting.
 func (s *Server) followOrder(ctx context.Context, o store.ACMEOrder) (store.ACMEOrder, store.Order, error) {
 	if o.OrderID == "" {
+		// Claimed for finalization but never handed to the order service
+		// (the instance stopped in between): once the order has expired,
+		// say so rather than leave it processing.
+		if o.Status == store.ACMEOrderProcessing && !s.d.Now().Before(o.ExpiresAt) {
+			o.Status = store.ACMEOrderInvalid
+			o.Error, _ = json.Marshal(Problemf(ServerInternal, "the finalization of this order was interrupted; place a new order"))
+			updated, err := s.d.Store.UpdateACMEOrder(ctx, o)
+			if errors.Is(err, store.ErrConflict) {
+				updated, err = s.d.Store.ACMEOrder(ctx, o.ID)
+			}
+			return updated, store.Order{}, err
+		}
 		return o, store.Order{}, nil
 	}
 	ord, err := s.d.Store.Order(ctx, o.OrderID)

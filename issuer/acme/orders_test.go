@@ -589,3 +589,30 @@ func TestBoundOVOrder(t *testing.T) {
 		t.Fatalf("the OV certificate's organization: %v", got)
 	}
 }
+
+// TestInterruptedFinalization: an order claimed for finalization whose
+// instance stopped before the order service saw it turns invalid once it
+// expires, instead of staying processing for ever.
+func TestInterruptedFinalization(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	o := c.newOrder(t, "stuck.example.org")
+	path := e.path(o.header.Get("Location"))
+	stored, err := e.st.ACMEOrder(ctx, path[len("/acme/order/"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.Status = store.ACMEOrderProcessing // as a finalize that stopped after its claim leaves it
+	if _, err := e.st.UpdateACMEOrder(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.post(t, path, nil); got.body["status"] != "processing" {
+		t.Fatalf("before expiry: %v", got.body)
+	}
+	e.clk.Advance(OrderLifetime)
+	if got := c.post(t, path, nil); got.body["status"] != "invalid" || got.body["error"] == nil {
+		t.Fatalf("after expiry: %v", got.body)
+	}
+}

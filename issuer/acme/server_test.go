@@ -99,7 +99,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 		return m.Sum(nil)
 	}
 	cfg.BaseURL = e.srv.URL
-	e.s, err = New(cfg, Deps{Store: e.st, Nonces: nonces, EABKey: e.eabKeyOf, Validations: e.vals, Orders: wf.Orders, CA: iss.CA, PKI: iss.PKI, Log: log,
+	e.s, err = New(cfg, Deps{Store: e.st, Nonces: nonces, EABKey: e.eabKeyOf, Validations: e.vals, Orders: wf.Orders, CA: iss.CA, PKI: iss.PKI, Log: log, Now: e.clk.Now,
 		NewAccount: func(ctx context.Context, email string) (store.Account, error) {
 			e.made = append(e.made, email)
 			return e.accounts.CreateForACME(ctx, email)
