@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -116,6 +117,9 @@ type OrderRequest struct {
 	// lifetime), whole seconds, at least a day; 0 is the CA's default.
 	// BR §6.3.2's maximum caps it when signing.
 	Validity time.Duration
+	// AccountURI, if set, names the account in CAA accounturi parameters
+	// (RFC 8657) instead of its API URI: an ACME order's account URL.
+	AccountURI string
 }
 
 // Create validates and records an order, issuing a DV certificate at once
@@ -171,7 +175,8 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	if err != nil {
 		return store.Order{}, err
 	}
-	caaResults, err := o.checkCAA(ctx, acct.ID, req.Names, covering)
+	accountURI := cmp.Or(r.AccountURI, o.AccountURI(acct.ID))
+	caaResults, err := o.checkCAA(ctx, accountURI, req.Names, covering)
 	if err != nil {
 		o.recordCAA(ctx, acct.ID, "caa.refused", caaResults)
 		return store.Order{}, err
@@ -179,7 +184,7 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	now := o.now()
 	ord := store.Order{
 		ID: NewID("ord_"), AccountID: acct.ID, Profile: string(prof), CSR: req.CSR.Raw, Names: req.Names,
-		Organization: orgJSON, Status: store.OrderProcessing, Validity: r.Validity, CreatedAt: now, UpdatedAt: now,
+		Organization: orgJSON, Status: store.OrderProcessing, Validity: r.Validity, AccountURI: r.AccountURI, CreatedAt: now, UpdatedAt: now,
 	}
 	if prof.NeedsReview() || listed != "" {
 		ord.Status = store.OrderPendingReview
@@ -240,7 +245,7 @@ func (o *Orders) process(ctx context.Context, ord store.Order, actor string) (st
 		if err != nil {
 			return store.Order{}, err
 		}
-		res, err := o.checkCAA(ctx, ord.AccountID, ord.Names, covering)
+		res, err := o.checkCAA(ctx, cmp.Or(ord.AccountURI, o.AccountURI(ord.AccountID)), ord.Names, covering)
 		o.recordCAA(ctx, ord.ID, "caa.checked", res)
 		var fb *fault.ForbiddenError
 		if errors.As(err, &fb) {
@@ -416,7 +421,7 @@ func (o *Orders) ResumeProcessing(ctx context.Context) (int, error) {
 // broken DNSSEC chain), are a *fault.ForbiddenError naming the name and
 // the record; a resolver of the CA's that does not answer is a
 // *fault.UnavailableError.
-func (o *Orders) checkCAA(ctx context.Context, accountID string, names []string, covering []*store.Validation) ([]caa.Result, error) {
+func (o *Orders) checkCAA(ctx context.Context, accountURI string, names []string, covering []*store.Validation) ([]caa.Result, error) {
 	if o.caa == nil {
 		return nil, nil
 	}
@@ -426,7 +431,7 @@ func (o *Orders) checkCAA(ctx context.Context, accountID string, names []string,
 		if i < len(covering) && covering[i] != nil {
 			method = caa.MethodLabel(covering[i].Method)
 		}
-		res, err := o.caa.Check(ctx, caa.Request{Name: n, AccountURI: o.AccountURI(accountID), Method: method})
+		res, err := o.caa.Check(ctx, caa.Request{Name: n, AccountURI: accountURI, Method: method})
 		out = append(out, res)
 		switch {
 		case errors.Is(err, caa.ErrNotCorroborated):

@@ -180,10 +180,14 @@ type Order struct {
 	// Validity is the certificate validity the order asks for, whole
 	// seconds; 0 is the CA's default. It never exceeds what BR §6.3.2
 	// allows: the profile caps it when signing.
-	Validity  time.Duration
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	Version   int // see Validation.Version
+	Validity time.Duration
+	// AccountURI names the ordering account in CAA accounturi parameters
+	// (RFC 8657): an ACME order's ACME account URL; "" is the account's
+	// API URI.
+	AccountURI string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	Version    int // see Validation.Version
 }
 
 // OrderFilter selects orders for ListOrders; zero fields match anything.

@@ -93,7 +93,7 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	req2 := issuer.OrderRequest{CSR: der, Profile: "dv", Validity: s.profileValidity(o.Profile)}
+	req2 := issuer.OrderRequest{CSR: der, Profile: "dv", Validity: s.profileValidity(o.Profile), AccountURI: s.url(pathAccount + q.account.ID)}
 	if err := s.boundProfile(ctx, q.account, &req2); err != nil {
 		s.fail(w, r, err)
 		return

@@ -616,3 +616,24 @@ func TestInterruptedFinalization(t *testing.T) {
 		t.Fatalf("after expiry: %v", got.body)
 	}
 }
+
+// TestCAAAccountURI: a CAA record's accounturi (RFC 8657) names the ACME
+// account, by its URL: an order of that account is signed, another
+// account's is refused with a caa problem.
+func TestCAAAccountURI(t *testing.T) {
+	e := newEnvWith(t, Config{}, true)
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	other := e.client(t)
+	wantAnswer(t, "other registers", other.register(t, map[string]any{}), 201, "")
+	e.zone.SetCAA("pinned.example.org", `0 issue "trustline.test; accounturi=`+c.kid+`"`)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c.issue(t, k, "pinned.example.org")
+
+	o := other.newOrder(t, "pinned.example.org")
+	ch := challenge(t, other.authzs(t, o)[0], "dns-01")
+	other.publish(t, "pinned.example.org", ch)
+	wantAnswer(t, "dns-01", other.post(t, e.path(ch["url"]), map[string]any{}), 200, "")
+	fin := other.post(t, e.path(o.body["finalize"]), map[string]any{"csr": csrFor(t, "pinned.example.org")})
+	wantAnswer(t, "another account's order", fin, 400, "caa")
+}

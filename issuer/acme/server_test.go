@@ -29,6 +29,7 @@ import (
 	"github.com/trustline/trustline/internal/testfix"
 	"github.com/trustline/trustline/internal/testfix/dnstest"
 	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/caa"
 	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/review"
@@ -56,7 +57,12 @@ type env struct {
 	web sync.Map
 }
 
-func newEnv(t *testing.T, cfg Config) *env {
+func newEnv(t *testing.T, cfg Config) *env { return newEnvWith(t, cfg, false) }
+
+// newEnvWith is newEnv with, if checkCAA, every order's names checked
+// against their CAA records in the test zone for the issuer domain
+// trustline.test.
+func newEnvWith(t *testing.T, cfg Config, checkCAA bool) *env {
 	t.Helper()
 	e := &env{clk: testfix.NewClock(time.Now().UTC().Truncate(time.Second)), zone: dnstest.Start(t)}
 	e.st = issuertest.SQLite(t)
@@ -85,7 +91,15 @@ func newEnv(t *testing.T, cfg Config) *env {
 		validation.Deps{Store: e.st, Mail: mailer, Dial: dial, Log: log}); err != nil {
 		t.Fatal(err)
 	}
-	wf := issuertest.NewWorkflow(t, e.st, iss.CA, e.vals, mailer, log)
+	var checker issuer.CAAChecker
+	if checkCAA {
+		c, err := caa.New(caa.Config{Identities: []string{"trustline.test"}, Resolver: e.zone.Addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checker = c
+	}
+	wf := issuertest.NewWorkflowCAA(t, e.st, iss.CA, e.vals, mailer, log, checker)
 	e.reviews = wf.Reviews
 	e.accounts = issuer.NewAccounts(e.st, nil)
 	nonces, err := NewNonces(NonceConfig{Key: make([]byte, 32)}, e.st, e.clk.Now, nil)

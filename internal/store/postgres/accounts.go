@@ -224,14 +224,14 @@ func (s *Store) ListValidations(ctx context.Context, accountID string, limit int
 }
 
 const orderCols = `id, account_id, profile, csr, names, organization, status, serial, reject_reason,
-	created_at, updated_at, version, validity_seconds`
+	created_at, updated_at, version, validity_seconds, account_uri`
 
 func scanOrder(sc scanner) (store.Order, error) {
 	var o store.Order
 	var names, st, ser string
 	var validity int64
 	err := sc.Scan(&o.ID, &o.AccountID, &o.Profile, &o.CSR, &names, &o.Organization, &st, &ser, &o.RejectReason,
-		&o.CreatedAt, &o.UpdatedAt, &o.Version, &validity)
+		&o.CreatedAt, &o.UpdatedAt, &o.Version, &validity, &o.AccountURI)
 	if err != nil {
 		return store.Order{}, err
 	}
@@ -262,9 +262,9 @@ func (s *Store) CreateOrder(ctx context.Context, o store.Order) error {
 	if err != nil {
 		return wrap(err, "creating order %s", o.ID)
 	}
-	_, err = s.exec(ctx, `INSERT INTO orders (`+orderCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+	_, err = s.exec(ctx, `INSERT INTO orders (`+orderCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		o.ID, o.AccountID, o.Profile, o.CSR, names, o.Organization, string(o.Status), string(o.Serial), o.RejectReason,
-		ts(o.CreatedAt), ts(o.UpdatedAt), o.Version, int64(o.Validity/time.Second))
+		ts(o.CreatedAt), ts(o.UpdatedAt), o.Version, int64(o.Validity/time.Second), o.AccountURI)
 	return wrap(err, "creating order %s", o.ID)
 }
 

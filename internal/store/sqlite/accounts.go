@@ -271,14 +271,14 @@ func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) 
 }
 
 const orderCols = `id, account_id, profile, csr, names, organization, status, serial, reject_reason,
-	created_at, updated_at, version, validity_seconds`
+	created_at, updated_at, version, validity_seconds, account_uri`
 
 func scanOrder(sc scanner) (store.Order, error) {
 	var o store.Order
 	var names, st, ser string
 	var created, updated, validity int64
 	err := sc.Scan(&o.ID, &o.AccountID, &o.Profile, &o.CSR, &names, &o.Organization, &st, &ser, &o.RejectReason,
-		&created, &updated, &o.Version, &validity)
+		&created, &updated, &o.Version, &validity, &o.AccountURI)
 	if err != nil {
 		return store.Order{}, err
 	}
@@ -309,9 +309,9 @@ func (s *Store) CreateOrder(ctx context.Context, o store.Order) error {
 	if err != nil {
 		return wrap(err, "creating order %s", o.ID)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO orders (`+orderCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = s.w.ExecContext(ctx, `INSERT INTO orders (`+orderCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.ID, o.AccountID, o.Profile, o.CSR, names, o.Organization, string(o.Status), string(o.Serial), o.RejectReason,
-		micros(o.CreatedAt), micros(o.UpdatedAt), o.Version, int64(o.Validity/time.Second))
+		micros(o.CreatedAt), micros(o.UpdatedAt), o.Version, int64(o.Validity/time.Second), o.AccountURI)
 	return wrap(err, "creating order %s", o.ID)
 }
 

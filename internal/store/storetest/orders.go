@@ -29,6 +29,7 @@ func testOrders(t *testing.T, s store.Store) {
 	o.Profile = "ov"
 	o.Organization = []byte(`{"o":"Example Ltd","c":"GB"}`)
 	o.Validity = 6 * 24 * time.Hour // asked for by an ACME profile; kept, never updated
+	o.AccountURI = "https://ca.example/acme/acct/1"
 	must(t, s.CreateOrder(ctx(t), o), "creating order")
 	got, err := s.Order(ctx(t), o.ID)
 	must(t, err, "reading order")
