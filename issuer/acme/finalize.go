@@ -84,17 +84,19 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	// Claim the order: of two finalizations at once, one goes on.
+	req2 := issuer.OrderRequest{CSR: der, Profile: "dv", Validity: s.profileValidity(o.Profile), AccountURI: s.url(pathAccount + q.account.ID)}
+	if err := s.boundProfile(ctx, q.account, &req2); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// Claim the order: of two finalizations at once, one goes on. Nothing
+	// that can fail comes between the claim and the order service, which
+	// settles the order either way (finalizeFailed).
 	o.Status = store.ACMEOrderProcessing
 	if o, err = s.d.Store.UpdateACMEOrder(ctx, o); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			err = Problemf(OrderNotReady, "the order is being finalized by another request")
 		}
-		s.fail(w, r, err)
-		return
-	}
-	req2 := issuer.OrderRequest{CSR: der, Profile: "dv", Validity: s.profileValidity(o.Profile), AccountURI: s.url(pathAccount + q.account.ID)}
-	if err := s.boundProfile(ctx, q.account, &req2); err != nil {
 		s.fail(w, r, err)
 		return
 	}
