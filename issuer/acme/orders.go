@@ -162,6 +162,10 @@ func (s *Server) newOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if err := s.admitOrder(ctx, q.account); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	if req.Replaces != "" {
 		if err := s.checkReplaces(ctx, q.account, req.Replaces); err != nil {
 			s.fail(w, r, err)
@@ -203,6 +207,28 @@ func (s *Server) newOrder(w http.ResponseWriter, r *http.Request) {
 	s.d.Log.Info("acme order created", "acme_order", o.ID, "acme_account", o.ACMEAccountID, "names", len(names), "status", o.Status)
 	w.Header().Set("Location", s.url(pathOrder+o.ID))
 	s.json(w, http.StatusCreated, s.orderJSON(o, ""))
+}
+
+// admitOrder applies the limit on the orders an ACME account has open.
+func (s *Server) admitOrder(ctx context.Context, acct *store.ACMEAccount) error {
+	if s.d.Limits == nil {
+		return nil
+	}
+	max := s.d.Limits.Config().PendingACMEOrdersPerAccount
+	if max <= 0 {
+		return nil
+	}
+	orders, err := s.d.Store.ACMEOrders(ctx, acct.ID, max)
+	if err != nil {
+		return err
+	}
+	now, open := s.d.Now(), 0
+	for _, o := range orders {
+		if (o.Status == store.ACMEOrderPending || o.Status == store.ACMEOrderReady) && now.Before(o.ExpiresAt) {
+			open++
+		}
+	}
+	return s.d.Limits.PendingACMEOrders(open)
 }
 
 // profileValidity is the validity a profile gives its certificates, 0 for

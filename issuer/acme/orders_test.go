@@ -20,6 +20,7 @@ import (
 
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/ratelimit"
 	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
 )
@@ -636,4 +637,24 @@ func TestCAAAccountURI(t *testing.T) {
 	wantAnswer(t, "dns-01", other.post(t, e.path(ch["url"]), map[string]any{}), 200, "")
 	fin := other.post(t, e.path(o.body["finalize"]), map[string]any{"csr": csrFor(t, "pinned.example.org")})
 	wantAnswer(t, "another account's order", fin, 400, "caa")
+}
+
+// TestOpenOrdersLimited: an ACME account may have so many orders open at
+// once; the next is refused with rateLimited and Retry-After, and a new
+// account is limited by sign-ups per source.
+func TestOpenOrdersLimited(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.withLimits(t, ratelimit.Config{PendingACMEOrdersPerAccount: 2, SignUpsPerSource: ratelimit.Rule{Max: 2, Per: time.Hour}})
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	for _, n := range []string{"a.example.org", "b.example.org"} {
+		wantAnswer(t, "order "+n, c.newOrder(t, n), 201, "")
+	}
+	third := c.newOrder(t, "c.example.org")
+	wantAnswer(t, "third open order", third, 429, "rateLimited")
+	if third.header.Get("Retry-After") == "" {
+		t.Fatal("rateLimited without Retry-After")
+	}
+	wantAnswer(t, "second account", e.client(t).register(t, map[string]any{}), 201, "")
+	wantAnswer(t, "third account from one address", e.client(t).register(t, map[string]any{}), 429, "rateLimited")
 }

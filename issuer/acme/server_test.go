@@ -32,6 +32,7 @@ import (
 	"github.com/trustline/trustline/issuer/caa"
 	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
+	"github.com/trustline/trustline/issuer/ratelimit"
 	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
 )
@@ -58,6 +59,16 @@ type env struct {
 }
 
 func newEnv(t *testing.T, cfg Config) *env { return newEnvWith(t, cfg, false) }
+
+// withLimits gives the server rate limits lim (over the env's store).
+func (e *env) withLimits(t *testing.T, lim ratelimit.Config) {
+	t.Helper()
+	l, err := ratelimit.New(e.st, lim, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.d.Limits = l
+}
 
 // newEnvWith is newEnv with, if checkCAA, every order's names checked
 // against their CAA records in the test zone for the issuer domain

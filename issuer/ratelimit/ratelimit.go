@@ -60,6 +60,10 @@ type Config struct {
 	PendingValidationsPerAccount int `yaml:"pending_validations_per_account"`
 	// OrdersPerAccount: orders placed.
 	OrdersPerAccount Rule `yaml:"orders_per_account"`
+	// PendingACMEOrdersPerAccount bounds the ACME orders an ACME account
+	// has open (pending or ready) at once: each makes an authorization per
+	// name before any validation or order is counted.
+	PendingACMEOrdersPerAccount int `yaml:"pending_acme_orders_per_account"`
 }
 
 // Defaults are generous for people and scripts, tight for floods.
@@ -73,6 +77,7 @@ func Defaults() Config {
 		MailsPerAddress:              Rule{Max: 5, Per: 24 * time.Hour},
 		PendingValidationsPerAccount: 300,
 		OrdersPerAccount:             Rule{Max: 300, Per: time.Hour},
+		PendingACMEOrdersPerAccount:  100,
 	}
 }
 
@@ -95,6 +100,9 @@ func (c Config) withDefaults() Config {
 	if c.PendingValidationsPerAccount == 0 {
 		c.PendingValidationsPerAccount = d.PendingValidationsPerAccount
 	}
+	if c.PendingACMEOrdersPerAccount == 0 {
+		c.PendingACMEOrdersPerAccount = d.PendingACMEOrdersPerAccount
+	}
 	return c
 }
 
@@ -115,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.PendingValidationsPerAccount < -1 {
 		return fmt.Errorf("ratelimit: pending_validations_per_account %d (-1 turns it off)", c.PendingValidationsPerAccount)
+	}
+	if c.PendingACMEOrdersPerAccount < -1 {
+		return fmt.Errorf("ratelimit: pending_acme_orders_per_account %d (-1 turns it off)", c.PendingACMEOrdersPerAccount)
 	}
 	return nil
 }
@@ -221,6 +232,16 @@ func (l *Limiter) Pending(pending int) error {
 		"the account has %d validations pending, the most it may have; complete or let some expire first", pending)}
 }
 
+// PendingACMEOrders refuses a new ACME order when the ACME account has
+// pending (or more) open already.
+func (l *Limiter) PendingACMEOrders(pending int) error {
+	if l == nil || l.cfg.PendingACMEOrdersPerAccount <= 0 || pending < l.cfg.PendingACMEOrdersPerAccount {
+		return nil
+	}
+	return &fault.RateLimitedError{RetryAfter: time.Hour, Detail: fmt.Sprintf(
+		"the account has %d orders open, the most it may have; finalize them or let them expire first", pending)}
+}
+
 func (l *Limiter) cfgOr() Config {
 	if l == nil {
 		return Config{}
@@ -266,5 +287,6 @@ func human(d time.Duration) string {
 func Off() Config {
 	off := Rule{Max: -1}
 	return Config{SignUpsPerSource: off, FailedAuthPerSource: off, FailedAuthPerKey: off, ValidationsPerAccount: off,
-		ValidationsPerDomain: off, MailsPerAddress: off, PendingValidationsPerAccount: -1, OrdersPerAccount: off}
+		ValidationsPerDomain: off, MailsPerAddress: off, PendingValidationsPerAccount: -1, OrdersPerAccount: off,
+		PendingACMEOrdersPerAccount: -1}
 }
