@@ -374,6 +374,7 @@ func printDevBanner(w io.Writer, dataDir string, p *pki.PKI, urls devURLs) {
 	fmt.Fprintf(w, `
 Trustline dev is running.
   portal and API   %s/
+  ACME directory   %s/acme/directory
   OCSP responder   %s/
   CRLs             %s/<issuer-id>/crls.json
   root             %s (SHA-256 %s)
@@ -382,7 +383,7 @@ Trustline dev is running.
   mail             %s/
 Stop it with Ctrl-C.
 
-`, urls.api, urls.ocsp, urls.crl, filepath.Join(dataDir, "ca", "root.pem"), pki.Fingerprint(p.Root.Cert),
+`, urls.api, urls.api, urls.ocsp, urls.crl, filepath.Join(dataDir, "ca", "root.pem"), pki.Fingerprint(p.Root.Cert),
 		filepath.Join(dataDir, "admin.key"), filepath.Join(dataDir, "reviewer.key"), filepath.Join(dataDir, "mail"))
 }
 
