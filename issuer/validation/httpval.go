@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,32 +261,26 @@ func (f *tokenFetcher) failureReason(err error, t *fetchTrace) string {
 	t.mu.Lock()
 	connected, tlsFailed := t.connected, t.tlsFailed
 	t.mu.Unlock()
-	var dnsErr *net.DNSError
-	var ne net.Error
 	switch {
-	case errors.Is(err, errNotPublic):
-		return reasonNotPublic
-	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-		return reasonNoSuchHost
-	case dnsErr != nil:
-		return reasonDNS
 	case errors.Is(err, errTooManyRedirects):
 		return fmt.Sprintf("there were more than %d redirects", f.maxRedirects)
 	case errors.Is(err, errRedirectStatus):
 		return reasonBadRedirect
 	case errors.Is(err, errRedirectTarget):
 		return fmt.Sprintf("a redirect led elsewhere than http on port %d or https on port %d (BR 3.2.2.4.18)", f.httpPort, f.httpsPort)
+	}
+	// What went wrong before or while connecting is told as any dial's
+	// failure is; what went wrong after, by how far the fetch got.
+	base := dialReason(err)
+	switch {
+	case base == reasonNotPublic || base == reasonNoSuchHost || base == reasonDNS:
+		return base
 	case tlsFailed:
 		return reasonTLS
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return reasonRefused
-	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
-		return reasonUnreachable
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		if connected {
-			return reasonSlow
-		}
-		return reasonDialTimeout
+	case base == reasonDialTimeout && connected:
+		return reasonSlow
+	case base != reasonOther:
+		return base
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return reasonReset
 	case connected:

@@ -127,8 +127,9 @@ func checkALPNCertificate(cert *x509.Certificate, domain, keyAuth string) error 
 	return nil
 }
 
-// dialReason names a dial failure in the words http-token uses: the CA's
-// own network and resolver stay out of what the subscriber is told.
+// dialReason names a dial failure in the words every check uses (http-token
+// builds on it in failureReason): the CA's own network and resolver stay
+// out of what the subscriber is told.
 func dialReason(err error) string {
 	var dnsErr *net.DNSError
 	var ne net.Error
