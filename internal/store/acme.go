@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/trustline/trustline/internal/reason"
+	"github.com/trustline/trustline/internal/serial"
 )
 
 // The ACME server's objects (RFC 8555 §7.1). They sit beside the CA's own
@@ -81,11 +84,16 @@ type ACMEOrder struct {
 	// certificate this order renews, "" if none.
 	Replaces string
 	// OrderID is the Trustline order made at finalization, "" before.
-	OrderID   string
-	Error     []byte // the problem document of an invalid order (JSON)
-	ExpiresAt time.Time
-	CreatedAt time.Time
-	Version   int
+	// The ACME server chooses it when it claims the order (FinalizedAt),
+	// before the order service creates the order, so a finalization cut
+	// short is told apart from one in progress.
+	OrderID string
+	// FinalizedAt is when a finalization claimed the order, zero before.
+	FinalizedAt time.Time
+	Error       []byte // the problem document of an invalid order (JSON)
+	ExpiresAt   time.Time
+	CreatedAt   time.Time
+	Version     int
 }
 
 // ACMEAuthzStatus is an ACME authorization's status (RFC 8555 §7.1.6).
@@ -148,4 +156,40 @@ type ACMEStore interface {
 
 	ACMEAuthorization(ctx context.Context, id string) (ACMEAuthorization, error)
 	UpdateACMEAuthorization(ctx context.Context, a ACMEAuthorization) (ACMEAuthorization, error) // CAS on Version
+
+	// PlanRevocations records ps in one transaction, each replacing any
+	// plan of the same serial (of two in ps, the later). A serial with no certificate is
+	// ErrNotFound, and nothing is recorded.
+	PlanRevocations(ctx context.Context, ps []PlannedRevocation) error
+	PlannedRevocation(ctx context.Context, s serial.Serial) (PlannedRevocation, error) // ErrNotFound
+	// PlannedRevocations lists plans, earliest RevokeBy first (then by
+	// serial), at most limit (0: 100), skipping those at or before after
+	// in that order (the zero cursor for the first page). Plans of
+	// certificates revoked since stay listed until cancelled.
+	PlannedRevocations(ctx context.Context, after PlannedRevocationCursor, limit int) ([]PlannedRevocation, error)
+	// CancelPlannedRevocation deletes the plan of s; ErrNotFound if none.
+	CancelPlannedRevocation(ctx context.Context, s serial.Serial) error
+}
+
+// PlannedRevocation is a certificate the CA has decided to revoke by a
+// deadline, typically one of many after an incident (BR 4.9.1.1 gives 24
+// hours or 5 days). Until it is revoked the certificate stays good, but
+// its ACME renewal window (RFC 9773) moves before the deadline, so that
+// subscribers replace it in time.
+type PlannedRevocation struct {
+	Serial   serial.Serial
+	RevokeBy time.Time
+	// Reason is the CRL reason code the revocation is expected to carry.
+	Reason reason.Reason
+	// ExplanationURL is a page about the incident given to ACME clients
+	// (RFC 9773 §4.2 explanationURL), "" if none.
+	ExplanationURL string
+	CreatedBy      string
+	CreatedAt      time.Time
+}
+
+// PlannedRevocationCursor is a position in PlannedRevocations' order.
+type PlannedRevocationCursor struct {
+	RevokeBy time.Time
+	Serial   serial.Serial // "" for the first page
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/trustline/trustline/internal/reason"
+	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
 )
 
@@ -153,14 +155,15 @@ func (s *Store) ACMEEABKey(ctx context.Context, id string) (store.ACMEEABKey, er
 	return k, wrap(err, "reading binding key %s", id)
 }
 
-const acmeOrderCols = `id, acme_account_id, names, authz_ids, status, profile, replaces, order_id, error,
-	expires_at, created_at, version`
+const acmeOrderCols = `id, acme_account_id, names, authz_ids, status, profile, replaces, order_id, finalized_at,
+	error, expires_at, created_at, version`
 
 func scanACMEOrder(sc scanner) (store.ACMEOrder, error) {
 	var o store.ACMEOrder
 	var names, authzs, st string
-	err := sc.Scan(&o.ID, &o.ACMEAccountID, &names, &authzs, &st, &o.Profile, &o.Replaces, &o.OrderID, &o.Error,
-		&o.ExpiresAt, &o.CreatedAt, &o.Version)
+	var finalized *time.Time
+	err := sc.Scan(&o.ID, &o.ACMEAccountID, &names, &authzs, &st, &o.Profile, &o.Replaces, &o.OrderID, &finalized,
+		&o.Error, &o.ExpiresAt, &o.CreatedAt, &o.Version)
 	if err != nil {
 		return store.ACMEOrder{}, err
 	}
@@ -171,7 +174,7 @@ func scanACMEOrder(sc scanner) (store.ACMEOrder, error) {
 		return store.ACMEOrder{}, fmt.Errorf("ACME order %s: decoding authorization ids: %w", o.ID, err)
 	}
 	o.Status, o.Error = store.ACMEOrderStatus(st), bytesOrNil(o.Error)
-	o.ExpiresAt, o.CreatedAt = fromTS(o.ExpiresAt), fromTS(o.CreatedAt)
+	o.FinalizedAt, o.ExpiresAt, o.CreatedAt = fromNullTS(finalized), fromTS(o.ExpiresAt), fromTS(o.CreatedAt)
 	return o, nil
 }
 
@@ -206,9 +209,9 @@ func (s *Store) CreateACMEOrder(ctx context.Context, o store.ACMEOrder, authzs [
 		return wrap(err, "creating ACME order %s", o.ID)
 	}
 	err = s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO acme_orders (`+acmeOrderCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			o.ID, o.ACMEAccountID, names, ids, string(o.Status), o.Profile, o.Replaces, o.OrderID, o.Error,
-			ts(o.ExpiresAt), ts(o.CreatedAt), o.Version); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO acme_orders (`+acmeOrderCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			o.ID, o.ACMEAccountID, names, ids, string(o.Status), o.Profile, o.Replaces, o.OrderID, nullTime(o.FinalizedAt),
+			o.Error, ts(o.ExpiresAt), ts(o.CreatedAt), o.Version); err != nil {
 			return err
 		}
 		for _, az := range authzs {
@@ -246,16 +249,16 @@ func (s *Store) ACMEOrder(ctx context.Context, id string) (store.ACMEOrder, erro
 }
 
 // UpdateACMEOrder stores o's mutable fields (status, Trustline order,
-// error, expiry) if the stored Version is still o.Version, and returns the
+// finalization time, error, expiry) if the stored Version is still o.Version, and returns the
 // stored row with Version+1. Its account, names, authorizations, profile,
 // Replaces and creation time never change.
 func (s *Store) UpdateACMEOrder(ctx context.Context, o store.ACMEOrder) (store.ACMEOrder, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	out, err := scanACMEOrder(s.pool.QueryRow(ctx, `UPDATE acme_orders SET
-		status = $1, order_id = $2, error = $3, expires_at = $4, version = version + 1
-		WHERE id = $5 AND version = $6 RETURNING `+acmeOrderCols,
-		string(o.Status), o.OrderID, o.Error, ts(o.ExpiresAt), o.ID, o.Version))
+		status = $1, order_id = $2, finalized_at = $3, error = $4, expires_at = $5, version = version + 1
+		WHERE id = $6 AND version = $7 RETURNING `+acmeOrderCols,
+		string(o.Status), o.OrderID, nullTime(o.FinalizedAt), o.Error, ts(o.ExpiresAt), o.ID, o.Version))
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = staleOrMissing(ctx, s.pool, "acme_orders", o.ID, o.Version)
 	}
@@ -308,4 +311,81 @@ func (s *Store) UpdateACMEAuthorization(ctx context.Context, az store.ACMEAuthor
 		err = staleOrMissing(ctx, s.pool, "acme_authorizations", az.ID, az.Version)
 	}
 	return out, wrap(err, "updating ACME authorization %s", az.ID)
+}
+
+const plannedRevocationCols = `serial, revoke_by, reason, explanation_url, created_by, created_at`
+
+func scanPlannedRevocation(sc scanner) (store.PlannedRevocation, error) {
+	var p store.PlannedRevocation
+	var ser string
+	var rs int16
+	if err := sc.Scan(&ser, &p.RevokeBy, &rs, &p.ExplanationURL, &p.CreatedBy, &p.CreatedAt); err != nil {
+		return store.PlannedRevocation{}, err
+	}
+	p.Serial, p.Reason = serial.Serial(ser), reason.Reason(rs)
+	p.RevokeBy, p.CreatedAt = fromTS(p.RevokeBy), fromTS(p.CreatedAt)
+	return p, nil
+}
+
+// PlanRevocations records ps in one transaction, in their order, each
+// replacing the plan of its serial (a later one in ps wins), sent as one
+// batch. The row is inserted from the certificate's, so a serial without
+// a certificate inserts nothing: ErrNotFound, and the transaction is
+// rolled back.
+func (s *Store) PlanRevocations(ctx context.Context, ps []store.PlannedRevocation) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var b pgx.Batch
+		for _, p := range ps {
+			b.Queue(`INSERT INTO planned_revocations (`+plannedRevocationCols+`)
+				SELECT serial, $1::timestamptz, $2::smallint, $3::text, $4::text, $5::timestamptz FROM certificates WHERE serial = $6
+				ON CONFLICT (serial) DO UPDATE SET revoke_by = excluded.revoke_by, reason = excluded.reason,
+					explanation_url = excluded.explanation_url, created_by = excluded.created_by, created_at = excluded.created_at`,
+				ts(p.RevokeBy), int16(p.Reason), p.ExplanationURL, p.CreatedBy, ts(p.CreatedAt), string(p.Serial))
+		}
+		res := tx.SendBatch(ctx, &b)
+		for _, p := range ps {
+			tag, err := res.Exec()
+			if err == nil && tag.RowsAffected() == 0 {
+				err = store.ErrNotFound
+			}
+			if err != nil {
+				res.Close()
+				return fmt.Errorf("certificate %s: %w", p.Serial, err)
+			}
+		}
+		return res.Close()
+	})
+	return wrap(err, "planning the revocation of %d certificates", len(ps))
+}
+
+// PlannedRevocation returns the plan of the certificate with serial sn.
+func (s *Store) PlannedRevocation(ctx context.Context, sn serial.Serial) (store.PlannedRevocation, error) {
+	p, err := queryRow(ctx, s, scanPlannedRevocation, `SELECT `+plannedRevocationCols+`
+		FROM planned_revocations WHERE serial = $1`, string(sn))
+	return p, wrap(err, "reading the planned revocation of %s", sn)
+}
+
+// PlannedRevocations lists plans after the cursor, earliest deadline first
+// and then in serial order. The zero cursor sorts before every plan.
+func (s *Store) PlannedRevocations(ctx context.Context, after store.PlannedRevocationCursor, limit int) ([]store.PlannedRevocation, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	out, err := query(ctx, s, scanPlannedRevocation, `SELECT `+plannedRevocationCols+` FROM planned_revocations
+		WHERE (revoke_by, serial) > ($1, $2) ORDER BY revoke_by, serial LIMIT $3`,
+		ts(after.RevokeBy), string(after.Serial), limit)
+	return out, wrap(err, "listing planned revocations after %s %q", after.RevokeBy, after.Serial)
+}
+
+// CancelPlannedRevocation deletes the plan of the certificate with serial
+// sn; ErrNotFound if there is none.
+func (s *Store) CancelPlannedRevocation(ctx context.Context, sn serial.Serial) error {
+	tag, err := s.exec(ctx, `DELETE FROM planned_revocations WHERE serial = $1`, string(sn))
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	return wrap(err, "cancelling the planned revocation of %s", sn)
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/trustline/trustline/internal/reason"
+	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
 )
 
@@ -159,15 +161,15 @@ func (s *Store) ACMEEABKey(ctx context.Context, id string) (store.ACMEEABKey, er
 	return k, nil
 }
 
-const acmeOrderCols = `id, acme_account_id, names, authz_ids, status, profile, replaces, order_id, error,
-	expires_at, created_at, version`
+const acmeOrderCols = `id, acme_account_id, names, authz_ids, status, profile, replaces, order_id, finalized_at,
+	error, expires_at, created_at, version`
 
 func scanACMEOrder(sc scanner) (store.ACMEOrder, error) {
 	var o store.ACMEOrder
 	var names, authzs, st string
-	var expires, created int64
-	err := sc.Scan(&o.ID, &o.ACMEAccountID, &names, &authzs, &st, &o.Profile, &o.Replaces, &o.OrderID, &o.Error,
-		&expires, &created, &o.Version)
+	var finalized, expires, created int64
+	err := sc.Scan(&o.ID, &o.ACMEAccountID, &names, &authzs, &st, &o.Profile, &o.Replaces, &o.OrderID, &finalized,
+		&o.Error, &expires, &created, &o.Version)
 	if err != nil {
 		return store.ACMEOrder{}, err
 	}
@@ -178,7 +180,7 @@ func scanACMEOrder(sc scanner) (store.ACMEOrder, error) {
 		return store.ACMEOrder{}, fmt.Errorf("ACME order %s: decoding authorization ids: %w", o.ID, err)
 	}
 	o.Status, o.Error = store.ACMEOrderStatus(st), bytesOrNil(o.Error)
-	o.ExpiresAt, o.CreatedAt = fromMicros(expires), fromMicros(created)
+	o.FinalizedAt, o.ExpiresAt, o.CreatedAt = fromMicros(finalized), fromMicros(expires), fromMicros(created)
 	return o, nil
 }
 
@@ -213,9 +215,9 @@ func (s *Store) CreateACMEOrder(ctx context.Context, o store.ACMEOrder, authzs [
 		return wrap(err, "creating ACME order %s", o.ID)
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO acme_orders (`+acmeOrderCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			o.ID, o.ACMEAccountID, names, ids, string(o.Status), o.Profile, o.Replaces, o.OrderID, o.Error,
-			micros(o.ExpiresAt), micros(o.CreatedAt), o.Version); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO acme_orders (`+acmeOrderCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.ID, o.ACMEAccountID, names, ids, string(o.Status), o.Profile, o.Replaces, o.OrderID, micros(o.FinalizedAt),
+			o.Error, micros(o.ExpiresAt), micros(o.CreatedAt), o.Version); err != nil {
 			return err
 		}
 		for _, az := range authzs {
@@ -252,7 +254,7 @@ func (s *Store) ACMEOrder(ctx context.Context, id string) (store.ACMEOrder, erro
 }
 
 // UpdateACMEOrder stores o's mutable fields (status, Trustline order,
-// error, expiry) if the stored Version is still o.Version, and returns the
+// finalization time, error, expiry) if the stored Version is still o.Version, and returns the
 // stored row with Version+1. Its account, names, authorizations, profile,
 // Replaces and creation time never change.
 func (s *Store) UpdateACMEOrder(ctx context.Context, o store.ACMEOrder) (store.ACMEOrder, error) {
@@ -260,9 +262,9 @@ func (s *Store) UpdateACMEOrder(ctx context.Context, o store.ACMEOrder) (store.A
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		out, err = scanACMEOrder(tx.QueryRowContext(ctx, `UPDATE acme_orders SET
-			status = ?, order_id = ?, error = ?, expires_at = ?, version = version + 1
+			status = ?, order_id = ?, finalized_at = ?, error = ?, expires_at = ?, version = version + 1
 			WHERE id = ? AND version = ? RETURNING `+acmeOrderCols,
-			string(o.Status), o.OrderID, o.Error, micros(o.ExpiresAt), o.ID, o.Version))
+			string(o.Status), o.OrderID, micros(o.FinalizedAt), o.Error, micros(o.ExpiresAt), o.ID, o.Version))
 		if errors.Is(err, sql.ErrNoRows) {
 			return staleOrMissing(ctx, tx, "acme_orders", o.ID, o.Version)
 		}
@@ -325,4 +327,83 @@ func (s *Store) UpdateACMEAuthorization(ctx context.Context, az store.ACMEAuthor
 		return err
 	})
 	return out, wrap(err, "updating ACME authorization %s", az.ID)
+}
+
+const plannedRevocationCols = `serial, revoke_by, reason, explanation_url, created_by, created_at`
+
+func scanPlannedRevocation(sc scanner) (store.PlannedRevocation, error) {
+	var p store.PlannedRevocation
+	var ser string
+	var by, rs, created int64
+	if err := sc.Scan(&ser, &by, &rs, &p.ExplanationURL, &p.CreatedBy, &created); err != nil {
+		return store.PlannedRevocation{}, err
+	}
+	p.Serial, p.Reason = serial.Serial(ser), reason.Reason(rs)
+	p.RevokeBy, p.CreatedAt = fromMicros(by), fromMicros(created)
+	return p, nil
+}
+
+// PlanRevocations records ps in one transaction, in their order, each
+// replacing the plan of its serial (a later one in ps wins). The row is
+// inserted from the certificate's, so a serial without a certificate
+// inserts nothing: ErrNotFound, and the transaction is rolled back.
+func (s *Store) PlanRevocations(ctx context.Context, ps []store.PlannedRevocation) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO planned_revocations (`+plannedRevocationCols+`)
+			SELECT serial, ?, ?, ?, ?, ? FROM certificates WHERE serial = ?
+			ON CONFLICT (serial) DO UPDATE SET revoke_by = excluded.revoke_by, reason = excluded.reason,
+				explanation_url = excluded.explanation_url, created_by = excluded.created_by, created_at = excluded.created_at`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, p := range ps {
+			res, err := st.ExecContext(ctx, micros(p.RevokeBy), int64(p.Reason), p.ExplanationURL, p.CreatedBy,
+				micros(p.CreatedAt), string(p.Serial))
+			if err == nil {
+				err = mustAffect(res)
+			}
+			if err != nil {
+				return fmt.Errorf("certificate %s: %w", p.Serial, err)
+			}
+		}
+		return nil
+	})
+	return wrap(err, "planning the revocation of %d certificates", len(ps))
+}
+
+// PlannedRevocation returns the plan of the certificate with serial sn.
+func (s *Store) PlannedRevocation(ctx context.Context, sn serial.Serial) (store.PlannedRevocation, error) {
+	p, err := scanPlannedRevocation(s.r.QueryRowContext(ctx, `SELECT `+plannedRevocationCols+`
+		FROM planned_revocations WHERE serial = ?`, string(sn)))
+	return p, wrap(err, "reading the planned revocation of %s", sn)
+}
+
+// PlannedRevocations lists plans after the cursor, earliest deadline first
+// and then in serial order. The zero cursor sorts before every plan.
+func (s *Store) PlannedRevocations(ctx context.Context, after store.PlannedRevocationCursor, limit int) ([]store.PlannedRevocation, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+plannedRevocationCols+` FROM planned_revocations
+		WHERE (revoke_by, serial) > (?, ?) ORDER BY revoke_by, serial LIMIT ?`,
+		micros(after.RevokeBy), string(after.Serial), limit)
+	if err != nil {
+		return nil, wrap(err, "listing planned revocations after %s %q", after.RevokeBy, after.Serial)
+	}
+	out, err := collect(rows, scanPlannedRevocation)
+	return out, wrap(err, "listing planned revocations after %s %q", after.RevokeBy, after.Serial)
+}
+
+// CancelPlannedRevocation deletes the plan of the certificate with serial
+// sn; ErrNotFound if there is none.
+func (s *Store) CancelPlannedRevocation(ctx context.Context, sn serial.Serial) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM planned_revocations WHERE serial = ?`, string(sn))
+	if err == nil {
+		err = mustAffect(res)
+	}
+	return wrap(err, "cancelling the planned revocation of %s", sn)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustline/trustline/internal/reason"
+	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
 )
 
@@ -435,6 +437,244 @@ func testUpdateACMEAuthorization(t *testing.T, s store.Store) {
 
 	_, err = s.UpdateACMEAuthorization(ctx(t), acmeAuthz(9, acct.ID, "example.org", false))
 	wantErr(t, err, store.ErrNotFound, "updating a missing authorization")
+}
+
+// testACMEOrderFinalizedAt: FinalizedAt is stored at creation and by
+// updates (CAS on Version as the other fields), the zero time as "not
+// finalized", in UTC at microsecond precision.
+func testACMEOrderFinalizedAt(t *testing.T, s store.Store) {
+	acct := seedACMEAccount(t, s, 1)
+	az := acmeAuthz(1, acct.ID, "example.com", false)
+	open := acmeOrder(1, acct.ID, az)
+	must(t, s.CreateACMEOrder(ctx(t), open, []store.ACMEAuthorization{az}), "creating an order not finalized")
+	wantACMEOrder(t, s, open, "not finalized")
+
+	// Nanoseconds and another zone come back truncated, in UTC.
+	claimed := t0.Add(90 * time.Minute).In(time.FixedZone("UTC+5", 5*3600))
+	created := acmeOrder(2, acct.ID, az)
+	created.Status, created.OrderID, created.FinalizedAt = store.ACMEOrderProcessing, "order-2", claimed
+	must(t, s.CreateACMEOrder(ctx(t), created, nil), "creating a finalized order")
+	wantCreated := created
+	wantCreated.FinalizedAt = us(claimed)
+	wantACMEOrder(t, s, wantCreated, "created finalized")
+	got, err := s.ACMEOrders(ctx(t), acct.ID, 0)
+	must(t, err, "listing the orders")
+	if d := diff([]store.ACMEOrder{wantCreated, open}, got); d != "" {
+		t.Errorf("ACMEOrders (-want +got):\n%s", d)
+	}
+
+	claim := open
+	claim.Status, claim.OrderID, claim.FinalizedAt = store.ACMEOrderProcessing, "order-1", claimed
+	upd, err := s.UpdateACMEOrder(ctx(t), claim)
+	must(t, err, "claiming the order")
+	want := claim
+	want.FinalizedAt, want.Version = us(claimed), 2
+	if d := diff(want, upd); d != "" {
+		t.Errorf("UpdateACMEOrder returned (-want +got):\n%s", d)
+	}
+	wantACMEOrder(t, s, want, "after the claim")
+
+	again := open
+	again.FinalizedAt = t0.Add(2 * time.Hour)
+	_, err = s.UpdateACMEOrder(ctx(t), again)
+	wantErr(t, err, store.ErrConflict, "claiming with a stale version")
+	wantACMEOrder(t, s, want, "after a stale claim")
+
+	released := want
+	released.Status, released.OrderID, released.FinalizedAt = store.ACMEOrderReady, "", time.Time{}
+	upd, err = s.UpdateACMEOrder(ctx(t), released)
+	must(t, err, "releasing the claim")
+	released.Version = 3
+	if d := diff(released, upd); d != "" {
+		t.Errorf("UpdateACMEOrder returned (-want +got):\n%s", d)
+	}
+	wantACMEOrder(t, s, released, "after releasing the claim")
+}
+
+// plannedRevocation is the plan to revoke certificate sn(i) by by, made
+// at t0 (both with nanoseconds: stores keep microseconds).
+func plannedRevocation(i int, by time.Time) store.PlannedRevocation {
+	return store.PlannedRevocation{
+		Serial:         sn(i),
+		RevokeBy:       by,
+		Reason:         reason.Superseded,
+		ExplanationURL: fmt.Sprintf("https://status.example.com/incidents/%d", i),
+		CreatedBy:      "staff-1",
+		CreatedAt:      t0,
+	}
+}
+
+// stored is p as the store returns it.
+func stored(p store.PlannedRevocation) store.PlannedRevocation {
+	p.RevokeBy, p.CreatedAt = us(p.RevokeBy), us(p.CreatedAt)
+	return p
+}
+
+// wantPlans fails unless the store holds exactly want, listed in that
+// order.
+func wantPlans(t *testing.T, s store.Store, doing string, want ...store.PlannedRevocation) {
+	t.Helper()
+	for _, p := range want {
+		got, err := s.PlannedRevocation(ctx(t), p.Serial)
+		must(t, err, doing+": reading the plan of "+string(p.Serial))
+		if d := diff(p, got); d != "" {
+			t.Errorf("%s: PlannedRevocation(%s) (-want +got):\n%s", doing, p.Serial, d)
+		}
+	}
+	got, err := s.PlannedRevocations(ctx(t), store.PlannedRevocationCursor{}, 1000)
+	must(t, err, doing+": listing the plans")
+	if d := diff(want, got); d != "" {
+		t.Errorf("%s: PlannedRevocations (-want +got):\n%s", doing, d)
+	}
+}
+
+// wantNoPlan fails if the store holds a plan for sn.
+func wantNoPlan(t *testing.T, s store.Store, sn serial.Serial, doing string) {
+	t.Helper()
+	_, err := s.PlannedRevocation(ctx(t), sn)
+	wantErr(t, err, store.ErrNotFound, doing+": reading the plan of "+string(sn))
+}
+
+// testPlanRevocations: plans are stored for certificates only, all or
+// none, each replacing the plan of its serial.
+func testPlanRevocations(t *testing.T, s store.Store) {
+	for i := 1; i <= 3; i++ {
+		issue(t, s, cert(i, issuerA, 0))
+	}
+	// A serial reserved but never issued has no certificate.
+	must(t, s.ReserveSerial(ctx(t), sn(8), issuerA, t0), "reserving a serial")
+
+	wantErr(t, s.PlanRevocations(ctx(t), nil), nil, "planning nothing")
+	wantPlans(t, s, "after planning nothing")
+
+	p1 := plannedRevocation(1, t0.Add(24*time.Hour).In(time.FixedZone("UTC-7", -7*3600)))
+	p2 := plannedRevocation(2, t0.Add(24*time.Hour))
+	p2.Reason, p2.ExplanationURL = reason.KeyCompromise, ""
+	must(t, s.PlanRevocations(ctx(t), []store.PlannedRevocation{p1, p2}), "planning two revocations")
+	wantPlans(t, s, "after planning", stored(p1), stored(p2))
+
+	// A plan replaces the serial's, every field but the serial.
+	p1b := plannedRevocation(1, t0.Add(5*24*time.Hour))
+	p1b.Reason, p1b.ExplanationURL = reason.PrivilegeWithdrawn, ""
+	p1b.CreatedBy, p1b.CreatedAt = "staff-2", t0.Add(time.Hour)
+	must(t, s.PlanRevocations(ctx(t), []store.PlannedRevocation{p1b}), "replacing a plan")
+	wantPlans(t, s, "after replacing a plan", stored(p2), stored(p1b))
+
+	// Within one call, a later plan of a serial replaces an earlier one.
+	p3 := plannedRevocation(3, t0.Add(2*time.Hour))
+	p3b := plannedRevocation(3, t0.Add(3*time.Hour))
+	p3b.Reason = reason.CessationOfOperation
+	must(t, s.PlanRevocations(ctx(t), []store.PlannedRevocation{p3, p3b}), "planning one serial twice in a call")
+	wantPlans(t, s, "after planning one serial twice", stored(p3b), stored(p2), stored(p1b))
+	must(t, s.CancelPlannedRevocation(ctx(t), p3.Serial), "cancelling the plan of serial 3")
+
+	// A serial without a certificate fails the whole call, whether it
+	// comes first or after plans that would have been stored.
+	for _, tc := range []struct {
+		name string
+		ps   []store.PlannedRevocation
+	}{
+		{"unknown serial", []store.PlannedRevocation{plannedRevocation(9, t0)}},
+		{"reserved serial", []store.PlannedRevocation{plannedRevocation(8, t0)}},
+		{"unknown first", []store.PlannedRevocation{plannedRevocation(9, t0), p3}},
+		{"unknown after new and replacing plans", []store.PlannedRevocation{p3, plannedRevocation(1, t0), plannedRevocation(9, t0)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, s.PlanRevocations(ctx(t), tc.ps), store.ErrNotFound, "planning "+tc.name)
+			for _, i := range []int{3, 8, 9} {
+				wantNoPlan(t, s, sn(i), "after "+tc.name)
+			}
+			wantPlans(t, s, "after "+tc.name, stored(p2), stored(p1b))
+		})
+	}
+}
+
+// testPlannedRevocations: plans listed earliest deadline first, equal
+// deadlines in serial order, in pages after a cursor; 100 by default.
+func testPlannedRevocations(t *testing.T, s store.Store) {
+	var cs []store.Certificate
+	for i := 1; i <= 101; i++ {
+		cs = append(cs, cert(i, issuerA, 0))
+	}
+	must(t, bulkLoader(t, s).InsertCertificates(ctx(t), cs), "inserting certificates")
+
+	// Serials 1-5 share two deadlines, and pages split the second; 6-101
+	// come after them, in reverse serial order.
+	d1, d2 := t0.Add(time.Hour), t0.Add(2*time.Hour)
+	ps := []store.PlannedRevocation{
+		plannedRevocation(4, d2), plannedRevocation(5, d1), plannedRevocation(2, d2),
+		plannedRevocation(1, d2), plannedRevocation(3, d1),
+	}
+	for i := 6; i <= 101; i++ {
+		ps = append(ps, plannedRevocation(i, t0.Add(time.Duration(200-i)*time.Hour)))
+	}
+	must(t, s.PlanRevocations(ctx(t), ps), "planning 101 revocations")
+	all := []store.PlannedRevocation{
+		stored(plannedRevocation(3, d1)), stored(plannedRevocation(5, d1)),
+		stored(plannedRevocation(1, d2)), stored(plannedRevocation(2, d2)), stored(plannedRevocation(4, d2)),
+	}
+	for i := 101; i >= 6; i-- {
+		all = append(all, stored(plannedRevocation(i, t0.Add(time.Duration(200-i)*time.Hour))))
+	}
+	cursor := func(p store.PlannedRevocation) store.PlannedRevocationCursor {
+		return store.PlannedRevocationCursor{RevokeBy: p.RevokeBy, Serial: p.Serial}
+	}
+
+	for _, tc := range []struct {
+		name  string
+		after store.PlannedRevocationCursor
+		limit int
+		want  []store.PlannedRevocation
+	}{
+		{"default", store.PlannedRevocationCursor{}, 0, all[:100]},
+		{"all", store.PlannedRevocationCursor{}, 200, all},
+		{"first page", store.PlannedRevocationCursor{}, 3, all[:3]},
+		{"second page", cursor(all[2]), 3, all[3:6]},
+		{"within a deadline", cursor(all[3]), 2, all[4:6]},
+		{"last page", cursor(all[98]), 3, all[99:]},
+		{"after the last", cursor(all[100]), 3, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.PlannedRevocations(ctx(t), tc.after, tc.limit)
+			must(t, err, "listing plans")
+			if d := diff(tc.want, got); d != "" {
+				t.Errorf("PlannedRevocations(%v %q, %d) (-want +got):\n%s", tc.after.RevokeBy, tc.after.Serial, tc.limit, d)
+			}
+		})
+	}
+
+	// A cursor stays good when its plan is cancelled between pages.
+	must(t, s.CancelPlannedRevocation(ctx(t), all[2].Serial), "cancelling the plan at the cursor")
+	got, err := s.PlannedRevocations(ctx(t), cursor(all[2]), 3)
+	must(t, err, "listing after a cancelled plan")
+	if d := diff(all[3:6], got); d != "" {
+		t.Errorf("PlannedRevocations after a cancelled plan (-want +got):\n%s", d)
+	}
+}
+
+// testCancelPlannedRevocation: a cancelled plan is gone, and cancelling
+// one that is not there is ErrNotFound.
+func testCancelPlannedRevocation(t *testing.T, s store.Store) {
+	issue(t, s, cert(1, issuerA, 0))
+	issue(t, s, cert(2, issuerA, 0))
+	p1, p2 := plannedRevocation(1, t0.Add(time.Hour)), plannedRevocation(2, t0.Add(time.Hour))
+	must(t, s.PlanRevocations(ctx(t), []store.PlannedRevocation{p1, p2}), "planning revocations")
+
+	must(t, s.CancelPlannedRevocation(ctx(t), p1.Serial), "cancelling a plan")
+	wantNoPlan(t, s, p1.Serial, "after cancelling it")
+	wantPlans(t, s, "after cancelling one", stored(p2))
+	wantErr(t, s.CancelPlannedRevocation(ctx(t), p1.Serial), store.ErrNotFound, "cancelling it again")
+	wantErr(t, s.CancelPlannedRevocation(ctx(t), sn(9)), store.ErrNotFound, "cancelling the plan of an unknown serial")
+	wantPlans(t, s, "after cancelling missing plans", stored(p2))
+
+	// The certificate itself is untouched, and may be planned again.
+	c, err := s.Certificate(ctx(t), p1.Serial)
+	must(t, err, "reading the certificate")
+	if d := diff(cert(1, issuerA, 0), c); d != "" {
+		t.Errorf("the certificate changed (-want +got):\n%s", d)
+	}
+	must(t, s.PlanRevocations(ctx(t), []store.PlannedRevocation{p1}), "planning it again")
+	wantPlans(t, s, "after planning again", stored(p1), stored(p2))
 }
 
 // testListACMEOrders: an account's orders newest first, at most the limit,
