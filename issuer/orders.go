@@ -120,6 +120,11 @@ type OrderRequest struct {
 	// AccountURI, if set, names the account in CAA accounturi parameters
 	// (RFC 8657) instead of its API URI: an ACME order's account URL.
 	AccountURI string
+	// ID, if set, is the new order's id, made by NewID("ord_"): a caller
+	// that must know it before Create returns (the ACME server records it
+	// when it claims its own order) chooses it. An id in use is
+	// ErrDuplicate.
+	ID string
 }
 
 // Create validates and records an order, issuing a DV certificate at once
@@ -131,6 +136,9 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	prof, err := profile.Parse(r.Profile)
 	if err != nil {
 		return store.Order{}, &fault.InputError{Detail: err.Error()}
+	}
+	if r.ID != "" && !strings.HasPrefix(r.ID, "ord_") {
+		return store.Order{}, fmt.Errorf("issuer: order id %q does not start with ord_", r.ID)
 	}
 	if r.Validity != 0 && (r.Validity < 24*time.Hour || r.Validity%time.Second != 0) {
 		return store.Order{}, &fault.InputError{Detail: fmt.Sprintf("validity %v: at least a day, in whole seconds", r.Validity)}
@@ -183,7 +191,7 @@ func (o *Orders) Create(ctx context.Context, acct store.Account, r OrderRequest)
 	}
 	now := o.now()
 	ord := store.Order{
-		ID: NewID("ord_"), AccountID: acct.ID, Profile: string(prof), CSR: req.CSR.Raw, Names: req.Names,
+		ID: cmp.Or(r.ID, NewID("ord_")), AccountID: acct.ID, Profile: string(prof), CSR: req.CSR.Raw, Names: req.Names,
 		Organization: orgJSON, Status: store.OrderProcessing, Validity: r.Validity, AccountURI: r.AccountURI, CreatedAt: now, UpdatedAt: now,
 	}
 	if prof.NeedsReview() || listed != "" {

@@ -305,7 +305,7 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	h := api.New(api.Deps{Store: st, Accounts: accounts, EABKeys: eabKeys, Keys: issuer.NewKeys(st, nil), Staff: staff, Limits: limits, Confirmations: confirm, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
+	h := api.New(api.Deps{Store: st, Accounts: accounts, EABKeys: eabKeys, Plans: acme.NewRevocationPlans(st, nil), Keys: issuer.NewKeys(st, nil), Staff: staff, Limits: limits, Confirmations: confirm, Validations: vals, Orders: orders, Reviews: reviews, CA: ca, PKI: p, Log: log.With("part", "api")})
 	formKey, err := sharedSecret(ctx, st, "portal.form_key")
 	if err != nil {
 		return nil, err

@@ -82,26 +82,67 @@ func (s *Server) certByID(ctx context.Context, id string) (store.Certificate, *x
 	return c, cert, nil
 }
 
-// renewalWindow is the suggested window of a certificate at now.
-func renewalWindow(c store.Certificate, cert *x509.Certificate, now time.Time) (start, end time.Time) {
+// ariPlannedRetryAfter is the Retry-After while a revocation is planned:
+// deadlines are a day or a few, and the plan may be cancelled.
+const ariPlannedRetryAfter = time.Hour
+
+// renewalWindow is the suggested window of a certificate, given the
+// revocation planned for it (nil if none).
+func renewalWindow(c store.Certificate, cert *x509.Certificate, plan *store.PlannedRevocation) (start, end time.Time) {
 	if c.Status == status.Revoked {
 		// In the past: renew at once (§4.2).
 		return c.RevokedAt.Add(-time.Hour), c.RevokedAt
 	}
 	life := cert.NotAfter.Sub(cert.NotBefore)
-	return cert.NotBefore.Add(life * 2 / 3), cert.NotBefore.Add(life * 5 / 6)
+	start, end = cert.NotBefore.Add(life*2/3), cert.NotBefore.Add(life*5/6)
+	if plan == nil {
+		return start, end
+	}
+	// Revocation is planned: the window opens when the plan was made (or
+	// earlier, as it was) and closes halfway to the deadline, leaving the
+	// other half for clients that renew late or fail once (§4.3.3).
+	if plan.CreatedAt.Before(start) {
+		start = plan.CreatedAt
+	}
+	if half := plan.CreatedAt.Add(plan.RevokeBy.Sub(plan.CreatedAt) / 2); half.Before(end) {
+		end = half
+	}
+	if !end.After(start) {
+		end = start.Add(time.Minute)
+	}
+	return start, end
 }
 
 // renewalInfo is RFC 9773 §4.2: GET, unauthenticated.
 func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) {
-	c, cert, err := s.certByID(r.Context(), r.PathValue("id"))
+	ctx := r.Context()
+	c, cert, err := s.certByID(ctx, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	start, end := renewalWindow(c, cert, s.d.Now())
-	w.Header().Set("Retry-After", strconv.Itoa(int(ariRetryAfter/time.Second)))
-	s.json(w, http.StatusOK, map[string]any{"suggestedWindow": map[string]string{"start": rfc3339(start), "end": rfc3339(end)}})
+	var plan *store.PlannedRevocation
+	if c.Status != status.Revoked {
+		p, err := s.d.Store.PlannedRevocation(ctx, c.Serial)
+		switch {
+		case err == nil:
+			plan = &p
+		case !errors.Is(err, store.ErrNotFound):
+			s.fail(w, r, err)
+			return
+		}
+	}
+	start, end := renewalWindow(c, cert, plan)
+	retry := ariRetryAfter
+	body := map[string]any{"suggestedWindow": map[string]string{"start": rfc3339(start), "end": rfc3339(end)}}
+	if plan != nil {
+		retry = ariPlannedRetryAfter
+		if plan.ExplanationURL != "" {
+			body["explanationURL"] = plan.ExplanationURL
+		}
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
+	s.json(w, http.StatusOK, body)
 }
 
 // checkReplaces is RFC 9773 §5: the certificate an order replaces must be

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
@@ -89,10 +90,13 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	// Claim the order: of two finalizations at once, one goes on. Nothing
-	// that can fail comes between the claim and the order service, which
-	// settles the order either way (finalizeFailed).
-	o.Status = store.ACMEOrderProcessing
+	// Claim the order and name the Trustline order it becomes: of two
+	// finalizations at once, one goes on. From here the order follows
+	// that Trustline order (followOrder), whatever becomes of this
+	// request: settled by the order service, or found never made and
+	// closed once finalizeGrace has passed.
+	o.Status, o.OrderID, o.FinalizedAt = store.ACMEOrderProcessing, issuer.NewID("ord_"), s.d.Now()
+	req2.ID = o.OrderID
 	if o, err = s.d.Store.UpdateACMEOrder(ctx, o); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			err = Problemf(OrderNotReady, "the order is being finalized by another request")
@@ -100,22 +104,25 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	ctx = context.WithoutCancel(ctx)
 	ord, err := s.d.Orders.Create(ctx, owner, req2)
 	if err != nil {
-		o, err = s.finalizeFailed(context.WithoutCancel(ctx), o, err)
-		if err != nil {
+		if o, ord, err = s.finalizeFailed(ctx, o, err); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 	} else {
-		o.OrderID = ord.ID
 		o.Status = orderStatusOf(ord)
 		if ord.Status == store.OrderRejected {
 			o.Error, _ = json.Marshal(Problemf(Unauthorized, "the order was rejected: %s", ord.RejectReason))
 		}
-		if o, err = s.d.Store.UpdateACMEOrder(context.WithoutCancel(ctx), o); err != nil {
-			s.fail(w, r, err)
-			return
+		updated, err := s.d.Store.UpdateACMEOrder(ctx, o)
+		if err != nil {
+			// The order service settled the order, so the answer stands;
+			// the stored ACME order catches up when next read.
+			s.d.Log.Error("acme: recording a finalized order", "acme_order", o.ID, "order", ord.ID, "err", err)
+		} else {
+			o = updated
 		}
 	}
 	s.d.Log.Info("acme order finalized", "acme_order", o.ID, "order", o.OrderID, "status", o.Status)
@@ -145,10 +152,12 @@ func (s *Server) boundProfile(ctx context.Context, acct *store.ACMEAccount, req 
 
 // finalizeFailed records why the order service refused a finalization.
 // The client's faults (the CSR, a name CAA forbids, validation no longer
-// covering a name) make the order invalid with that problem; the CA's own
+// covering a name) make the order invalid with that problem. The CA's own
 // (store down, rate limit, perspectives unavailable) put it back to ready
-// for a retry, and the error is answered.
-func (s *Server) finalizeFailed(ctx context.Context, o store.ACMEOrder, cause error) (store.ACMEOrder, error) {
+// for a retry, and the error is answered, unless the Trustline order was
+// made before the failure (signing failed): the order service retries
+// that one, so the ACME order stays processing and follows it.
+func (s *Server) finalizeFailed(ctx context.Context, o store.ACMEOrder, cause error) (store.ACMEOrder, store.Order, error) {
 	var (
 		in *fault.InputError
 		fb *fault.ForbiddenError
@@ -164,19 +173,30 @@ func (s *Server) finalizeFailed(ctx context.Context, o store.ACMEOrder, cause er
 	case errors.Is(cause, issuer.ErrNoIssuer):
 		p = Problemf(BadCSR, "no intermediate of this CA issues for this key type; use an ECDSA P-256 or RSA key")
 	default:
-		o.Status = store.ACMEOrderReady
+		ord, err := s.d.Store.Order(ctx, o.OrderID)
+		if err == nil {
+			s.d.Log.Warn("acme: finalization failed after its order was made; the order service retries it",
+				"acme_order", o.ID, "order", o.OrderID, "err", cause)
+			return o, ord, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			// Unknown whether the order was made: leave the ACME order
+			// processing; followOrder settles it.
+			return o, store.Order{}, cause
+		}
+		o.Status, o.OrderID, o.FinalizedAt = store.ACMEOrderReady, "", time.Time{}
 		if _, err := s.d.Store.UpdateACMEOrder(ctx, o); err != nil {
 			s.d.Log.Error("acme: putting an order back to ready", "acme_order", o.ID, "err", err)
 		}
-		return o, cause
+		return o, store.Order{}, cause
 	}
 	o.Status = store.ACMEOrderInvalid
 	o.Error, _ = json.Marshal(p)
 	updated, err := s.d.Store.UpdateACMEOrder(ctx, o)
 	if err != nil {
-		return o, err
+		return o, store.Order{}, err
 	}
-	return updated, p
+	return updated, store.Order{}, p
 }
 
 // orderStatusOf maps a Trustline order's status to its ACME order's.
@@ -204,25 +224,30 @@ func (s *Server) writeOrder(w http.ResponseWriter, o store.ACMEOrder, ord store.
 	s.json(w, http.StatusOK, s.orderJSON(o, cert))
 }
 
+// finalizeGrace is how long after its claim a finalization may still be
+// making its Trustline order. Past it, an ACME order whose Trustline order
+// does not exist was cut short (its instance stopped) and is closed.
+// Far longer than any request lives.
+const finalizeGrace = 10 * time.Minute
+
 // followOrder brings a processing order up to date with its Trustline
-// order: issued, rejected by reviewers, or still waiting.
+// order: issued, rejected by reviewers, still waiting, or never made.
 func (s *Server) followOrder(ctx context.Context, o store.ACMEOrder) (store.ACMEOrder, store.Order, error) {
 	if o.OrderID == "" {
-		// Claimed for finalization but never handed to the order service
-		// (the instance stopped in between): once the order has expired,
-		// say so rather than leave it processing.
+		// Claimed before the claim named its Trustline order (an order
+		// of an older version): closed once it has expired.
 		if o.Status == store.ACMEOrderProcessing && !s.d.Now().Before(o.ExpiresAt) {
-			o.Status = store.ACMEOrderInvalid
-			o.Error, _ = json.Marshal(Problemf(ServerInternal, "the finalization of this order was interrupted; place a new order"))
-			updated, err := s.d.Store.UpdateACMEOrder(ctx, o)
-			if errors.Is(err, store.ErrConflict) {
-				updated, err = s.d.Store.ACMEOrder(ctx, o.ID)
-			}
-			return updated, store.Order{}, err
+			return s.interrupted(ctx, o)
 		}
 		return o, store.Order{}, nil
 	}
 	ord, err := s.d.Store.Order(ctx, o.OrderID)
+	if errors.Is(err, store.ErrNotFound) && o.Status == store.ACMEOrderProcessing {
+		if s.d.Now().Sub(o.FinalizedAt) >= finalizeGrace {
+			return s.interrupted(ctx, o)
+		}
+		return o, store.Order{}, nil
+	}
 	if err != nil {
 		return o, ord, err
 	}
@@ -239,6 +264,18 @@ func (s *Server) followOrder(ctx context.Context, o store.ACMEOrder) (store.ACME
 		updated, err = s.d.Store.ACMEOrder(ctx, o.ID)
 	}
 	return updated, ord, err
+}
+
+// interrupted closes an order whose finalization was cut short before
+// the order service made its Trustline order: nothing was signed.
+func (s *Server) interrupted(ctx context.Context, o store.ACMEOrder) (store.ACMEOrder, store.Order, error) {
+	o.Status = store.ACMEOrderInvalid
+	o.Error, _ = json.Marshal(Problemf(ServerInternal, "the finalization of this order was interrupted; place a new order"))
+	updated, err := s.d.Store.UpdateACMEOrder(ctx, o)
+	if errors.Is(err, store.ErrConflict) {
+		updated, err = s.d.Store.ACMEOrder(ctx, o.ID)
+	}
+	return updated, store.Order{}, err
 }
 
 // csrNamesMatch checks §7.4's rule that the CSR asks for exactly the

@@ -20,6 +20,7 @@ import (
 
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer"
 	"github.com/trustline/trustline/issuer/ratelimit"
 	"github.com/trustline/trustline/issuer/review"
 	"github.com/trustline/trustline/issuer/validation"
@@ -599,22 +600,116 @@ func TestInterruptedFinalization(t *testing.T) {
 	ctx := context.Background()
 	c := e.client(t)
 	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
-	o := c.newOrder(t, "stuck.example.org")
-	path := e.path(o.header.Get("Location"))
-	stored, err := e.st.ACMEOrder(ctx, path[len("/acme/order/"):])
+	claim := func(name, orderID string) string {
+		o := c.newOrder(t, name)
+		path := e.path(o.header.Get("Location"))
+		stored, err := e.st.ACMEOrder(ctx, path[len("/acme/order/"):])
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As a finalize that stopped after its claim leaves it.
+		stored.Status, stored.OrderID = store.ACMEOrderProcessing, orderID
+		if orderID != "" {
+			stored.FinalizedAt = e.clk.Now()
+		}
+		if _, err := e.st.UpdateACMEOrder(ctx, stored); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	named := claim("cut.example.org", issuer.NewID("ord_")) // its Trustline order never made
+	legacy := claim("stuck.example.org", "")                // claimed by a version that named no order
+	for _, path := range []string{named, legacy} {
+		if got := c.post(t, path, nil); got.body["status"] != "processing" {
+			t.Fatalf("%s at once: %v", path, got.body)
+		}
+	}
+	e.clk.Advance(finalizeGrace)
+	if got := c.post(t, named, nil); got.body["status"] != "invalid" || got.body["error"] == nil {
+		t.Fatalf("past the grace: %v", got.body)
+	}
+	if got := c.post(t, legacy, nil); got.body["status"] != "processing" {
+		t.Fatalf("an unnamed claim past the grace: %v", got.body)
+	}
+	e.clk.Advance(OrderLifetime)
+	if got := c.post(t, legacy, nil); got.body["status"] != "invalid" || got.body["error"] == nil {
+		t.Fatalf("after expiry: %v", got.body)
+	}
+}
+
+// TestFinalizedOrderFollowed: the claim names the Trustline order, so an
+// ACME order whose last write was lost after its certificate was signed
+// still leads its client to the certificate.
+func TestFinalizedOrderFollowed(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert := c.issue(t, k, "lost.example.org")
+	orders, err := e.st.ACMEOrders(ctx, c.accountID(t), 0)
+	if err != nil || len(orders) != 1 {
+		t.Fatalf("orders: %v %v", orders, err)
+	}
+	o := orders[0]
+	ord, err := e.st.Order(ctx, o.OrderID)
+	if err != nil || ord.Serial != mustSerial(t, cert.SerialNumber) || !o.FinalizedAt.Equal(e.clk.Now()) {
+		t.Fatalf("the ACME order names %q (finalized at %v), whose order is %+v (%v)", o.OrderID, o.FinalizedAt, ord, err)
+	}
+	o.Status = store.ACMEOrderProcessing // the write after signing, lost
+	if _, err := e.st.UpdateACMEOrder(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	got := c.post(t, "/acme/order/"+o.ID, nil)
+	if got.body["status"] != "valid" || !strings.HasSuffix(fmt.Sprint(got.body["certificate"]), ord.Serial.String()) {
+		t.Fatalf("the order after a lost write: %v", got.body)
+	}
+	if o, _ := e.st.ACMEOrder(ctx, o.ID); o.Status != store.ACMEOrderValid {
+		t.Errorf("stored as %s, want valid", o.Status)
+	}
+}
+
+// TestPlannedRevocationRenewal: a certificate the CA plans to revoke gets
+// a renewal window that opens when the plan is made and closes halfway to
+// the deadline, with the incident's page and a shorter Retry-After;
+// cancelling the plan restores the normal window.
+func TestPlannedRevocationRenewal(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	c := e.client(t)
+	wantAnswer(t, "register", c.register(t, map[string]any{}), 201, "")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert := c.issue(t, k, "planned.example.org")
+	id := CertID(cert)
+	sn := mustSerial(t, cert.SerialNumber)
+	plans := NewRevocationPlans(e.st, e.clk.Now)
+	admin, err := e.st.Account(ctx, c.trustlineAccount(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored.Status = store.ACMEOrderProcessing // as a finalize that stopped after its claim leaves it
-	if _, err := e.st.UpdateACMEOrder(ctx, stored); err != nil {
+	e.clk.Advance(time.Hour)
+	deadline := e.clk.Now().Add(5 * 24 * time.Hour)
+	const page = "https://status.example.net/incident-7"
+	if _, err := plans.Plan(ctx, admin, PlanRequest{Serials: []string{sn.String()}, RevokeBy: deadline, Reason: "superseded", ExplanationURL: page}); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.post(t, path, nil); got.body["status"] != "processing" {
-		t.Fatalf("before expiry: %v", got.body)
+	code, body, hdr := e.renewalInfo(t, id)
+	win, _ := body["suggestedWindow"].(map[string]any)
+	wantStart, wantEnd := e.clk.Now(), e.clk.Now().Add(60*time.Hour)
+	if code != 200 || win["start"] != rfc3339(wantStart) || win["end"] != rfc3339(wantEnd) || body["explanationURL"] != page || hdr.Get("Retry-After") != "3600" {
+		t.Fatalf("planned: %d %v %v; want %v–%v", code, body, hdr.Get("Retry-After"), wantStart, wantEnd)
 	}
-	e.clk.Advance(OrderLifetime)
-	if got := c.post(t, path, nil); got.body["status"] != "invalid" || got.body["error"] == nil {
-		t.Fatalf("after expiry: %v", got.body)
+	if err := plans.Cancel(ctx, admin, sn); err != nil {
+		t.Fatal(err)
+	}
+	_, body, hdr = e.renewalInfo(t, id)
+	win, _ = body["suggestedWindow"].(map[string]any)
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	if win["start"] != rfc3339(cert.NotBefore.Add(life*2/3)) || body["explanationURL"] != nil || hdr.Get("Retry-After") != "21600" {
+		t.Fatalf("cancelled: %v %v", body, hdr.Get("Retry-After"))
+	}
+	if err := plans.Cancel(ctx, admin, sn); err == nil {
+		t.Error("cancelling twice succeeded")
 	}
 }
 
@@ -657,4 +752,23 @@ func TestOpenOrdersLimited(t *testing.T) {
 	}
 	wantAnswer(t, "second account", e.client(t).register(t, map[string]any{}), 201, "")
 	wantAnswer(t, "third account from one address", e.client(t).register(t, map[string]any{}), 429, "rateLimited")
+}
+
+// accountID is the client's ACME account id (its URL's last segment).
+func (c *client) accountID(t *testing.T) string {
+	t.Helper()
+	if c.kid == "" {
+		t.Fatal("the client has no account")
+	}
+	return c.kid[strings.LastIndex(c.kid, "/")+1:]
+}
+
+// trustlineAccount is the Trustline account the client's ACME account acts for.
+func (c *client) trustlineAccount(t *testing.T) string {
+	t.Helper()
+	a, err := c.e.st.ACMEAccount(context.Background(), c.accountID(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.AccountID
 }

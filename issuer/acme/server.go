@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/pki"
@@ -27,6 +28,8 @@ type Store interface {
 	UpdateACMEAccount(ctx context.Context, a store.ACMEAccount) (store.ACMEAccount, error)
 	ACMEEABKey(ctx context.Context, id string) (store.ACMEEABKey, error)
 	ACMEOrders(ctx context.Context, acmeAccountID string, limit int) ([]store.ACMEOrder, error)
+	// PlannedRevocation moves a certificate's renewal window (ari.go).
+	PlannedRevocation(ctx context.Context, s serial.Serial) (store.PlannedRevocation, error)
 	OrderStore
 	CertStore
 }

@@ -76,6 +76,8 @@ type Deps struct {
 	// EABKeys makes ACME external account binding keys; nil: the
 	// endpoints answer 503.
 	EABKeys EABKeyMaker
+	// Plans records planned revocations; nil: the endpoints answer 503.
+	Plans RevocationPlanner
 	// Staff grants the reviewer and admin roles (dual control); nil: an
 	// admin creating a staff account gives the role at once.
 	Staff       *issuer.Staff
@@ -150,6 +152,9 @@ func New(d Deps) *Handler {
 	h.handle("POST /api/v1/admin/review-list", h.auth(admin, h.addReviewPattern))
 	h.handle("GET /api/v1/admin/review-list", h.auth(admin, h.listReviewPatterns))
 	h.handle("POST /api/v1/admin/certificates/{serial}/revoke-key", h.auth(admin, h.revokeKey))
+	h.handle("POST /api/v1/admin/planned-revocations", h.auth(admin, h.planRevocations))
+	h.handle("GET /api/v1/admin/planned-revocations", h.auth(admin, h.listPlannedRevocations))
+	h.handle("DELETE /api/v1/admin/planned-revocations/{serial}", h.auth(admin, h.cancelPlannedRevocation))
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+truncate(r.URL.Path, 100))
 	})

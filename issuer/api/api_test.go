@@ -115,7 +115,7 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := api.New(api.Deps{Store: st, Accounts: accounts, EABKeys: eab, Keys: issuer.NewKeys(st, nil), Staff: issuer.NewStaff(st, nil, true), Confirmations: confirmations(t, st, mailer), Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
+	h := api.New(api.Deps{Store: st, Accounts: accounts, EABKeys: eab, Plans: acme.NewRevocationPlans(st, nil), Keys: issuer.NewKeys(st, nil), Staff: issuer.NewStaff(st, nil, true), Confirmations: confirmations(t, st, mailer), Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca, PKI: p, Log: log})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	_, adminKey, err := accounts.Create(ctx, "root@example.net", store.RoleAdmin)

@@ -10,9 +10,11 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/status"
@@ -445,6 +447,58 @@ func FuzzReviewJSON(f *testing.F) {
 			if err != nil || len(after) != len(before) {
 				t.Fatalf("%s: answered %d but %d reviews became %d (%v)", rt.path, rec.Code, len(before), len(after), err)
 			}
+		}
+	})
+}
+
+// FuzzPlansJSON: planning revocations with any body, and listing plans
+// with any cursor. A refused plan records nothing; every answer is JSON
+// or a problem document.
+func FuzzPlansJSON(f *testing.F) {
+	e := newEnv(f)
+	sub := e.newAccount(f, "sub@example.com")
+	e.validate(f, sub, "example.com")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, out, _ := e.call(f, "POST", "/api/v1/orders", sub, map[string]any{"csr": csrPEM(f, k, "www.example.com"), "profile": "dv"})
+	sn, _ := out["serial"].(string)
+	if sn == "" {
+		f.Fatalf("order: %v", out)
+	}
+	soon := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	routes := []jsonRoute{{"/api/v1/admin/planned-revocations", e.admin}, {"/api/v1/admin/planned-revocations", sub}, {"/api/v1/admin/planned-revocations?after=", e.admin}}
+	seed(f, len(routes), map[int][]string{
+		0: {`{"serials": ["` + sn + `"], "revoke_by": "` + soon + `"}`,
+			`{"serials": ["` + sn + `", "01"], "revoke_by": "` + soon + `", "reason": "keyCompromise"}`,
+			`{"serials": ["` + sn + `"], "revoke_by": "` + soon + `", "explanation_url": "https://x.example/a"}`,
+			`{"serials": ["` + sn + `"], "revoke_by": "2020-01-01T00:00:00Z"}`, `{"serials": []}`},
+		1: {`{"serials": ["` + sn + `"], "revoke_by": "` + soon + `"}`},
+		2: {"MTcwMDAwMDAwMDAwMDAwMC4wMQ", "bm9wZQ", "", "!!"},
+	})
+	count := func(t *testing.T) int {
+		ps, err := e.st.PlannedRevocations(context.Background(), store.PlannedRevocationCursor{}, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ps)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, body []byte, contentType string) {
+		rt := routes[int(which)%len(routes)]
+		if strings.HasSuffix(rt.path, "after=") {
+			rec := e.serve("GET", rt.path+url.QueryEscape(string(body)), rt.key, nil, "")
+			checkJSONAnswer(t, rt.path, rec)
+			if rec.Code != 200 && rec.Code != 400 {
+				t.Fatalf("listing after %q: %d", body, rec.Code)
+			}
+			return
+		}
+		before := count(t)
+		rec := e.serve("POST", rt.path, rt.key, body, contentType)
+		checkJSONAnswer(t, rt.path, rec)
+		if rt.key == sub && rec.Code != http.StatusForbidden {
+			t.Fatalf("a subscriber planning: %d, want 403", rec.Code)
+		}
+		if after := count(t); rec.Code >= 400 && after != before {
+			t.Fatalf("answered %d but the plans went from %d to %d", rec.Code, before, after)
 		}
 	})
 }
