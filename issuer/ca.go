@@ -97,7 +97,7 @@ func (ca *CA) checkSPKI(ctx context.Context, spki []byte) error {
 		how = fmt.Sprintf("certificate %s with this key was revoked for keyCompromise", k.Serial)
 	}
 	return &fault.ForbiddenError{Detail: fmt.Sprintf("this public key is blocked: %s on %s; generate a new key pair and a new CSR (BR 6.1.1.3)",
-		how, k.BlockedAt.UTC().Format("2 January 2006"))}
+		how, k.BlockedAt.UTC().Format("2 January 2006")), Cause: ErrKeyBlocked}
 }
 
 // StatusSink learns of every issuance and revocation before the API
@@ -261,6 +261,10 @@ type IssueRequest struct {
 
 // ErrNoIssuer: no intermediate is configured for the key type.
 var ErrNoIssuer = errors.New("issuer: no intermediate for this key type")
+
+// ErrKeyBlocked is the Cause of the fault.ForbiddenError that refuses a
+// key reported compromised (CheckKeyNotBlocked).
+var ErrKeyBlocked = errors.New("issuer: public key blocked")
 
 // IssuerFor returns the intermediate that signs pub under prof.
 func (ca *CA) IssuerFor(prof profile.Name, pub crypto.PublicKey) (*pki.Issuer, error) {

@@ -443,11 +443,11 @@ func (o *Orders) checkCAA(ctx context.Context, accountURI string, names []string
 		out = append(out, res)
 		switch {
 		case errors.Is(err, caa.ErrNotCorroborated):
-			return out, &fault.ForbiddenError{Detail: fmt.Sprintf("CAA permits issuance for %s as seen from the CA's primary network perspective, but this was not corroborated from enough remote ones (BR 3.2.2.9): %s", n, res.Reason)}
+			return out, &fault.ForbiddenError{Detail: fmt.Sprintf("CAA permits issuance for %s as seen from the CA's primary network perspective, but this was not corroborated from enough remote ones (BR 3.2.2.9): %s", n, res.Reason), Cause: err}
 		case errors.Is(err, caa.ErrForbidden):
-			return out, &fault.ForbiddenError{Detail: fmt.Sprintf("CAA forbids issuance for %s (BR 3.2.2.8): %s", n, res.Reason)}
+			return out, &fault.ForbiddenError{Detail: fmt.Sprintf("CAA forbids issuance for %s (BR 3.2.2.8): %s", n, res.Reason), Cause: err}
 		case errors.Is(err, caa.ErrLookup):
-			return out, &fault.ForbiddenError{Detail: fmt.Sprintf("the CAA records for %s cannot be read, so this CA may not issue for it until they can (BR 3.2.2.8): %s", n, res.Reason)}
+			return out, &fault.ForbiddenError{Detail: fmt.Sprintf("the CAA records for %s cannot be read, so this CA may not issue for it until they can (BR 3.2.2.8): %s", n, res.Reason), Cause: err}
 		case err != nil:
 			return out, &fault.UnavailableError{Detail: fmt.Sprintf("the CA could not check the CAA records for %s; try again later", n)}
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/store"
 	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/caa"
 	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/profile"
 )
@@ -166,8 +167,10 @@ func (s *Server) finalizeFailed(ctx context.Context, o store.ACMEOrder, cause er
 	switch {
 	case errors.As(cause, &in):
 		p = Problemf(BadCSR, "%s", in.Detail)
-	case errors.As(cause, &fb) && strings.Contains(fb.Detail, "CAA"):
+	case errors.As(cause, &fb) && (errors.Is(cause, caa.ErrForbidden) || errors.Is(cause, caa.ErrLookup)):
 		p = Problemf(CAA, "%s", fb.Detail)
+	case errors.As(cause, &fb) && errors.Is(cause, issuer.ErrKeyBlocked):
+		p = Problemf(BadCSR, "%s", fb.Detail)
 	case errors.As(cause, &fb):
 		p = Problemf(Unauthorized, "%s", fb.Detail)
 	case errors.Is(cause, issuer.ErrNoIssuer):

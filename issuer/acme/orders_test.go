@@ -389,7 +389,7 @@ func TestRevokeCert(t *testing.T) {
 	wantAnswer(t, "by its key", holder.post(t, "/acme/revoke-cert", map[string]any{"certificate": b64, "reason": 1}), 200, "")
 	o := c.newOrder(t, "key.example.org")
 	fin := c.post(t, e.path(o.body["finalize"]), map[string]any{"csr": csrWith(t, k2, "key.example.org")})
-	if fin.status == 200 || !strings.Contains(fmt.Sprint(fin.body["detail"]), "blocked") {
+	if fin.problem() != "badCSR" || !strings.Contains(fmt.Sprint(fin.body["detail"]), "blocked") {
 		t.Fatalf("an order for the blocked key: %d %v", fin.status, fin.body)
 	}
 }

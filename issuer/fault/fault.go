@@ -24,10 +24,18 @@ type ConflictError struct{ Detail string }
 
 func (e *ConflictError) Error() string { return e.Detail }
 
-// ForbiddenError: authenticated, but not allowed (403).
-type ForbiddenError struct{ Detail string }
+// ForbiddenError: authenticated, but not allowed (403). Cause, if set, is
+// the rule that refused (a sentinel error of the package that holds the
+// rule), for callers that answer each rule in its own terms (an ACME
+// problem type); errors.Is reaches it.
+type ForbiddenError struct {
+	Detail string
+	Cause  error
+}
 
 func (e *ForbiddenError) Error() string { return e.Detail }
+
+func (e *ForbiddenError) Unwrap() error { return e.Cause }
 
 // NotFoundError: no such object visible to the caller (404).
 type NotFoundError struct{ Detail string }
