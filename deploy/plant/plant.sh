@@ -8,7 +8,9 @@
 #   - Varnish in front of the responders (/ocsp/) and origins (/crl/),
 # prints where everything is, and stops everything it started on Ctrl-C.
 # Everything lives under $PLANT_DIR (default ./var/plant), re-created on
-# each run.
+# each run. PLANT_INIT_ARGS adds flags to trustline init, e.g.
+# "--resolver 127.0.0.1:5353" for a DNS server that validations (and ACME
+# challenges) ask.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -75,7 +77,7 @@ log "trustline init"
 "$BIN" init --dir "$PLANT_DIR/etc" --postgres "$DB_URL" --redis-cluster "$CLUSTER_URL" \
   --ocsp-url "$PUBLIC/ocsp/" --crl-url "$PUBLIC/crl" --api-url "http://127.0.0.1:$BASE_PORT" \
   --mail-dir "$PLANT_DIR/mail" --dev-urls --purge-cache "$PUBLIC" \
-  --crl-period 10m --crl-revocation-delay 5s >"$PLANT_DIR/init.txt"
+  --crl-period 10m --crl-revocation-delay 5s ${PLANT_INIT_ARGS:-} >"$PLANT_DIR/init.txt"
 CFG="$PLANT_DIR/etc/trustline.yaml"
 
 start() { # role port
@@ -129,6 +131,7 @@ $(cat "$PLANT_DIR/init.txt" | sed -n '1,10p')
 
 The plant is running (logs in $PLANT_DIR/logs):
   API and portal   http://127.0.0.1:$BASE_PORT/ and http://127.0.0.1:$((BASE_PORT + 1))/
+  ACME directory   http://127.0.0.1:$BASE_PORT/acme/directory
   admin key        $PLANT_DIR/etc/admin.key
   CDN (Varnish)    $PUBLIC/ocsp/  (3 responders)   $PUBLIC/crl/<issuer-id>/crls.json  (2 origins)
   presigners       http://127.0.0.1:$((BASE_PORT + 10))/metrics  http://127.0.0.1:$((BASE_PORT + 11))/metrics

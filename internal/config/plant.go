@@ -123,9 +123,12 @@ type TLS struct {
 // DefaultPlant returns the defaults of a plant configuration.
 func DefaultPlant() Plant {
 	return Plant{
-		KeysDir:         "keys",
-		DualControl:     true,
-		RateLimits:      ratelimit.Defaults(),
+		KeysDir:     "keys",
+		DualControl: true,
+		RateLimits:  ratelimit.Defaults(),
+		// Written out by trustline init, so that operators see the
+		// profiles they offer (a nil list would be written as []: none).
+		ACME:            ACME{Profiles: DefaultACMEProfiles()},
 		RedisPrefix:     "trustline:ocsp:",
 		Log:             "json",
 		LogLevel:        "info",

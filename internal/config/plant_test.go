@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func validPlant() Plant {
@@ -82,5 +84,38 @@ func TestLoadPlantResolvesPathsAndReadsNoPIN(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "pin"), []byte("1234\n"), 0o600)
 	if err := c.ReadPIN(); err != nil || c.HSM.PIN != "1234" {
 		t.Errorf("ReadPIN = %q, %v", c.HSM.PIN, err)
+	}
+}
+
+// TestPlantACMEProfiles: a plant configuration without acme.profiles
+// offers the default profiles, one written by trustline init (a marshalled
+// default) lists them, and [] offers none.
+func TestPlantACMEProfiles(t *testing.T) {
+	dir := t.TempDir()
+	load := func(body string) []ACMEProfile {
+		t.Helper()
+		p := filepath.Join(dir, "trustline.yaml")
+		os.WriteFile(p, []byte(body), 0o600)
+		c, err := LoadPlant(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.ACME.Profiles
+	}
+	if got := load("mail_dir: mail\n"); len(got) != 2 || got[0].Name != "classic" || got[1].Name != "shortlived" {
+		t.Errorf("unset: %+v, want the defaults", got)
+	}
+	written, err := yaml.Marshal(DefaultPlant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(written), "shortlived") {
+		t.Errorf("a written default configuration does not list the profiles:\n%s", written)
+	}
+	if got := load("acme:\n  profiles: []\n"); len(got) != 0 {
+		t.Errorf("profiles: [] gave %+v, want none", got)
+	}
+	if got := load("acme:\n  profiles:\n    - {name: only, description: x}\n"); len(got) != 1 || got[0].Name != "only" {
+		t.Errorf("one profile: %+v", got)
 	}
 }
