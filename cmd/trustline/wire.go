@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"runtime"
@@ -310,9 +311,9 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	ph, err := portal.New(portal.Config{BaseURL: o.apiURL, FormKey: formKey}, portal.Deps{
+	ph, err := portal.New(portal.Config{BaseURL: o.apiURL, FormKey: formKey, ACMEDirectory: cmp.Or(o.acme.BaseURL, o.apiURL) + "/acme/directory"}, portal.Deps{
 		Store: st, Accounts: accounts, Validations: vals, Orders: orders, Reviews: reviews,
-		CA: ca, Issuers: p, Mail: o.mailer, Limits: limits, Confirmations: confirm, Log: log.With("part", "portal")})
+		CA: ca, Issuers: p, Mail: o.mailer, Limits: limits, Confirmations: confirm, EABKeys: eabKeys, Log: log.With("part", "portal")})
 	if err != nil {
 		return nil, err
 	}
@@ -338,10 +339,7 @@ func newACME(ctx context.Context, st store.Store, o issuanceOpts, eabSecret []by
 	if o.validation.Resolver == "" {
 		d.Log.Warn("ACME challenges cannot be answered: set validation.resolver (docs/acme.md)")
 	}
-	base := o.apiURL
-	if o.acme.BaseURL != "" {
-		base = o.acme.BaseURL
-	}
+	base := cmp.Or(o.acme.BaseURL, o.apiURL)
 	if strings.HasPrefix(base, "http://") {
 		d.Log.Warn("ACME is served over http: most clients require HTTPS (RFC 8555 §6.1); serve the api over TLS or set acme.base_url to a TLS-terminating proxy's URL (docs/acme.md)", "acme_directory", base+"/acme/directory")
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/trustline/trustline/internal/store/sqlite"
 	"github.com/trustline/trustline/internal/testfix/dnstest"
 	"github.com/trustline/trustline/issuer"
+	"github.com/trustline/trustline/issuer/acme"
 	"github.com/trustline/trustline/issuer/issuertest"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/ratelimit"
@@ -48,6 +49,8 @@ type env struct {
 	zone     *dnstest.Zone
 	// skew moves the portal's clock (sessions, sign-in links) only.
 	skew *atomic.Int64
+	// eabSecret is the secret ACME binding keys are derived from.
+	eabSecret []byte
 }
 
 type envOpts struct {
@@ -82,6 +85,12 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	t.Cleanup(e.srv.Close)
 	cfg := o.cfg
 	cfg.BaseURL = e.srv.URL
+	cfg.ACMEDirectory = e.srv.URL + "/acme/directory"
+	e.eabSecret = bytes.Repeat([]byte{7}, 32)
+	eab, err := acme.NewEABKeys(st, e.eabSecret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	confirm, err := issuer.NewConfirmations(issuer.ConfirmConfig{Key: make([]byte, 32), BaseURL: e.srv.URL}, issuer.ConfirmDeps{Store: st, Mail: mailer})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +101,7 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 			t.Fatal(err)
 		}
 	}
-	e.h, err = New(cfg, Deps{Store: st, Accounts: accounts, Confirmations: confirm, Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca,
+	e.h, err = New(cfg, Deps{Store: st, Accounts: accounts, Confirmations: confirm, EABKeys: eab, Validations: vals, Orders: wf.Orders, Reviews: wf.Reviews, CA: ca,
 		Issuers: p, Mail: mailer, Log: log, Limits: limits, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)

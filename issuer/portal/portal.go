@@ -67,6 +67,9 @@ type Config struct {
 	// within it rather than a page that never loads. 0 means
 	// store.RequestOpTimeout (1.5 s); negative, the store's own bound.
 	StoreTimeout time.Duration
+	// ACMEDirectory is the ACME directory URL shown on the ACME page,
+	// where subscribers also make binding keys; "" hides the page.
+	ACMEDirectory string
 }
 
 // MaxForm bounds the body of every form but the order form: review notes
@@ -185,7 +188,10 @@ type Deps struct {
 	// address and per key (the orders and validations services carry
 	// their own).
 	Limits *ratelimit.Limiter
-	Log    *slog.Logger
+	// EABKeys makes ACME external account binding keys (*acme.EABKeys);
+	// needed with Config.ACMEDirectory.
+	EABKeys EABKeyMaker
+	Log     *slog.Logger
 	Now    func() time.Time // nil: time.Now
 	Rand   io.Reader        // nil: crypto/rand
 }
@@ -213,6 +219,9 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	if d.Store == nil || d.Accounts == nil || d.Validations == nil || d.Orders == nil || d.Reviews == nil ||
 		d.CA == nil || d.Issuers == nil || d.Mail == nil || d.Log == nil {
 		return nil, errors.New("portal: Store, Accounts, Validations, Orders, Reviews, CA, Issuers, Mail and Log are all required")
+	}
+	if cfg.ACMEDirectory != "" && d.EABKeys == nil {
+		return nil, errors.New("portal: the ACME page (Config.ACMEDirectory) needs Deps.EABKeys")
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -271,6 +280,11 @@ func (h *Handler) routes() {
 	m.Handle("GET /certificates/{serial}", h.user(anyone, h.showCertificate))
 	m.Handle("GET /certificates/{serial}/chain.pem", h.user(anyone, h.downloadChain))
 	m.Handle("POST /certificates/{serial}/revoke", h.user(anyone, h.revoke))
+
+	if h.cfg.ACMEDirectory != "" {
+		m.Handle("GET /account/acme", h.user(anyone, h.acmePage))
+		m.Handle("POST /account/acme/keys", h.user(anyone, h.makeEABKey))
+	}
 
 	m.Handle("GET /review", h.user(reviewer, h.reviewQueue))
 	m.Handle("GET /review/orders/{id}", h.user(reviewer, h.reviewOrder))

@@ -31,6 +31,7 @@ type view struct {
 	Errors  []string
 	Console bool   // a /review page: show the console's navigation
 	Nav     string // the navigation entry to mark current
+	ACME    bool   // the ACME page is served: show it in the navigation
 	Data    any
 }
 
@@ -39,7 +40,7 @@ type view struct {
 var pageNames = []string{
 	"signin", "welcome", "link_sent", "link", "dashboard", "error", "email_confirmed",
 	"validation_new", "validation", "order_new", "order", "certificate",
-	"review_queue", "review_order",
+	"review_queue", "review_order", "acme",
 }
 
 var funcs = template.FuncMap{
@@ -89,6 +90,7 @@ func parsePages() (map[string]*template.Template, error) {
 // render writes a page. The template runs into a buffer first so that a
 // template error becomes a clean 500, not half a page.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, page string, vw view) {
+	vw.ACME = h.cfg.ACMEDirectory != ""
 	var b bytes.Buffer
 	if err := h.pages[page].ExecuteTemplate(&b, "base.html", vw); err != nil {
 		h.d.Log.Error("rendering page", "page", page, "err", err)
