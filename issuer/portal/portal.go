@@ -192,8 +192,8 @@ type Deps struct {
 	// needed with Config.ACMEDirectory.
 	EABKeys EABKeyMaker
 	Log     *slog.Logger
-	Now    func() time.Time // nil: time.Now
-	Rand   io.Reader        // nil: crypto/rand
+	Now     func() time.Time // nil: time.Now
+	Rand    io.Reader        // nil: crypto/rand
 }
 
 // Handler serves the portal at / and the review console at /review.
