@@ -240,6 +240,19 @@ type Certificate struct {
 	// a compromised key can be found (CertificatesWithKey); it is not
 	// read back into Certificate.
 	KeyHash []byte
+	// Precertificate is true while DER is the precertificate (RFC 6962
+	// §3.1) that a final certificate has not yet replaced; such a
+	// certificate is covered by OCSP and CRLs like any other.
+	Precertificate bool
+}
+
+// Precertificate is the RFC 6962 precertificate of a certificate whose
+// final certificate was signed, kept with the SCTs the logs returned for it.
+type Precertificate struct {
+	Serial    serial.Serial
+	DER       []byte
+	SCTList   []byte    // the SignedCertificateTimestampList (RFC 6962 §3.3, TLS encoding) embedded in the final certificate
+	CreatedAt time.Time // when the final certificate replaced it
 }
 
 // BlockedKey is a public key the CA no longer certifies, by the SHA-256
@@ -522,6 +535,20 @@ type Store interface {
 	// it stores the row, an EventIssued and the audit entry in one
 	// transaction. The bulk path is BulkLoader's.
 	InsertCertificate(ctx context.Context, c Certificate, a AuditEntry) error
+	// CompleteCertificate replaces the precertificate stored for s with the
+	// final certificate der, and keeps the precertificate with its SCT list
+	// (Precertificate), appending audit, in one transaction. ErrNotFound if
+	// there is no certificate s; ErrConflict if its row does not hold a
+	// precertificate (completed already, or never one). The final
+	// certificate keeps the row's serial, issuer, shard, account, order,
+	// status, validity and key hash; DER changes, and Precertificate
+	// becomes false. The status is not touched (a precertificate revoked
+	// before completion stays revoked), so no event is appended.
+	CompleteCertificate(ctx context.Context, s serial.Serial, der, sctList []byte, at time.Time, audit AuditEntry) error
+	// Precertificate returns the precertificate kept for s; ErrNotFound if
+	// none (no certificate s, or one never completed — then the
+	// certificate row itself holds the precertificate).
+	Precertificate(ctx context.Context, s serial.Serial) (Precertificate, error)
 	Certificate(ctx context.Context, s serial.Serial) (Certificate, error)
 	// CertificatesWithKey lists the serials of the certificates inserted
 	// with KeyHash keyHash, in serial order.

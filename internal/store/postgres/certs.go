@@ -31,14 +31,15 @@ func (s *Store) ReserveSerial(ctx context.Context, sn serial.Serial, issuer issu
 }
 
 var certColumns = []string{"serial", "issuer_id", "shard", "account_id", "order_id", "der", "not_before", "not_after",
-	"status", "revoked_at", "reason", "ocsp_refresh_at"}
+	"status", "revoked_at", "reason", "ocsp_refresh_at", "precertificate"}
 
 const certCols = `serial, issuer_id, shard, account_id, order_id, der, not_before, not_after,
-	status, revoked_at, reason, ocsp_refresh_at`
+	status, revoked_at, reason, ocsp_refresh_at, precertificate`
 
 func certArgs(c *store.Certificate) []any {
 	return []any{string(c.Serial), string(c.IssuerID), int32(c.Shard), c.AccountID, c.OrderID, c.DER,
-		ts(c.NotBefore), ts(c.NotAfter), int16(c.Status), ts(c.RevokedAt), int16(c.Reason), ts(c.OCSPRefreshAt)}
+		ts(c.NotBefore), ts(c.NotAfter), int16(c.Status), ts(c.RevokedAt), int16(c.Reason), ts(c.OCSPRefreshAt),
+		c.Precertificate}
 }
 
 func scanCert(sc scanner) (store.Certificate, error) {
@@ -46,7 +47,8 @@ func scanCert(sc scanner) (store.Certificate, error) {
 	var ser, iss string
 	var sh int32
 	var st, rs int16
-	err := sc.Scan(&ser, &iss, &sh, &c.AccountID, &c.OrderID, &c.DER, &c.NotBefore, &c.NotAfter, &st, &c.RevokedAt, &rs, &c.OCSPRefreshAt)
+	err := sc.Scan(&ser, &iss, &sh, &c.AccountID, &c.OrderID, &c.DER, &c.NotBefore, &c.NotAfter, &st, &c.RevokedAt, &rs, &c.OCSPRefreshAt,
+		&c.Precertificate)
 	if err != nil {
 		return store.Certificate{}, err
 	}
@@ -93,7 +95,7 @@ func (s *Store) InsertCertificate(ctx context.Context, c store.Certificate, a st
 			return fmt.Errorf("serial was reserved for issuer %q, not %q", reservedFor, c.IssuerID)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO certificates (`+certCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, certArgs(&c)...); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, certArgs(&c)...); err != nil {
 			return err
 		}
 		if len(c.KeyHash) > 0 {
@@ -150,6 +152,65 @@ func (s *Store) InsertCertificates(ctx context.Context, cs []store.Certificate) 
 func (s *Store) Certificate(ctx context.Context, sn serial.Serial) (store.Certificate, error) {
 	c, err := queryRow(ctx, s, scanCert, `SELECT `+certCols+` FROM certificates WHERE serial = $1`, string(sn))
 	return c, wrap(err, "reading certificate %s", sn)
+}
+
+// CompleteCertificate replaces the precertificate stored for sn with the
+// final certificate der, keeps the precertificate with sctList in
+// precertificates (created at at), and appends audit, in one transaction.
+// ErrNotFound if there is no certificate sn, ErrConflict if its row holds
+// no precertificate. Status, revocation and events are left as they are.
+// The row is locked (FOR UPDATE) before it is read, so of concurrent
+// completions one wins and the others, reading the row it committed, see
+// ErrConflict; the row lock is taken before the log lock, as Revoke does.
+func (s *Store) CompleteCertificate(ctx context.Context, sn serial.Serial, der, sctList []byte, at time.Time, audit store.AuditEntry) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var pre []byte
+		var isPre bool
+		err := tx.QueryRow(ctx, `SELECT der, precertificate FROM certificates WHERE serial = $1 FOR UPDATE`, string(sn)).Scan(&pre, &isPre)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("no such certificate: %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("reading the certificate: %w", err)
+		}
+		if !isPre {
+			return fmt.Errorf("the certificate holds no precertificate (completed already, or never one): %w", store.ErrConflict)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO precertificates (serial, der, sct_list, created_at) VALUES ($1, $2, $3, $4)`,
+			string(sn), pre, sctList, ts(at)); err != nil {
+			return fmt.Errorf("keeping the precertificate: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE certificates SET der = $1, precertificate = false WHERE serial = $2 AND precertificate`,
+			der, string(sn))
+		if err != nil {
+			return fmt.Errorf("storing the final certificate: %w", err)
+		}
+		if n := tag.RowsAffected(); n != 1 {
+			return fmt.Errorf("storing the final certificate: %d rows updated: %w", n, store.ErrConflict)
+		}
+		if err := lockLogs(ctx, tx); err != nil {
+			return err
+		}
+		_, err = appendAudit(ctx, tx, audit)
+		return err
+	})
+	return wrap(err, "completing certificate %s", sn)
+}
+
+// Precertificate returns the precertificate kept for sn when its final
+// certificate replaced it; ErrNotFound if there is none.
+func (s *Store) Precertificate(ctx context.Context, sn serial.Serial) (store.Precertificate, error) {
+	p, err := queryRow(ctx, s, func(sc scanner) (store.Precertificate, error) {
+		var p store.Precertificate
+		var ser string
+		if err := sc.Scan(&ser, &p.DER, &p.SCTList, &p.CreatedAt); err != nil {
+			return store.Precertificate{}, err
+		}
+		p.Serial, p.CreatedAt = serial.Serial(ser), fromTS(p.CreatedAt)
+		p.DER, p.SCTList = bytesOrNil(p.DER), bytesOrNil(p.SCTList)
+		return p, nil
+	}, `SELECT serial, der, sct_list, created_at FROM precertificates WHERE serial = $1`, string(sn))
+	return p, wrap(err, "reading the precertificate of %s", sn)
 }
 
 // Revoke marks a good certificate revoked, appends its EventRevoked (At:

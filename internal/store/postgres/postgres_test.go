@@ -350,3 +350,58 @@ func TestReadOnly(t *testing.T) {
 		t.Errorf("read-only Open of an older schema = %v", err)
 	}
 }
+
+// TestUpgradeToPrecertificates: migration 16 adds certificates.precertificate;
+// a certificate stored before it reads back as no precertificate, and so
+// is not one CompleteCertificate would complete.
+func TestUpgradeToPrecertificates(t *testing.T) {
+	ctx := t.Context()
+	dbURL := freshDatabase(t)
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+		applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version >= 16 {
+			break
+		}
+		if _, err := conn.Exec(ctx, m.SQL); err != nil {
+			t.Fatalf("migration %d: %v", m.Version, err)
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nb := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := conn.Exec(ctx, `INSERT INTO certificates (serial, issuer_id, shard, account_id, order_id, der, not_before, not_after,
+		status, revoked_at, reason, ocsp_refresh_at) VALUES ('7f01', 'int-a', 1, 'acct-1', 'order-1', '\x3082', $1, $2, 1, $3, 0, $1)`,
+		nb, nb.Add(time.Hour), ts(time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+
+	s, err := Open(ctx, Config{URL: dbURL}, testfix.Logger(t))
+	if err != nil {
+		t.Fatalf("upgrading: %v", err)
+	}
+	defer s.Close()
+	c, err := s.Certificate(ctx, "7f01")
+	if err != nil {
+		t.Fatalf("the old certificate after the upgrade: %v", err)
+	}
+	if c.Precertificate || string(c.DER) != "\x30\x82" || !c.NotBefore.Equal(nb) {
+		t.Errorf("the old certificate after the upgrade: %+v", c)
+	}
+	err = s.CompleteCertificate(ctx, "7f01", []byte{0x30}, []byte{0}, nb, store.AuditEntry{At: nb, Kind: "certificate.completed"})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("completing the old certificate = %v, want ErrConflict", err)
+	}
+}

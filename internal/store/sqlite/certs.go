@@ -30,21 +30,21 @@ func (s *Store) ReserveSerial(ctx context.Context, sn serial.Serial, issuer issu
 }
 
 const certCols = `serial, issuer_id, shard, account_id, order_id, der, not_before, not_after,
-	status, revoked_at, reason, ocsp_refresh_at`
+	status, revoked_at, reason, ocsp_refresh_at, precertificate`
 
-const insertCert = `INSERT INTO certificates (` + certCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const insertCert = `INSERT INTO certificates (` + certCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func certArgs(c *store.Certificate) []any {
 	return []any{string(c.Serial), string(c.IssuerID), int64(c.Shard), c.AccountID, c.OrderID, c.DER,
 		micros(c.NotBefore), micros(c.NotAfter), int64(c.Status), micros(c.RevokedAt), int64(c.Reason),
-		micros(c.OCSPRefreshAt)}
+		micros(c.OCSPRefreshAt), c.Precertificate}
 }
 
 func scanCert(sc scanner) (store.Certificate, error) {
 	var c store.Certificate
 	var ser, iss string
 	var sh, st, rs, nb, na, ra, oa int64
-	err := sc.Scan(&ser, &iss, &sh, &c.AccountID, &c.OrderID, &c.DER, &nb, &na, &st, &ra, &rs, &oa)
+	err := sc.Scan(&ser, &iss, &sh, &c.AccountID, &c.OrderID, &c.DER, &nb, &na, &st, &ra, &rs, &oa, &c.Precertificate)
 	if err != nil {
 		return store.Certificate{}, err
 	}
@@ -148,6 +148,62 @@ func (s *Store) InsertCertificates(ctx context.Context, cs []store.Certificate) 
 func (s *Store) Certificate(ctx context.Context, sn serial.Serial) (store.Certificate, error) {
 	c, err := scanCert(s.r.QueryRowContext(ctx, `SELECT `+certCols+` FROM certificates WHERE serial = ?`, string(sn)))
 	return c, wrap(err, "reading certificate %s", sn)
+}
+
+// CompleteCertificate replaces the precertificate stored for sn with the
+// final certificate der, keeps the precertificate with sctList in
+// precertificates (created at at), and appends audit, in one transaction.
+// The write transaction serialises it with every other writer, so the
+// read of the row and its update cannot interleave with another
+// completion. ErrNotFound if there is no certificate sn, ErrConflict if
+// its row holds no precertificate. Status, revocation and events are left
+// as they are.
+func (s *Store) CompleteCertificate(ctx context.Context, sn serial.Serial, der, sctList []byte, at time.Time, audit store.AuditEntry) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var pre []byte
+		var isPre bool
+		err := tx.QueryRowContext(ctx, `SELECT der, precertificate FROM certificates WHERE serial = ?`, string(sn)).Scan(&pre, &isPre)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("no such certificate: %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("reading the certificate: %w", err)
+		}
+		if !isPre {
+			return fmt.Errorf("the certificate holds no precertificate (completed already, or never one): %w", store.ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO precertificates (serial, der, sct_list, created_at) VALUES (?, ?, ?, ?)`,
+			string(sn), pre, sctList, micros(at)); err != nil {
+			return fmt.Errorf("keeping the precertificate: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE certificates SET der = ?, precertificate = 0 WHERE serial = ? AND precertificate = 1`,
+			der, string(sn))
+		if err != nil {
+			return fmt.Errorf("storing the final certificate: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("storing the final certificate: %d rows updated (%v): %w", n, err, store.ErrConflict)
+		}
+		_, err = appendAudit(ctx, tx, audit)
+		return err
+	})
+	return wrap(err, "completing certificate %s", sn)
+}
+
+// Precertificate returns the precertificate kept for sn when its final
+// certificate replaced it; ErrNotFound if there is none.
+func (s *Store) Precertificate(ctx context.Context, sn serial.Serial) (store.Precertificate, error) {
+	var p store.Precertificate
+	var ser string
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT serial, der, sct_list, created_at FROM precertificates WHERE serial = ?`, string(sn)).
+		Scan(&ser, &p.DER, &p.SCTList, &created)
+	if err != nil {
+		return store.Precertificate{}, wrap(err, "reading the precertificate of %s", sn)
+	}
+	p.Serial, p.CreatedAt = serial.Serial(ser), fromMicros(created)
+	p.DER, p.SCTList = bytesOrNil(p.DER), bytesOrNil(p.SCTList)
+	return p, nil
 }
 
 // Revoke marks a good certificate revoked, appends its EventRevoked (At:

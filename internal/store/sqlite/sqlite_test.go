@@ -382,3 +382,57 @@ func TestUpgradeToSharedEmails(t *testing.T) {
 		t.Errorf("foreign key check: %d problems, %v", fkProblems, err)
 	}
 }
+
+// TestUpgradeToPrecertificates: migration 16 adds certificates.precertificate;
+// a certificate stored before it reads back as no precertificate, and so
+// is not one CompleteCertificate would complete.
+func TestUpgradeToPrecertificates(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version >= 16 {
+			break
+		}
+		if _, err := db.Exec(m.SQL); err != nil {
+			t.Fatalf("migration %d: %v", m.Version, err)
+		}
+		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.Version, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nb := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := db.Exec(`INSERT INTO certificates (serial, issuer_id, shard, account_id, order_id, der, not_before, not_after,
+		status, revoked_at, reason, ocsp_refresh_at) VALUES ('7f01', 'int-a', 1, 'acct-1', 'order-1', x'3082', ?, ?, 1, ?, 0, ?)`,
+		nb.UnixMicro(), nb.Add(time.Hour).UnixMicro(), zeroMicros, nb.UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(ctx, Config{Path: path}, testfix.QuietLogger())
+	if err != nil {
+		t.Fatalf("upgrading: %v", err)
+	}
+	defer s.Close()
+	c, err := s.Certificate(ctx, "7f01")
+	if err != nil {
+		t.Fatalf("the old certificate after the upgrade: %v", err)
+	}
+	if c.Precertificate || !bytes.Equal(c.DER, []byte{0x30, 0x82}) || !c.NotBefore.Equal(nb) {
+		t.Errorf("the old certificate after the upgrade: %+v", c)
+	}
+	err = s.CompleteCertificate(ctx, "7f01", []byte{0x30}, []byte{0}, nb, store.AuditEntry{At: nb, Kind: "certificate.completed"})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("completing the old certificate = %v, want ErrConflict", err)
+	}
+}
