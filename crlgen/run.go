@@ -51,9 +51,8 @@ func (g *Generator) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, is := range g.issuers {
-		if !is.held() {
-			continue
-		}
+		// Not only the leases held: one taken by a round that shutdown
+		// cut short may be this generator's in the store all the same.
 		if err := is.lease.Release(ctx); err != nil {
 			g.log.Warn("releasing CRL lease failed", "issuer", is.ID, "err", err)
 		}

@@ -263,6 +263,17 @@ func TestLease(t *testing.T) {
 		t.Error("a dropped lease is still held")
 	}
 	step(b, follow.Kept, false) // still a's in the store until it lapses
+	// Released after a Drop (a take-over abandoned at shutdown), it is
+	// given back all the same.
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	step(b, follow.Taken, true)
+	fresh, _ := follow.NewLease(st, "crlgen/int", "c", time.Minute, clock.Now)
+	if err := fresh.Release(ctx); err != nil {
+		t.Errorf("releasing a lease never renewed: %v", err)
+	}
+	step(b, follow.Kept, true) // c, never having renewed, released nothing of b's
 
 	if _, err := follow.NewLease(nil, "", "x", 0, nil); err == nil {
 		t.Error("NewLease accepted no store, no name and no ttl")

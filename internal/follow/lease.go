@@ -25,9 +25,10 @@ type Lease struct {
 	ttl    time.Duration
 	now    func() time.Time
 
-	mu   sync.Mutex
-	held bool
-	at   time.Time // when it was last taken or renewed, by now
+	mu    sync.Mutex
+	held  bool
+	tried bool      // Renew was called: the store may hold it for us, held or not
+	at    time.Time // when it was last taken or renewed, by now
 }
 
 // NewLease describes the lease name held by holder for ttl at a time. now
@@ -91,6 +92,7 @@ func (l *Lease) Renew(ctx context.Context) (Change, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	l.tried = true
 	ok, err := l.st.AcquireLease(ctx, l.name, l.holder, now, now.Add(l.ttl))
 	if err != nil {
 		ok = false
@@ -119,15 +121,18 @@ func (l *Lease) Drop() {
 	l.held = false
 }
 
-// Release gives the lease back, if held, so another holder need not wait
-// for it to lapse.
+// Release gives the lease back, so another holder need not wait for it to
+// lapse: if held, and also if dropped, or if the last Renew failed or was
+// cut short, since the store may hold it for this holder all the same (a
+// renewal that committed as its context ended; a take-over abandoned at
+// shutdown). The store releases only this holder's lease.
 func (l *Lease) Release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.held {
+	if !l.tried {
 		return nil
 	}
-	l.held = false
+	l.held, l.tried = false, false
 	if err := l.st.ReleaseLease(ctx, l.name, l.holder); err != nil {
 		return fmt.Errorf("follow: releasing lease %s: %w", l.name, err)
 	}
