@@ -48,6 +48,7 @@ import (
 	"github.com/trustline/trustline/internal/shard"
 	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
+	"github.com/trustline/trustline/issuer/ct"
 	"github.com/trustline/trustline/issuer/fault"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/profile"
@@ -63,6 +64,22 @@ type CertStore interface {
 	AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
 	Certificate(ctx context.Context, s serial.Serial) (store.Certificate, error)
 	CertificatesWithKey(ctx context.Context, keyHash []byte) ([]serial.Serial, error)
+	CompleteCertificate(ctx context.Context, s serial.Serial, der, sctList []byte, at time.Time, audit store.AuditEntry) error
+}
+
+// CTLogs gets Signed Certificate Timestamps from Certificate Transparency
+// logs (*ct.Submitter): with it, every certificate is first signed as a
+// precertificate, logged, and signed again with the SCTs embedded.
+type CTLogs interface {
+	// CanMeet says whether the logs available now could meet the CT
+	// policy for a certificate expiring at notAfter.
+	CanMeet(notAfter time.Time) error
+	// SCTs logs the precertificate chain and returns SCTs meeting the policy.
+	SCTs(ctx context.Context, chain [][]byte, notAfter time.Time) (ct.Result, error)
+	// VerifyEmbedded checks the SCTs a final certificate embeds.
+	VerifyEmbedded(cert, issuer []byte) error
+	// LogFinal submits the final certificate chain in the background.
+	LogFinal(chain [][]byte, notAfter time.Time)
 }
 
 // KeyHash is the SHA-256 of a subjectPublicKeyInfo (DER): how blocked
@@ -196,6 +213,7 @@ type CA struct {
 	pki    *pki.PKI
 	lint   *linter.Linter
 	sink   StatusSink
+	ct     CTLogs // nil: certificates are not logged
 	log    *slog.Logger
 	now    func() time.Time
 	rand   io.Reader
@@ -213,9 +231,12 @@ type Deps struct {
 	PKI    *pki.PKI
 	Linter *linter.Linter
 	Sink   StatusSink // may be nil
-	Log    *slog.Logger
-	Now    func() time.Time
-	Rand   io.Reader
+	// CT, if set, logs every certificate (RFC 6962): precertificate,
+	// SCTs, final certificate with the SCTs embedded.
+	CT   CTLogs
+	Log  *slog.Logger
+	Now  func() time.Time
+	Rand io.Reader
 	// Metrics, optional, counts certificates issued and revoked.
 	Metrics *Metrics
 }
@@ -237,7 +258,7 @@ func New(cfg Config, d Deps) (*CA, error) {
 	if d.Rand == nil {
 		d.Rand = rand.Reader
 	}
-	return &CA{cfg: cfg, store: d.Store, pki: d.PKI, lint: d.Linter, sink: d.Sink, log: d.Log,
+	return &CA{cfg: cfg, store: d.Store, pki: d.PKI, lint: d.Linter, sink: d.Sink, ct: d.CT, log: d.Log,
 		now: d.Now, rand: d.Rand, serial: d.Rand, metrics: d.Metrics}, nil
 }
 
@@ -346,30 +367,12 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 	if err != nil {
 		return store.Certificate{}, fmt.Errorf("issuer: %w", err)
 	}
-	tbs, err := ca.lint.Prelint(tmpl, is.Cert, r.PublicKey)
+	if ca.ct != nil {
+		return ca.issueLogged(ctx, r, is, sn, sh, tmpl, spki, now)
+	}
+	der, cert, err := ca.sign(tmpl, is, r.PublicKey, sn)
 	if err != nil {
-		return store.Certificate{}, fmt.Errorf("issuer: refusing to sign %s: %w", sn, err)
-	}
-	der, err := x509.CreateCertificate(ca.rand, tmpl, is.Cert, r.PublicKey, is.Signer)
-	if err != nil && temporarilyUnavailable(err) {
-		// The key's token is down (pkcs11key fails fast while it is):
-		// nothing was signed, the reserved serial stays unused, and the
-		// caller may retry.
-		ca.log.Warn("signing key unavailable", "serial", sn, "issuer", is.ID, "err", err)
-		return store.Certificate{}, &fault.UnavailableError{Detail: "the CA's signing key cannot be reached right now; nothing was issued"}
-	}
-	if err != nil {
-		return store.Certificate{}, fmt.Errorf("issuer: signing %s with %s: %w", sn, is.ID, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return store.Certificate{}, fmt.Errorf("issuer: parsing signed %s: %w", sn, err)
-	}
-	if err := linter.SameTBS(tbs, cert); err != nil {
-		return store.Certificate{}, fmt.Errorf("issuer: %s: %w", sn, err)
-	}
-	if err := cert.CheckSignatureFrom(is.Cert); err != nil {
-		return store.Certificate{}, fmt.Errorf("issuer: %s signature does not verify: %w", sn, err)
+		return store.Certificate{}, err
 	}
 	row := store.Certificate{
 		Serial:    sn,
@@ -383,12 +386,7 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 		Status:    status.Good,
 		KeyHash:   KeyHash(spki), // the DER crypto/x509 put in the certificate
 	}
-	sum := sha256.Sum256(der)
-	payload, _ := json.Marshal(map[string]any{
-		"issuer": is.ID, "profile": r.Profile, "names": r.Names, "order": r.OrderID,
-		"account": r.AccountID, "not_after": cert.NotAfter, "sha256": hex.EncodeToString(sum[:]), "shard": sh,
-	})
-	audit := store.AuditEntry{At: now, Kind: "certificate.issued", Actor: orSystem(r.Actor), Subject: string(sn), Payload: payload}
+	audit := store.AuditEntry{At: now, Kind: "certificate.issued", Actor: orSystem(r.Actor), Subject: string(sn), Payload: issuedPayload(r, is, sh, cert, der, nil)}
 	if err := ca.store.InsertCertificate(ctx, row, audit); err != nil {
 		return store.Certificate{}, fmt.Errorf("issuer: storing %s: %w", sn, err)
 	}
@@ -400,6 +398,52 @@ func (ca *CA) Issue(ctx context.Context, r IssueRequest) (store.Certificate, err
 		}
 	}
 	return row, nil
+}
+
+// sign lints tmpl (zlint, with a throwaway key), signs it with the
+// intermediate's key, and checks that what was signed is what was linted
+// and that the signature verifies.
+func (ca *CA) sign(tmpl *x509.Certificate, is *pki.Issuer, pub crypto.PublicKey, sn serial.Serial) ([]byte, *x509.Certificate, error) {
+	tbs, err := ca.lint.Prelint(tmpl, is.Cert, pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuer: refusing to sign %s: %w", sn, err)
+	}
+	der, err := x509.CreateCertificate(ca.rand, tmpl, is.Cert, pub, is.Signer)
+	if err != nil && temporarilyUnavailable(err) {
+		// The key's token is down (pkcs11key fails fast while it is):
+		// nothing was signed, the reserved serial stays unused, and the
+		// caller may retry.
+		ca.log.Warn("signing key unavailable", "serial", sn, "issuer", is.ID, "err", err)
+		return nil, nil, &fault.UnavailableError{Detail: "the CA's signing key cannot be reached right now; nothing was issued"}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuer: signing %s with %s: %w", sn, is.ID, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuer: parsing signed %s: %w", sn, err)
+	}
+	if err := linter.SameTBS(tbs, cert); err != nil {
+		return nil, nil, fmt.Errorf("issuer: %s: %w", sn, err)
+	}
+	if err := cert.CheckSignatureFrom(is.Cert); err != nil {
+		return nil, nil, fmt.Errorf("issuer: %s signature does not verify: %w", sn, err)
+	}
+	return der, cert, nil
+}
+
+// issuedPayload is the certificate.issued audit entry's payload.
+func issuedPayload(r IssueRequest, is *pki.Issuer, sh shard.Index, cert *x509.Certificate, der []byte, scts []ct.Obtained) []byte {
+	sum := sha256.Sum256(der)
+	m := map[string]any{
+		"issuer": is.ID, "profile": r.Profile, "names": r.Names, "order": r.OrderID,
+		"account": r.AccountID, "not_after": cert.NotAfter, "sha256": hex.EncodeToString(sum[:]), "shard": sh,
+	}
+	if scts != nil {
+		m["scts"] = scts
+	}
+	payload, _ := json.Marshal(m)
+	return payload
 }
 
 // RevokeRequest asks for a revocation.

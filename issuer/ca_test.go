@@ -68,6 +68,22 @@ func (f *fakeCertStore) InsertCertificate(_ context.Context, c store.Certificate
 	return nil
 }
 
+func (f *fakeCertStore) CompleteCertificate(_ context.Context, sn serial.Serial, der, _ []byte, _ time.Time, a store.AuditEntry) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.certs[sn]
+	switch {
+	case !ok:
+		return store.ErrNotFound
+	case !c.Precertificate:
+		return store.ErrConflict
+	}
+	c.DER, c.Precertificate = der, false
+	f.certs[sn] = c
+	f.audits = append(f.audits, a)
+	return nil
+}
+
 func (f *fakeCertStore) Certificate(_ context.Context, sn serial.Serial) (store.Certificate, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

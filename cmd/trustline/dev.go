@@ -222,7 +222,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	svc, err := buildIssuance(ctx, st, p, issuanceOpts{rateLimits: cfg.RateLimits, dualControl: cfg.DualControl, ocspURL: urls.ocsp + "/", crlBase: urls.crl, apiURL: urls.api,
-		shards: cfg.CRLShards, validation: cfg.Validation, acme: cfg.ACME, certificates: cfg.Certificates, mailer: mailer,
+		shards: cfg.CRLShards, validation: cfg.Validation, acme: cfg.ACME, ct: cfg.CT, certificates: cfg.Certificates, mailer: mailer,
 		sink: statusSinks{presign: pipe, purger: purger, log: log}, reg: reg}, log)
 	if err != nil {
 		return err

@@ -63,7 +63,7 @@ func runAPI(ctx context.Context, r *plantRole) error {
 		apiURL = "http://" + r.ln.Addr().String()
 	}
 	svc, err := buildIssuance(ctx, st, p, issuanceOpts{rateLimits: r.cfg.RateLimits, dualControl: r.cfg.DualControl, ocspURL: pub.OCSP, crlBase: pub.CRL, caIssuersBase: pub.CAIssuersBase(),
-		apiURL: apiURL, shards: r.cfg.CRL.Shards, validation: r.cfg.Validation, acme: r.cfg.ACME, certificates: r.cfg.Certificates, mailer: mailer,
+		apiURL: apiURL, shards: r.cfg.CRL.Shards, validation: r.cfg.Validation, acme: r.cfg.ACME, ct: r.cfg.CT, certificates: r.cfg.Certificates, mailer: mailer,
 		sink: statusSinks{presign: pipe, purger: purger, log: r.log}, reg: r.reg}, r.log)
 	if err != nil {
 		return err

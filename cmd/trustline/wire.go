@@ -42,6 +42,7 @@ import (
 	"github.com/trustline/trustline/issuer/api"
 	"github.com/trustline/trustline/issuer/caa"
 	"github.com/trustline/trustline/issuer/csrcheck"
+	"github.com/trustline/trustline/issuer/ct"
 	"github.com/trustline/trustline/issuer/pki"
 	"github.com/trustline/trustline/issuer/portal"
 	"github.com/trustline/trustline/issuer/profile"
@@ -206,6 +207,7 @@ type issuanceOpts struct {
 	rateLimits                              ratelimit.Config
 	validation                              config.Validation
 	acme                                    config.ACME
+	ct                                      config.CT
 	certificates                            config.Certificates
 	mailer                                  mail.Sender
 	sink                                    issuer.StatusSink
@@ -227,9 +229,13 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 			return nil, err
 		}
 	}
+	ctLogs, err := newCTLogs(o.ct, o.reg, log)
+	if err != nil {
+		return nil, err
+	}
 	ca, err := issuer.New(issuer.Config{OCSPURL: o.ocspURL, BaseURL: o.crlBase, CAIssuersURL: o.caIssuersBase, Shards: o.shards, SerialPrefix: prefix,
 		Profile: profile.Options{CommonName: o.certificates.CommonName, RSAKeyEncipherment: o.certificates.RSAKeyEncipherment}},
-		issuer.Deps{Store: st, PKI: p, Linter: lt, Sink: o.sink, Metrics: m, Log: log.With("part", "ca")})
+		issuer.Deps{Store: st, PKI: p, Linter: lt, Sink: o.sink, CT: ctLogs, Metrics: m, Log: log.With("part", "ca")})
 	if err != nil {
 		return nil, err
 	}
@@ -327,6 +333,30 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 
 // newACME builds the ACME server at the api's public URL, with the nonce
 // and external account binding secrets every api instance shares.
+// newCTLogs builds the Certificate Transparency submitter from the
+// configuration; nil (and a warning) when no log list is set.
+func newCTLogs(c config.CT, reg prometheus.Registerer, log *slog.Logger) (issuer.CTLogs, error) {
+	if c.LogList == "" {
+		log.Warn("certificates are NOT logged to Certificate Transparency: set ct.log_list (browsers require SCTs for publicly trusted TLS certificates; docs/ct.md)")
+		return nil, nil
+	}
+	data, err := os.ReadFile(c.LogList)
+	if err != nil {
+		return nil, fmt.Errorf("ct.log_list: %w", err)
+	}
+	logs, err := ct.ParseLogList(data)
+	if err != nil {
+		return nil, fmt.Errorf("ct.log_list %s: %w", c.LogList, err)
+	}
+	s, err := ct.New(ct.Config{Logs: logs, Policy: ct.Policy{MinSCTs: c.MinSCTs, MinOperators: c.MinOperators}, Timeout: c.Timeout,
+		BreakerFailures: uint32(c.BreakerFailures), BreakerCooldown: c.BreakerCooldown}, ct.Deps{Log: log.With("part", "ct"), Registry: reg})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("certificates are logged to Certificate Transparency", "logs", len(logs), "min_scts", s.Policy().MinSCTs, "min_operators", s.Policy().MinOperators)
+	return s, nil
+}
+
 func newACME(ctx context.Context, st store.Store, o issuanceOpts, eabSecret []byte, d acme.Deps) (*acme.Server, error) {
 	nonceKey, err := sharedSecret(ctx, st, "acme.nonce_key")
 	if err != nil {

@@ -84,6 +84,8 @@ type Dev struct {
 	Validation Validation `yaml:"validation"`
 	// ACME configures the ACME server on the api listener.
 	ACME ACME `yaml:"acme"`
+	// CT configures Certificate Transparency; off without ct.log_list.
+	CT CT `yaml:"ct"`
 	// Certificates holds the CA's choices for every certificate it issues.
 	Certificates Certificates `yaml:"certificates"`
 	// SMTP, when Addr is set, sends mail through a relay instead of
@@ -176,6 +178,46 @@ func DefaultACMEProfiles() []ACMEProfile {
 	return []ACMEProfile{
 		{Name: "classic", Description: "DV, the CA's usual validity"},
 		{Name: "shortlived", Description: "DV, valid 6 days (a short-lived certificate, BR 7.1.2.11.2)", Validity: 6 * 24 * time.Hour},
+	}
+}
+
+// CT configures Certificate Transparency (RFC 6962; docs/ct.md): with a
+// log list, every certificate is logged as a precertificate first and
+// signed with the SCTs embedded.
+type CT struct {
+	// LogList is a CT log list file in the v3 JSON format Chrome
+	// publishes (its usable and qualified logs are used); "" turns CT off.
+	LogList string `yaml:"log_list"`
+	// MinSCTs from at least MinOperators distinct log operators make the
+	// policy; 0 means 2 and 2 (Chrome's for certificates of 180 days or
+	// less).
+	MinSCTs      int `yaml:"min_scts"`
+	MinOperators int `yaml:"min_operators"`
+	// Timeout bounds one submission to one log, retries included; 0
+	// means 10 s.
+	Timeout time.Duration `yaml:"timeout"`
+	// BreakerFailures consecutive failures stop submissions to a log for
+	// BreakerCooldown; 0 means 5 and 30 s.
+	BreakerFailures int           `yaml:"breaker_failures"`
+	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+}
+
+func (c *CT) resolve(base string) {
+	if c.LogList != "" && !filepath.IsAbs(c.LogList) {
+		c.LogList = filepath.Join(base, c.LogList)
+	}
+}
+
+// check reports what is wrong with c under the key ct.
+func (c CT) check(bad func(key, format string, args ...any)) {
+	if c.MinSCTs < 0 || c.MinOperators < 0 || (c.MinSCTs > 0 && c.MinOperators > c.MinSCTs) {
+		bad("ct", "min_scts %d and min_operators %d: want 1 ≤ min_operators ≤ min_scts (0: 2)", c.MinSCTs, c.MinOperators)
+	}
+	if c.Timeout < 0 || c.BreakerCooldown < 0 || c.BreakerFailures < 0 {
+		bad("ct", "timeout, breaker_failures and breaker_cooldown must not be negative")
+	}
+	if c.LogList == "" && (c.MinSCTs != 0 || c.MinOperators != 0) {
+		bad("ct.log_list", "must be set for the policy to apply")
 	}
 }
 
@@ -357,6 +399,7 @@ func LoadDev(path string) (Dev, error) {
 	}
 	cfg.Validation.Perspectives.resolve(filepath.Dir(path))
 	cfg.Certificates.resolve(filepath.Dir(path))
+	cfg.CT.resolve(filepath.Dir(path))
 	if f := cfg.HSM.PINFile; f != "" && !filepath.IsAbs(f) {
 		cfg.HSM.PINFile = filepath.Join(filepath.Dir(path), f)
 	}
@@ -463,6 +506,7 @@ func (c Dev) Validate() error {
 	}
 	c.Validation.check(bad)
 	c.ACME.check(bad)
+	c.CT.check(bad)
 	checkProxies(c.TrustedProxies, bad)
 	for i, u := range c.Purge.Caches {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {

@@ -51,6 +51,9 @@ type Plant struct {
 	Validation Validation `yaml:"validation"`
 	// ACME configures the ACME server (api role).
 	ACME ACME `yaml:"acme"`
+	// CT configures Certificate Transparency (api role); off without
+	// ct.log_list.
+	CT CT `yaml:"ct"`
 	// TrustedProxies are the networks of the proxies and load balancers in
 	// front of the api instances whose X-Forwarded-For is believed (api;
 	// docs/security.md). Empty: the TCP peer is the client.
@@ -154,6 +157,7 @@ func LoadPlant(path string) (Plant, error) {
 	}
 	cfg.Validation.Perspectives.resolve(base)
 	cfg.Certificates.resolve(base)
+	cfg.CT.resolve(base)
 	return cfg, nil
 }
 
@@ -243,6 +247,7 @@ func (c Plant) Validate() error {
 	}
 	c.Validation.check(bad)
 	c.ACME.check(bad)
+	c.CT.check(bad)
 	checkProxies(c.TrustedProxies, bad)
 	if err := c.RateLimits.Validate(); err != nil {
 		bad("rate_limits", "%v", err)

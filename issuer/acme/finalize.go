@@ -329,7 +329,7 @@ func (s *Server) certificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.d.Store.Certificate(r.Context(), sn)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && c.AccountID != q.account.AccountID) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (c.AccountID != q.account.AccountID || c.Precertificate)) {
 		s.fail(w, r, notFound)
 		return
 	}

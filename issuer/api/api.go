@@ -611,6 +611,10 @@ func (h *Handler) getCertificate(w http.ResponseWriter, r *http.Request, acct st
 		h.fail(w, r, err)
 		return
 	}
+	if c.Precertificate {
+		problem(w, http.StatusConflict, fmt.Sprintf("%s is a precertificate whose certificate was never issued (the Certificate Transparency logs gave too few timestamps); it is covered by OCSP and CRLs and may be revoked", c.Serial))
+		return
+	}
 	is, ok := h.d.PKI.Issuer(c.IssuerID)
 	if !ok {
 		h.fail(w, r, fmt.Errorf("certificate %s names unknown issuer %s", c.Serial, c.IssuerID))

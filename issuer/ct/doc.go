@@ -9,7 +9,8 @@
 // whose temporal interval holds its notAfter, in parallel, checks each
 // SCT's signature against that log's key, and returns as soon as the
 // Policy is met (so many SCTs from so many distinct operators, modelled on
-// Chrome's CT policy), cancelling the other submissions; the CA embeds
+// Chrome's CT policy), leaving the slower submissions to finish on their
+// own; the CA embeds
 // the SCT list (Result.Extension) in the final certificate, signs it, and
 // Submitter.LogFinal sends the final certificate to the logs in the
 // background.

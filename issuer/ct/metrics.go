@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trustline_ct_submissions_total",
 			Help: "Submissions to CT logs, by log, kind (precertificate, final) and outcome: ok, error, timeout, " +
-				"breaker_open (skipped while the log's circuit breaker is open), cancelled (the policy was met by other logs first).",
+				"breaker_open (skipped while the log's circuit breaker is open), cancelled.",
 		}, []string{"log", "kind", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "trustline_ct_submission_seconds",

@@ -113,8 +113,7 @@ func New(cfg Config, d Deps) (*Submitter, error) {
 			MaxRequests: 1,
 			Timeout:     cfg.BreakerCooldown,
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.BreakerFailures },
-			// A submission cancelled because the policy was met is no
-			// failure of the log's.
+			// A submission cancelled on our side is no failure of the log's.
 			IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
 			OnStateChange: func(name string, from, to gobreaker.State) {
 				s.m.breakerState(name, to)
@@ -196,13 +195,16 @@ type answer struct {
 
 // SCTs submits a precertificate chain (the precertificate, its issuer, and
 // the root) to the logs that take its notAfter, in parallel, and returns
-// once their SCTs meet the policy; the other submissions are cancelled.
-// Each SCT's signature is checked against its log's key. If the policy
-// cannot be met, the error is a *PolicyError.
+// once their SCTs meet the policy. The other submissions run to their end
+// (their SCTs unused): a log may have taken the entry already, and a
+// request cut off mid-way can fail the log's other requests of the same
+// batch. Each SCT's signature is checked against its log's key. If the
+// policy cannot be met, the error is a *PolicyError.
 func (s *Submitter) SCTs(ctx context.Context, chain [][]byte, notAfter time.Time) (Result, error) {
 	logs, failures := s.eligible(notAfter)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Each submission is bounded by the per-log timeout, not by the
+	// caller: it outlives SCTs when the policy is met first.
+	ctx = context.WithoutCancel(ctx)
 	answers := make(chan answer, len(logs))
 	asn1Chain := asn1Certs(chain)
 	for _, l := range logs {

@@ -539,6 +539,11 @@ func (h *Handler) downloadChain(w http.ResponseWriter, r *http.Request, v *visit
 		h.fail(w, r, v, err)
 		return
 	}
+	if c.Precertificate {
+		h.errorPage(w, r, v, http.StatusConflict, "Never issued",
+			"This serial number belongs to a precertificate whose certificate was never issued: the Certificate Transparency logs gave too few timestamps. It is covered by OCSP and CRLs, and you may revoke it. Order the certificate again.")
+		return
+	}
 	is, ok := h.d.Issuers.Issuer(c.IssuerID)
 	if !ok {
 		h.fail(w, r, v, fmt.Errorf("portal: certificate %s names unknown issuer %s", c.Serial, c.IssuerID))
