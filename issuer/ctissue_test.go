@@ -32,7 +32,7 @@ func (s *stubLogs) SCTs(_ context.Context, chain [][]byte, _ time.Time) (ct.Resu
 	return ct.Result{}, s.fail
 }
 func (s *stubLogs) VerifyEmbedded(_, _ []byte) error { return errors.New("not reached") }
-func (s *stubLogs) LogFinal([][]byte, time.Time)    {}
+func (s *stubLogs) LogFinal([][]byte, time.Time)     {}
 
 func newCTTestCA(t *testing.T, st CertStore, sink StatusSink, logs CTLogs) *CA {
 	t.Helper()
