@@ -73,9 +73,10 @@ type CertStore interface {
 type CTLogs interface {
 	// CanMeet says whether the logs available now could meet the CT
 	// policy for a certificate expiring at notAfter.
-	CanMeet(notAfter time.Time) error
-	// SCTs logs the precertificate chain and returns SCTs meeting the policy.
-	SCTs(ctx context.Context, chain [][]byte, notAfter time.Time) (ct.Result, error)
+	CanMeet(notBefore, notAfter time.Time) error
+	// SCTs logs the precertificate chain and returns SCTs meeting the
+	// policy for a certificate valid from notBefore to notAfter.
+	SCTs(ctx context.Context, chain [][]byte, notBefore, notAfter time.Time) (ct.Result, error)
 	// VerifyEmbedded checks the SCTs a final certificate embeds.
 	VerifyEmbedded(cert, issuer []byte) error
 	// LogFinal submits the final certificate chain in the background.

@@ -28,7 +28,7 @@ import (
 // or someone revokes it.
 func (ca *CA) issueLogged(ctx context.Context, r IssueRequest, is *pki.Issuer, sn serial.Serial, sh shard.Index,
 	tmpl *x509.Certificate, spki []byte, now time.Time) (store.Certificate, error) {
-	if err := ca.ct.CanMeet(tmpl.NotAfter); err != nil {
+	if err := ca.ct.CanMeet(tmpl.NotBefore, tmpl.NotAfter); err != nil {
 		// Asked before signing: nothing is signed that cannot be completed.
 		ca.log.Warn("certificate transparency logs unavailable; nothing signed", "serial", sn, "err", err)
 		return store.Certificate{}, &fault.UnavailableError{Detail: "the Certificate Transparency logs this CA uses cannot give enough timestamps right now; nothing was signed"}
@@ -54,7 +54,7 @@ func (ca *CA) issueLogged(ctx context.Context, r IssueRequest, is *pki.Issuer, s
 			ca.log.Error("precertificate stored, but its OCSP response is not ready", "serial", sn, "err", err)
 		}
 	}
-	res, err := ca.ct.SCTs(ctx, ca.chain(preDER, is), preCert.NotAfter)
+	res, err := ca.ct.SCTs(ctx, ca.chain(preDER, is), preCert.NotBefore, preCert.NotAfter)
 	if err != nil {
 		ca.auditCTFailure(ctx, sn, r.Actor, res, err)
 		var pe *ct.PolicyError

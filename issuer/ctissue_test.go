@@ -26,8 +26,8 @@ type stubLogs struct {
 	chains       [][][]byte
 }
 
-func (s *stubLogs) CanMeet(time.Time) error { return s.refuse }
-func (s *stubLogs) SCTs(_ context.Context, chain [][]byte, _ time.Time) (ct.Result, error) {
+func (s *stubLogs) CanMeet(_, _ time.Time) error { return s.refuse }
+func (s *stubLogs) SCTs(_ context.Context, chain [][]byte, _, _ time.Time) (ct.Result, error) {
 	s.chains = append(s.chains, chain)
 	return ct.Result{}, s.fail
 }

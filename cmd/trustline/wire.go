@@ -348,7 +348,7 @@ func newCTLogs(c config.CT, reg prometheus.Registerer, log *slog.Logger) (issuer
 	if err != nil {
 		return nil, fmt.Errorf("ct.log_list %s: %w", c.LogList, err)
 	}
-	s, err := ct.New(ct.Config{Logs: logs, Policy: ct.Policy{MinSCTs: c.MinSCTs, MinOperators: c.MinOperators}, Timeout: c.Timeout,
+	s, err := ct.New(ct.Config{Logs: logs, Policy: ct.Policy{MinSCTs: c.MinSCTs, MinOperators: c.MinOperators, MinSCTsLong: c.MinSCTsLong}, Timeout: c.Timeout,
 		BreakerFailures: uint32(c.BreakerFailures), BreakerCooldown: c.BreakerCooldown}, ct.Deps{Log: log.With("part", "ct"), Registry: reg})
 	if err != nil {
 		return nil, err

@@ -193,6 +193,9 @@ type CT struct {
 	// less).
 	MinSCTs      int `yaml:"min_scts"`
 	MinOperators int `yaml:"min_operators"`
+	// MinSCTsLong replaces MinSCTs for certificates valid longer than 180
+	// days; 0 means MinSCTs + 1 (Chrome asks 3).
+	MinSCTsLong int `yaml:"min_scts_long"`
 	// Timeout bounds one submission to one log, retries included; 0
 	// means 10 s.
 	Timeout time.Duration `yaml:"timeout"`
@@ -213,10 +216,13 @@ func (c CT) check(bad func(key, format string, args ...any)) {
 	if c.MinSCTs < 0 || c.MinOperators < 0 || (c.MinSCTs > 0 && c.MinOperators > c.MinSCTs) {
 		bad("ct", "min_scts %d and min_operators %d: want 1 ≤ min_operators ≤ min_scts (0: 2)", c.MinSCTs, c.MinOperators)
 	}
+	if c.MinSCTsLong < 0 || (c.MinSCTsLong > 0 && c.MinSCTsLong < max(c.MinSCTs, 2)) {
+		bad("ct.min_scts_long", "%d: want at least min_scts (0: min_scts + 1)", c.MinSCTsLong)
+	}
 	if c.Timeout < 0 || c.BreakerCooldown < 0 || c.BreakerFailures < 0 {
 		bad("ct", "timeout, breaker_failures and breaker_cooldown must not be negative")
 	}
-	if c.LogList == "" && (c.MinSCTs != 0 || c.MinOperators != 0) {
+	if c.LogList == "" && (c.MinSCTs != 0 || c.MinOperators != 0 || c.MinSCTsLong != 0) {
 		bad("ct.log_list", "must be set for the policy to apply")
 	}
 }

@@ -46,7 +46,7 @@ func TestSCTsMeetPolicy(t *testing.T) {
 	s, reg := newSubmitter(t, Config{}, a1, a2, b1)
 	ca := newTestCA(t)
 	notAfter := time.Now().Add(90 * 24 * time.Hour).Truncate(time.Second)
-	res, err := s.SCTs(context.Background(), ca.precert(t, notAfter), notAfter)
+	res, err := s.SCTs(context.Background(), ca.precert(t, notAfter), time.Now(), notAfter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestOneLogDown(t *testing.T) {
 	s, _ := newSubmitter(t, Config{}, a, b, c)
 	ca := newTestCA(t)
 	notAfter := time.Now().Add(24 * time.Hour)
-	res, err := s.SCTs(context.Background(), ca.precert(t, notAfter), notAfter)
+	res, err := s.SCTs(context.Background(), ca.precert(t, notAfter), time.Now(), notAfter)
 	if err != nil || len(res.SCTs) != 2 {
 		t.Fatalf("with one log down: %+v %v", res.SCTs, err)
 	}
@@ -96,7 +96,7 @@ func TestOneLogDown(t *testing.T) {
 	}
 
 	b.setMode("fail")
-	_, err = s.SCTs(context.Background(), ca.precert(t, notAfter), notAfter)
+	_, err = s.SCTs(context.Background(), ca.precert(t, notAfter), time.Now(), notAfter)
 	var pe *PolicyError
 	if !errors.As(err, &pe) || pe.Got != 1 || pe.Failures["a"] == nil || pe.Failures["b"] == nil || !strings.Contains(err.Error(), "needs 2 from 2") {
 		t.Fatalf("two logs down: %v", err)
@@ -111,7 +111,7 @@ func TestSlowLogTimesOut(t *testing.T) {
 	s, _ := newSubmitter(t, Config{Timeout: 500 * time.Millisecond}, a, b)
 	ca := newTestCA(t)
 	notAfter := time.Now().Add(24 * time.Hour)
-	_, err := s.SCTs(context.Background(), ca.precert(t, notAfter), notAfter)
+	_, err := s.SCTs(context.Background(), ca.precert(t, notAfter), time.Now(), notAfter)
 	var pe *PolicyError
 	if !errors.As(err, &pe) || !strings.Contains(fmt.Sprint(pe.Failures["a"]), "no SCT within 500ms") {
 		t.Fatalf("a slow log: %v", err)
@@ -120,7 +120,7 @@ func TestSlowLogTimesOut(t *testing.T) {
 	a.setMode("busy")
 	go func() { time.Sleep(300 * time.Millisecond); a.setMode("") }()
 	s2, _ := newSubmitter(t, Config{Timeout: 5 * time.Second}, a, b)
-	if _, err := s2.SCTs(context.Background(), ca.precert(t, notAfter), notAfter); err != nil {
+	if _, err := s2.SCTs(context.Background(), ca.precert(t, notAfter), time.Now(), notAfter); err != nil {
 		t.Fatalf("a log busy for a moment: %v", err)
 	}
 	if a.calls.Load() < 2 {
@@ -137,18 +137,18 @@ func TestBreaker(t *testing.T) {
 	s, _ := newSubmitter(t, Config{BreakerFailures: 2, BreakerCooldown: 400 * time.Millisecond}, a, b)
 	ca := newTestCA(t)
 	notAfter := time.Now().Add(24 * time.Hour)
-	if err := s.CanMeet(notAfter); err != nil {
+	if err := s.CanMeet(time.Now(), notAfter); err != nil {
 		t.Fatalf("before any failure: %v", err)
 	}
 	for range 2 {
-		s.SCTs(context.Background(), ca.precert(t, notAfter), notAfter)
+		s.SCTs(context.Background(), ca.precert(t, notAfter), time.Now(), notAfter)
 	}
 	calls := a.calls.Load()
-	err := s.CanMeet(notAfter)
+	err := s.CanMeet(time.Now(), notAfter)
 	if err == nil || !strings.Contains(err.Error(), "failed 2 times in a row") {
 		t.Fatalf("CanMeet with a's breaker open: %v", err)
 	}
-	if _, err := s.SCTs(context.Background(), ca.precert(t, notAfter), notAfter); err == nil {
+	if _, err := s.SCTs(context.Background(), ca.precert(t, notAfter), time.Now(), notAfter); err == nil {
 		t.Fatal("SCTs met the policy with a's breaker open")
 	}
 	if a.calls.Load() != calls {
@@ -156,7 +156,7 @@ func TestBreaker(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	a.setMode("")
-	if _, err := s.SCTs(context.Background(), ca.precert(t, notAfter), notAfter); err != nil {
+	if _, err := s.SCTs(context.Background(), ca.precert(t, notAfter), time.Now(), notAfter); err != nil {
 		t.Fatalf("after the cool-down: %v", err)
 	}
 	if n := testutil.ToFloat64(s.m.breaker.WithLabelValues("a")); n != 0 {
@@ -175,14 +175,14 @@ func TestTemporalIntervals(t *testing.T) {
 	s, _ := newSubmitter(t, Config{}, a, b, c)
 	ca := newTestCA(t)
 	early := split.Add(-time.Hour)
-	if _, err := s.SCTs(context.Background(), ca.precert(t, early), early); err != nil {
+	if _, err := s.SCTs(context.Background(), ca.precert(t, early), time.Now(), early); err != nil {
 		t.Fatal(err)
 	}
 	if c.calls.Load() != 0 {
 		t.Error("a log whose interval starts later was asked")
 	}
 	late := split.Add(time.Hour)
-	if err := s.CanMeet(late); err == nil || !strings.Contains(err.Error(), "only 1 of the 3") {
+	if err := s.CanMeet(time.Now(), late); err == nil || !strings.Contains(err.Error(), "only 1 of the 3") {
 		t.Fatalf("CanMeet for a late notAfter: %v", err)
 	}
 }
@@ -298,12 +298,64 @@ func TestParseLogList(t *testing.T) {
 }
 
 func TestPolicyValidate(t *testing.T) {
-	for _, p := range []Policy{{0, 0}, {1, 2}, {2, 0}, {-1, 1}} {
+	for _, p := range []Policy{{}, {MinSCTs: 1, MinOperators: 2}, {MinSCTs: 2}, {MinSCTs: -1, MinOperators: 1}, {MinSCTs: 3, MinOperators: 2, MinSCTsLong: 2}} {
 		if p.Validate() == nil {
 			t.Errorf("%+v validated", p)
 		}
 	}
-	if (Policy{3, 2}).Validate() != nil {
+	if (Policy{MinSCTs: 3, MinOperators: 2}).Validate() != nil {
 		t.Error("3 from 2 refused")
+	}
+}
+
+// TestLongLivedNeedsMore: a certificate valid longer than 180 days needs
+// MinSCTsLong SCTs (3 by default, as Chrome asks).
+func TestLongLivedNeedsMore(t *testing.T) {
+	a, b, c := startFakeLog(t, "a", "A"), startFakeLog(t, "b", "B"), startFakeLog(t, "c", "C")
+	s, _ := newSubmitter(t, Config{}, a, b, c)
+	ca := newTestCA(t)
+	nb := time.Now().Add(-time.Minute).Truncate(time.Second) // the test CA's notBefore
+	long := nb.Add(200 * 24 * time.Hour)
+	res, err := s.SCTs(context.Background(), ca.precert(t, long), nb, long)
+	if err != nil || len(res.SCTs) != 3 {
+		t.Fatalf("a 200-day certificate: %d SCTs, %v; want 3", len(res.SCTs), err)
+	}
+	if err := s.VerifyEmbedded(ca.sign(t, ca.leafTemplate(long), res.Extension), ca.cert.Raw); err != nil {
+		t.Fatal(err)
+	}
+	c.setMode("fail")
+	if _, err := s.SCTs(context.Background(), ca.precert(t, long), nb, long); err == nil || !strings.Contains(err.Error(), "needs 3 from 2") {
+		t.Fatalf("a 200-day certificate with one of three logs down: %v", err)
+	}
+	short := nb.Add(90 * 24 * time.Hour)
+	if _, err := s.SCTs(context.Background(), ca.precert(t, short), nb, short); err != nil {
+		t.Fatalf("a 90-day certificate with one of three logs down: %v", err)
+	}
+	if err := s.CanMeet(nb, long); err != nil {
+		t.Errorf("CanMeet before any breaker opened: %v", err)
+	}
+}
+
+// TestUseful: an SCT is kept if it is of a new operator or there are SCTs
+// to spare beyond the operators still missing.
+func TestUseful(t *testing.T) {
+	a, b := Log{Name: "a1", Operator: "A"}, Log{Name: "b1", Operator: "B"}
+	for _, tc := range []struct {
+		p    Policy
+		have []Log
+		next Log
+		want bool
+	}{
+		{DefaultPolicy, nil, a, true},
+		{DefaultPolicy, []Log{a}, a, false},
+		{DefaultPolicy, []Log{a}, b, true},
+		{Policy{MinSCTs: 3, MinOperators: 2}, []Log{a}, a, true},
+		{Policy{MinSCTs: 3, MinOperators: 2}, []Log{a, a}, a, false},
+		{Policy{MinSCTs: 3, MinOperators: 2}, []Log{a, a}, b, true},
+		{Policy{MinSCTs: 2, MinOperators: 1}, []Log{a}, a, true},
+	} {
+		if got := tc.p.useful(tc.have, tc.next); got != tc.want {
+			t.Errorf("%+v with %d SCTs, one of %s: useful %v, want %v", tc.p, len(tc.have), tc.next.Operator, got, tc.want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	ctgo "github.com/google/certificate-transparency-go"
 	cttls "github.com/google/certificate-transparency-go/tls"
@@ -17,22 +18,38 @@ import (
 
 // Policy is how many SCTs a certificate needs, modelled on Chrome's CT
 // policy: at least MinSCTs SCTs from distinct logs, of at least
-// MinOperators distinct log operators. Chrome asks 2 SCTs for a
-// certificate valid 180 days or less (3 beyond), from 2 operators.
+// MinOperators distinct log operators, and MinSCTsLong instead of MinSCTs
+// for a certificate valid longer than LongLifetime. Chrome asks 2 SCTs for
+// a certificate valid 180 days or less and 3 beyond, from 2 operators.
 type Policy struct {
 	MinSCTs      int
 	MinOperators int
+	MinSCTsLong  int // 0: MinSCTs + 1
 }
 
-// DefaultPolicy is 2 SCTs from 2 operators.
-var DefaultPolicy = Policy{MinSCTs: 2, MinOperators: 2}
+// LongLifetime is the validity past which a certificate needs
+// Policy.MinSCTsLong SCTs (Chrome's 180 days).
+const LongLifetime = 180 * 24 * time.Hour
+
+// DefaultPolicy is 2 SCTs (3 past 180 days) from 2 operators.
+var DefaultPolicy = Policy{MinSCTs: 2, MinOperators: 2, MinSCTsLong: 3}
 
 // Validate checks the policy.
 func (p Policy) Validate() error {
-	if p.MinSCTs < 1 || p.MinOperators < 1 || p.MinOperators > p.MinSCTs {
-		return fmt.Errorf("ct: policy needs min_scts ≥ 1 and 1 ≤ min_operators ≤ min_scts; got %d and %d", p.MinSCTs, p.MinOperators)
+	if p.MinSCTs < 1 || p.MinOperators < 1 || p.MinOperators > p.MinSCTs || (p.MinSCTsLong != 0 && p.MinSCTsLong < p.MinSCTs) {
+		return fmt.Errorf("ct: policy needs min_scts ≥ 1, 1 ≤ min_operators ≤ min_scts and min_scts_long ≥ min_scts; got %d, %d and %d",
+			p.MinSCTs, p.MinOperators, p.MinSCTsLong)
 	}
 	return nil
+}
+
+// For is the policy for a certificate valid from notBefore to notAfter:
+// MinSCTs is MinSCTsLong if it is valid longer than LongLifetime.
+func (p Policy) For(notBefore, notAfter time.Time) Policy {
+	if notAfter.Sub(notBefore) > LongLifetime {
+		p.MinSCTs = p.MinSCTsLong
+	}
+	return p
 }
 
 // metBy reports whether the SCTs of these logs satisfy the policy.
@@ -43,6 +60,17 @@ func (p Policy) metBy(logs []Log) bool {
 // possible reports whether logs could satisfy the policy if every one of
 // them answered.
 func (p Policy) possible(logs []Log) bool { return p.metBy(logs) }
+
+// useful reports whether an SCT from l brings logs closer to the policy:
+// it is of a new operator, or there are more SCTs to find than operators.
+// Keeping only those, a certificate embeds MinSCTs SCTs, not every answer
+// that came in first.
+func (p Policy) useful(logs []Log, l Log) bool {
+	if operators(append(slices.Clone(logs), l)) > operators(logs) {
+		return true
+	}
+	return p.MinSCTs-len(logs) > p.MinOperators-operators(logs)
+}
 
 func operators(logs []Log) int {
 	var ops []string

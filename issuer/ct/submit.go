@@ -24,7 +24,7 @@ import (
 // Config configures a Submitter.
 type Config struct {
 	Logs   []Log
-	Policy Policy // zero: DefaultPolicy
+	Policy Policy // zero fields: DefaultPolicy's
 	// Timeout bounds one submission to one log, its retries of 429 and
 	// 503 answers included; 0 means 10 s.
 	Timeout time.Duration
@@ -67,8 +67,15 @@ func New(cfg Config, d Deps) (*Submitter, error) {
 	if len(cfg.Logs) == 0 {
 		return nil, errors.New("ct: no logs configured")
 	}
-	if cfg.Policy == (Policy{}) {
-		cfg.Policy = DefaultPolicy
+	// Zero fields take the defaults.
+	if cfg.Policy.MinSCTs == 0 {
+		cfg.Policy.MinSCTs = DefaultPolicy.MinSCTs
+	}
+	if cfg.Policy.MinOperators == 0 {
+		cfg.Policy.MinOperators = min(DefaultPolicy.MinOperators, cfg.Policy.MinSCTs)
+	}
+	if cfg.Policy.MinSCTsLong == 0 {
+		cfg.Policy.MinSCTsLong = cfg.Policy.MinSCTs + 1
 	}
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, err
@@ -151,21 +158,23 @@ func (s *Submitter) eligible(notAfter time.Time) (ok []*logClient, skipped map[s
 }
 
 // CanMeet reports whether the logs available now could meet the policy
-// for a certificate expiring at notAfter: the CA asks before it signs a
-// precertificate, so that nothing is signed that cannot be completed.
-func (s *Submitter) CanMeet(notAfter time.Time) error {
+// for a certificate valid from notBefore to notAfter: the CA asks before
+// it signs a precertificate, so that nothing is signed that cannot be
+// completed.
+func (s *Submitter) CanMeet(notBefore, notAfter time.Time) error {
 	logs, skipped := s.eligible(notAfter)
 	var ls []Log
 	for _, l := range logs {
 		ls = append(ls, l.Log)
 	}
-	if s.cfg.Policy.possible(ls) {
+	policy := s.cfg.Policy.For(notBefore, notAfter)
+	if policy.possible(ls) {
 		return nil
 	}
 	if len(skipped) == 0 && len(ls) < len(s.logs) {
 		skipped["(temporal intervals)"] = fmt.Errorf("only %d of the %d configured logs take certificates expiring %s", len(ls), len(s.logs), notAfter.UTC().Format(time.RFC3339))
 	}
-	return &PolicyError{Policy: s.cfg.Policy, Got: 0, Operators: 0, Failures: skipped}
+	return &PolicyError{Policy: policy, Got: 0, Operators: 0, Failures: skipped}
 }
 
 // Result is what SCTs obtained.
@@ -200,7 +209,8 @@ type answer struct {
 // request cut off mid-way can fail the log's other requests of the same
 // batch. Each SCT's signature is checked against its log's key. If the
 // policy cannot be met, the error is a *PolicyError.
-func (s *Submitter) SCTs(ctx context.Context, chain [][]byte, notAfter time.Time) (Result, error) {
+func (s *Submitter) SCTs(ctx context.Context, chain [][]byte, notBefore, notAfter time.Time) (Result, error) {
+	policy := s.cfg.Policy.For(notBefore, notAfter)
 	logs, failures := s.eligible(notAfter)
 	// Each submission is bounded by the per-log timeout, not by the
 	// caller: it outlives SCTs when the policy is met first.
@@ -219,19 +229,22 @@ func (s *Submitter) SCTs(ctx context.Context, chain [][]byte, notAfter time.Time
 		res   Result
 		ended = 0
 	)
-	for ended < len(logs) && !s.cfg.Policy.metBy(from) {
+	for ended < len(logs) && !policy.metBy(from) {
 		a := <-answers
 		ended++
 		if a.err != nil {
 			failures[a.l.Name] = a.err
 			continue
 		}
+		if !policy.useful(from, a.l.Log) {
+			continue // another of an operator already counted, with no slot to spare
+		}
 		got, from = append(got, a.sct), append(from, a.l.Log)
 		res.SCTs = append(res.SCTs, Obtained{Log: a.l.Name, Operator: a.l.Operator, LogID: a.l.ID[:], Timestamp: time.UnixMilli(int64(a.sct.Timestamp)).UTC()})
 	}
-	if !s.cfg.Policy.metBy(from) {
+	if !policy.metBy(from) {
 		s.m.policyUnmet.Inc()
-		return Result{SCTs: res.SCTs}, &PolicyError{Policy: s.cfg.Policy, Got: len(from), Operators: operators(from), Failures: failures}
+		return Result{SCTs: res.SCTs}, &PolicyError{Policy: policy, Got: len(from), Operators: operators(from), Failures: failures}
 	}
 	var err error
 	if res.Extension, res.List, err = sctListExtension(got); err != nil {
@@ -314,9 +327,9 @@ func (s *Submitter) VerifyEmbedded(cert, issuer []byte) error {
 		}
 		from = append(from, l.Log)
 	}
-	if !s.cfg.Policy.metBy(from) {
+	if policy := s.cfg.Policy.For(c.NotBefore, c.NotAfter); !policy.metBy(from) {
 		return fmt.Errorf("ct: the certificate embeds %d SCTs from %d operators; the policy needs %d from %d",
-			len(from), operators(from), s.cfg.Policy.MinSCTs, s.cfg.Policy.MinOperators)
+			len(from), operators(from), policy.MinSCTs, policy.MinOperators)
 	}
 	return nil
 }
