@@ -457,6 +457,28 @@ func (lim SignInLinkLimits) Validate() error {
 	return errors.Join(errs...)
 }
 
+// WatchFinding is one disagreement the plant's self-watch found (package
+// watch): what a relying party received that the CA's records or the
+// Baseline Requirements contradict, with the evidence.
+//
+// The text fields are stored as valid UTF-8 without NUL bytes (all
+// PostgreSQL's TEXT can hold): a store replaces invalid bytes and NULs
+// with U+FFFD, in both adapters alike. Header and Body keep any bytes.
+type WatchFinding struct {
+	ID         int64     // assigned by the store, increasing
+	At         time.Time // when it was fetched
+	Watcher    string    // the instance that found it
+	Object     string    // "ocsp" or "crl"
+	Kind       string    // e.g. "status_mismatch", "expired"
+	URL        string
+	Serial     string // "" when it is about a whole CRL
+	Issuer     string
+	Detail     string
+	HTTPStatus int
+	Header     []byte // the response headers, JSON
+	Body       []byte // the bytes fetched (at most 64 MiB; may be empty)
+}
+
 // BulkLoader is the bulk path of the certificate table, for load tests
 // only: the bench (bench.Populate, behind `trustline bench populate`)
 // fills a store through it. Both adapters implement it besides Store, and
@@ -662,6 +684,25 @@ type Store interface {
 	// DeleteExpiredSignInLinks deletes the links expired at now and
 	// returns how many.
 	DeleteExpiredSignInLinks(ctx context.Context, now time.Time) (int64, error)
+
+	// Self-watch findings (package watch).
+	//
+	// RecordWatchFindings stores fs (their ID is assigned) in one
+	// transaction: the store gives each the next ID, in the order of fs,
+	// ignoring the ID fields (fs is not modified). Nil or empty fs does
+	// nothing. IDs are never reused and follow commit order (a finding
+	// commits after every finding of a lower ID), so a reader paging by
+	// ID skips none recorded later.
+	RecordWatchFindings(ctx context.Context, fs []WatchFinding) error
+	// WatchFindings lists the findings fetched at or after since, oldest
+	// first, at most limit (0: 1000), those with ID > afterID (0: from
+	// the first): a page at a time. Oldest is in ID order, the order they
+	// were recorded; the next page is afterID = the last ID of this one.
+	// Empty Header and Body come back nil.
+	WatchFindings(ctx context.Context, since time.Time, afterID int64, limit int) ([]WatchFinding, error)
+	// DeleteWatchFindings removes findings fetched before before and
+	// returns how many (retention).
+	DeleteWatchFindings(ctx context.Context, before time.Time) (int64, error)
 
 	Close() error
 }

@@ -103,6 +103,11 @@ func Run(t *testing.T, a Adapter) {
 		{"PlanRevocations", testPlanRevocations},
 		{"PlannedRevocations", testPlannedRevocations},
 		{"CancelPlannedRevocation", testCancelPlannedRevocation},
+		{"WatchFindings", testWatchFindings},
+		{"WatchFindingText", testWatchFindingText},
+		{"WatchFindingsPages", testWatchFindingsPages},
+		{"DeleteWatchFindings", testDeleteWatchFindings},
+		{"WatchFindingLargeBody", testWatchFindingLargeBody},
 		{"ConcurrentPublishCRL", testConcurrentPublishCRL},
 		{"ConcurrentAcquireLease", testConcurrentAcquireLease},
 		{"ConcurrentAppendAudit", testConcurrentAppendAudit},
@@ -114,6 +119,7 @@ func Run(t *testing.T, a Adapter) {
 		{"ConcurrentConsumeSignInLink", testConcurrentConsumeSignInLink},
 		{"ConcurrentSignInLinks", testConcurrentSignInLinks},
 		{"ConcurrentACMEBinding", testConcurrentACMEBinding},
+		{"ConcurrentRecordWatchFindings", testConcurrentRecordWatchFindings},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
