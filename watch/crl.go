@@ -55,8 +55,9 @@ type CRLSubject struct {
 	// Revoked are the store's revoked certificates of the shard, expired
 	// ones included (a CRL may keep those).
 	Revoked []store.CertSummary
-	// LastNumber is the highest CRL number seen before for the shard, at
-	// any URL; nil if none.
+	// LastNumber is the highest CRL number seen before at this URL; nil
+	// if none. (A CDN may hold an older CRL than its origin: numbers are
+	// compared per URL.)
 	LastNumber *big.Int
 }
 

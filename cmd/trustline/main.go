@@ -32,6 +32,9 @@ A plant (docs/deployment.md):
   origin         serves CRLs and issuer certificates to CDNs --config FILE --listen ADDR
   perspective    a remote network perspective (BR 3.2.2.9)  --config FILE --listen ADDR
                  (perspective keygen --out FILE: a perspective's or primary's key)
+  watch          checks what relying parties receive, OCSP and CRLs, against the store
+                                                             --config FILE --listen ADDR
+                 (watch report --config FILE [--since 24h]: the findings, as a table)
 
 Tools:
   ca init        key ceremony: create a CA hierarchy in an HSM (docs/ca-ceremony.md)
@@ -110,6 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRole(ctx, "origin", args[1:], stderr, runOrigin)
 	case "perspective":
 		return runPerspective(ctx, args[1:], stdout, stderr)
+	case "watch":
+		return runWatchCommand(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "ca":

@@ -43,6 +43,7 @@ var defaultListen = map[string]string{
 	"origin":    "127.0.0.1:8082",
 	"presigner": "127.0.0.1:8083",
 	"crlgen":    "127.0.0.1:8084",
+	"watch":     "127.0.0.1:8085",
 }
 
 // plantRole is what every production role has: its configuration, logger,

@@ -75,6 +75,9 @@ type Plant struct {
 	// Purge names the caches and webhook told of new CRLs and
 	// revocations.
 	Purge Purge `yaml:"purge"`
+	// Watch configures the watch role: what it fetches besides the public
+	// URLs, how often, and what the plant promises.
+	Watch Watch `yaml:"watch"`
 	// TLS, when both files are set, serves the api role over HTTPS; the
 	// files are re-read on SIGHUP.
 	TLS TLS `yaml:"tls"`
@@ -83,6 +86,45 @@ type Plant struct {
 	LogLevel string `yaml:"log_level"`
 	// ShutdownTimeout bounds a clean stop after SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Watch configures `trustline watch` (docs/operations.md): it checks what
+// relying parties receive at the public URLs, and the same objects at each
+// responder and origin, against the store.
+type Watch struct {
+	// Responders are each responder's OCSP URL (as the public OCSP URL,
+	// on the responder's address), Origins each origin's base URL (it
+	// serves every CRL at its path under the public CRL URL).
+	Responders []string `yaml:"responders"`
+	Origins    []string `yaml:"origins"`
+	// Interval between rounds; 0 means 1 minute.
+	Interval time.Duration `yaml:"interval"`
+	// Sample is how many certificates of each kind (newest issued, newest
+	// revoked, a uniform draw) a round checks; 0 means 20.
+	Sample int `yaml:"sample"`
+	// OCSPRevocationDelay is how soon after a revocation every OCSP URL
+	// must answer revoked; 0 means 1 minute (the pre-signer writes at
+	// once, caches are purged).
+	OCSPRevocationDelay time.Duration `yaml:"ocsp_revocation_delay"`
+	// CRLRevocationDelay is how soon every shard must list it; 0 means
+	// crl.revocation_delay plus 1 minute.
+	CRLRevocationDelay time.Duration `yaml:"crl_revocation_delay"`
+	// Retention is how long findings are kept; 0 means 90 days.
+	Retention time.Duration `yaml:"retention"`
+}
+
+func (w Watch) check(bad func(key, format string, args ...any)) {
+	for _, u := range append(append([]string(nil), w.Responders...), w.Origins...) {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad("watch", "%q is not an http(s) URL", u)
+		}
+	}
+	if w.Interval < 0 || w.Sample < 0 || w.OCSPRevocationDelay < 0 || w.CRLRevocationDelay < 0 || w.Retention < 0 {
+		bad("watch", "interval, sample, delays and retention must not be negative")
+	}
+	if w.Interval != 0 && w.Interval < time.Second {
+		bad("watch.interval", "%v: at least a second", w.Interval)
+	}
 }
 
 // PublicURLs are how the world reaches the plant (BR §7.1.2.7.7,
@@ -248,6 +290,7 @@ func (c Plant) Validate() error {
 	c.Validation.check(bad)
 	c.ACME.check(bad)
 	c.CT.check(bad)
+	c.Watch.check(bad)
 	checkProxies(c.TrustedProxies, bad)
 	if err := c.RateLimits.Validate(); err != nil {
 		bad("rate_limits", "%v", err)
