@@ -30,6 +30,8 @@ type CRLCheck struct {
 	RevocationDelay time.Duration
 	// Skew tolerated between this clock and the signer's; 0 means 5 min.
 	Skew time.Duration
+	// Observe, if set, learns of every CRL that parsed and verified.
+	Observe func(Observation)
 }
 
 const (
@@ -84,6 +86,9 @@ func (c *CRLCheck) Check(ctx context.Context, url string, s CRLSubject) (*big.In
 	}
 	var out []Finding
 	now := ev.At
+	if c.Observe != nil {
+		c.Observe(Observation{Object: "crl", URL: url, ThisUpdate: crl.ThisUpdate, NextUpdate: crl.NextUpdate, At: now})
+	}
 	if s.LastNumber != nil && crl.Number.Cmp(s.LastNumber) < 0 {
 		out = append(out, f(NumberBackwards, ev, "", "CRL number %s after %s was seen", crl.Number, s.LastNumber))
 	}

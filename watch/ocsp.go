@@ -33,6 +33,17 @@ type OCSPCheck struct {
 	CacheSlack time.Duration
 	// Skew tolerated between this clock and the signer's; 0 means 5 min.
 	Skew time.Duration
+	// Observe, if set, learns of every response that parsed and verified.
+	Observe func(Observation)
+}
+
+// Observation is what was learnt of one object that parsed and verified,
+// findings or not: how old it was when fetched.
+type Observation struct {
+	Object                 string // "ocsp" or "crl"
+	URL                    string
+	ThisUpdate, NextUpdate time.Time
+	At                     time.Time // fetched
 }
 
 // MaxOCSPValidity is BR 4.9.10's longest interval between thisUpdate and
@@ -85,6 +96,9 @@ func (c *OCSPCheck) Check(ctx context.Context, base string, s OCSPSubject) []Fin
 		return []Finding{f(WrongSubject, ev, "the response is about serial %x", resp.SerialNumber)}
 	}
 	now := ev.At
+	if c.Observe != nil {
+		c.Observe(Observation{Object: "ocsp", URL: base, ThisUpdate: resp.ThisUpdate, NextUpdate: resp.NextUpdate, At: now})
+	}
 	switch {
 	case !now.Before(resp.NextUpdate):
 		out = append(out, f(Expired, ev, "nextUpdate %s has passed (fetched %s)", stamp(resp.NextUpdate), stamp(now)))

@@ -90,9 +90,10 @@ func New(cfg Config, st Store, issuers map[issuerid.ID]*x509.Certificate, log *s
 	if err != nil {
 		return nil, err
 	}
-	return &Watcher{cfg: cfg, st: st, issuers: issuers, log: log, m: m, numbers: map[string]*big.Int{},
-		ocsp: &OCSPCheck{RevocationDelay: cfg.OCSPRevocationDelay},
-		crl:  &CRLCheck{RevocationDelay: cfg.CRLRevocationDelay}}, nil
+	w := &Watcher{cfg: cfg, st: st, issuers: issuers, log: log, m: m, numbers: map[string]*big.Int{},
+		ocsp: &OCSPCheck{RevocationDelay: cfg.OCSPRevocationDelay, Observe: m.observe},
+		crl:  &CRLCheck{RevocationDelay: cfg.CRLRevocationDelay, Observe: m.observe}}
+	return w, nil
 }
 
 // Round is one pass: sample certificates, check their OCSP responses at
@@ -103,6 +104,7 @@ func (w *Watcher) Round(ctx context.Context) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.m.startRound()
 	var out []Finding
 	ocspURLs := append([]string{w.cfg.Targets.PublicOCSP}, w.cfg.Targets.Responders...)
 	type shardKey struct {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/trustline/trustline/internal/issuerid"
@@ -244,6 +245,13 @@ func TestWatcherRound(t *testing.T) {
 	}
 	if n := len(p.found); n != 0 {
 		t.Fatalf("recorded %d findings of a healthy plant", n)
+	}
+	// The fake responder's responses are an hour old, its CRLs a minute.
+	if age := testutil.ToFloat64(w.m.oldest.WithLabelValues("ocsp")); age < 3590 || age > 3700 {
+		t.Errorf("oldest OCSP response %v s, want about 3600", age)
+	}
+	if age := testutil.ToFloat64(w.m.oldest.WithLabelValues("crl")); age < 55 || age > 120 {
+		t.Errorf("oldest CRL %v s, want about 60", age)
 	}
 
 	lying := fmt.Sprintf("%02x%030x", 0x10+7, 7)

@@ -68,7 +68,7 @@ func runWatch(ctx context.Context, r *plantRole) error {
 			r.log.Warn("watch round failed", "err", err)
 			return
 		}
-		r.log.Info("watch round", "findings", len(fs), "took", time.Since(start).Round(time.Millisecond))
+		r.log.Info("watch round", "findings", len(fs), "took", time.Since(start).Round(time.Millisecond).String())
 	})
 	lease, err := follow.NewLease(st, leaseWatchRetention, r.holder, time.Hour, nil)
 	if err != nil {

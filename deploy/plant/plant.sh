@@ -3,8 +3,8 @@
 # anyone to try. It starts (all from binaries already installed):
 #   - a fresh PostgreSQL database trustline_plant on 127.0.0.1:5432,
 #   - a Redis Cluster of 3 masters and 3 replicas (redis-server),
-#   - trustline init, then 2 api, 2 presigner, 3 responder, 2 origin and
-#     2 crlgen processes,
+#   - trustline init, then 2 api, 2 presigner, 3 responder, 2 origin,
+#     2 crlgen and 1 watch processes,
 #   - Varnish in front of the responders (/ocsp/) and origins (/crl/),
 # prints where everything is, and stops everything it started on Ctrl-C.
 # Everything lives under $PLANT_DIR (default ./var/plant), re-created on
@@ -90,6 +90,17 @@ start responder $((BASE_PORT + 20)); start responder $((BASE_PORT + 21)); start 
 start origin $((BASE_PORT + 30)); start origin $((BASE_PORT + 31))
 start crlgen $((BASE_PORT + 40)); start crlgen $((BASE_PORT + 41))
 
+# The watch checks the CDN and every responder and origin behind it: its
+# configuration is the plant's with the watch section filled in.
+WATCH_CFG="$PLANT_DIR/etc/watch.yaml"
+{
+  awk '/^watch:/ {skip=1; next} skip && /^[^ ]/ {skip=0} !skip' "$CFG"
+  printf 'watch:\n    responders: ["http://127.0.0.1:%d/ocsp/", "http://127.0.0.1:%d/ocsp/", "http://127.0.0.1:%d/ocsp/"]\n' \
+    $((BASE_PORT + 20)) $((BASE_PORT + 21)) $((BASE_PORT + 22))
+  printf '    origins: ["http://127.0.0.1:%d", "http://127.0.0.1:%d"]\n    interval: 30s\n' $((BASE_PORT + 30)) $((BASE_PORT + 31))
+} >"$WATCH_CFG"
+chmod 600 "$WATCH_CFG"
+
 cat >"$PLANT_DIR/plant.vcl" <<VCL
 vcl 4.1;
 import directors;
@@ -123,7 +134,9 @@ wait_ready() { # url name
   for _ in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
   log "$2 did not become ready: see $PLANT_DIR/logs/"; exit 1
 }
-for p in 0 1 10 11 20 21 22 30 31 40 41; do wait_ready "http://127.0.0.1:$((BASE_PORT + p))/healthz" "port $((BASE_PORT + p))"; done
+"$BIN" watch --config "$WATCH_CFG" --listen "127.0.0.1:$((BASE_PORT + 50))" >"$PLANT_DIR/logs/watch-$((BASE_PORT + 50)).log" 2>&1 &
+pids+=($!)
+for p in 0 1 10 11 20 21 22 30 31 40 41 50; do wait_ready "http://127.0.0.1:$((BASE_PORT + p))/healthz" "port $((BASE_PORT + p))"; done
 
 cat <<MSG
 
@@ -136,6 +149,7 @@ The plant is running (logs in $PLANT_DIR/logs):
   CDN (Varnish)    $PUBLIC/ocsp/  (3 responders)   $PUBLIC/crl/<issuer-id>/crls.json  (2 origins)
   presigners       http://127.0.0.1:$((BASE_PORT + 10))/metrics  http://127.0.0.1:$((BASE_PORT + 11))/metrics
   crlgens          http://127.0.0.1:$((BASE_PORT + 40))/metrics  http://127.0.0.1:$((BASE_PORT + 41))/metrics
+  watch            http://127.0.0.1:$((BASE_PORT + 50))/metrics  (report: $BIN watch report --config $WATCH_CFG)
   PostgreSQL       $DB_URL
   Redis Cluster    $CLUSTER_URL
   mail             $PLANT_DIR/mail/
