@@ -36,6 +36,7 @@ type acmeEnv struct {
 	// tlsProxy).
 	proxyClient *http.Client
 	hook        string // the dns-01 auth hook script
+	ctrl        string // the URL the hooks post records to
 	zone        *dnstest.Zone
 }
 
@@ -81,6 +82,7 @@ func newACMEEnv(t *testing.T, tlsProxy bool) *acmeEnv {
 		e.zone.SetTXT(name, txt[name]...)
 	}))
 	t.Cleanup(ctrl.Close)
+	e.ctrl = ctrl.URL
 	e.hook = filepath.Join(e.dir, "dns-hook.sh")
 	script := fmt.Sprintf("#!/bin/sh\nexec curl -fsS -o /dev/null %q --data-urlencode \"name=_acme-challenge.$CERTBOT_DOMAIN\" --data-urlencode \"value=$CERTBOT_VALIDATION\"\n", ctrl.URL)
 	if err := os.WriteFile(e.hook, []byte(script), 0o700); err != nil {
