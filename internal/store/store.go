@@ -588,6 +588,11 @@ type Store interface {
 	// DueForOCSP returns certificates, not expired at now, whose
 	// OCSPRefreshAt is at or before due, earliest first.
 	DueForOCSP(ctx context.Context, due, now time.Time, limit int) ([]CertSummary, error)
+	// ExpiringCertificates returns certificates whose NotAfter is after from
+	// and at or before to, soonest first (then by serial), at most limit (0:
+	// 100): the plant's self-watch checks that certificates about to expire
+	// are still answered for.
+	ExpiringCertificates(ctx context.Context, from, to time.Time, limit int) ([]CertSummary, error)
 	SetOCSPRefresh(ctx context.Context, rs []OCSPRefresh) error
 	CountCertificates(ctx context.Context) (int64, error)
 

@@ -18,9 +18,10 @@ import (
 
 // Defaults when a caller passes no limit, and the page size of the scans.
 const (
-	defaultCertLimit  = 1000
-	defaultEventLimit = 1000
-	scanPage          = 4096
+	defaultCertLimit     = 1000
+	defaultEventLimit    = 1000
+	defaultExpiringLimit = 100
+	scanPage             = 4096
 )
 
 // ReserveSerial records a serial before anything carrying it is signed.
@@ -318,6 +319,20 @@ func (s *Store) DueForOCSP(ctx context.Context, due, now time.Time, limit int) (
 		WHERE ocsp_refresh_at <= $1 AND not_after > $2 ORDER BY ocsp_refresh_at, serial LIMIT $3`,
 		ts(due), ts(now), limit)
 	return cs, wrap(err, "listing certificates due for OCSP")
+}
+
+// ExpiringCertificates returns up to limit (0: 100) certificates whose
+// not_after is in (from, to], soonest first, then by serial; revoked ones
+// included. The index certificates_not_after (migration 18) serves both
+// the range and the order, so the scan stops after limit rows.
+func (s *Store) ExpiringCertificates(ctx context.Context, from, to time.Time, limit int) ([]store.CertSummary, error) {
+	if limit <= 0 {
+		limit = defaultExpiringLimit
+	}
+	cs, err := query(ctx, s, scanSummary, `SELECT `+summaryCols+` FROM certificates
+		WHERE not_after > $1 AND not_after <= $2 ORDER BY not_after, serial LIMIT $3`,
+		ts(from), ts(to), limit)
+	return cs, wrap(err, "listing certificates expiring in (%s, %s]", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 }
 
 // SetOCSPRefresh moves the refresh points of rs in one transaction, sent

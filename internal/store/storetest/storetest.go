@@ -69,6 +69,8 @@ func Run(t *testing.T, a Adapter) {
 		{"ScanShardPages", testScanShardPages},
 		{"ListCertificates", testListCertificates},
 		{"DueForOCSP", testDueForOCSP},
+		{"ExpiringCertificates", testExpiringCertificates},
+		{"ExpiringCertificatesDefaultLimit", testExpiringCertificatesDefaultLimit},
 		{"SetOCSPRefresh", testSetOCSPRefresh},
 		{"TimePrecision", testTimePrecision},
 		{"PublishCRL", testPublishCRL},

@@ -1,0 +1,9 @@
+-- 0018: certificates by expiry.
+--
+-- The plant's self-watch lists the certificates whose not_after falls in a
+-- window, soonest first and then by serial (ExpiringCertificates), to check
+-- that certificates about to expire are still answered for. The index is
+-- that order, so the listing reads only the rows it returns instead of
+-- scanning the table.
+
+CREATE INDEX IF NOT EXISTS certificates_not_after ON certificates (not_after, serial);
