@@ -30,6 +30,7 @@ type Store interface {
 	EventsAfter(ctx context.Context, seq int64, limit int) ([]store.Event, error)
 	Certificate(ctx context.Context, s serial.Serial) (store.Certificate, error)
 	ListCertificates(ctx context.Context, p store.Page) ([]store.CertSummary, error)
+	ExpiringCertificates(ctx context.Context, from, to time.Time, limit int) ([]store.CertSummary, error)
 	ScanShard(ctx context.Context, q store.ShardQuery, fn func(store.CertSummary) error) error
 	RecordWatchFindings(ctx context.Context, fs []store.WatchFinding) error
 }
@@ -47,14 +48,21 @@ type Targets struct {
 type Config struct {
 	Targets Targets
 	// Sample is how many certificates of each kind a round checks: the
-	// newest issued, the newest revoked, and a uniform draw. 0 means 20.
+	// newest issued, the newest revoked, those expiring soonest (within
+	// ExpiringWithin), and a uniform draw. 0 means 20.
 	Sample int
+	// ExpiringWithin is how far ahead "expiring soonest" looks; 0 means
+	// 7 days.
+	ExpiringWithin time.Duration
 	// OCSPRevocationDelay and CRLRevocationDelay are what the plant
 	// promises: every URL answers revoked, and every shard lists the
 	// revocation, this long after it.
 	OCSPRevocationDelay, CRLRevocationDelay time.Duration
 	// Instance names the watcher in its findings.
 	Instance string
+	// RecordEvery is how often a disagreement that lasts is recorded
+	// again (metrics and logs count it every round); 0 means 1 hour.
+	RecordEvery time.Duration
 }
 
 // Watcher runs rounds of checks.
@@ -67,6 +75,9 @@ type Watcher struct {
 	log     *slog.Logger
 	m       *metrics
 	numbers map[string]*big.Int // highest CRL number seen per URL fetched
+	// recorded is when each lasting disagreement (object, kind, URL,
+	// serial) was last stored.
+	recorded map[string]time.Time
 }
 
 // New builds a Watcher over the hierarchy's intermediates.
@@ -83,6 +94,12 @@ func New(cfg Config, st Store, issuers map[issuerid.ID]*x509.Certificate, log *s
 	if cfg.Sample == 0 {
 		cfg.Sample = 20
 	}
+	if cfg.ExpiringWithin == 0 {
+		cfg.ExpiringWithin = 7 * 24 * time.Hour
+	}
+	if cfg.RecordEvery == 0 {
+		cfg.RecordEvery = time.Hour
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -90,7 +107,7 @@ func New(cfg Config, st Store, issuers map[issuerid.ID]*x509.Certificate, log *s
 	if err != nil {
 		return nil, err
 	}
-	w := &Watcher{cfg: cfg, st: st, issuers: issuers, log: log, m: m, numbers: map[string]*big.Int{},
+	w := &Watcher{cfg: cfg, st: st, issuers: issuers, log: log, m: m, numbers: map[string]*big.Int{}, recorded: map[string]time.Time{},
 		ocsp: &OCSPCheck{RevocationDelay: cfg.OCSPRevocationDelay, Observe: m.observe},
 		crl:  &CRLCheck{RevocationDelay: cfg.CRLRevocationDelay, Observe: m.observe}}
 	return w, nil
@@ -185,8 +202,9 @@ func (w *Watcher) sameObject(u string) []string {
 }
 
 // sample picks the certificates of a round: the newest issued and revoked
-// (from the event log) and a uniform draw (serials are random, so the page
-// after a random serial is one).
+// (from the event log), those expiring soonest (a responder or cache that
+// drops certificates near their end is caught), and a uniform draw
+// (serials are random, so the page after a random serial is one).
 func (w *Watcher) sample(ctx context.Context) ([]store.CertSummary, error) {
 	last, err := w.st.LastEventSeq(ctx)
 	if err != nil {
@@ -228,9 +246,13 @@ func (w *Watcher) sample(ctx context.Context) ([]store.CertSummary, error) {
 		page = append(page, more...)
 	}
 	fromEvents := picked
+	expiring, err := w.st.ExpiringCertificates(ctx, now, now.Add(w.cfg.ExpiringWithin), w.cfg.Sample)
+	if err != nil {
+		return nil, fmt.Errorf("watch: sampling certificates about to expire: %w", err)
+	}
 	var out []store.CertSummary
-	for _, c := range page {
-		if !slices.Contains(fromEvents, c.Serial) {
+	for _, c := range append(page, expiring...) {
+		if !slices.Contains(fromEvents, c.Serial) && !slices.ContainsFunc(out, func(o store.CertSummary) bool { return o.Serial == c.Serial }) {
 			out = append(out, c)
 		}
 	}
@@ -251,22 +273,44 @@ func (w *Watcher) sample(ctx context.Context) ([]store.CertSummary, error) {
 	return out, nil
 }
 
-// record stores the findings with their evidence.
+// record stores the findings with their evidence: a disagreement when
+// first seen, then once every RecordEvery while it lasts; the bytes of one
+// fetch once, with the first of its findings.
 func (w *Watcher) record(ctx context.Context, fs []Finding) error {
-	if len(fs) == 0 {
-		return nil
-	}
-	rows := make([]store.WatchFinding, len(fs))
-	for i, f := range fs {
+	now := time.Now()
+	var rows []store.WatchFinding
+	kept := map[string]bool{} // fetches whose body is stored already
+	seen := map[string]bool{}
+	for _, f := range fs {
+		key := f.Object + " " + string(f.Kind) + " " + f.URL + " " + f.Serial
+		seen[key] = true
+		if last, ok := w.recorded[key]; ok && now.Sub(last) < w.cfg.RecordEvery {
+			continue
+		}
+		w.recorded[key] = now
+		at := f.Fetched.At
+		if at.IsZero() {
+			at = now
+		}
 		h, _ := json.Marshal(f.Fetched.Header)
-		rows[i] = store.WatchFinding{At: f.Fetched.At, Watcher: w.cfg.Instance, Object: f.Object, Kind: string(f.Kind), URL: f.URL,
-			Serial: f.Serial, Issuer: f.Issuer, Detail: f.Detail, HTTPStatus: f.Fetched.Status, Header: h, Body: f.Fetched.Body}
-		if rows[i].At.IsZero() {
-			rows[i].At = time.Now()
+		row := store.WatchFinding{At: at, Watcher: w.cfg.Instance, Object: f.Object, Kind: string(f.Kind), URL: f.URL,
+			Serial: f.Serial, Issuer: f.Issuer, Detail: f.Detail, HTTPStatus: f.Fetched.Status, Header: h}
+		fetch := f.URL + " " + at.String()
+		if !kept[fetch] {
+			row.Body, kept[fetch] = f.Fetched.Body, true
+		}
+		rows = append(rows, row)
+	}
+	for key := range w.recorded {
+		if !seen[key] {
+			delete(w.recorded, key) // over: recorded afresh if it comes back
 		}
 	}
+	if len(rows) == 0 {
+		return nil
+	}
 	if err := w.st.RecordWatchFindings(ctx, rows); err != nil {
-		return fmt.Errorf("watch: recording %d findings: %w", len(fs), err)
+		return fmt.Errorf("watch: recording %d findings: %w", len(rows), err)
 	}
 	return nil
 }

@@ -39,18 +39,20 @@ type fakePlant struct {
 	events []store.Event
 	found  []store.WatchFinding
 	// Faults.
-	staleOCSP  map[serial.Serial]bool // the responder answers good for these whatever the store says
-	dropFromCR map[serial.Serial]bool // the origin's CRLs leave these out
-	crlBase    string                 // the public CRL base URL the certificates name
-	ocspSrv    *httptest.Server
-	originSrv  *httptest.Server
+	staleOCSP     map[serial.Serial]bool // the responder answers good for these whatever the store says
+	dropOCSP      map[serial.Serial]bool // the responder has forgotten these: unknown
+	dropFromCR    map[serial.Serial]bool // the origin's CRLs leave these out
+	crlBase       string                 // the public CRL base URL the certificates name
+	expiringAsked int
+	ocspSrv       *httptest.Server
+	originSrv     *httptest.Server
 }
 
 const testIssuerID = issuerid.ID("int-test")
 
 func newFakePlant(t *testing.T) *fakePlant {
 	p := &fakePlant{t: t, is: newTestIssuer(t), certs: map[serial.Serial]store.Certificate{},
-		staleOCSP: map[serial.Serial]bool{}, dropFromCR: map[serial.Serial]bool{}}
+		staleOCSP: map[serial.Serial]bool{}, dropOCSP: map[serial.Serial]bool{}, dropFromCR: map[serial.Serial]bool{}}
 	p.ocspSrv = httptest.NewServer(http.HandlerFunc(p.serveOCSP))
 	t.Cleanup(p.ocspSrv.Close)
 	p.originSrv = httptest.NewServer(http.HandlerFunc(p.serveCRL))
@@ -95,6 +97,9 @@ func (p *fakePlant) serveOCSP(w http.ResponseWriter, r *http.Request) {
 	}
 	c, ok := p.certs[sn]
 	stale := p.staleOCSP[sn]
+	if p.dropOCSP[sn] {
+		ok = false
+	}
 	p.mu.Unlock()
 	now := time.Now().Truncate(time.Second)
 	tmpl := ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber, ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(71 * time.Hour)}
@@ -193,6 +198,23 @@ func (p *fakePlant) ListCertificates(_ context.Context, pg store.Page) ([]store.
 	return out, nil
 }
 
+func (p *fakePlant) ExpiringCertificates(_ context.Context, from, to time.Time, limit int) ([]store.CertSummary, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []store.CertSummary
+	for _, c := range p.certs {
+		if c.NotAfter.After(from) && !c.NotAfter.After(to) {
+			out = append(out, summary(c))
+		}
+	}
+	slices.SortFunc(out, func(a, b store.CertSummary) int { return a.NotAfter.Compare(b.NotAfter) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	p.expiringAsked++
+	return out, nil
+}
+
 func (p *fakePlant) ScanShard(_ context.Context, q store.ShardQuery, fn func(store.CertSummary) error) error {
 	p.mu.Lock()
 	var out []store.CertSummary
@@ -277,11 +299,51 @@ func TestWatcherRound(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("findings %v, want %v", got, want)
 	}
-	if len(p.found) != 4 || p.found[0].Watcher != "w1" || len(p.found[0].Body) == 0 || !strings.Contains(string(p.found[0].Header), "Cache-Control") {
+	// The public and the responder URL are one server here (and so are
+	// the CRL URLs): the same disagreement at the same URL is recorded
+	// once, with the bytes fetched.
+	if len(p.found) != 2 || p.found[0].Watcher != "w1" || len(p.found[0].Body) == 0 || !strings.Contains(string(p.found[0].Header), "Cache-Control") {
 		t.Fatalf("recorded %+v", p.found)
+	}
+	// Lasting, it is counted every round but recorded again only after
+	// RecordEvery.
+	if fs, _ := w.Round(context.Background()); len(fs) != 4 || len(p.found) != 2 {
+		t.Fatalf("the next round: %d findings, %d recorded in all; want 4 and still 2", len(fs), len(p.found))
 	}
 	u, _ := url.Parse(fs[0].URL)
 	if u == nil {
 		t.Fatal("a finding without a URL")
+	}
+
+	// The oldest certificate, far from the newest events, expires in two
+	// days, and the responder has dropped it: the expiring sample finds it
+	// every round.
+	old := serial.Serial(fmt.Sprintf("%02x%030x", 0x10, 0))
+	p.mu.Lock()
+	c := p.certs[old]
+	c.NotAfter = time.Now().Add(48 * time.Hour)
+	p.certs[old] = c
+	p.dropOCSP[old] = true
+	p.staleOCSP, p.dropFromCR = map[serial.Serial]bool{}, map[serial.Serial]bool{}
+	p.mu.Unlock()
+	for range 3 {
+		fs, err := w.Round(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := 0
+		for _, f := range fs {
+			if f.Serial == string(old) && f.Kind == StatusMismatch && strings.Contains(f.Detail, "unknown") {
+				found++
+			} else {
+				t.Errorf("another finding: %v", f)
+			}
+		}
+		if found != 2 {
+			t.Fatalf("the dropped certificate about to expire: %d findings of %v, want one per OCSP URL", found, fs)
+		}
+	}
+	if p.expiringAsked == 0 {
+		t.Error("the expiring certificates were never asked for")
 	}
 }
