@@ -114,9 +114,11 @@ func New(cfg Config, st Store, issuers map[issuerid.ID]*x509.Certificate, log *s
 }
 
 // Round is one pass: sample certificates, check their OCSP responses at
-// every URL, the CRL shards they are on at every URL and each issuer's
-// crls.json, record the findings, and return them.
-func (w *Watcher) Round(ctx context.Context) ([]Finding, error) {
+// every URL and, with crls, the CRL shards they are on at every URL and
+// each issuer's crls.json; record the findings, and return them. (Several
+// watchers share the CRLs through a lease: the holder checks them, every
+// watcher checks OCSP for its own random sample.)
+func (w *Watcher) Round(ctx context.Context, crls bool) ([]Finding, error) {
 	certs, err := w.sample(ctx)
 	if err != nil {
 		return nil, err
@@ -138,7 +140,9 @@ func (w *Watcher) Round(ctx context.Context) ([]Finding, error) {
 			out = append(out, w.ocsp.Check(ctx, u, OCSPSubject{Cert: c, Issuer: iss})...)
 			w.m.checks.WithLabelValues("ocsp").Inc()
 		}
-		shards[shardKey{c.IssuerID, c.Shard}] = true
+		if crls {
+			shards[shardKey{c.IssuerID, c.Shard}] = true
+		}
 	}
 	indexWant := map[issuerid.ID][]string{}
 	for k := range shards {

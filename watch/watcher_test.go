@@ -261,7 +261,7 @@ func TestWatcherRound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs, err := w.Round(context.Background())
+	fs, err := w.Round(context.Background(), true)
 	if err != nil || len(fs) != 0 {
 		t.Fatalf("a healthy plant: %v %v", fs, err)
 	}
@@ -282,7 +282,7 @@ func TestWatcherRound(t *testing.T) {
 	p.staleOCSP[serial.Serial(lying)] = true
 	p.dropFromCR[serial.Serial(lying)] = true
 	p.mu.Unlock()
-	fs, err = w.Round(context.Background())
+	fs, err = w.Round(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestWatcherRound(t *testing.T) {
 	}
 	// Lasting, it is counted every round but recorded again only after
 	// RecordEvery.
-	if fs, _ := w.Round(context.Background()); len(fs) != 4 || len(p.found) != 2 {
+	if fs, _ := w.Round(context.Background(), true); len(fs) != 4 || len(p.found) != 2 {
 		t.Fatalf("the next round: %d findings, %d recorded in all; want 4 and still 2", len(fs), len(p.found))
 	}
 	u, _ := url.Parse(fs[0].URL)
@@ -327,7 +327,7 @@ func TestWatcherRound(t *testing.T) {
 	p.staleOCSP, p.dropFromCR = map[serial.Serial]bool{}, map[serial.Serial]bool{}
 	p.mu.Unlock()
 	for range 3 {
-		fs, err := w.Round(context.Background())
+		fs, err := w.Round(context.Background(), true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,8 +22,13 @@ import (
 	"github.com/trustline/trustline/watch"
 )
 
-// leaseWatchRetention elects the watch instance that deletes old findings.
-const leaseWatchRetention = "watch-retention"
+// Leases of the watch role: the instance that checks the CRLs (every
+// instance checks OCSP for its own random sample), and the one that deletes
+// old findings.
+const (
+	leaseWatchCRLs      = "watch-crls"
+	leaseWatchRetention = "watch-retention"
+)
 
 // runWatchCommand is `trustline watch` (the role) and `trustline watch
 // report`.
@@ -38,7 +43,8 @@ func runWatchCommand(ctx context.Context, args []string, stdout, stderr io.Write
 // parties receive — OCSP at the public URL and at each responder, CRLs at
 // the public URL and at each origin — against the store, and records
 // every disagreement (docs/operations.md). Any number may run: each draws
-// its own sample, so more instances check more certificates.
+// its own sample, so more instances check more certificates, and the one
+// holding a lease checks the CRLs.
 func runWatch(ctx context.Context, r *plantRole) error {
 	st, p, err := r.openHierarchy(ctx, pki.CertsOnly)
 	if err != nil {
@@ -61,14 +67,20 @@ func runWatch(ctx context.Context, r *plantRole) error {
 	if len(wc.Responders) == 0 && len(wc.Origins) == 0 {
 		r.log.Warn("watch checks the public URLs only: list watch.responders and watch.origins to check each server behind them")
 	}
-	r.every(cmp.Or(wc.Interval, time.Minute), func(ctx context.Context) {
+	interval := cmp.Or(wc.Interval, time.Minute)
+	crlLease, err := follow.NewLease(st, leaseWatchCRLs, r.holder, 3*interval, nil)
+	if err != nil {
+		return err
+	}
+	r.every(interval, func(ctx context.Context) {
 		start := time.Now()
-		fs, err := w.Round(ctx)
+		crlLease.Renew(ctx) // a store error leaves it not held: OCSP only this round
+		fs, err := w.Round(ctx, crlLease.Held())
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("watch round failed", "err", err)
 			return
 		}
-		r.log.Info("watch round", "findings", len(fs), "took", time.Since(start).Round(time.Millisecond).String())
+		r.log.Info("watch round", "findings", len(fs), "crls", crlLease.Held(), "took", time.Since(start).Round(time.Millisecond).String())
 	})
 	lease, err := follow.NewLease(st, leaseWatchRetention, r.holder, time.Hour, nil)
 	if err != nil {

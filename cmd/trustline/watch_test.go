@@ -267,6 +267,12 @@ sub vcl_backend_response { set beresp.ttl = 1h; set beresp.http.Cache-Control = 
 	n := rounds(healthy)
 	waitFor(t, 30*time.Second, "three more rounds", func() bool { return rounds(healthy) >= n+3 })
 
+	// The two watchers share the CRLs through the lease: the first one
+	// started holds it, the other checks OCSP only.
+	if !strings.Contains(healthy.logs.String(), `"crls":true`) || strings.Contains(faults.logs.String(), `"crls":true`) {
+		t.Errorf("the CRL lease: the first watcher checked CRLs %v, the second %v",
+			strings.Contains(healthy.logs.String(), `"crls":true`), strings.Contains(faults.logs.String(), `"crls":true`))
+	}
 	healthyCfg := filepath.Join(etc, "watch-healthy.yaml")
 	rep := report(t, healthyCfg)
 	t.Logf("report:\n%s", rep)
