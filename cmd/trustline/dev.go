@@ -347,6 +347,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	case <-sctx.Done():
 		shutdownErr = errors.Join(shutdownErr, errors.New("background work still running at the shutdown timeout"))
 	}
+	svc.waitCT(sctx, log)
 	if serveErr != nil {
 		return serveErr
 	}

@@ -68,6 +68,11 @@ func runAPI(ctx context.Context, r *plantRole) error {
 	if err != nil {
 		return err
 	}
+	r.closers = append(r.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		svc.waitCT(ctx, r.log)
+	})
 	// Another instance may renew the responder certificates; follow it.
 	r.every(time.Minute, func(ctx context.Context) { renewResponders(ctx, p, pipe, false, r.log) })
 	// Orders a crashed instance left processing are resumed by one

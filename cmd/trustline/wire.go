@@ -135,6 +135,18 @@ type services struct {
 	portal   *portal.Handler
 	acme     *acme.Server
 	lint     *linter.Linter
+	ct       *ct.Submitter // nil: CT off
+}
+
+// waitCT waits, within ctx, for the final certificates still being
+// submitted to the CT logs in the background.
+func (s *services) waitCT(ctx context.Context, log *slog.Logger) {
+	if s.ct == nil {
+		return
+	}
+	if err := s.ct.Wait(ctx); err != nil {
+		log.Warn("stopped with final certificates still being submitted to the CT logs", "err", err)
+	}
 }
 
 // newPurger builds the purge dispatcher for the configured caches and
@@ -229,9 +241,13 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 			return nil, err
 		}
 	}
-	ctLogs, err := newCTLogs(o.ct, o.reg, log)
+	ctSub, err := newCTLogs(o.ct, o.reg, log)
 	if err != nil {
 		return nil, err
+	}
+	var ctLogs issuer.CTLogs // nil, not a nil *ct.Submitter, when CT is off
+	if ctSub != nil {
+		ctLogs = ctSub
 	}
 	ca, err := issuer.New(issuer.Config{OCSPURL: o.ocspURL, BaseURL: o.crlBase, CAIssuersURL: o.caIssuersBase, Shards: o.shards, SerialPrefix: prefix,
 		Profile: profile.Options{CommonName: o.certificates.CommonName, RSAKeyEncipherment: o.certificates.RSAKeyEncipherment}},
@@ -328,14 +344,14 @@ func buildIssuance(ctx context.Context, st store.Store, p *pki.PKI, o issuanceOp
 	if err != nil {
 		return nil, err
 	}
-	return &services{pki: p, ca: ca, accounts: accounts, orders: orders, api: h, portal: ph, acme: acmeSrv, lint: lt}, nil
+	return &services{pki: p, ca: ca, accounts: accounts, orders: orders, api: h, portal: ph, acme: acmeSrv, lint: lt, ct: ctSub}, nil
 }
 
 // newACME builds the ACME server at the api's public URL, with the nonce
 // and external account binding secrets every api instance shares.
 // newCTLogs builds the Certificate Transparency submitter from the
 // configuration; nil (and a warning) when no log list is set.
-func newCTLogs(c config.CT, reg prometheus.Registerer, log *slog.Logger) (issuer.CTLogs, error) {
+func newCTLogs(c config.CT, reg prometheus.Registerer, log *slog.Logger) (*ct.Submitter, error) {
 	if c.LogList == "" {
 		log.Warn("certificates are NOT logged to Certificate Transparency: set ct.log_list (browsers require SCTs for publicly trusted TLS certificates; docs/ct.md)")
 		return nil, nil
