@@ -17,6 +17,7 @@ type Kind string
 const (
 	Unreachable     Kind = "unreachable"       // no answer, or not 200
 	Malformed       Kind = "malformed"         // does not parse as what it should be
+	ErrorStatus     Kind = "error_status"      // an OCSP error answer (unauthorized: the responder does not know the certificate)
 	BadSignature    Kind = "bad_signature"     // does not verify against the stored hierarchy
 	WrongSubject    Kind = "wrong_subject"     // an answer about another certificate or shard
 	StatusMismatch  Kind = "status_mismatch"   // good where the store says revoked, or the reverse

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -81,6 +82,10 @@ func (c *OCSPCheck) Check(ctx context.Context, base string, s OCSPSubject) []Fin
 		return []Finding{f(Unreachable, ev, "HTTP %d", ev.Status)}
 	}
 	resp, err := ocsp.ParseResponse(ev.Body, s.Issuer)
+	var re ocsp.ResponseError
+	if errors.As(err, &re) {
+		return []Finding{f(ErrorStatus, ev, "the responder answered %s", re.Status)}
+	}
 	if err != nil {
 		// x/crypto/ocsp says "bad OCSP signature" or "bad signature on
 		// embedded certificate" for a response that parses but does not

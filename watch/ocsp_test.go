@@ -148,6 +148,7 @@ func TestOCSPCheck(t *testing.T) {
 		{"another serial", good, 200, is.response(t, with(fresh, func(r *ocsp.Response) { r.SerialNumber = big.NewInt(7) })), nil, []Kind{WrongSubject}},
 		{"404", good, 404, nil, nil, []Kind{Unreachable}},
 		{"garbage", good, 200, []byte("not ocsp"), nil, []Kind{Malformed}},
+		{"unauthorized", good, 200, ocsp.UnauthorizedErrorResponse, nil, []Kind{ErrorStatus}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.set(tc.status, tc.body, tc.header)
