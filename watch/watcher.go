@@ -125,6 +125,7 @@ func (w *Watcher) Round(ctx context.Context, crls bool) ([]Finding, error) {
 	}
 	w.m.startRound()
 	var out []Finding
+	var checked RoundSummary
 	ocspURLs := append([]string{w.cfg.Targets.PublicOCSP}, w.cfg.Targets.Responders...)
 	type shardKey struct {
 		is issuerid.ID
@@ -139,6 +140,7 @@ func (w *Watcher) Round(ctx context.Context, crls bool) ([]Finding, error) {
 		for _, u := range ocspURLs {
 			out = append(out, w.ocsp.Check(ctx, u, OCSPSubject{Cert: c, Issuer: iss})...)
 			w.m.checks.WithLabelValues("ocsp").Inc()
+			checked.OCSP++
 		}
 		if crls {
 			shards[shardKey{c.IssuerID, c.Shard}] = true
@@ -168,6 +170,7 @@ func (w *Watcher) Round(ctx context.Context, crls bool) ([]Finding, error) {
 				w.numbers[u] = n
 			}
 			w.m.checks.WithLabelValues("crl").Inc()
+			checked.CRL++
 		}
 	}
 	for is, want := range indexWant {
@@ -182,7 +185,8 @@ func (w *Watcher) Round(ctx context.Context, crls bool) ([]Finding, error) {
 		}
 	}
 	w.m.round(out)
-	if err := w.record(ctx, out); err != nil {
+	checked.Certificates, checked.Findings = len(certs), len(out)
+	if err := w.record(ctx, out, checked); err != nil {
 		return out, err
 	}
 	for _, f := range out {
@@ -277,12 +281,30 @@ func (w *Watcher) sample(ctx context.Context) ([]store.CertSummary, error) {
 	return out, nil
 }
 
+// RoundSummary is what a round checked. It is stored beside the findings
+// (object "round", kind "checked", the summary in Detail as JSON), so
+// that a report says how much was checked as well as what disagreed.
+type RoundSummary struct {
+	Certificates int `json:"certificates"` // sampled
+	OCSP         int `json:"ocsp"`         // responses fetched and checked
+	CRL          int `json:"crl"`          // CRLs fetched and checked
+	Findings     int `json:"findings"`
+}
+
+// Summary object and kind in the findings table.
+const (
+	ObjectRound = "round"
+	KindChecked = "checked"
+)
+
 // record stores the findings with their evidence: a disagreement when
 // first seen, then once every RecordEvery while it lasts; the bytes of one
-// fetch once, with the first of its findings.
-func (w *Watcher) record(ctx context.Context, fs []Finding) error {
+// fetch once, with the first of its findings. The round's summary goes
+// with them.
+func (w *Watcher) record(ctx context.Context, fs []Finding, sum RoundSummary) error {
 	now := time.Now()
-	var rows []store.WatchFinding
+	js, _ := json.Marshal(sum)
+	rows := []store.WatchFinding{{At: now, Watcher: w.cfg.Instance, Object: ObjectRound, Kind: KindChecked, Detail: string(js)}}
 	kept := map[string]bool{} // fetches whose body is stored already
 	seen := map[string]bool{}
 	for _, f := range fs {
@@ -310,11 +332,8 @@ func (w *Watcher) record(ctx context.Context, fs []Finding) error {
 			delete(w.recorded, key) // over: recorded afresh if it comes back
 		}
 	}
-	if len(rows) == 0 {
-		return nil
-	}
 	if err := w.st.RecordWatchFindings(ctx, rows); err != nil {
-		return fmt.Errorf("watch: recording %d findings: %w", len(rows), err)
+		return fmt.Errorf("watch: recording %d findings: %w", len(rows)-1, err)
 	}
 	return nil
 }

@@ -44,6 +44,7 @@ type fakePlant struct {
 	dropFromCR    map[serial.Serial]bool // the origin's CRLs leave these out
 	crlBase       string                 // the public CRL base URL the certificates name
 	expiringAsked int
+	rounds        []store.WatchFinding // the round summaries recorded
 	ocspSrv       *httptest.Server
 	originSrv     *httptest.Server
 }
@@ -235,7 +236,13 @@ func (p *fakePlant) ScanShard(_ context.Context, q store.ShardQuery, fn func(sto
 func (p *fakePlant) RecordWatchFindings(_ context.Context, fs []store.WatchFinding) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.found = append(p.found, fs...)
+	for _, f := range fs {
+		if f.Object == ObjectRound {
+			p.rounds = append(p.rounds, f)
+		} else {
+			p.found = append(p.found, f)
+		}
+	}
 	return nil
 }
 
@@ -267,6 +274,11 @@ func TestWatcherRound(t *testing.T) {
 	}
 	if n := len(p.found); n != 0 {
 		t.Fatalf("recorded %d findings of a healthy plant", n)
+	}
+	var sum RoundSummary
+	if len(p.rounds) != 1 || json.Unmarshal([]byte(p.rounds[0].Detail), &sum) != nil || sum.Findings != 0 ||
+		sum.Certificates < 10 || sum.OCSP != 2*sum.Certificates || sum.CRL == 0 || p.rounds[0].Watcher != "w1" {
+		t.Fatalf("the round summary: %+v", p.rounds)
 	}
 	// The fake responder's responses are an hour old, its CRLs a minute.
 	if age := testutil.ToFloat64(w.m.oldest.WithLabelValues("ocsp")); age < 3590 || age > 3700 {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -68,7 +69,9 @@ func runWatch(ctx context.Context, r *plantRole) error {
 		r.log.Warn("watch checks the public URLs only: list watch.responders and watch.origins to check each server behind them")
 	}
 	interval := cmp.Or(wc.Interval, time.Minute)
-	crlLease, err := follow.NewLease(st, leaseWatchCRLs, r.holder, 3*interval, nil)
+	// Renewed at each round's start: it must outlive a slow round, and a
+	// holder that stops is replaced after it lapses.
+	crlLease, err := follow.NewLease(st, leaseWatchCRLs, r.holder, max(3*interval, 2*time.Minute), nil)
 	if err != nil {
 		return err
 	}
@@ -140,11 +143,39 @@ func runWatchReport(ctx context.Context, args []string, stdout, stderr io.Writer
 	return printWatchReport(stdout, all, from, time.Now())
 }
 
-// printWatchReport writes the report of findings between from and to.
-func printWatchReport(w io.Writer, fs []store.WatchFinding, from, to time.Time) error {
+// printWatchReport writes the report of the rows (findings and round
+// summaries) recorded between from and to.
+func printWatchReport(w io.Writer, rows []store.WatchFinding, from, to time.Time) error {
 	fmt.Fprintf(w, "Trustline watch report, %s to %s\n\n", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	var (
+		fs       []store.WatchFinding
+		total    watch.RoundSummary
+		rounds   int
+		watchers = map[string]bool{}
+	)
+	for _, r := range rows {
+		if r.Object != watch.ObjectRound {
+			fs = append(fs, r)
+			continue
+		}
+		var s watch.RoundSummary
+		if json.Unmarshal([]byte(r.Detail), &s) == nil {
+			rounds++
+			watchers[r.Watcher] = true
+			total.Certificates += s.Certificates
+			total.OCSP += s.OCSP
+			total.CRL += s.CRL
+		}
+	}
+	fmt.Fprintf(w, "Checked: %d rounds by %d watchers; %d certificates sampled, %d OCSP responses and %d CRLs fetched and checked.\n\n",
+		rounds, len(watchers), total.Certificates, total.OCSP, total.CRL)
+	if rounds == 0 {
+		fmt.Fprintln(w, "No round was recorded in this period: no watcher ran, or none could reach the store.")
+	}
 	if len(fs) == 0 {
-		fmt.Fprintln(w, "No disagreements: every OCSP response and CRL checked agreed with the CA's records and the Baseline Requirements.")
+		if rounds > 0 {
+			fmt.Fprintln(w, "No disagreements: every OCSP response and CRL checked agreed with the CA's records and the Baseline Requirements.")
+		}
 		return nil
 	}
 	counts := map[string]int{}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -276,6 +277,9 @@ sub vcl_backend_response { set beresp.ttl = 1h; set beresp.http.Cache-Control = 
 	healthyCfg := filepath.Join(etc, "watch-healthy.yaml")
 	rep := report(t, healthyCfg)
 	t.Logf("report:\n%s", rep)
+	if !regexp.MustCompile(`Checked: [1-9][0-9]* rounds by 2 watchers; [1-9][0-9]* certificates sampled, [1-9][0-9]* OCSP responses and [1-9][0-9]* CRLs`).MatchString(rep) {
+		t.Errorf("the report does not say what was checked")
+	}
 	// What the healthy watcher found is the blocked cache write only: d,
 	// good at the CDN and the responder, revoked in the store.
 	for _, l := range strings.Split(rep, "\n") {
