@@ -20,6 +20,7 @@ import (
 	"github.com/trustline/trustline/internal/issuerid"
 	"github.com/trustline/trustline/internal/serial"
 	"github.com/trustline/trustline/internal/shard"
+	"github.com/trustline/trustline/internal/status"
 	"github.com/trustline/trustline/internal/store"
 )
 
@@ -138,7 +139,15 @@ func (w *Watcher) Round(ctx context.Context, crls bool) ([]Finding, error) {
 			continue // the root's, or an issuer this watcher does not know
 		}
 		for _, u := range ocspURLs {
-			out = append(out, w.ocsp.Check(ctx, u, OCSPSubject{Cert: c, Issuer: iss})...)
+			fs := w.ocsp.Check(ctx, u, OCSPSubject{Cert: c, Issuer: iss})
+			if disagreesWithStore(fs) {
+				// The sample was read before the fetch: a revocation in
+				// between is no fault. Compare again with the store now.
+				if fresh, ok := w.current(ctx, c); ok {
+					fs = w.ocsp.Check(ctx, u, OCSPSubject{Cert: fresh, Issuer: iss})
+				}
+			}
+			out = append(out, fs...)
 			w.m.checks.WithLabelValues("ocsp").Inc()
 			checked.OCSP++
 		}
@@ -162,6 +171,7 @@ func (w *Watcher) Round(ctx context.Context, crls bool) ([]Finding, error) {
 			// The number never goes back at one URL; a CDN may well hold
 			// an older CRL than its origin, and that is no fault.
 			n, fs := w.crl.Check(ctx, u, CRLSubject{Issuer: w.issuers[k.is], IDP: idp, Revoked: revoked, LastNumber: w.numbers[u]})
+			fs = w.dropRevokedSince(ctx, fs)
 			for i := range fs {
 				fs[i].Issuer = string(k.is)
 			}
@@ -193,6 +203,45 @@ func (w *Watcher) Round(ctx context.Context, crls bool) ([]Finding, error) {
 		w.log.Warn("watch finding", "object", f.Object, "kind", f.Kind, "url", f.URL, "serial", f.Serial, "detail", f.Detail)
 	}
 	return out, nil
+}
+
+// disagreesWithStore reports whether fs holds a finding that compares
+// with the store's record (and so may come from reading it too early).
+func disagreesWithStore(fs []Finding) bool {
+	for _, f := range fs {
+		switch f.Kind {
+		case StatusMismatch, ReasonMismatch, TimeMismatch:
+			return true
+		}
+	}
+	return false
+}
+
+// current re-reads a sampled certificate; ok is false if it did not change
+// (or cannot be read: the first comparison stands).
+func (w *Watcher) current(ctx context.Context, c store.CertSummary) (store.CertSummary, bool) {
+	f, err := w.st.Certificate(ctx, c.Serial)
+	if err != nil || (f.Status == c.Status && f.Reason == c.Reason && f.RevokedAt.Equal(c.RevokedAt)) {
+		return c, false
+	}
+	c.Status, c.Reason, c.RevokedAt = f.Status, f.Reason, f.RevokedAt
+	return c, true
+}
+
+// dropRevokedSince drops a CRL's "listed, but not revoked" findings of
+// certificates the store has as revoked now: revoked after the shard was
+// read, before the CRL was fetched.
+func (w *Watcher) dropRevokedSince(ctx context.Context, fs []Finding) []Finding {
+	out := fs[:0]
+	for _, f := range fs {
+		if f.Kind == StatusMismatch && f.Serial != "" {
+			if c, err := w.st.Certificate(ctx, serial.Serial(f.Serial)); err == nil && c.Status == status.Revoked {
+				continue
+			}
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // sameObject is u (under the public CRL base) and the same path at every

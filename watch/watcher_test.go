@@ -44,6 +44,7 @@ type fakePlant struct {
 	dropFromCR    map[serial.Serial]bool // the origin's CRLs leave these out
 	crlBase       string                 // the public CRL base URL the certificates name
 	expiringAsked int
+	revokeOnFetch serial.Serial // revoked in the store when its OCSP response is first asked for
 	rounds        []store.WatchFinding // the round summaries recorded
 	ocspSrv       *httptest.Server
 	originSrv     *httptest.Server
@@ -91,11 +92,20 @@ func (p *fakePlant) serveOCSP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request", 400)
 		return
 	}
-	p.mu.Lock()
 	sn := serial.Serial(fmt.Sprintf("%x", req.SerialNumber))
 	if len(sn)%2 == 1 {
 		sn = "0" + sn
 	}
+	p.mu.Lock()
+	race := p.revokeOnFetch == sn
+	p.mu.Unlock()
+	if race {
+		p.revoke(string(sn), 0)
+		p.mu.Lock()
+		p.revokeOnFetch = ""
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
 	c, ok := p.certs[sn]
 	stale := p.staleOCSP[sn]
 	if p.dropOCSP[sn] {
@@ -286,6 +296,19 @@ func TestWatcherRound(t *testing.T) {
 	}
 	if age := testutil.ToFloat64(w.m.oldest.WithLabelValues("crl")); age < 55 || age > 120 {
 		t.Errorf("oldest CRL %v s, want about 60", age)
+	}
+
+	// A revocation between the sample's read and the fetch is no finding:
+	// the watcher compares again with the store as it is now.
+	racing := serial.Serial(fmt.Sprintf("%02x%030x", 0x10+29, 29)) // the newest issued: always sampled
+	p.mu.Lock()
+	p.revokeOnFetch = racing
+	p.mu.Unlock()
+	if fs, err := w.Round(context.Background(), true); err != nil || len(fs) != 0 {
+		t.Fatalf("a revocation while the round ran: %v %v", fs, err)
+	}
+	if c, _ := p.Certificate(context.Background(), racing); c.Status != status.Revoked {
+		t.Fatal("the racing revocation did not happen")
 	}
 
 	lying := fmt.Sprintf("%02x%030x", 0x10+7, 7)
