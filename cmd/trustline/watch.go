@@ -167,8 +167,8 @@ func printWatchReport(w io.Writer, rows []store.WatchFinding, from, to time.Time
 			total.CRL += s.CRL
 		}
 	}
-	fmt.Fprintf(w, "Checked: %d rounds by %d watchers; %d certificates sampled, %d OCSP responses and %d CRLs fetched and checked.\n\n",
-		rounds, len(watchers), total.Certificates, total.OCSP, total.CRL)
+	fmt.Fprintf(w, "Checked: %d rounds by %d %s; %d certificates sampled, %d OCSP responses and %d CRLs fetched and checked.\n\n",
+		rounds, len(watchers), plural(len(watchers), "watcher", "watchers"), total.Certificates, total.OCSP, total.CRL)
 	if rounds == 0 {
 		fmt.Fprintln(w, "No round was recorded in this period: no watcher ran, or none could reach the store.")
 	}
@@ -209,4 +209,11 @@ func printWatchReport(w io.Writer, rows []store.WatchFinding, from, to time.Time
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", f.At.UTC().Format(time.RFC3339), f.Object, f.Kind, f.URL, cmp.Or(f.Serial, "-"), f.HTTPStatus, f.Detail)
 	}
 	return tw.Flush()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
