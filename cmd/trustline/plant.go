@@ -161,7 +161,7 @@ func (r *plantRole) keys() (pki.Keys, string, error) {
 		return nil, "", err
 	}
 	tok, err := pkcs11key.Open(pkcs11key.Config{ModulePath: r.cfg.HSM.Module, TokenLabel: r.cfg.HSM.Token,
-		PIN: r.cfg.HSM.PIN, Sessions: r.cfg.HSM.Sessions}, r.log)
+		PIN: r.cfg.HSM.PIN, Sessions: r.cfg.HSM.Sessions, ProbeInterval: r.cfg.HSM.ProbeInterval}, r.log)
 	if err != nil {
 		return nil, "", fmt.Errorf("hsm: %w", err)
 	}

@@ -60,6 +60,7 @@ func openKeys(cfg config.Dev, dataDir string, log *slog.Logger) (pki.Keys, strin
 	}
 	tok, err := pkcs11key.Open(pkcs11key.Config{
 		ModulePath: cfg.HSM.Module, TokenLabel: cfg.HSM.Token, PIN: cfg.HSM.PIN, Sessions: cfg.HSM.Sessions,
+		ProbeInterval: cfg.HSM.ProbeInterval,
 	}, log)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("hsm: %w", err)

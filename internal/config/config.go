@@ -333,6 +333,10 @@ type HSM struct {
 	PINFile string `yaml:"pin_file"`
 	// Sessions is the size of the session pool.
 	Sessions int `yaml:"sessions"`
+	// ProbeInterval is how often, while the token is unavailable, one
+	// call tries it again (the others fail at once); 0 means 1 s
+	// (docs/operations.md, "The HSM unreachable").
+	ProbeInterval time.Duration `yaml:"probe_interval"`
 }
 
 // Presign configures the OCSP pre-signer (docs/ocsp.md).
@@ -492,6 +496,9 @@ func (c Dev) Validate() error {
 		}
 		if c.HSM.Sessions < 1 || c.HSM.Sessions > 256 {
 			bad("hsm.sessions", "%d out of range [1, 256]", c.HSM.Sessions)
+		}
+		if c.HSM.ProbeInterval < 0 || c.HSM.ProbeInterval > time.Minute {
+			bad("hsm.probe_interval", "%v out of range [0, 1m]", c.HSM.ProbeInterval)
 		}
 	} else if c.HSM.Token != "" || c.HSM.PIN != "" {
 		bad("hsm.module", "must be set with hsm.token and hsm.pin")

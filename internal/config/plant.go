@@ -267,6 +267,9 @@ func (c Plant) Validate() error {
 		if c.HSM.Sessions < 1 || c.HSM.Sessions > 256 {
 			bad("hsm.sessions", "%d out of range [1, 256]", c.HSM.Sessions)
 		}
+		if c.HSM.ProbeInterval < 0 || c.HSM.ProbeInterval > time.Minute {
+			bad("hsm.probe_interval", "%v out of range [0, 1m]", c.HSM.ProbeInterval)
+		}
 	} else if c.KeysDir == "" {
 		bad("keys_dir", "must be set when no hsm.module is")
 	}

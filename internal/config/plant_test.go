@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -44,6 +45,12 @@ func TestPlantValidate(t *testing.T) {
 		{"crl validity", func(c *Plant) { c.CRL.Validity = 11 * 24 * 3600e9 }, "crl.validity"},
 		{"half tls", func(c *Plant) { c.TLS.CertFile = "a.pem" }, "tls"},
 		{"prefix braces", func(c *Plant) { c.RedisPrefix = "{x}" }, "redis_prefix"},
+		{"probe interval", func(c *Plant) {
+			c.HSM = HSM{Module: "/lib/p11.so", Token: "t", Sessions: 4, ProbeInterval: 2 * time.Minute}
+		}, "hsm.probe_interval"},
+		{"watch URL", func(c *Plant) { c.Watch.Responders = []string{"ftp://r/"} }, "is not an http(s) URL"},
+		{"watch interval", func(c *Plant) { c.Watch.Interval = time.Millisecond }, "watch.interval"},
+		{"ct policy", func(c *Plant) { c.CT = CT{LogList: "l.json", MinSCTs: 1, MinOperators: 2} }, "min_operators"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
