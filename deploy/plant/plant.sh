@@ -5,6 +5,8 @@
 #   - a Redis Cluster of 3 masters and 3 replicas (redis-server),
 #   - trustline init, then 2 api, 2 presigner, 3 responder, 2 origin,
 #     2 crlgen and 1 watch processes,
+#   - two Certificate Transparency logs (TesseraCT's posix, when installed)
+#     that the api instances log every certificate to,
 #   - Varnish in front of the responders (/ocsp/) and origins (/crl/),
 # prints where everything is, and stops everything it started on Ctrl-C.
 # Everything lives under $PLANT_DIR (default ./var/plant), re-created on
@@ -80,6 +82,40 @@ log "trustline init"
   --crl-period 10m --crl-revocation-delay 5s ${PLANT_INIT_ARGS:-} >"$PLANT_DIR/init.txt"
 CFG="$PLANT_DIR/etc/trustline.yaml"
 
+# Certificate Transparency: with TesseraCT's POSIX log installed (go install
+# github.com/transparency-dev/tesseract/cmd/tesseract/posix@v0.1.1, as
+# .ci/run does), two logs of two operators trusting the plant's root, and
+# the api instances log every certificate to them (docs/ct.md).
+TESSERACT=${TRUSTLINE_TESSERACT:-$(command -v posix || echo "$(go env GOPATH 2>/dev/null | cut -d: -f1)/bin/posix")}
+CT_NOTE="off (TesseraCT's posix binary not found)"
+if [ -x "$TESSERACT" ]; then
+  log "two CT logs (TesseraCT)"
+  list="$PLANT_DIR/etc/ct-logs.json"
+  printf '{"version": "1", "operators": [' >"$list"
+  for i in 0 1; do
+    name=log$i; port=$((BASE_PORT + 60 + i)); d="$PLANT_DIR/ct/$name"
+    mkdir -p "$d/storage/issuer"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$d/key.pem" 2>/dev/null
+    openssl ec -in "$d/key.pem" -pubout -outform DER -out "$d/pub.der" 2>/dev/null
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9 OTEL_METRIC_EXPORT_INTERVAL=3600000 "$TESSERACT" \
+      -http_endpoint "127.0.0.1:$port" -storage_dir "$d/storage" -private_key "$d/key.pem" \
+      -roots_pem_file "$PLANT_DIR/etc/ca/root.pem" -origin "127.0.0.1/$name" -path_prefix "/$name" \
+      -checkpoint_interval 500ms -batch_max_age 50ms >"$PLANT_DIR/logs/ct-$name.log" 2>&1 &
+    pids+=($!)
+    [ "$i" = 1 ] && printf ', ' >>"$list"
+    printf '{"name": "Plant operator %s", "email": ["ct@example.net"], "logs": [], "tiled_logs": [{"description": "plant %s", "log_id": "%s", "key": "%s", "submission_url": "http://127.0.0.1:%d/%s/", "monitoring_url": "http://127.0.0.1:%d/%s/", "mmd": 60}]}' \
+      "$i" "$name" "$(openssl dgst -sha256 -binary "$d/pub.der" | base64 -w0)" "$(base64 -w0 "$d/pub.der")" "$port" "$name" "$port" "$name" >>"$list"
+  done
+  printf ']}\n' >>"$list"
+  awk '/^ct:/ {skip=1; next} skip && /^[^ ]/ {skip=0} !skip' "$CFG" >"$CFG.new"
+  printf 'ct:\n    log_list: ct-logs.json\n' >>"$CFG.new"
+  mv "$CFG.new" "$CFG"; chmod 600 "$CFG"
+  for i in 0 1; do
+    for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$((BASE_PORT + 60 + i))/log$i/ct/v1/get-roots" 2>/dev/null && break; sleep 0.1; done
+  done
+  CT_NOTE="http://127.0.0.1:$((BASE_PORT + 60))/log0/ and http://127.0.0.1:$((BASE_PORT + 61))/log1/ (TesseraCT; $list)"
+fi
+
 start() { # role port
   "$BIN" "$1" --config "$CFG" --listen "127.0.0.1:$2" >"$PLANT_DIR/logs/$1-$2.log" 2>&1 &
   pids+=($!)
@@ -150,6 +186,7 @@ The plant is running (logs in $PLANT_DIR/logs):
   presigners       http://127.0.0.1:$((BASE_PORT + 10))/metrics  http://127.0.0.1:$((BASE_PORT + 11))/metrics
   crlgens          http://127.0.0.1:$((BASE_PORT + 40))/metrics  http://127.0.0.1:$((BASE_PORT + 41))/metrics
   watch            http://127.0.0.1:$((BASE_PORT + 50))/metrics  (report: $BIN watch report --config $WATCH_CFG)
+  CT logs          $CT_NOTE
   PostgreSQL       $DB_URL
   Redis Cluster    $CLUSTER_URL
   mail             $PLANT_DIR/mail/
