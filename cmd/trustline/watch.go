@@ -130,7 +130,7 @@ func runWatchReport(ctx context.Context, args []string, stdout, stderr io.Writer
 	from := time.Now().Add(-*since)
 	var all []store.WatchFinding
 	for after := int64(0); ; {
-		page, err := st.WatchFindings(ctx, from, after, 1000)
+		page, err := st.WatchFindings(ctx, from, after, 1000, false)
 		if err != nil {
 			return err
 		}

@@ -703,8 +703,9 @@ type Store interface {
 	// first, at most limit (0: 1000), those with ID > afterID (0: from
 	// the first): a page at a time. Oldest is in ID order, the order they
 	// were recorded; the next page is afterID = the last ID of this one.
-	// Empty Header and Body come back nil.
-	WatchFindings(ctx context.Context, since time.Time, afterID int64, limit int) ([]WatchFinding, error)
+	// Empty Header and Body come back nil; without evidence they are not
+	// read at all (nil), for listings of many findings.
+	WatchFindings(ctx context.Context, since time.Time, afterID int64, limit int, evidence bool) ([]WatchFinding, error)
 	// DeleteWatchFindings removes findings fetched before before and
 	// returns how many (retention).
 	DeleteWatchFindings(ctx context.Context, before time.Time) (int64, error)

@@ -17,6 +17,9 @@ const lockWatch int64 = 0x74726c_77617463 // "trl" "watc"
 
 const watchFindingCols = `at, watcher, object, kind, url, serial, issuer_id, detail, http_status, header, body`
 
+// watchFindingBriefCols leaves the evidence out.
+const watchFindingBriefCols = `at, watcher, object, kind, url, serial, issuer_id, detail, http_status, NULL::bytea, NULL::bytea`
+
 // RecordWatchFindings stores fs in one transaction, under the watch lock,
 // sent as one batch; each takes the next id of the sequence.
 func (s *Store) RecordWatchFindings(ctx context.Context, fs []store.WatchFinding) error {
@@ -41,9 +44,13 @@ func (s *Store) RecordWatchFindings(ctx context.Context, fs []store.WatchFinding
 
 // WatchFindings lists the findings fetched at or after since with id above
 // afterID, in id order, at most limit (≤ 0: 1000).
-func (s *Store) WatchFindings(ctx context.Context, since time.Time, afterID int64, limit int) ([]store.WatchFinding, error) {
+func (s *Store) WatchFindings(ctx context.Context, since time.Time, afterID int64, limit int, evidence bool) ([]store.WatchFinding, error) {
 	if limit <= 0 {
 		limit = 1000
+	}
+	cols := watchFindingCols
+	if !evidence {
+		cols = watchFindingBriefCols
 	}
 	out, err := query(ctx, s, func(sc scanner) (store.WatchFinding, error) {
 		var f store.WatchFinding
@@ -54,7 +61,7 @@ func (s *Store) WatchFindings(ctx context.Context, since time.Time, afterID int6
 		}
 		f.At, f.HTTPStatus, f.Header, f.Body = fromTS(f.At), int(code), bytesOrNil(f.Header), bytesOrNil(f.Body)
 		return f, nil
-	}, `SELECT id, `+watchFindingCols+` FROM watch_findings
+	}, `SELECT id, `+cols+` FROM watch_findings
 		WHERE at >= $1 AND id > $2 ORDER BY id LIMIT $3`, ts(since), afterID, limit)
 	return out, wrap(err, "listing watch findings since %s after %d", since, afterID)
 }

@@ -11,6 +11,9 @@ import (
 
 const watchFindingCols = `at, watcher, object, kind, url, serial, issuer_id, detail, http_status, header, body`
 
+// watchFindingBriefCols leaves the evidence out.
+const watchFindingBriefCols = `at, watcher, object, kind, url, serial, issuer_id, detail, http_status, NULL, NULL`
+
 // RecordWatchFindings stores fs in one transaction, each with the next id
 // (AUTOINCREMENT: never reused). The single writer commits them in id
 // order.
@@ -39,11 +42,15 @@ func (s *Store) RecordWatchFindings(ctx context.Context, fs []store.WatchFinding
 
 // WatchFindings lists the findings fetched at or after since with id above
 // afterID, in id order, at most limit (≤ 0: 1000).
-func (s *Store) WatchFindings(ctx context.Context, since time.Time, afterID int64, limit int) ([]store.WatchFinding, error) {
+func (s *Store) WatchFindings(ctx context.Context, since time.Time, afterID int64, limit int, evidence bool) ([]store.WatchFinding, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, `+watchFindingCols+` FROM watch_findings
+	cols := watchFindingCols
+	if !evidence {
+		cols = watchFindingBriefCols
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, `+cols+` FROM watch_findings
 		WHERE at >= ? AND id > ? ORDER BY id LIMIT ?`, micros(since), afterID, limit)
 	if err != nil {
 		return nil, wrap(err, "listing watch findings since %s after %d", since, afterID)

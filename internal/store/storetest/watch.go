@@ -39,7 +39,7 @@ func storedFinding(f store.WatchFinding, id int64) store.WatchFinding {
 // allFindings lists every finding in one page.
 func allFindings(t *testing.T, s store.Store) []store.WatchFinding {
 	t.Helper()
-	fs, err := s.WatchFindings(ctx(t), time.Time{}, 0, 1<<20)
+	fs, err := s.WatchFindings(ctx(t), time.Time{}, 0, 1<<20, true)
 	must(t, err, "listing watch findings")
 	return fs
 }
@@ -125,6 +125,16 @@ func testWatchFindings(t *testing.T, s store.Store) {
 	if d := diff(want, got); d != "" {
 		t.Errorf("WatchFindings (-want +got):\n%s", d)
 	}
+	// Without the evidence: the same findings, Header and Body nil.
+	brief, err := s.WatchFindings(ctx(t), time.Time{}, 0, 0, false)
+	must(t, err, "listing findings without evidence")
+	wantBrief := append([]store.WatchFinding(nil), want...)
+	for i := range wantBrief {
+		wantBrief[i].Header, wantBrief[i].Body = nil, nil
+	}
+	if d := diff(wantBrief, brief); d != "" {
+		t.Errorf("WatchFindings without evidence (-want +got):\n%s", d)
+	}
 	if got[1].At.Location() != time.UTC {
 		t.Errorf("At comes back in %v, want UTC", got[1].At.Location())
 	}
@@ -200,12 +210,12 @@ func testWatchFindingsPages(t *testing.T, s store.Store) {
 	}
 
 	// The default limit, and the page after it.
-	page, err := s.WatchFindings(ctx(t), time.Time{}, 0, 0)
+	page, err := s.WatchFindings(ctx(t), time.Time{}, 0, 0, true)
 	must(t, err, "listing with the default limit")
 	if d := diff(findingIDs(all[:1000]), findingIDs(page)); d != "" {
 		t.Errorf("limit 0 lists the first 1000 (-want +got):\n%s", d)
 	}
-	page, err = s.WatchFindings(ctx(t), time.Time{}, page[len(page)-1].ID, 0)
+	page, err = s.WatchFindings(ctx(t), time.Time{}, page[len(page)-1].ID, 0, true)
 	must(t, err, "listing the page after the default limit")
 	if d := diff(findingIDs(all[1000:]), findingIDs(page)); d != "" {
 		t.Errorf("the page after 1000 (-want +got):\n%s", d)
@@ -225,17 +235,17 @@ func testWatchFindingsPages(t *testing.T, s store.Store) {
 	if len(wantSince) != 402 {
 		t.Fatalf("test setup: %d findings at or after %s, want 402", len(wantSince), since)
 	}
-	got, err := s.WatchFindings(ctx(t), since, 0, 1<<20)
+	got, err := s.WatchFindings(ctx(t), since, 0, 1<<20, true)
 	must(t, err, "listing since")
 	if d := diff(wantSince, findingIDs(got)); d != "" {
 		t.Errorf("WatchFindings(since %s) (-want +got):\n%s", since, d)
 	}
-	got, err = s.WatchFindings(ctx(t), since.Add(time.Microsecond), 0, 1<<20)
+	got, err = s.WatchFindings(ctx(t), since.Add(time.Microsecond), 0, 1<<20, true)
 	must(t, err, "listing since a microsecond later")
 	if len(got) != 201 {
 		t.Errorf("since a microsecond after the 3-minute findings listed %d, want the 201 of minute 4", len(got))
 	}
-	got, err = s.WatchFindings(ctx(t), us(t0.Add(time.Hour)), 0, 0)
+	got, err = s.WatchFindings(ctx(t), us(t0.Add(time.Hour)), 0, 0, true)
 	must(t, err, "listing since after everything")
 	if len(got) != 0 {
 		t.Errorf("since after every finding listed %d", len(got))
@@ -248,7 +258,7 @@ func testWatchFindingsPages(t *testing.T, s store.Store) {
 		if pages > len(wantSince) {
 			t.Fatalf("paging does not end (after %d)", after)
 		}
-		page, err := s.WatchFindings(ctx(t), since, after, 7)
+		page, err := s.WatchFindings(ctx(t), since, after, 7, true)
 		must(t, err, "listing a page")
 		if len(page) > 7 {
 			t.Fatalf("a page of limit 7 has %d findings", len(page))
@@ -264,7 +274,7 @@ func testWatchFindingsPages(t *testing.T, s store.Store) {
 	}
 
 	// afterID alone, from the middle.
-	got, err = s.WatchFindings(ctx(t), time.Time{}, all[499].ID, 3)
+	got, err = s.WatchFindings(ctx(t), time.Time{}, all[499].ID, 3, true)
 	must(t, err, "listing after an ID")
 	if d := diff(findingIDs(all[500:503]), findingIDs(got)); d != "" {
 		t.Errorf("WatchFindings(after %d, limit 3) (-want +got):\n%s", all[499].ID, d)
@@ -351,7 +361,7 @@ func testConcurrentRecordWatchFindings(t *testing.T, s store.Store) {
 		var after int64
 		for {
 			finished := done.Load() // read once more after the writers are done
-			page, err := s.WatchFindings(c, time.Time{}, after, 50)
+			page, err := s.WatchFindings(c, time.Time{}, after, 50, true)
 			if err != nil {
 				readErr = err
 				return
