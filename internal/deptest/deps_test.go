@@ -86,6 +86,16 @@ var rules = []struct {
 	{module + "/bench/...", false, []forbid{
 		{module + "/issuer/...", "the bench drives a running Trustline or a peer from outside; populate reaches the CA through bench.LoadSigner"},
 	}},
+	{module + "/watch/...", false, []forbid{
+		{module + "/issuer/...", "the watch checks what the CA serves from outside; it shares no code with what it checks"},
+		{module + "/crlgen/...", "the watch parses CRLs itself: a bug in the generator's code must not hide in the check"},
+		{module + "/responder/...", "the watch fetches OCSP as relying parties do"},
+		{module + "/internal/ocspcodec/...", "the watch parses OCSP itself (golang.org/x/crypto/ocsp), apart from the responder's codec"},
+	}},
+	{module + "/issuer/ct/...", false, []forbid{
+		{module + "/issuer", "the CA drives CT through its CTLogs interface, which *ct.Submitter fills in cmd/"},
+		{module + "/internal/store/...", "CT submission keeps no state: the CA stores precertificates and SCTs"},
+	}},
 }
 
 // leaves may import the standard library and only the listed packages
