@@ -112,6 +112,7 @@ func runWatchReport(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "the plant's configuration file; required")
 	since := fs.Duration("since", 24*time.Hour, "report the findings of this last period")
+	asJSON := fs.Bool("json", false, "print the period's rounds and findings as JSON (one object), for scripts")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -140,7 +141,51 @@ func runWatchReport(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		after = page[len(page)-1].ID
 	}
+	if *asJSON {
+		return printWatchJSON(stdout, all, from, time.Now())
+	}
 	return printWatchReport(stdout, all, from, time.Now())
+}
+
+// printWatchJSON writes the period as {"from", "to", "checked": totals,
+// "rounds", "findings": [...]} (findings without their evidence).
+func printWatchJSON(w io.Writer, rows []store.WatchFinding, from, to time.Time) error {
+	type finding struct {
+		At         time.Time `json:"at"`
+		Watcher    string    `json:"watcher"`
+		Object     string    `json:"object"`
+		Kind       string    `json:"kind"`
+		URL        string    `json:"url"`
+		Serial     string    `json:"serial,omitempty"`
+		Issuer     string    `json:"issuer,omitempty"`
+		HTTPStatus int       `json:"http_status,omitempty"`
+		Detail     string    `json:"detail"`
+	}
+	out := struct {
+		From     time.Time          `json:"from"`
+		To       time.Time          `json:"to"`
+		Rounds   int                `json:"rounds"`
+		Checked  watch.RoundSummary `json:"checked"`
+		Findings []finding          `json:"findings"`
+	}{From: from.UTC(), To: to.UTC(), Findings: []finding{}}
+	for _, r := range rows {
+		if r.Object == watch.ObjectRound {
+			var s watch.RoundSummary
+			if json.Unmarshal([]byte(r.Detail), &s) == nil {
+				out.Rounds++
+				out.Checked.Certificates += s.Certificates
+				out.Checked.OCSP += s.OCSP
+				out.Checked.CRL += s.CRL
+				out.Checked.Findings += s.Findings
+			}
+			continue
+		}
+		out.Findings = append(out.Findings, finding{At: r.At.UTC(), Watcher: r.Watcher, Object: r.Object, Kind: r.Kind, URL: r.URL,
+			Serial: r.Serial, Issuer: r.Issuer, HTTPStatus: r.HTTPStatus, Detail: r.Detail})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 // printWatchReport writes the report of the rows (findings and round

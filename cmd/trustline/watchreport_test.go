@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -42,5 +43,18 @@ func TestPrintWatchReport(t *testing.T) {
 	printWatchReport(&b, nil, at, at.Add(time.Hour))
 	if !strings.Contains(b.String(), "No round was recorded") || strings.Contains(b.String(), "No disagreements") {
 		t.Errorf("a period without rounds:\n%s", b.String())
+	}
+
+	b.Reset()
+	if err := printWatchJSON(&b, []store.WatchFinding{round("w1", 0), finding("expired", "http://cdn/crl/i/0.crl", "", time.Minute)}, at, at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var js struct {
+		Rounds   int
+		Checked  struct{ OCSP int }
+		Findings []struct{ Kind, URL string }
+	}
+	if err := json.Unmarshal([]byte(b.String()), &js); err != nil || js.Rounds != 1 || js.Checked.OCSP != 40 || len(js.Findings) != 1 || js.Findings[0].Kind != "expired" {
+		t.Errorf("--json: %v\n%s", err, b.String())
 	}
 }
