@@ -44,7 +44,7 @@ type fakePlant struct {
 	dropFromCR    map[serial.Serial]bool // the origin's CRLs leave these out
 	crlBase       string                 // the public CRL base URL the certificates name
 	expiringAsked int
-	revokeOnFetch serial.Serial // revoked in the store when its OCSP response is first asked for
+	revokeOnFetch serial.Serial        // revoked in the store when its OCSP response is first asked for
 	rounds        []store.WatchFinding // the round summaries recorded
 	ocspSrv       *httptest.Server
 	originSrv     *httptest.Server
