@@ -168,18 +168,9 @@ func printWatchJSON(w io.Writer, rows []store.WatchFinding, from, to time.Time) 
 		Checked  watch.RoundSummary `json:"checked"`
 		Findings []finding          `json:"findings"`
 	}{From: from.UTC(), To: to.UTC(), Findings: []finding{}}
-	for _, r := range rows {
-		if r.Object == watch.ObjectRound {
-			var s watch.RoundSummary
-			if json.Unmarshal([]byte(r.Detail), &s) == nil {
-				out.Rounds++
-				out.Checked.Certificates += s.Certificates
-				out.Checked.OCSP += s.OCSP
-				out.Checked.CRL += s.CRL
-				out.Checked.Findings += s.Findings
-			}
-			continue
-		}
+	findings, total, rounds, _ := splitRounds(rows)
+	out.Rounds, out.Checked = rounds, total
+	for _, r := range findings {
 		out.Findings = append(out.Findings, finding{At: r.At.UTC(), Watcher: r.Watcher, Object: r.Object, Kind: r.Kind, URL: r.URL,
 			Serial: r.Serial, Issuer: r.Issuer, HTTPStatus: r.HTTPStatus, Detail: r.Detail})
 	}
@@ -192,28 +183,9 @@ func printWatchJSON(w io.Writer, rows []store.WatchFinding, from, to time.Time) 
 // summaries) recorded between from and to.
 func printWatchReport(w io.Writer, rows []store.WatchFinding, from, to time.Time) error {
 	fmt.Fprintf(w, "Trustline watch report, %s to %s\n\n", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
-	var (
-		fs       []store.WatchFinding
-		total    watch.RoundSummary
-		rounds   int
-		watchers = map[string]bool{}
-	)
-	for _, r := range rows {
-		if r.Object != watch.ObjectRound {
-			fs = append(fs, r)
-			continue
-		}
-		var s watch.RoundSummary
-		if json.Unmarshal([]byte(r.Detail), &s) == nil {
-			rounds++
-			watchers[r.Watcher] = true
-			total.Certificates += s.Certificates
-			total.OCSP += s.OCSP
-			total.CRL += s.CRL
-		}
-	}
+	fs, total, rounds, watchers := splitRounds(rows)
 	fmt.Fprintf(w, "Checked: %d rounds by %d %s; %d certificates sampled, %d OCSP responses and %d CRLs fetched and checked.\n\n",
-		rounds, len(watchers), plural(len(watchers), "watcher", "watchers"), total.Certificates, total.OCSP, total.CRL)
+		rounds, watchers, plural(watchers, "watcher", "watchers"), total.Certificates, total.OCSP, total.CRL)
 	if rounds == 0 {
 		fmt.Fprintln(w, "No round was recorded in this period: no watcher ran, or none could reach the store.")
 	}
@@ -254,6 +226,29 @@ func printWatchReport(w io.Writer, rows []store.WatchFinding, from, to time.Time
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", f.At.UTC().Format(time.RFC3339), f.Object, f.Kind, f.URL, cmp.Or(f.Serial, "-"), f.HTTPStatus, f.Detail)
 	}
 	return tw.Flush()
+}
+
+// splitRounds separates the findings from the round summaries and adds
+// the summaries up.
+func splitRounds(rows []store.WatchFinding) (findings []store.WatchFinding, total watch.RoundSummary, rounds, watchers int) {
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if r.Object != watch.ObjectRound {
+			findings = append(findings, r)
+			continue
+		}
+		var s watch.RoundSummary
+		if json.Unmarshal([]byte(r.Detail), &s) != nil {
+			continue
+		}
+		rounds++
+		seen[r.Watcher] = true
+		total.Certificates += s.Certificates
+		total.OCSP += s.OCSP
+		total.CRL += s.CRL
+		total.Findings += s.Findings
+	}
+	return findings, total, rounds, len(seen)
 }
 
 func plural(n int, one, many string) string {

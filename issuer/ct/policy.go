@@ -57,10 +57,6 @@ func (p Policy) metBy(logs []Log) bool {
 	return len(logs) >= p.MinSCTs && operators(logs) >= p.MinOperators
 }
 
-// possible reports whether logs could satisfy the policy if every one of
-// them answered.
-func (p Policy) possible(logs []Log) bool { return p.metBy(logs) }
-
 // useful reports whether an SCT from l brings logs closer to the policy:
 // it is of a new operator, or there are more SCTs to find than operators.
 // Keeping only those, a certificate embeds MinSCTs SCTs, not every answer
